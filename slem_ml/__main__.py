@@ -1,0 +1,5 @@
+"""``python -m slem_ml`` runs the command line."""
+
+from slem_ml.cli import main
+
+main()
