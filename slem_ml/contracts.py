@@ -243,9 +243,7 @@ class _Parser:
             raise self.fail(key, f"{value!r} must be a finite number ≥ 0")
         return number
 
-    def integer(
-        self, body: dict[str, Any], prefix: str, name: str, default: int, low: int, high: int
-    ) -> int:
+    def integer(self, body: dict[str, Any], prefix: str, name: str, default: int, low: int, high: int) -> int:
         if name not in body:
             return default
         value = body[name]
@@ -367,7 +365,7 @@ class _Parser:
             return None
         parts = text.replace("–", "-").split("-") if text else []
         if len(parts) != 2:
-            raise self.fail(where, f"{value!r} is not a time range like \"08:00-18:00\"")
+            raise self.fail(where, f'{value!r} is not a time range like "08:00-18:00"')
         start, end = (self.clock(p.strip(), where, value) for p in parts)
         if not start < end:
             raise self.fail(
@@ -378,7 +376,7 @@ class _Parser:
     def clock(self, text: str, where: str, value: Any) -> int:
         match = _TIME.match(text)
         if match is None:
-            raise self.fail(where, f"{value!r} is not a time range like \"08:00-18:00\"")
+            raise self.fail(where, f'{value!r} is not a time range like "08:00-18:00"')
         hours, minutes = int(match.group(1)), int(match.group(2))
         if minutes > 59 or hours > 24 or (hours == 24 and minutes):
             raise self.fail(where, f"{value!r}: {text} is not a time of day (00:00..24:00)")

@@ -80,19 +80,58 @@ USAGE_CLASSES: tuple[str, ...] = ("off", "contract", "overtime", "cleaning")
 
 # --- output tables (SPEC §7) ----------------------------------------------------------------------
 INVOICE_LINE_COLUMNS: tuple[str, ...] = (
-    "invoice_id", "client_id", "zone_id", "date", "start", "end", "minutes", "billable_minutes",
-    "energy_kwh", "hours_charge", "energy_charge", "amount", "currency", "adjusted", "original_energy_kwh",
+    "invoice_id",
+    "client_id",
+    "zone_id",
+    "date",
+    "start",
+    "end",
+    "minutes",
+    "billable_minutes",
+    "energy_kwh",
+    "hours_charge",
+    "energy_charge",
+    "amount",
+    "currency",
+    "adjusted",
+    "original_energy_kwh",
 )
 INVOICE_COLUMNS: tuple[str, ...] = (
-    "invoice_id", "client_id", "period", "revision", "lines", "billable_hours", "energy_kwh", "total",
-    "currency", "content_hash",
+    "invoice_id",
+    "client_id",
+    "period",
+    "revision",
+    "lines",
+    "billable_hours",
+    "energy_kwh",
+    "total",
+    "currency",
+    "content_hash",
 )
 CLEANING_COLUMNS: tuple[str, ...] = (
-    "zone_id", "building", "floor", "date", "start", "end", "minutes", "flagged", "excess_minutes",
-    "wasted_kwh", "savings", "inferred",
+    "zone_id",
+    "building",
+    "floor",
+    "date",
+    "start",
+    "end",
+    "minutes",
+    "flagged",
+    "excess_minutes",
+    "wasted_kwh",
+    "savings",
+    "inferred",
 )
 ALERT_COLUMNS: tuple[str, ...] = (
-    "alert_id", "zone_id", "kind", "severity", "detected_at", "first_seen", "last_seen", "score", "detail",
+    "alert_id",
+    "zone_id",
+    "kind",
+    "severity",
+    "detected_at",
+    "first_seen",
+    "last_seen",
+    "score",
+    "detail",
 )
 
 

@@ -1,0 +1,138 @@
+"""Overtime sessions, invoice lines and invoices (SPEC §3.4–3.8), exact to the cent.
+
+Sessions are found vectorised (:func:`slem_ml.sessions.find_runs`); money is computed per session with
+Python integers and ``Decimal`` (sessions are few compared with readings), rounding half up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import ROUND_HALF_UP, Decimal
+
+import numpy as np
+import pandas as pd
+
+from slem_ml import schema as S
+from slem_ml.contracts import SiteConfig
+from slem_ml.coverage import OVERTIME, ReadingCoverage
+from slem_ml.sessions import (
+    MS_PER_KWH_UNIT,
+    decimal_kwh,
+    decimal_minutes,
+    find_runs,
+    rate_fraction,
+    round_cents,
+)
+from slem_ml.timefmt import day_to_date, ms_to_local
+
+__all__ = ["build_invoices", "canonical_lines_text", "invoice_lines"]
+
+_MS_PER_MIN = 60_000
+
+
+def invoice_lines(frame: pd.DataFrame, coverage: ReadingCoverage, site: SiteConfig) -> pd.DataFrame:
+    """One line per overtime session (SPEC §3.4–3.6), ordered by client, date, zone and start."""
+    pieces = coverage.pieces
+    zone = frame[S.ZONE_ID].cat.codes.to_numpy()
+    client = frame[S.CLIENT_ID].cat.codes.to_numpy()
+    runs = find_runs(
+        pieces, pieces.usage == OVERTIME, zone[pieces.reading], client[pieces.reading], pieces.day
+    )
+    if len(runs.first_piece) == 0:
+        return _empty_lines()
+
+    zone_ids = frame[S.ZONE_ID].to_numpy()[runs.reading].astype(str)
+    client_ids = frame[S.CLIENT_ID].to_numpy()[runs.reading].astype(str)
+    billable = _billable_minutes(runs.covered_ms, site.billing.block_minutes)
+    currency = site.site.currency
+    hours, energy, amount, kwh = [], [], [], []
+    for cid, minutes, units in zip(client_ids, billable.tolist(), runs.energy.tolist(), strict=True):
+        contract = site.clients[cid]
+        h_num, h_den = rate_fraction(contract.hourly_rate)
+        e_num, e_den = rate_fraction(contract.energy_rate)
+        hours_charge = round_cents(minutes * h_num, 60 * h_den)  # SPEC §3.6
+        energy_charge = round_cents(units * e_num, MS_PER_KWH_UNIT * e_den)
+        hours.append(hours_charge)
+        energy.append(energy_charge)
+        amount.append(hours_charge + energy_charge)
+        kwh.append(decimal_kwh(units))
+    dates = day_to_date(runs.day)
+    lines = pd.DataFrame(
+        {
+            "invoice_id": [
+                f"INV-{c}-{d.year:04d}{d.month:02d}" for c, d in zip(client_ids, dates, strict=True)
+            ],
+            "client_id": client_ids,
+            "zone_id": zone_ids,
+            "date": dates,
+            "start": ms_to_local(runs.start_ms, site.site.timezone),
+            "end": ms_to_local(runs.end_ms, site.site.timezone),
+            "minutes": [decimal_minutes(ms) for ms in runs.covered_ms.tolist()],
+            "billable_minutes": billable,
+            "energy_kwh": kwh,
+            "hours_charge": hours,
+            "energy_charge": energy,
+            "amount": amount,
+            "currency": currency,
+            "adjusted": False,
+            "original_energy_kwh": kwh,
+        }
+    )
+    lines = lines.sort_values(["client_id", "date", "zone_id", "start"], kind="stable")
+    return lines.reset_index(drop=True)[list(S.INVOICE_LINE_COLUMNS)]
+
+
+def _billable_minutes(covered_ms: np.ndarray, block_minutes: int) -> np.ndarray:
+    """``ceil(minutes / block) × block`` in integer milliseconds (SPEC §3.4)."""
+    block_ms = block_minutes * _MS_PER_MIN
+    return (-(-covered_ms // block_ms) * block_minutes).astype(np.int64)
+
+
+def _empty_lines() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in S.INVOICE_LINE_COLUMNS})
+
+
+def canonical_lines_text(lines: pd.DataFrame) -> str:
+    """The canonical text of an invoice's lines whose sha256 is the ``content_hash`` (SPEC §3.8).
+
+    The invoice_lines.csv columns except ``invoice_id``, comma-separated, ``\\n`` after each line, no header.
+    """
+    columns = [c for c in S.INVOICE_LINE_COLUMNS if c != "invoice_id"]
+    rows = []
+    for record in lines[columns].itertuples(index=False, name=None):
+        rows.append(",".join(_canonical(v) for v in record) + "\n")
+    return "".join(rows)
+
+
+def _canonical(value: object) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
+def build_invoices(lines: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
+    """One invoice per client and month of session dates (SPEC §3.7); revision 1 until stored."""
+    columns = list(S.INVOICE_COLUMNS)
+    if lines.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    rows = []
+    for invoice_id, group in lines.groupby("invoice_id", sort=True):
+        first_date = group["date"].iloc[0]
+        billable = int(group["billable_minutes"].sum())
+        rows.append(
+            {
+                "invoice_id": invoice_id,
+                "client_id": group["client_id"].iloc[0],
+                "period": f"{first_date.year:04d}-{first_date.month:02d}",
+                "revision": 1,
+                "lines": len(group),
+                "billable_hours": (Decimal(billable) / 60).quantize(Decimal("0.01"), ROUND_HALF_UP),
+                "energy_kwh": sum(group["energy_kwh"], Decimal("0.000000")),
+                "total": sum(group["amount"], Decimal("0.00")),
+                "currency": site.site.currency,
+                "content_hash": hashlib.sha256(canonical_lines_text(group).encode("utf-8")).hexdigest(),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,443 @@
+"""Reading and validating sensor readings (SPEC §1).
+
+The boundary of slem: legacy and canonical headers, CSV (any of ``, ; tab |``, comma decimals, BOM, CRLF) and
+Parquet, naive local times and times with offsets all come in; out comes a :class:`~slem_ml.result.Readings`
+with canonical columns, tz-aware UTC timestamps, and a quarantine of bad rows with their source line numbers.
+A file that cannot be used at all raises :class:`~slem_ml.errors.InputError` with one line naming the problem.
+
+Clean files take the fast path (pyarrow parses types); a column pyarrow cannot type is parsed as text,
+vectorised, with a reason for every row that fails.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from slem_ml import schema as S
+from slem_ml.contracts import SiteConfig
+from slem_ml.errors import InputError
+from slem_ml.localtime import localize_naive
+from slem_ml.result import Readings, ValidationReport
+
+__all__ = ["MAX_POWER_W", "read_readings", "validate_frame"]
+
+#: A single lighting zone drawing a megawatt is a broken meter, not a reading.
+MAX_POWER_W = 1_000_000.0
+_SNIFF_BYTES = 64 * 1024
+_DELIMITERS = (",", ";", "\t", "|")
+_TRUE = frozenset({"yes", "true", "1", "y", "t"})
+_FALSE = frozenset({"no", "false", "0", "n", "f", ""})
+#: Timestamp formats tried, in order, for text that is not ISO 8601 (day-first exports).
+_EXTRA_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M")
+_OFFSET_RE = r"(?:[+-]\d{2}:?\d{2}|[zZ])$"
+
+
+def read_readings(path: str | Path, site: SiteConfig) -> Readings:
+    """Read a CSV or Parquet file of readings and validate it against the site's contracts.
+
+    Raises :class:`InputError` for a file that cannot be used at all; bad rows are quarantined instead.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a CSV or Parquet file")
+    head = _read_head(path)
+    digest = _sha256(path)
+    if head.startswith(b"PAR1") or path.suffix.lower() in {".parquet", ".pq"}:
+        raw, headers, lines, notes = _read_parquet(path)
+        fmt = "parquet"
+    else:
+        raw, headers, lines, notes = _read_csv(path, head)
+        fmt = "csv"
+    return _validate(raw, headers, lines, site, path.name, digest, fmt, notes, raw_text=None)
+
+
+def validate_frame(df: pd.DataFrame, site: SiteConfig, *, source: str = "frame") -> Readings:
+    """Validate an in-memory frame exactly as a file would be; ``line`` = row position + 2."""
+    if len(df) == 0:
+        raise InputError(f"{source}: no readings (the table is empty)")
+    headers = _map_headers([str(c) for c in df.columns], source)
+    raw = df.rename(columns={h: c for c, h in headers.items()})[list(headers)].reset_index(drop=True)
+    lines = np.arange(2, len(df) + 2, dtype=np.int64)
+    return _validate(raw, headers, lines, site, source, "", "frame", (), raw_text=df)
+
+
+# --- file sniffing and reading ------------------------------------------------------------------
+
+
+def _read_head(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    if not head.strip(b"\xef\xbb\xbf \r\n\t"):
+        raise InputError(f"{path.name}: the file is empty")
+    return head
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _encoding(path: Path, head: bytes) -> str:
+    if head.startswith(b"PK\x03\x04"):
+        raise InputError(f"{path.name}: looks like an Excel or ZIP file; export the sheet as CSV")
+    if b"\x00" in head:
+        raise InputError(f"{path.name}: binary content, not a CSV or Parquet file")
+    try:
+        head.decode("utf-8")
+        return "utf8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 4:  # a multi-byte character cut by the sniff window
+            return "utf8"
+    try:
+        text = head.decode("cp1252")
+    except UnicodeDecodeError:
+        raise InputError(f"{path.name}: not a text file in UTF-8 or Windows-1252") from None
+    if sum(not (c.isprintable() or c in "\r\n\t") for c in text) > len(text) // 100:
+        raise InputError(f"{path.name}: binary content, not a CSV or Parquet file")
+    return "cp1252"
+
+
+def _read_csv(path: Path, head: bytes) -> tuple[pd.DataFrame, dict[str, str], np.ndarray, tuple]:
+    encoding = _encoding(path, head)
+    header_line = head.decode("utf-8" if encoding == "utf8" else "cp1252", errors="replace")
+    header_line = header_line.lstrip("\ufeff").splitlines()[0] if header_line.strip() else ""
+    delimiter = max(_DELIMITERS, key=header_line.count)
+    if header_line.count(delimiter) == 0:
+        raise InputError(
+            f"{path.name}: not a CSV of readings (the first line has no column separator: "
+            f"{header_line[:60]!r})"
+        )
+    names = [n.strip().strip('"') for n in header_line.split(delimiter)]
+    headers = _map_headers(names, path.name)
+    notes: list[str] = []
+    if delimiter != ",":
+        notes.append(f"columns separated by {delimiter!r}")
+    if encoding != "utf8":
+        notes.append(f"text encoding {encoding}")
+    text_cols = {h: pa.string() for c, h in headers.items() if c not in (S.TIMESTAMP, S.POWER_W)}
+    read = pacsv.ReadOptions(encoding=encoding, block_size=1 << 24)
+    parse = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
+    wanted = list(headers.values())
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=read,
+            parse_options=parse,
+            convert_options=pacsv.ConvertOptions(column_types=text_cols, include_columns=wanted),
+        )
+    except pa.ArrowInvalid:
+        table = _read_csv_text(path, read, parse, wanted)
+    if table.num_rows == 0:
+        raise InputError(f"{path.name}: no readings (only a header line)")
+    frame = table.to_pandas(types_mapper=None).rename(columns={h: c for c, h in headers.items()})
+    if delimiter != "," and not pd.api.types.is_numeric_dtype(frame[S.POWER_W]):
+        frame[S.POWER_W] = frame[S.POWER_W].str.replace(",", ".", regex=False)
+        notes.append("decimal commas read as decimal points")
+    lines = np.arange(2, len(frame) + 2, dtype=np.int64)
+    return frame, headers, lines, tuple(notes)
+
+
+def _read_csv_text(
+    path: Path, read: pacsv.ReadOptions, parse: pacsv.ParseOptions, wanted: list[str]
+) -> pa.Table:
+    """Every column as text: the slow, forgiving path for files pyarrow cannot type."""
+    try:
+        return pacsv.read_csv(
+            path,
+            read_options=read,
+            parse_options=parse,
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(wanted, pa.string()), include_columns=wanted
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        detail = str(exc).splitlines()[0]
+        raise InputError(f"{path.name}: not a readable CSV ({detail})") from None
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, str], np.ndarray, tuple]:
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path.name}: not a readable Parquet file ({exc})") from None
+    headers = _map_headers(list(pf.schema_arrow.names), path.name)
+    table = pf.read(columns=list(headers.values()))
+    if table.num_rows == 0:
+        raise InputError(f"{path.name}: no readings (the Parquet file has no rows)")
+    frame = table.to_pandas().rename(columns={h: c for c, h in headers.items()})
+    return frame, headers, np.arange(1, len(frame) + 1, dtype=np.int64), ("line = Parquet row number",)
+
+
+def _map_headers(names: list[str], source: str) -> dict[str, str]:
+    """canonical name -> header as found; refuses a missing required column, naming near misses."""
+    found: dict[str, str] = {}
+    for name in names:
+        canonical = S.canonical_column(name)
+        if canonical is None:
+            continue
+        if canonical in found:
+            raise InputError(
+                f"{source}: columns {found[canonical]!r} and {name!r} both mean {canonical}; keep one"
+            )
+        found[canonical] = name
+    missing = [c for c in S.REQUIRED_COLUMNS if c not in found]
+    if missing:
+        unknown = [n for n in names if S.canonical_column(n) is None]
+        hints = []
+        for column in missing:
+            close = difflib.get_close_matches(
+                S.normalise_header(column),
+                [S.normalise_header(n) for n in unknown],
+                n=1,
+                cutoff=0.6,
+            )
+            legacy = {
+                S.ZONE_ID: "Room_ID",
+                S.POWER_W: "Power_Usage_W",
+                S.CLIENT_ID: "Client_ID",
+                S.TIMESTAMP: "Timestamp",
+            }[column]
+            hint = f"{column} (or {legacy})"
+            if close:
+                match = next(n for n in unknown if S.normalise_header(n) == close[0])
+                hint += f" — is {match!r} a typo?"
+            hints.append(hint)
+        raise InputError(f"{source}: missing required column {'; '.join(hints)}")
+    return found
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _validate(
+    raw: pd.DataFrame,
+    headers: dict[str, str],
+    lines: np.ndarray,
+    site: SiteConfig,
+    source: str,
+    digest: str,
+    fmt: str,
+    notes: tuple,
+    raw_text: pd.DataFrame | None,
+) -> Readings:
+    n = len(raw)
+    reason = np.full(n, "", dtype=object)
+
+    def flag(mask: np.ndarray | pd.Series, text: str | pd.Series) -> None:
+        mask = np.asarray(mask, dtype=bool) & (reason == "")
+        if isinstance(text, pd.Series):
+            reason[mask] = text.to_numpy(dtype=object)[mask]
+        else:
+            reason[mask] = text
+
+    blank = _blank_rows(raw)
+    flag(blank, "blank line")
+
+    zone = _text(raw[S.ZONE_ID])
+    flag(zone == "", "empty zone_id")
+    client = _text(raw[S.CLIENT_ID])
+    flag(client == "", "missing client_id")
+    known = client.isin(list(site.clients)).to_numpy()
+    named = (client != "").to_numpy() & ~blank
+    if named.any() and not (known & named).any():
+        shown = ", ".join(sorted(client[named].unique())[:5])
+        raise InputError(
+            f"{source}: no row has a client from the contracts (found {shown}); "
+            "check the contracts file or the Client_ID column"
+        )
+    flag(~known, "unknown client_id '" + client + "' (not in contracts)")
+
+    power, power_reason = _power(raw[S.POWER_W])
+    flag(power_reason != "", pd.Series(power_reason))
+
+    timestamp, ts_reason = _timestamps(raw[S.TIMESTAMP], zone, site)
+    flag(ts_reason != "", pd.Series(ts_reason))
+
+    has_flag = S.CLEANING_STAFF in raw.columns
+    cleaning = np.zeros(n, dtype=bool)
+    if has_flag:
+        lowered = _text(raw[S.CLEANING_STAFF]).str.lower()
+        cleaning = lowered.isin(list(_TRUE)).to_numpy()
+        bad = ~(lowered.isin(list(_TRUE)) | lowered.isin(list(_FALSE))).to_numpy()
+        flag(bad, "cleaning_staff is not yes/no, true/false or 1/0")
+
+    good = reason == ""
+    quarantine = _quarantine(raw_text if raw_text is not None else raw, headers, lines, reason, ~good)
+
+    frame = pd.DataFrame(
+        {
+            S.TIMESTAMP: timestamp[good],
+            S.ZONE_ID: zone[good].to_numpy(),
+            S.CLIENT_ID: client[good].to_numpy(),
+            S.POWER_W: power[good],
+            S.CLEANING_STAFF: cleaning[good],
+            S.LINE: lines[good],
+        }
+    )
+    frame = _structure(frame, raw.loc[good], headers)
+    before = len(frame)
+    frame = _dedupe_and_sort(frame)
+    duplicates = before - len(frame)
+
+    reasons = pd.Series(reason[~good]).value_counts().to_dict() if (~good).any() else {}
+    report = ValidationReport(
+        source=source,
+        input_sha256=digest,
+        file_format=fmt,
+        columns=dict(headers),
+        rows_in=n,
+        rows_valid=len(frame),
+        rows_quarantined=int((~good).sum()),
+        rows_duplicate=duplicates,
+        reasons={str(k): int(v) for k, v in reasons.items()},
+        notes=tuple(notes) + (() if has_flag else ("no cleaning_staff column",)),
+        first_timestamp=frame[S.TIMESTAMP].min() if len(frame) else None,
+        last_timestamp=frame[S.TIMESTAMP].max() if len(frame) else None,
+        zones=int(frame[S.ZONE_ID].nunique()),
+        clients=int(frame[S.CLIENT_ID].nunique()),
+    )
+    return Readings(frame=frame, quarantine=quarantine, report=report, has_cleaning_flag=has_flag)
+
+
+def _text(column: pd.Series) -> pd.Series:
+    """A column as stripped text, missing values as ''."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(object)
+    return column.astype("str").fillna("").str.strip().replace({"nan": "", "None": "", "<NA>": ""})
+
+
+def _blank_rows(raw: pd.DataFrame) -> np.ndarray:
+    blank = np.ones(len(raw), dtype=bool)
+    for name in raw.columns:
+        col = raw[name]
+        empty = col.isna().to_numpy()
+        if pd.api.types.is_string_dtype(col) or col.dtype == object:
+            empty = empty | (col.fillna("").astype("str").str.strip() == "").to_numpy()
+        blank &= empty
+    return blank
+
+
+def _power(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Power [W] as float and a reason per row ('' = fine)."""
+    if pd.api.types.is_bool_dtype(column):
+        values = np.full(len(column), np.nan)
+        text = pd.Series(["non-numeric power_w"] * len(column))
+        return values, text.to_numpy(dtype=object)
+    if pd.api.types.is_numeric_dtype(column):
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(values)
+        non_numeric = np.zeros(len(values), dtype=bool)
+    else:
+        text = column.astype("str").fillna("").str.strip()
+        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        missing = (text == "").to_numpy() | text.str.lower().isin(["nan", "na", "n/a", "null"]).to_numpy()
+        non_numeric = np.isnan(values) & ~missing
+    reason = np.full(len(values), "", dtype=object)
+    with np.errstate(invalid="ignore"):
+        reason[values > MAX_POWER_W] = f"power_w above {MAX_POWER_W:,.0f} W (implausible)"
+        reason[np.isinf(values)] = "power_w is infinite"
+        reason[values < 0] = "negative power_w"
+    reason[non_numeric] = "non-numeric power_w"
+    reason[missing] = "missing power_w"
+    return values, reason
+
+
+def _timestamps(column: pd.Series, zone: pd.Series, site: SiteConfig) -> tuple[np.ndarray, np.ndarray]:
+    """UTC instants [datetime64[ms]] and a reason per row ('' = fine)."""
+    n = len(column)
+    utc = np.full(n, np.datetime64("NaT"), dtype="datetime64[ms]")
+    reason = np.full(n, "", dtype=object)
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        utc[:] = column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")
+    elif pd.api.types.is_datetime64_dtype(column):
+        naive = column.to_numpy(dtype="datetime64[ms]")
+        utc[:], reason[:] = localize_naive(naive, zone.to_numpy(dtype=object), site.site.timezone)
+    else:
+        text = column.astype("str").fillna("").str.strip()
+        offset = text.str.contains(_OFFSET_RE, regex=True, na=False).to_numpy()
+        if offset.any():
+            parsed = pd.to_datetime(text[offset], format="ISO8601", utc=True, errors="coerce")
+            utc[offset] = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")
+        naive_rows = ~offset
+        if naive_rows.any():
+            naive = _parse_naive(text[naive_rows])
+            local_utc, local_reason = localize_naive(
+                naive, zone.to_numpy(dtype=object)[naive_rows], site.site.timezone
+            )
+            utc[naive_rows] = local_utc
+            reason[naive_rows] = local_reason
+        empty = (text == "").to_numpy()
+        bad = np.isnat(utc) & (reason == "")
+        reason[bad & ~empty] = "unparseable timestamp"
+        reason[bad & empty] = "missing timestamp"
+        return utc, reason
+    bad = np.isnat(utc) & (reason == "")
+    reason[bad] = "missing timestamp"
+    return utc, reason
+
+
+def _parse_naive(text: pd.Series) -> np.ndarray:
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    for fmt in _EXTRA_FORMATS:
+        todo = parsed.isna() & (text != "")
+        if not todo.any():
+            break
+        parsed = parsed.where(~todo, pd.to_datetime(text.where(todo), format=fmt, errors="coerce"))
+    return parsed.to_numpy(dtype="datetime64[ms]")
+
+
+def _structure(frame: pd.DataFrame, raw: pd.DataFrame, headers: dict[str, str]) -> pd.DataFrame:
+    """building / floor / zone: from the file where given, else derived from zone_id (SPEC §1)."""
+    zone_ids = pd.Series(frame[S.ZONE_ID].unique())
+    parts = zone_ids.str.extract(S.ZONE_ID_PATTERN)
+    parts["building"] = parts["building"].fillna(zone_ids)
+    lookup = parts.set_axis(zone_ids.to_numpy())
+    for column in (S.BUILDING, S.FLOOR, S.ZONE):
+        derived = frame[S.ZONE_ID].map(lookup[column]).astype("str").fillna("")
+        if column in headers:
+            given = _text(raw[column]).to_numpy()
+            derived = pd.Series(np.where(given != "", given, derived.to_numpy()), index=frame.index)
+        frame[column] = derived.astype("category")
+    for column in (S.ZONE_ID, S.CLIENT_ID):
+        frame[column] = frame[column].astype("category")
+    return frame[[*S.REQUIRED_COLUMNS, S.CLEANING_STAFF, S.BUILDING, S.FLOOR, S.ZONE, S.LINE]]
+
+
+def _dedupe_and_sort(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop exact duplicates (zone, timestamp, power; the later row stays); sort by zone, time, line."""
+    frame[S.TIMESTAMP] = pd.to_datetime(frame[S.TIMESTAMP]).dt.tz_localize("UTC")
+    dup = frame.duplicated([S.ZONE_ID, S.TIMESTAMP, S.POWER_W], keep="last").to_numpy()
+    frame = frame.loc[~dup]
+    order = np.lexsort(
+        (
+            frame[S.LINE].to_numpy(),
+            frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64),
+            frame[S.ZONE_ID].cat.codes.to_numpy(),
+        )
+    )
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def _quarantine(
+    raw: pd.DataFrame, headers: dict[str, str], lines: np.ndarray, reason: np.ndarray, bad: np.ndarray
+) -> pd.DataFrame:
+    """``line, reason`` then the original columns as text, in file order (SPEC §1)."""
+    out = pd.DataFrame({S.LINE: lines[bad], "reason": reason[bad].astype(str)})
+    for canonical, header in headers.items():
+        column = raw[canonical] if canonical in raw.columns else raw[header]
+        values = column.to_numpy()[bad]
+        out[header] = pd.Series(values, dtype=object).astype("str").fillna("").to_numpy()
+    return out
