@@ -220,6 +220,8 @@ class _Parser:
                 raise self.fail(key, "missing; list each client with its contracted hours")
             return {}
         if not isinstance(value, dict):
+            if not key:
+                raise self.fail("", "not a contracts file (expected YAML with site, billing and clients)")
             raise self.fail(key, f"expected a mapping, got {type(value).__name__}")
         if allowed is not None:
             for name in value:
@@ -339,12 +341,14 @@ class _Parser:
         if not isinstance(hours, dict):
             raise self.fail(key, f'{hours!r} must be "24/7" or a mapping like {{mon-fri: "08:00-18:00"}}')
         week: list[DayWindow | None] = [None] * 7
+        seen: set[int] = set()  # a "closed" day is None too, so track the days named
         for days_key, span in hours.items():
             where = f"{key}.{days_key}"
             window = self.span(span, where)
             for day in self.days(str(days_key), where):
-                if week[day] is not None:
+                if day in seen:
                     raise self.fail(where, f"{DAY_NAMES[day]} is listed twice")
+                seen.add(day)
                 week[day] = window
         return tuple(week)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ _FALSE = frozenset({"no", "false", "0", "n", "f", ""})
 #: Timestamp formats tried, in order, for text that is not ISO 8601 (day-first exports).
 _EXTRA_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M")
 _OFFSET_RE = r"(?:[+-]\d{2}:?\d{2}|[zZ])$"
+_DICT = pa.dictionary(pa.int32(), pa.string())
 
 
 def read_readings(path: str | Path, site: SiteConfig) -> Readings:
@@ -54,11 +56,9 @@ def read_readings(path: str | Path, site: SiteConfig) -> Readings:
     digest = _sha256(path)
     if head.startswith(b"PAR1") or path.suffix.lower() in {".parquet", ".pq"}:
         raw, headers, lines, notes = _read_parquet(path)
-        fmt = "parquet"
-    else:
-        raw, headers, lines, notes = _read_csv(path, head)
-        fmt = "csv"
-    return _validate(raw, headers, lines, site, path.name, digest, fmt, notes, raw_text=None)
+        return _validate(raw, headers, lines, site, path.name, digest, "parquet", notes, original=None)
+    raw, headers, lines, notes, original = _read_csv(path, head)
+    return _validate(raw, headers, lines, site, path.name, digest, "csv", notes, original=original)
 
 
 def validate_frame(df: pd.DataFrame, site: SiteConfig, *, source: str = "frame") -> Readings:
@@ -68,7 +68,7 @@ def validate_frame(df: pd.DataFrame, site: SiteConfig, *, source: str = "frame")
     headers = _map_headers([str(c) for c in df.columns], source)
     raw = df.rename(columns={h: c for c, h in headers.items()})[list(headers)].reset_index(drop=True)
     lines = np.arange(2, len(df) + 2, dtype=np.int64)
-    return _validate(raw, headers, lines, site, source, "", "frame", (), raw_text=df)
+    return _validate(raw, headers, lines, site, source, "", "frame", (), original=lambda: df)
 
 
 # --- file sniffing and reading ------------------------------------------------------------------
@@ -110,7 +110,9 @@ def _encoding(path: Path, head: bytes) -> str:
     return "cp1252"
 
 
-def _read_csv(path: Path, head: bytes) -> tuple[pd.DataFrame, dict[str, str], np.ndarray, tuple]:
+def _read_csv(
+    path: Path, head: bytes
+) -> tuple[pd.DataFrame, dict[str, str], np.ndarray, tuple, Callable[[], pd.DataFrame]]:
     encoding = _encoding(path, head)
     header_line = head.decode("utf-8" if encoding == "utf8" else "cp1252", errors="replace")
     header_line = header_line.lstrip("\ufeff").splitlines()[0] if header_line.strip() else ""
@@ -127,7 +129,7 @@ def _read_csv(path: Path, head: bytes) -> tuple[pd.DataFrame, dict[str, str], np
         notes.append(f"columns separated by {delimiter!r}")
     if encoding != "utf8":
         notes.append(f"text encoding {encoding}")
-    text_cols = {h: pa.string() for c, h in headers.items() if c not in (S.TIMESTAMP, S.POWER_W)}
+    text_cols = {h: _DICT for c, h in headers.items() if c not in (S.TIMESTAMP, S.POWER_W)}
     read = pacsv.ReadOptions(encoding=encoding, block_size=1 << 24)
     parse = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
     wanted = list(headers.values())
@@ -139,7 +141,7 @@ def _read_csv(path: Path, head: bytes) -> tuple[pd.DataFrame, dict[str, str], np
             convert_options=pacsv.ConvertOptions(column_types=text_cols, include_columns=wanted),
         )
     except pa.ArrowInvalid:
-        table = _read_csv_text(path, read, parse, wanted)
+        table = _read_csv_text(path, read, parse, wanted, [headers[S.TIMESTAMP], headers[S.POWER_W]])
     if table.num_rows == 0:
         raise InputError(f"{path.name}: no readings (only a header line)")
     frame = table.to_pandas(types_mapper=None).rename(columns={h: c for c, h in headers.items()})
@@ -147,20 +149,29 @@ def _read_csv(path: Path, head: bytes) -> tuple[pd.DataFrame, dict[str, str], np
         frame[S.POWER_W] = frame[S.POWER_W].str.replace(",", ".", regex=False)
         notes.append("decimal commas read as decimal points")
     lines = np.arange(2, len(frame) + 2, dtype=np.int64)
-    return frame, headers, lines, tuple(notes)
+
+    def original() -> pd.DataFrame:  # the file's own text, for the quarantine
+        return _read_csv_text(path, read, parse, wanted, wanted).to_pandas()
+
+    return frame, headers, lines, tuple(notes), original
 
 
 def _read_csv_text(
-    path: Path, read: pacsv.ReadOptions, parse: pacsv.ParseOptions, wanted: list[str]
+    path: Path,
+    read: pacsv.ReadOptions,
+    parse: pacsv.ParseOptions,
+    wanted: list[str],
+    as_text: frozenset[str] | list[str] = frozenset(),
 ) -> pa.Table:
-    """Every column as text: the slow, forgiving path for files pyarrow cannot type."""
+    """Every column as text (ids dictionary-encoded): the forgiving path for files pyarrow cannot type."""
     try:
         return pacsv.read_csv(
             path,
             read_options=read,
             parse_options=parse,
             convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(wanted, pa.string()), include_columns=wanted
+                column_types={h: pa.string() if h in as_text else _DICT for h in wanted},
+                include_columns=wanted,
             ),
         )
     except pa.ArrowInvalid as exc:
@@ -231,7 +242,7 @@ def _validate(
     digest: str,
     fmt: str,
     notes: tuple,
-    raw_text: pd.DataFrame | None,
+    original: Callable[[], pd.DataFrame] | None,
 ) -> Readings:
     n = len(raw)
     reason = np.full(n, "", dtype=object)
@@ -246,19 +257,20 @@ def _validate(
     blank = _blank_rows(raw)
     flag(blank, "blank line")
 
-    zone = _text(raw[S.ZONE_ID])
-    flag(zone == "", "empty zone_id")
-    client = _text(raw[S.CLIENT_ID])
-    flag(client == "", "missing client_id")
-    known = client.isin(list(site.clients)).to_numpy()
-    named = (client != "").to_numpy() & ~blank
+    zone = _labels(raw[S.ZONE_ID])
+    flag(zone.codes == _code(zone, ""), "empty zone_id")
+    client = _labels(raw[S.CLIENT_ID])
+    flag(client.codes == _code(client, ""), "missing client_id")
+    known = np.isin(client.categories, list(site.clients))[client.codes]
+    named = (client.codes != _code(client, "")) & ~blank
     if named.any() and not (known & named).any():
-        shown = ", ".join(sorted(client[named].unique())[:5])
+        shown = ", ".join(sorted(pd.unique(client[named].astype(str)))[:5])
         raise InputError(
             f"{source}: no row has a client from the contracts (found {shown}); "
             "check the contracts file or the Client_ID column"
         )
-    flag(~known, "unknown client_id '" + client + "' (not in contracts)")
+    unknown_text = np.array([f"unknown client_id '{c}' (not in contracts)" for c in client.categories])
+    flag(~known, pd.Series(unknown_text[client.codes]))
 
     power, power_reason = _power(raw[S.POWER_W])
     flag(power_reason != "", pd.Series(power_reason))
@@ -269,19 +281,21 @@ def _validate(
     has_flag = S.CLEANING_STAFF in raw.columns
     cleaning = np.zeros(n, dtype=bool)
     if has_flag:
-        lowered = _text(raw[S.CLEANING_STAFF]).str.lower()
-        cleaning = lowered.isin(list(_TRUE)).to_numpy()
-        bad = ~(lowered.isin(list(_TRUE)) | lowered.isin(list(_FALSE))).to_numpy()
+        staff = _labels(raw[S.CLEANING_STAFF])
+        lowered = staff.categories.str.lower()
+        cleaning = lowered.isin(_TRUE)[staff.codes]
+        bad = ~(lowered.isin(_TRUE) | lowered.isin(_FALSE))[staff.codes]
         flag(bad, "cleaning_staff is not yes/no, true/false or 1/0")
 
     good = reason == ""
-    quarantine = _quarantine(raw_text if raw_text is not None else raw, headers, lines, reason, ~good)
+    source_text = original() if original is not None and not good.all() else raw
+    quarantine = _quarantine(source_text, headers, lines, reason, ~good)
 
     frame = pd.DataFrame(
         {
             S.TIMESTAMP: timestamp[good],
-            S.ZONE_ID: zone[good].to_numpy(),
-            S.CLIENT_ID: client[good].to_numpy(),
+            S.ZONE_ID: zone[good].remove_unused_categories(),
+            S.CLIENT_ID: client[good].remove_unused_categories(),
             S.POWER_W: power[good],
             S.CLEANING_STAFF: cleaning[good],
             S.LINE: lines[good],
@@ -312,17 +326,35 @@ def _validate(
     return Readings(frame=frame, quarantine=quarantine, report=report, has_cleaning_flag=has_flag)
 
 
-def _text(column: pd.Series) -> pd.Series:
-    """A column as stripped text, missing values as ''."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        column = column.astype(object)
-    return column.astype("str").fillna("").str.strip().replace({"nan": "", "None": "", "<NA>": ""})
+def _labels(column: pd.Series) -> pd.Categorical:
+    """A text column as a Categorical of stripped strings, missing values as ''.
+
+    Works on the (few) distinct values, not on every row: ids repeat millions of times.
+    """
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype("category")
+    cats = column.cat.categories
+    cleaned = np.append(pd.Index(cats.astype(str)).str.strip().to_numpy(dtype=object), "")
+    new_codes, new_cats = pd.factorize(cleaned)
+    codes = column.cat.codes.to_numpy().astype(np.int64)
+    codes[codes < 0] = len(cats)
+    return pd.Categorical.from_codes(new_codes[codes], categories=pd.Index(new_cats, dtype=object))
+
+
+def _code(values: pd.Categorical, text: str) -> int:
+    """The code of ``text`` in ``values`` (-2, matching nothing, when absent)."""
+    where = np.flatnonzero(values.categories == text)
+    return int(where[0]) if len(where) else -2
 
 
 def _blank_rows(raw: pd.DataFrame) -> np.ndarray:
     blank = np.ones(len(raw), dtype=bool)
     for name in raw.columns:
         col = raw[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            labels = _labels(col)
+            blank &= labels.codes == _code(labels, "")
+            continue
         empty = col.isna().to_numpy()
         if pd.api.types.is_string_dtype(col) or col.dtype == object:
             empty = empty | (col.fillna("").astype("str").str.strip() == "").to_numpy()
@@ -355,7 +387,7 @@ def _power(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return values, reason
 
 
-def _timestamps(column: pd.Series, zone: pd.Series, site: SiteConfig) -> tuple[np.ndarray, np.ndarray]:
+def _timestamps(column: pd.Series, zone: pd.Categorical, site: SiteConfig) -> tuple[np.ndarray, np.ndarray]:
     """UTC instants [datetime64[ms]] and a reason per row ('' = fine)."""
     n = len(column)
     utc = np.full(n, np.datetime64("NaT"), dtype="datetime64[ms]")
@@ -364,7 +396,7 @@ def _timestamps(column: pd.Series, zone: pd.Series, site: SiteConfig) -> tuple[n
         utc[:] = column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")
     elif pd.api.types.is_datetime64_dtype(column):
         naive = column.to_numpy(dtype="datetime64[ms]")
-        utc[:], reason[:] = localize_naive(naive, zone.to_numpy(dtype=object), site.site.timezone)
+        utc[:], reason[:] = localize_naive(naive, np.asarray(zone.codes), site.site.timezone)
     else:
         text = column.astype("str").fillna("").str.strip()
         offset = text.str.contains(_OFFSET_RE, regex=True, na=False).to_numpy()
@@ -375,7 +407,7 @@ def _timestamps(column: pd.Series, zone: pd.Series, site: SiteConfig) -> tuple[n
         if naive_rows.any():
             naive = _parse_naive(text[naive_rows])
             local_utc, local_reason = localize_naive(
-                naive, zone.to_numpy(dtype=object)[naive_rows], site.site.timezone
+                naive, np.asarray(zone.codes)[naive_rows], site.site.timezone
             )
             utc[naive_rows] = local_utc
             reason[naive_rows] = local_reason
@@ -401,18 +433,21 @@ def _parse_naive(text: pd.Series) -> np.ndarray:
 
 def _structure(frame: pd.DataFrame, raw: pd.DataFrame, headers: dict[str, str]) -> pd.DataFrame:
     """building / floor / zone: from the file where given, else derived from zone_id (SPEC §1)."""
-    zone_ids = pd.Series(frame[S.ZONE_ID].unique())
+    zone_ids = pd.Series(frame[S.ZONE_ID].cat.categories.astype(str))
     parts = zone_ids.str.extract(S.ZONE_ID_PATTERN)
     parts["building"] = parts["building"].fillna(zone_ids)
-    lookup = parts.set_axis(zone_ids.to_numpy())
+    codes = frame[S.ZONE_ID].cat.codes.to_numpy()
     for column in (S.BUILDING, S.FLOOR, S.ZONE):
-        derived = frame[S.ZONE_ID].map(lookup[column]).astype("str").fillna("")
+        derived = pd.Categorical(parts[column].fillna("").astype(str).to_numpy(dtype=object))
+        values = pd.Categorical.from_codes(derived.codes[codes], categories=derived.categories)
         if column in headers:
-            given = _text(raw[column]).to_numpy()
-            derived = pd.Series(np.where(given != "", given, derived.to_numpy()), index=frame.index)
-        frame[column] = derived.astype("category")
-    for column in (S.ZONE_ID, S.CLIENT_ID):
-        frame[column] = frame[column].astype("category")
+            given = _labels(raw[column])
+            if not (given.codes == _code(given, "")).any():
+                values = given.remove_unused_categories()
+            else:
+                text = np.where(given.codes == _code(given, ""), np.asarray(values), np.asarray(given))
+                values = pd.Categorical(text)
+        frame[column] = values
     return frame[[*S.REQUIRED_COLUMNS, S.CLEANING_STAFF, S.BUILDING, S.FLOOR, S.ZONE, S.LINE]]
 
 

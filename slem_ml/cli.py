@@ -1,0 +1,272 @@
+"""The ``slem`` command line (SPEC §6): a thin adapter that parses, calls the library and prints.
+
+Exit codes: 0 success; 2 unusable input, configuration or arguments (one line on stderr, nothing written);
+1 unexpected failure (one line on stderr; the traceback goes to a log file, never to the screen).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+import traceback
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from slem_ml.errors import SlemError
+
+if TYPE_CHECKING:
+    from slem_ml.result import ScoringResult
+    from slem_ml.storage import StoredRun
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="slem",
+    help="Smart Light & Energy Management: overtime invoices, cleaning waste and lighting analytics.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_DB = "sqlite:///slem.db"
+SAMPLE_CONTRACTS = Path(__file__).parent / "data" / "contracts.yaml"
+
+
+class Engine(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+class Format(StrEnum):
+    periodic = "periodic"
+    legacy = "legacy"
+
+
+def _say(text: str = "") -> None:
+    typer.echo(text)
+
+
+class _Progress:
+    """Stage-by-stage progress on stderr: a rewritten line on a terminal, plain lines otherwise."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        elapsed = time.perf_counter() - self.start
+        bar = "#" * int(fraction * 20)
+        text = f"[{bar:<20}] {fraction:4.0%} {stage:<10} {elapsed:6.1f} s"
+        if self.tty:
+            sys.stderr.write("\r" + text)
+            if fraction >= 1.0:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+@app.command()
+def validate(
+    readings: Annotated[Path, typer.Argument(help="CSV or Parquet file of readings.")],
+    contracts: Annotated[
+        Path, typer.Option(help="Site configuration (default: the shipped sample contracts).")
+    ] = SAMPLE_CONTRACTS,
+) -> None:
+    """Check a readings file and print the validation report; writes nothing."""
+    from slem_ml.contracts import load_site
+    from slem_ml.reader import read_readings
+
+    site = load_site(contracts)
+    report = read_readings(readings, site).report
+    _say(f"{report.source}: {report.file_format}, sha256 {report.input_sha256[:12]}…")
+    _say(f"  columns      {', '.join(f'{k}←{v}' for k, v in report.columns.items())}")
+    _say(f"  rows in      {report.rows_in:>12,}")
+    _say(f"  valid        {report.rows_valid:>12,}")
+    _say(f"  quarantined  {report.rows_quarantined:>12,}")
+    _say(f"  duplicates   {report.rows_duplicate:>12,}")
+    for reason, count in sorted(report.reasons.items(), key=lambda kv: -kv[1]):
+        _say(f"    {count:>8,}  {reason}")
+    if report.first_timestamp is not None:
+        tz = site.site.timezone
+        first = report.first_timestamp.tz_convert(tz).isoformat()
+        last = report.last_timestamp.tz_convert(tz).isoformat() if report.last_timestamp else ""
+        _say(f"  period       {first} … {last}")
+    _say(f"  zones        {report.zones:>12,}    clients {report.clients}")
+    for note in report.notes:
+        _say(f"  note: {note}")
+
+
+@app.command()
+def score(
+    readings: Annotated[Path, typer.Argument(help="CSV or Parquet file of readings.")],
+    contracts: Annotated[Path, typer.Option(help="Site configuration (contracts.yaml).")],
+    out: Annotated[Path, typer.Option(help="Directory for the outputs (SPEC §7).")],
+    engine: Annotated[Engine, typer.Option(help="Where to compute.")] = Engine.local,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(help="Database URL (default $SLEM_DATABASE_URL or sqlite:///slem.db)."),
+    ] = None,
+) -> None:
+    """Bill overtime, find cleaning waste, write every output and store the run."""
+    from slem_ml.contracts import load_site
+    from slem_ml.outputs import write_outputs
+    from slem_ml.reader import read_readings
+    from slem_ml.scoring import score as score_readings
+    from slem_ml.storage import open_database, store_result
+
+    if engine is not Engine.local or scheduler:
+        raise SlemError("--engine dask is not available in this release; use --engine local")
+    url = db or os.environ.get("SLEM_DATABASE_URL") or DEFAULT_DB
+    progress = _Progress()
+    progress("config", 0.0)
+    site = load_site(contracts)
+    progress("reading", 0.05)
+    clock = time.perf_counter()
+    validated = read_readings(readings, site)
+    read_s = time.perf_counter() - clock
+
+    def scoring_progress(stage: str, fraction: float) -> None:
+        progress(stage, 0.3 + 0.4 * fraction)
+
+    result = score_readings(validated, site, progress=scoring_progress)
+    result.timings = {"read_s": read_s, **result.timings}
+    progress("storing", 0.75)
+    clock = time.perf_counter()
+    database = open_database(url)
+    try:
+        stored = store_result(database, result)
+    finally:
+        database.dispose()
+    result.timings["store_s"] = time.perf_counter() - clock
+    if stored.revisions:
+        result.invoices["revision"] = result.invoices["invoice_id"].map(stored.revisions).astype(int)
+    progress("writing", 0.85)
+    written = write_outputs(result, out)
+    progress("done", 1.0)
+    _print_summary(result, out, written, url, stored)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet).")],
+    days: Annotated[int, typer.Option(min=1, max=3660, help="Number of days.")] = 31,
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD).")] = "2025-02-01",
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 0,
+    format: Annotated[
+        Format, typer.Option("--format", help="periodic or legacy (sparse).")
+    ] = Format.periodic,
+    labels: Annotated[Path | None, typer.Option(help="Where to write the ground-truth labels.")] = None,
+    zones: Annotated[int, typer.Option(min=1, max=100_000, help="Number of zones.")] = 40,
+    step_minutes: Annotated[int, typer.Option(min=1, max=60, help="Periodic step [min].")] = 5,
+    faults_after: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Faults only after this fraction of the period.")
+    ] = 0.0,
+    contracts: Annotated[Path, typer.Option(help="Site whose clients lease the zones.")] = SAMPLE_CONTRACTS,
+) -> None:
+    """Write realistic sample readings with ground-truth labels (faults, cleaning, overtime)."""
+    from slem_ml.contracts import load_site
+    from slem_ml.generate import GeneratorConfig, write_generated
+    from slem_ml.generate import generate as make
+
+    try:
+        first = dt.date.fromisoformat(start)
+    except ValueError:
+        raise SlemError(f"--start: {start!r} is not a date (YYYY-MM-DD)") from None
+    config = GeneratorConfig(
+        start=first,
+        days=days,
+        zones=zones,
+        step_minutes=step_minutes,
+        seed=seed,
+        fmt=format.value,
+        faults_after=faults_after,
+        site=load_site(contracts),
+    )
+    clock = time.perf_counter()
+    data = make(config)
+    write_generated(data, out, labels)
+    _say(
+        f"wrote {len(data.readings):,} {format.value} readings of {zones} zones over {days} days to {out}"
+        + (f" and {len(data.labels):,} labels to {labels}" if labels else "")
+        + f" in {time.perf_counter() - clock:.1f} s"
+    )
+
+
+# --- the end-of-run screen ----------------------------------------------------------------------
+
+
+def _print_summary(result: ScoringResult, out: Path, written: dict, url: str, stored: StoredRun) -> None:
+    report = result.report
+    currency = result.site.site.currency
+    _say()
+    _say(f"slem score — {report.source}")
+    _say(
+        f"  rows in {report.rows_in:,}  scored {report.rows_valid:,}  "
+        f"quarantined {report.rows_quarantined:,}  duplicates {report.rows_duplicate:,}"
+    )
+    for reason, count in sorted(report.reasons.items(), key=lambda kv: -kv[1])[:5]:
+        _say(f"    {count:>8,}  {reason}")
+    invoices = result.invoices
+    if invoices.empty:
+        _say("  invoices: none (no overtime outside contracted hours)")
+    else:
+        _say(f"  invoices ({len(invoices)}):")
+        for row in invoices.itertuples(index=False):
+            _say(
+                f"    {row.invoice_id:<18} rev {row.revision:<2} {row.lines:>5} lines "
+                f"{row.billable_hours:>9} h {row.total:>12} {currency}"
+            )
+        total = sum(invoices["total"])
+        _say(f"    {'total':<18} {'':>19} {'':>11} {total:>12} {currency}")
+    sessions = result.cleaning_sessions
+    flagged = sessions[sessions["flagged"].astype(bool)] if len(sessions) else sessions
+    if len(flagged):
+        savings = sum(flagged["savings"])
+        _say(
+            f"  cleaning: {len(sessions):,} sessions, {len(flagged):,} over "
+            f"{result.site.cleaning.flag_after_minutes} min; savings {savings} {currency}"
+        )
+    else:
+        _say(f"  cleaning: {len(sessions):,} sessions, none flagged")
+    run_note = "new run" if stored.created else "identical run already stored"
+    _say(f"  stored: run {stored.run_id} in {_safe_url(url)} ({run_note})")
+    _say(f"  results: {out}/ ({', '.join(sorted(p.name for p in written.values()))})")
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://…@{rest.split('@', 1)[1]}"
+    return url
+
+
+# --- entry point ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; user errors exit 2 with one line, anything unexpected exits 1 without a traceback."""
+    try:
+        app(args=argv, prog_name="slem")  # click handles --help and usage errors (exit 2) itself
+    except SlemError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: no traceback on the user's screen
+        log = Path(tempfile.gettempdir()) / f"slem-error-{os.getpid()}.log"
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        typer.echo(f"unexpected error: {type(exc).__name__}: {exc} (details in {log})", err=True)
+        sys.exit(1)
