@@ -23,7 +23,7 @@ from slem_ml.sessions import (
     rate_fraction,
     round_cents,
 )
-from slem_ml.timefmt import day_to_date, ms_to_local
+from slem_ml.timefmt import day_to_date, iso_local, ms_to_local
 
 __all__ = ["build_invoices", "canonical_lines_text", "invoice_lines"]
 
@@ -92,24 +92,24 @@ def _empty_lines() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in S.INVOICE_LINE_COLUMNS})
 
 
-def canonical_lines_text(lines: pd.DataFrame) -> str:
-    """The canonical text of an invoice's lines whose sha256 is the ``content_hash`` (SPEC §3.8).
+def canonical_lines_text(lines: pd.DataFrame) -> np.ndarray:
+    """The canonical text of each line; an invoice's ``content_hash`` is the sha256 of its lines' texts.
 
-    The invoice_lines.csv columns except ``invoice_id``, comma-separated, ``\\n`` after each line, no header.
+    The invoice_lines.csv columns except ``invoice_id``, comma-separated, ``\\n`` after each line; times in
+    ISO 8601 with the site offset, Decimals as written, booleans ``true``/``false`` (SPEC §3.8).
     """
+    text = pd.Series("", index=lines.index, dtype=object)
     columns = [c for c in S.INVOICE_LINE_COLUMNS if c != "invoice_id"]
-    rows = []
-    for record in lines[columns].itertuples(index=False, name=None):
-        rows.append(",".join(_canonical(v) for v in record) + "\n")
-    return "".join(rows)
-
-
-def _canonical(value: object) -> str:
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return str(value)
+    for i, column in enumerate(columns):
+        values = lines[column]
+        if column in ("start", "end"):
+            cell = pd.Series(iso_local(pd.DatetimeIndex(values)), index=lines.index)
+        elif column == "adjusted":
+            cell = pd.Series(np.where(values.to_numpy(dtype=bool), "true", "false"), index=lines.index)
+        else:
+            cell = values.astype(str).astype(object)
+        text = text + ("," if i else "") + cell
+    return (text + "\n").to_numpy(dtype=object)
 
 
 def build_invoices(lines: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
@@ -118,6 +118,7 @@ def build_invoices(lines: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
     if lines.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     rows = []
+    texts = canonical_lines_text(lines)
     for invoice_id, group in lines.groupby("invoice_id", sort=True):
         first_date = group["date"].iloc[0]
         billable = int(group["billable_minutes"].sum())
@@ -132,7 +133,9 @@ def build_invoices(lines: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
                 "energy_kwh": sum(group["energy_kwh"], Decimal("0.000000")),
                 "total": sum(group["amount"], Decimal("0.00")),
                 "currency": site.site.currency,
-                "content_hash": hashlib.sha256(canonical_lines_text(group).encode("utf-8")).hexdigest(),
+                "content_hash": hashlib.sha256(
+                    "".join(texts[lines.index.get_indexer(group.index)]).encode("utf-8")
+                ).hexdigest(),
             }
         )
     return pd.DataFrame(rows, columns=columns)

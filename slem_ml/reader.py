@@ -246,13 +246,15 @@ def _validate(
 ) -> Readings:
     n = len(raw)
     reason = np.full(n, "", dtype=object)
+    bad = np.zeros(n, dtype=bool)
 
-    def flag(mask: np.ndarray | pd.Series, text: str | pd.Series) -> None:
-        mask = np.asarray(mask, dtype=bool) & (reason == "")
-        if isinstance(text, pd.Series):
-            reason[mask] = text.to_numpy(dtype=object)[mask]
-        else:
-            reason[mask] = text
+    def flag(mask: np.ndarray, text: str | np.ndarray) -> None:
+        """Quarantine rows in ``mask`` not yet quarantined; the first reason found stands."""
+        new = np.asarray(mask, dtype=bool) & ~bad
+        if not new.any():
+            return
+        reason[new] = text[new] if isinstance(text, np.ndarray) else text
+        bad[new] = True
 
     blank = _blank_rows(raw)
     flag(blank, "blank line")
@@ -270,13 +272,13 @@ def _validate(
             "check the contracts file or the Client_ID column"
         )
     unknown_text = np.array([f"unknown client_id '{c}' (not in contracts)" for c in client.categories])
-    flag(~known, pd.Series(unknown_text[client.codes]))
+    flag(~known, unknown_text[client.codes])
 
     power, power_reason = _power(raw[S.POWER_W])
-    flag(power_reason != "", pd.Series(power_reason))
+    flag(power_reason != "", power_reason)
 
     timestamp, ts_reason = _timestamps(raw[S.TIMESTAMP], zone, site)
-    flag(ts_reason != "", pd.Series(ts_reason))
+    flag(ts_reason != "", ts_reason)
 
     has_flag = S.CLEANING_STAFF in raw.columns
     cleaning = np.zeros(n, dtype=bool)
@@ -284,10 +286,10 @@ def _validate(
         staff = _labels(raw[S.CLEANING_STAFF])
         lowered = staff.categories.str.lower()
         cleaning = lowered.isin(_TRUE)[staff.codes]
-        bad = ~(lowered.isin(_TRUE) | lowered.isin(_FALSE))[staff.codes]
-        flag(bad, "cleaning_staff is not yes/no, true/false or 1/0")
+        unclear = ~(lowered.isin(_TRUE) | lowered.isin(_FALSE))[staff.codes]
+        flag(unclear, "cleaning_staff is not yes/no, true/false or 1/0")
 
-    good = reason == ""
+    good = ~bad
     source_text = original() if original is not None and not good.all() else raw
     quarantine = _quarantine(source_text, headers, lines, reason, ~good)
 
@@ -470,9 +472,10 @@ def _quarantine(
     raw: pd.DataFrame, headers: dict[str, str], lines: np.ndarray, reason: np.ndarray, bad: np.ndarray
 ) -> pd.DataFrame:
     """``line, reason`` then the original columns as text, in file order (SPEC §1)."""
-    out = pd.DataFrame({S.LINE: lines[bad], "reason": reason[bad].astype(str)})
+    rows = np.flatnonzero(bad)
+    out = pd.DataFrame({S.LINE: lines[rows], "reason": reason[rows].astype(str)})
     for canonical, header in headers.items():
         column = raw[canonical] if canonical in raw.columns else raw[header]
-        values = column.to_numpy()[bad]
+        values = column.iloc[rows].astype(object).to_numpy()
         out[header] = pd.Series(values, dtype=object).astype("str").fillna("").to_numpy()
     return out
