@@ -1,0 +1,362 @@
+"""Write everything ``slem score`` produces into one output folder (SPEC §7).
+
+The folder gets ``scored_readings.parquet``, ``invoice_lines.csv``, ``invoices.csv``,
+``cleaning_sessions.csv``, ``alerts.csv``, ``quarantine.csv``, ``summary.json`` and ``invoices/INV-….html``.
+Writing is all or nothing: every file is written into a hidden staging folder beside ``out_dir`` and only then
+moved into place, the previous run's files moved aside first and restored if anything fails. Files of ours
+that the new run does not produce (an old month's invoice) go; files that are not ours stay.
+
+Cell formats: ``start``/``end`` and alert times are ISO 8601 with the site's UTC offset
+(``2025-02-10T18:00:00+01:00``), ``date`` is ``YYYY-MM-DD``, Decimals are written exactly as stored
+(2 dp money, 6 dp kWh), minutes with at most 3 decimals, booleans ``true``/``false``. Every CSV goes
+through :func:`slem_ml.csvsafe.write_csv`, so a cell a spreadsheet would run as a formula is escaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from slem_ml import schema
+from slem_ml.contracts import SiteConfig
+from slem_ml.csvsafe import write_csv
+from slem_ml.errors import SlemError
+from slem_ml.result import ScoringResult
+from slem_ml.timefmt import iso_local
+
+__all__ = [
+    "INVOICE_DIR",
+    "OUTPUT_FILES",
+    "bool_text",
+    "date_text",
+    "decimal_text",
+    "format_alerts",
+    "format_cleaning_sessions",
+    "format_invoice_lines",
+    "format_invoices",
+    "format_quarantine",
+    "iso_text",
+    "minutes_text",
+    "write_outputs",
+]
+
+#: The files of one run, by what they hold.
+OUTPUT_FILES: dict[str, str] = {
+    "scored_readings": "scored_readings.parquet",
+    "invoice_lines": "invoice_lines.csv",
+    "invoices": "invoices.csv",
+    "cleaning_sessions": "cleaning_sessions.csv",
+    "alerts": "alerts.csv",
+    "quarantine": "quarantine.csv",
+    "summary": "summary.json",
+}
+#: Sub-folder with one printable invoice per invoice; replaced as a whole on every run.
+INVOICE_DIR = "invoices"
+
+_ALERT_TIMES = ("detected_at", "first_seen", "last_seen")
+
+
+# --- cell formats -------------------------------------------------------------------------------
+
+
+def iso_text(values: pd.Series, timezone: str) -> pd.Series:
+    """Instants as ISO 8601 in ``timezone`` with its offset, e.g. ``2025-02-10T18:00:00+01:00``.
+
+    Milliseconds appear only where they are not zero (``…T18:00:00.250+01:00``). This is
+    :func:`slem_ml.timefmt.iso_local`, the text an invoice's content hash is computed from, so the file
+    reproduces the hash. Missing values give ``""``; naive timestamps raise ``TypeError``.
+    """
+    local = _aware(values).dt.tz_convert(timezone)
+    present = local.notna().to_numpy(dtype=bool)
+    text = np.full(len(local), "", dtype=object)
+    if present.any():
+        text[present] = iso_local(pd.DatetimeIndex(local[present]))
+    return pd.Series(text, index=values.index, dtype="str")
+
+
+def date_text(values: pd.Series, timezone: str) -> pd.Series:
+    """Dates as ``YYYY-MM-DD``; ``datetime.date`` values, or instants taken at their date in ``timezone``."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert(timezone)
+    elif not pd.api.types.is_datetime64_dtype(values.dtype):
+        values = pd.to_datetime(values, format="ISO8601")
+    return values.dt.strftime("%Y-%m-%d").fillna("").astype(str)
+
+
+def decimal_text(values: pd.Series) -> pd.Series:
+    """Decimals exactly as stored (``Decimal("0.50")`` → ``0.50``, never an exponent); missing → ``""``.
+
+    Money must arrive as ``Decimal``: a float here would be a billing bug, so it raises ``TypeError``.
+    """
+    # Decimals are Python objects: formatting them is one call per cell whatever the API. These tables hold a
+    # line per session, not per reading, so this is not a hot path.
+    return values.map(_decimal_cell, na_action="ignore").fillna("").astype(str)
+
+
+def minutes_text(values: pd.Series) -> pd.Series:
+    """Minutes with at most 3 decimals and no float noise.
+
+    Decimals (the engine's exact minutes) are written as stored (``67.500``); floats are rounded half up to
+    3 decimals and written without trailing zeros (``15.000000000002`` → ``15``, ``7.25``, ``0.001``).
+    """
+    if pd.api.types.infer_dtype(values, skipna=True) == "decimal":
+        return decimal_text(values)
+    minutes = pd.to_numeric(values).astype("float64")
+    missing = minutes.isna()
+    thousandths = ((minutes.fillna(0).abs() * 1000 + 0.5) // 1).astype("int64")  # half up
+    whole = (thousandths // 1000).astype(str)
+    rest = thousandths % 1000
+    frac = ("." + rest.astype(str).str.zfill(3).str.rstrip("0")).where(rest > 0, "")
+    sign = pd.Series(np.where((minutes < 0) & (thousandths > 0), "-", ""), index=values.index, dtype="str")
+    return (sign + whole + frac).where(~missing, "").astype(str)
+
+
+def bool_text(values: pd.Series) -> pd.Series:
+    """Booleans as ``true``/``false``; missing → ``""``."""
+    flags = values.astype("boolean")
+    text = pd.Series(np.where(flags.fillna(False).to_numpy(dtype=bool), "true", "false"), index=values.index)
+    return text.where(flags.notna().to_numpy(dtype=bool), "").astype(str)
+
+
+def _decimal_cell(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a Decimal, got {type(value).__name__} {value!r}")
+
+
+def _aware(values: pd.Series) -> pd.Series:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values
+    if values.isna().all():
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ms, UTC]")
+    if pd.api.types.is_object_dtype(values.dtype) and all(
+        getattr(v, "tzinfo", None) is not None for v in values.dropna()
+    ):  # tz-aware instants in more than one zone; only a fallback, the engine gives a tz dtype
+        return pd.to_datetime(values, utc=True)
+    raise TypeError(f"{values.name}: expected tz-aware timestamps, got {values.dtype}")
+
+
+# --- tables as text ------------------------------------------------------------------------------
+
+
+def format_invoice_lines(lines: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
+    """``invoice_lines.csv`` as text cells (``schema.INVOICE_LINE_COLUMNS``, in that order), unescaped.
+
+    Apart from ``invoice_id``, a line's cells are the text its invoice's ``content_hash`` is computed from
+    (:func:`slem_ml.billing.canonical_lines_text`), unless a cell had to be escaped or quoted.
+    """
+    tz = site.site.timezone
+    out = _columns(lines, schema.INVOICE_LINE_COLUMNS, "invoice lines", tz)
+    out["date"] = date_text(out["date"], tz)
+    for column in ("start", "end"):
+        out[column] = iso_text(out[column], tz)
+    out["minutes"] = minutes_text(out["minutes"])
+    out["billable_minutes"] = _integer_text(out["billable_minutes"])
+    for column in ("energy_kwh", "hours_charge", "energy_charge", "amount", "original_energy_kwh"):
+        out[column] = decimal_text(out[column])
+    out["adjusted"] = bool_text(out["adjusted"])
+    return out
+
+
+def format_invoices(invoices: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
+    """``invoices.csv`` as text cells (``schema.INVOICE_COLUMNS``)."""
+    out = _columns(invoices, schema.INVOICE_COLUMNS, "invoices", site.site.timezone)
+    for column in ("revision", "lines"):
+        out[column] = _integer_text(out[column])
+    for column in ("billable_hours", "energy_kwh", "total"):
+        out[column] = decimal_text(out[column])
+    return out
+
+
+def format_cleaning_sessions(sessions: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
+    """``cleaning_sessions.csv`` as text cells (``schema.CLEANING_COLUMNS``, then e.g. ``client_id``)."""
+    tz = site.site.timezone
+    out = _columns(sessions, schema.CLEANING_COLUMNS, "cleaning sessions", tz)
+    out["date"] = date_text(out["date"], tz)
+    for column in ("start", "end"):
+        out[column] = iso_text(out[column], tz)
+    for column in ("minutes", "excess_minutes"):
+        out[column] = minutes_text(out[column])
+    for column in ("wasted_kwh", "savings"):
+        out[column] = decimal_text(out[column])
+    for column in ("flagged", "inferred"):
+        out[column] = bool_text(out[column])
+    return out
+
+
+def format_alerts(alerts: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
+    """``alerts.csv`` (``schema.ALERT_COLUMNS``); ``score`` stays a number, rounded to 6 decimals."""
+    out = _columns(alerts, schema.ALERT_COLUMNS, "alerts", site.site.timezone)
+    for column in _ALERT_TIMES:
+        out[column] = iso_text(out[column], site.site.timezone)
+    out["score"] = pd.to_numeric(out["score"]).astype("float64").round(6)
+    return out
+
+
+def format_quarantine(quarantine: pd.DataFrame) -> pd.DataFrame:
+    """``quarantine.csv``: ``line``, ``reason``, then the original columns as they were read."""
+    out = quarantine.copy()
+    for column in (schema.LINE, "reason"):
+        if column not in out.columns:
+            out[column] = pd.Series(dtype="object")
+    rest = [c for c in out.columns if c not in (schema.LINE, "reason")]
+    out = out[[schema.LINE, "reason", *rest]]
+    out[schema.LINE] = _integer_text(out[schema.LINE])
+    return out
+
+
+def _columns(frame: pd.DataFrame, columns: Iterable[str], what: str, timezone: str) -> pd.DataFrame:
+    """The contract's columns in order, then any further columns of ``frame`` in a generic text form."""
+    columns = list(columns)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {', '.join(missing)}")
+    extra = [c for c in frame.columns if c not in columns]
+    out = frame.loc[:, [*columns, *extra]].copy()
+    for column in extra:
+        out[column] = _generic_text(out[column], timezone)
+    return out
+
+
+def _generic_text(values: pd.Series, timezone: str) -> pd.Series:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return iso_text(values, timezone)
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind == "boolean":
+        return bool_text(values)
+    if kind == "decimal":
+        return decimal_text(values)
+    if kind == "date":
+        return date_text(values, timezone)
+    return values
+
+
+def _integer_text(values: pd.Series) -> pd.Series:
+    return values.astype("Int64").astype("string").fillna("").astype(str)
+
+
+# --- the output folder ---------------------------------------------------------------------------
+
+
+def write_outputs(result: ScoringResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write all outputs of ``result`` into ``out_dir`` (created if needed), all or nothing.
+
+    Returns the written files by their path relative to ``out_dir`` (``"invoice_lines.csv"``,
+    ``"invoices/INV-C001-202502.html"``, …). Raises :class:`SlemError` when ``out_dir`` is not a folder.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SlemError(f"{out_dir}: exists and is not a folder; choose another --out")
+    parent = out_dir.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.writing-", dir=parent))
+    try:
+        written = _write_all(result, staging)
+        _install(staging, out_dir, [*OUTPUT_FILES.values(), INVOICE_DIR])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {name: out_dir / name for name in written}
+
+
+def _write_all(result: ScoringResult, folder: Path) -> list[str]:
+    from slem_ml.invoice_render import write_invoice_files  # lazy: jinja2 is only needed here
+
+    site = result.site
+    _write_readings(result.readings, site, folder / OUTPUT_FILES["scored_readings"])
+    write_csv(format_invoice_lines(result.invoice_lines, site), folder / OUTPUT_FILES["invoice_lines"])
+    write_csv(format_invoices(result.invoices, site), folder / OUTPUT_FILES["invoices"])
+    write_csv(
+        format_cleaning_sessions(result.cleaning_sessions, site),
+        folder / OUTPUT_FILES["cleaning_sessions"],
+    )
+    write_csv(format_alerts(result.alerts, site), folder / OUTPUT_FILES["alerts"])
+    write_csv(format_quarantine(result.quarantine), folder / OUTPUT_FILES["quarantine"])
+    summary = json.dumps(result.summary(), indent=2, ensure_ascii=False, default=_json_default)
+    (folder / OUTPUT_FILES["summary"]).write_text(summary + "\n", encoding="utf-8")
+    invoices = write_invoice_files(result, folder)  # creates folder/invoices even when there are none
+    return [*OUTPUT_FILES.values(), *(p.relative_to(folder).as_posix() for p in invoices)]
+
+
+def _write_readings(readings: pd.DataFrame, site: SiteConfig, path: Path) -> None:
+    """Scored readings with canonical columns first; instants tz-aware in the site timezone."""
+    first = [
+        *schema.REQUIRED_COLUMNS,
+        *schema.OPTIONAL_COLUMNS,
+        schema.IN_CONTRACT,
+        schema.IS_ON,
+        schema.USAGE_CLASS,
+        schema.COVERED_MINUTES,
+        schema.EXPECTED_POWER_W,
+        schema.ANOMALY_SCORE,
+        schema.IS_ANOMALY,
+    ]
+    order = [c for c in first if c in readings.columns]
+    order += [c for c in readings.columns if c not in order]
+    frame = readings.loc[:, order].copy()
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert(site.site.timezone)
+    frame.to_parquet(path, index=False)
+
+
+def _install(staging: Path, out_dir: Path, names: list[str]) -> None:
+    """Move ``names`` from ``staging`` into ``out_dir``; on any failure put the previous files back."""
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    backup = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.previous-", dir=out_dir.absolute().parent))
+    moved_aside: list[str] = []
+    moved_in: list[str] = []
+    try:
+        for name in names:
+            target = out_dir / name
+            if target.exists() or target.is_symlink():
+                os.replace(target, backup / name)
+                moved_aside.append(name)
+        for name in names:
+            if (staging / name).exists():
+                os.replace(staging / name, out_dir / name)
+                moved_in.append(name)
+    except BaseException:
+        # Best effort, one file at a time: one file that cannot be put back must not strand the others.
+        for name in moved_in:
+            with contextlib.suppress(OSError):
+                _remove(out_dir / name)
+        for name in moved_aside:
+            with contextlib.suppress(OSError):
+                os.replace(backup / name, out_dir / name)
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
