@@ -123,7 +123,7 @@ def score(
     from slem_ml.outputs import write_outputs
     from slem_ml.reader import read_readings
     from slem_ml.scoring import score as score_readings
-    from slem_ml.storage import open_database, store_result
+    from slem_ml.storage import open_database, store_result, with_revisions
 
     if engine is not Engine.local or scheduler:
         raise SlemError("--engine dask is not available in this release; use --engine local")
@@ -137,7 +137,7 @@ def score(
     read_s = time.perf_counter() - clock
 
     def scoring_progress(stage: str, fraction: float) -> None:
-        progress(stage, 0.3 + 0.4 * fraction)
+        progress(stage, 0.3 + 0.4 * min(fraction, 0.99))
 
     result = score_readings(validated, site, progress=scoring_progress)
     result.timings = {"read_s": read_s, **result.timings}
@@ -149,8 +149,7 @@ def score(
     finally:
         database.dispose()
     result.timings["store_s"] = time.perf_counter() - clock
-    if stored.revisions:
-        result.invoices["revision"] = result.invoices["invoice_id"].map(stored.revisions).astype(int)
+    result.invoices = with_revisions(result.invoices, stored.revisions)
     progress("writing", 0.85)
     written = write_outputs(result, out)
     progress("done", 1.0)
@@ -241,7 +240,8 @@ def _print_summary(result: ScoringResult, out: Path, written: dict, url: str, st
         _say(f"  cleaning: {len(sessions):,} sessions, none flagged")
     run_note = "new run" if stored.created else "identical run already stored"
     _say(f"  stored: run {stored.run_id} in {_safe_url(url)} ({run_note})")
-    _say(f"  results: {out}/ ({', '.join(sorted(p.name for p in written.values()))})")
+    printable = sum(1 for name in written if str(name).startswith("invoices/"))
+    _say(f"  results: {out}/ ({len(written) - printable} files, {printable} printable invoices in invoices/)")
 
 
 def _safe_url(url: str) -> str:

@@ -54,7 +54,7 @@ def score(readings: Readings, site: SiteConfig, *, progress: Progress = _silent)
     progress("readings", 0.9)
     scored = _scored_readings(frame, coverage)
     timings["readings_s"] = time.perf_counter() - clock
-    progress("done", 1.0)
+    progress("scored", 1.0)
 
     return ScoringResult(
         site=site,

@@ -1,0 +1,341 @@
+"""A :class:`~slem_ml.result.ScoringResult` turned into database rows, checked before anything is written.
+
+Every value is converted to what its column holds (``Decimal`` with the column's scale, UTC ``datetime``,
+``date``, ``int``, ``float``, ``bool``). A malformed result is refused with a ``ValueError`` naming the table,
+row and column — a float where money belongs, a naive timestamp, an invoice whose total is not the sum of its
+lines — so that a bad result never reaches the database, and the message says where the bug is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import platform
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import pandas as pd
+
+from slem_ml.result import ScoringResult
+from slem_ml.storage.models import ALERT_STATUSES
+from slem_ml.storage.types import to_exact_decimal, to_utc
+
+__all__ = ["InvoicePayload", "RunPayload", "prepare"]
+
+Row = dict[str, Any]
+Converter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class InvoicePayload:
+    """One invoice: ``row`` for ``invoices`` (no revision yet), ``lines`` for ``invoice_lines``."""
+
+    row: Row
+    lines: tuple[Row, ...]
+
+    @property
+    def invoice_id(self) -> str:
+        return str(self.row["invoice_id"])
+
+    @property
+    def content_hash(self) -> str:
+        return str(self.row["content_hash"])
+
+
+@dataclass(frozen=True)
+class RunPayload:
+    """Everything :func:`~slem_ml.storage.store.store_result` writes for one run."""
+
+    run: Row
+    invoices: tuple[InvoicePayload, ...]
+    cleaning: tuple[Row, ...]
+    alerts: tuple[Row, ...]
+    fingerprint: str
+
+
+def prepare(result: ScoringResult) -> RunPayload:
+    """Check and convert ``result``; raises ``ValueError`` on the first malformed value."""
+    timezone = result.site.site.timezone
+    currency = result.site.site.currency
+    invoices = _invoices(result.invoices, result.invoice_lines, timezone)
+    cleaning = tuple(_rows(result.cleaning_sessions, "cleaning_sessions", _CLEANING))
+    alerts = tuple(_rows(result.alerts, "alerts", _ALERT))
+    report = result.report
+    run: Row = {
+        "input_sha256": report.input_sha256,
+        "source": report.source[:500],
+        "timezone": timezone,
+        "currency": currency,
+        "rows_in": report.rows_in,
+        "rows_scored": report.rows_valid,
+        "rows_quarantined": report.rows_quarantined,
+        "rows_duplicate": report.rows_duplicate,
+        "first_timestamp": None if report.first_timestamp is None else to_utc(report.first_timestamp),
+        "last_timestamp": None if report.last_timestamp is None else to_utc(report.last_timestamp),
+        "timings": {str(k): _json_float(v) for k, v in result.timings.items()},
+        "versions": _versions(result.model_versions),
+    }
+    fingerprint = _fingerprint(run, invoices, cleaning, alerts)
+    return RunPayload(run, invoices, cleaning, alerts, fingerprint)
+
+
+# --- converters ---------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("is empty")
+    return text
+
+
+def _money(value: Any) -> Decimal:
+    return to_exact_decimal(value, 14, 2)
+
+
+def _quantity(value: Any) -> Decimal:
+    return to_exact_decimal(value, 18, 6)
+
+
+def _hours(value: Any) -> Decimal:
+    # Billable hours are billable_minutes / 60, a display figure: 1/6 h would never be exact.
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise TypeError(f"expected a Decimal, got {type(value).__name__} {value!r}")
+    return to_exact_decimal(Decimal(value).quantize(Decimal("0.000001"), ROUND_HALF_UP), 18, 6)
+
+
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))
+
+
+def _minutes(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{value!r} is not a duration in minutes")
+    return number
+
+
+def _score(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite score")
+    return number
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or float(value) != int(value):
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str) or value not in (True, False):
+        raise ValueError(f"{value!r} is not true/false")
+    return bool(value)
+
+
+def _period(value: Any) -> str:
+    text = str(value)
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
+        raise ValueError(f"{value!r} is not a period YYYY-MM")
+    return text
+
+
+def _sha256(value: Any) -> str:
+    text = str(value)
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise ValueError(f"{value!r} is not a sha256 hex digest")
+    return text
+
+
+def _status(value: Any) -> str:
+    if value not in ALERT_STATUSES:
+        raise ValueError(f"{value!r} is not one of {', '.join(ALERT_STATUSES)}")
+    return str(value)
+
+
+# frame column -> (row key, converter, required)
+_Spec = Mapping[str, tuple[str, Converter, bool]]
+
+_INVOICE: _Spec = {
+    "invoice_id": ("invoice_id", _text, True),
+    "client_id": ("client_id", _text, True),
+    "period": ("period", _period, True),
+    "lines": ("lines", _whole, True),
+    "billable_hours": ("billable_hours", _hours, True),
+    "energy_kwh": ("energy_kwh", _quantity, True),
+    "total": ("total", _money, True),
+    "currency": ("currency", _text, True),
+    "content_hash": ("content_hash", _sha256, True),
+}
+_LINE: _Spec = {
+    "invoice_id": ("invoice_id", _text, True),
+    "client_id": ("client_id", _text, True),
+    "currency": ("currency", _text, True),
+    "zone_id": ("zone_id", _text, True),
+    "date": ("date", _date, True),
+    "start": ("start_at", to_utc, True),
+    "end": ("end_at", to_utc, True),
+    "minutes": ("minutes", _minutes, True),
+    "billable_minutes": ("billable_minutes", _whole, True),
+    "energy_kwh": ("energy_kwh", _quantity, True),
+    "hours_charge": ("hours_charge", _money, True),
+    "energy_charge": ("energy_charge", _money, True),
+    "amount": ("amount", _money, True),
+    "adjusted": ("adjusted", _flag, False),
+    "original_energy_kwh": ("original_energy_kwh", _quantity, False),
+}
+_LINE_CONTEXT = ("invoice_id", "client_id", "currency")  # checked against the invoice, not stored per line
+_CLEANING: _Spec = {
+    "zone_id": ("zone_id", _text, True),
+    "building": ("building", _text, True),
+    "floor": ("floor", _text, True),
+    "date": ("date", _date, True),
+    "start": ("start_at", to_utc, True),
+    "end": ("end_at", to_utc, True),
+    "minutes": ("minutes", _minutes, True),
+    "flagged": ("flagged", _flag, True),
+    "excess_minutes": ("excess_minutes", _minutes, True),
+    "wasted_kwh": ("wasted_kwh", _quantity, True),
+    "savings": ("savings", _money, True),
+    "inferred": ("inferred", _flag, False),
+}
+_ALERT: _Spec = {
+    "alert_id": ("alert_id", _text, True),
+    "zone_id": ("zone_id", _text, True),
+    "kind": ("kind", _text, True),
+    "severity": ("severity", _text, True),
+    "detected_at": ("detected_at", to_utc, True),
+    "first_seen": ("first_seen", to_utc, True),
+    "last_seen": ("last_seen", to_utc, True),
+    "score": ("score", _score, False),
+    "detail": ("detail", str, False),
+    "status": ("status", _status, False),  # absent until the models layer tracks it
+}
+_DEFAULTS: Row = {"adjusted": False, "inferred": False, "detail": ""}
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.api.types.is_scalar(value) and pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _rows(frame: pd.DataFrame, table: str, spec: _Spec) -> list[Row]:
+    if frame.empty:
+        return []
+    missing = [col for col, (_, _, required) in spec.items() if required and col not in frame.columns]
+    if missing:
+        raise ValueError(f"{table}: missing column(s) {', '.join(missing)}")
+    rows: list[Row] = []
+    for number, record in enumerate(frame.to_dict("records"), start=1):
+        row: Row = {}
+        for column, (key, convert, required) in spec.items():
+            value = record.get(column)
+            if _is_missing(value):
+                if required:
+                    raise ValueError(f"{table} row {number}: {column} is missing")
+                row[key] = _DEFAULTS.get(key)
+                continue
+            try:
+                row[key] = convert(value)
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                raise ValueError(f"{table} row {number}: {column}: {exc}") from None
+        rows.append(row)
+    return rows
+
+
+def _invoices(invoices: pd.DataFrame, lines: pd.DataFrame, timezone: str) -> tuple[InvoicePayload, ...]:
+    heads = _rows(invoices, "invoices", _INVOICE)
+    by_invoice: dict[str, list[Row]] = {}
+    for line in _rows(lines, "invoice_lines", _LINE):
+        by_invoice.setdefault(line["invoice_id"], []).append(line)
+    seen: set[str] = set()
+    out: list[InvoicePayload] = []
+    for head in heads:
+        invoice_id = head["invoice_id"]
+        if invoice_id in seen:
+            raise ValueError(f"invoices: {invoice_id} appears twice")
+        seen.add(invoice_id)
+        items = by_invoice.get(invoice_id, [])
+        _check_invoice(head, items)
+        stored = tuple(
+            {k: v for k, v in item.items() if k not in _LINE_CONTEXT} | {"line_no": n}
+            for n, item in enumerate(items, start=1)
+        )
+        out.append(InvoicePayload(head | {"timezone": timezone}, stored))
+    orphans = sorted(set(by_invoice) - seen)
+    if orphans:
+        raise ValueError(f"invoice_lines: lines for {', '.join(orphans)} without an invoice")
+    return tuple(out)
+
+
+def _check_invoice(head: Row, items: list[Row]) -> None:
+    """SPEC §3.7: an invoice is its lines; the stored header must agree with them."""
+    invoice_id = head["invoice_id"]
+    if head["lines"] != len(items):
+        raise ValueError(f"invoices: {invoice_id} says {head['lines']} lines, invoice_lines has {len(items)}")
+    total = sum((item["amount"] for item in items), Decimal("0.00"))
+    if total != head["total"]:
+        raise ValueError(f"invoices: {invoice_id} total {head['total']} is not the sum of its lines {total}")
+    for item in items:
+        for key in ("client_id", "currency"):
+            if item[key] != head[key]:
+                raise ValueError(
+                    f"invoice_lines: a line of {invoice_id} has {key} {item[key]}, the invoice {head[key]}"
+                )
+
+
+def _json_float(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None  # JSON (and PostgreSQL) have no NaN
+
+
+def _versions(model_versions: Mapping[str, str]) -> Row:
+    import numpy
+    import sqlalchemy
+
+    from slem_ml import __version__
+
+    return {
+        "slem": __version__,
+        "python": platform.python_version(),
+        "pandas": pd.__version__,
+        "numpy": numpy.__version__,
+        "sqlalchemy": sqlalchemy.__version__,
+        "models": {str(k): str(v) for k, v in model_versions.items()},
+    }
+
+
+def _canonical(row: Row) -> str:
+    return json.dumps(row, sort_keys=True, default=str)
+
+
+def _fingerprint(
+    run: Row, invoices: tuple[InvoicePayload, ...], cleaning: tuple[Row, ...], alerts: tuple[Row, ...]
+) -> str:
+    """What makes two runs "the identical run": same input, same counts, same outputs (in any row order).
+
+    Timings, versions, the source's name and the actor are left out: the same file scored again by the same
+    code, under another name or at another speed, is the same run.
+    """
+    keys = ("input_sha256", "rows_in", "rows_scored", "rows_quarantined", "rows_duplicate")
+    content = {
+        "run": [run[key] for key in keys],
+        "invoices": sorted([inv.invoice_id, inv.content_hash] for inv in invoices),
+        "cleaning": sorted(_canonical(row) for row in cleaning),
+        "alerts": sorted(_canonical(row) for row in alerts),
+    }
+    return hashlib.sha256(_canonical(content).encode()).hexdigest()
