@@ -11,9 +11,11 @@ vectorised, with a reason for every row that fails.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,12 +55,23 @@ def read_readings(path: str | Path, site: SiteConfig) -> Readings:
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a CSV or Parquet file")
     head = _read_head(path)
-    digest = _sha256(path)
+    digest, physical_lines = _sha256(path)
     if head.startswith(b"PAR1") or path.suffix.lower() in {".parquet", ".pq"}:
         raw, headers, lines, notes = _read_parquet(path)
         return _validate(raw, headers, lines, site, path.name, digest, "parquet", notes, original=None)
-    raw, headers, lines, notes, original = _read_csv(path, head)
-    return _validate(raw, headers, lines, site, path.name, digest, "csv", notes, original=original)
+    csv_file = _read_csv(path, head, physical_lines)
+    return _validate(
+        csv_file.frame,
+        csv_file.headers,
+        csv_file.lines,
+        site,
+        path.name,
+        digest,
+        "csv",
+        csv_file.notes,
+        original=csv_file.original,
+        malformed=csv_file.malformed,
+    )
 
 
 def validate_frame(df: pd.DataFrame, site: SiteConfig, *, source: str = "frame") -> Readings:
@@ -82,12 +95,16 @@ def _read_head(path: Path) -> bytes:
     return head
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path) -> tuple[str, int]:
+    """The file's sha256 and its number of physical lines (a last line without a line end counts)."""
     h = hashlib.sha256()
+    newlines, last = 0, b"\n"
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+            newlines += block.count(b"\n")
+            last = block[-1:]
+    return h.hexdigest(), newlines + (last != b"\n")
 
 
 def _encoding(path: Path, head: bytes) -> str:
@@ -99,7 +116,7 @@ def _encoding(path: Path, head: bytes) -> str:
         head.decode("utf-8")
         return "utf8"
     except UnicodeDecodeError as exc:
-        if exc.start >= len(head) - 4:  # a multi-byte character cut by the sniff window
+        if len(head) == _SNIFF_BYTES and exc.start >= len(head) - 4:  # a character cut by the window
             return "utf8"
     try:
         text = head.decode("cp1252")
@@ -110,9 +127,17 @@ def _encoding(path: Path, head: bytes) -> str:
     return "cp1252"
 
 
-def _read_csv(
-    path: Path, head: bytes
-) -> tuple[pd.DataFrame, dict[str, str], np.ndarray, tuple, Callable[[], pd.DataFrame]]:
+@dataclass(frozen=True)
+class _CsvFile:
+    frame: pd.DataFrame  # canonical column names, one row per well-formed record
+    headers: dict[str, str]
+    lines: np.ndarray  # 1-based line on which each row starts
+    notes: tuple[str, ...]
+    original: Callable[[], pd.DataFrame]  # the same rows as text, for the quarantine
+    malformed: pd.DataFrame  # records with the wrong number of fields: line, reason, text
+
+
+def _read_csv(path: Path, head: bytes, physical_lines: int) -> _CsvFile:
     encoding = _encoding(path, head)
     header_line = head.decode("utf-8" if encoding == "utf8" else "cp1252", errors="replace")
     header_line = header_line.lstrip("\ufeff").splitlines()[0] if header_line.strip() else ""
@@ -131,7 +156,15 @@ def _read_csv(
         notes.append(f"text encoding {encoding}")
     text_cols = {h: _DICT for c, h in headers.items() if c not in (S.TIMESTAMP, S.POWER_W)}
     read = pacsv.ReadOptions(encoding=encoding, block_size=1 << 24)
-    parse = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
+    invalid: list[int] = []
+
+    def skip_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(row.actual_columns)
+        return "skip"
+
+    parse = pacsv.ParseOptions(
+        delimiter=delimiter, ignore_empty_lines=False, invalid_row_handler=skip_invalid
+    )
     wanted = list(headers.values())
     try:
         table = pacsv.read_csv(
@@ -140,20 +173,55 @@ def _read_csv(
             parse_options=parse,
             convert_options=pacsv.ConvertOptions(column_types=text_cols, include_columns=wanted),
         )
-    except pa.ArrowInvalid:
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV file" in str(exc):
+            raise InputError(f"{path.name}: no readings (only a header line)") from None
+        invalid.clear()
         table = _read_csv_text(path, read, parse, wanted, [headers[S.TIMESTAMP], headers[S.POWER_W]])
-    if table.num_rows == 0:
+    frame = table.to_pandas().rename(columns={h: c for c, h in headers.items()})
+    if len(frame) == 0 or (_blank_rows(frame).all() and not invalid):
         raise InputError(f"{path.name}: no readings (only a header line)")
-    frame = table.to_pandas(types_mapper=None).rename(columns={h: c for c, h in headers.items()})
     if delimiter != "," and not pd.api.types.is_numeric_dtype(frame[S.POWER_W]):
         frame[S.POWER_W] = frame[S.POWER_W].str.replace(",", ".", regex=False)
         notes.append("decimal commas read as decimal points")
-    lines = np.arange(2, len(frame) + 2, dtype=np.int64)
+
+    malformed = pd.DataFrame({S.LINE: pd.Series(dtype=np.int64), "reason": "", "text": ""})
+    if not invalid and physical_lines == len(frame) + 1:
+        lines = np.arange(2, len(frame) + 2, dtype=np.int64)  # one record per line: the usual case
+    else:  # quoted line breaks or malformed records: find where each record starts
+        lines, malformed = _record_lines(path, encoding, delimiter, len(names))
+        if len(lines) != len(frame):
+            raise InputError(f"{path.name}: not a readable CSV (records could not be matched to lines)")
 
     def original() -> pd.DataFrame:  # the file's own text, for the quarantine
         return _read_csv_text(path, read, parse, wanted, wanted).to_pandas()
 
-    return frame, headers, lines, tuple(notes), original
+    return _CsvFile(frame, headers, lines, tuple(notes), original, malformed)
+
+
+def _record_lines(
+    path: Path, encoding: str, delimiter: str, columns: int
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Start line of each well-formed record, and the malformed ones, by reading the file as Python csv.
+
+    The slow path: only files with line breaks inside quoted cells or with malformed records take it.
+    """
+    starts: list[int] = []
+    bad: list[tuple[int, str, str]] = []
+    text_encoding = "utf-8-sig" if encoding == "utf8" else encoding
+    with path.open(encoding=text_encoding, newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        next(reader, None)
+        line = reader.line_num + 1
+        for record in reader:
+            if not record or len(record) == columns:
+                starts.append(line)
+            else:
+                reason = f"malformed row: {len(record)} fields, expected {columns}"
+                bad.append((line, reason, delimiter.join(record)))
+            line = reader.line_num + 1
+    malformed = pd.DataFrame(bad, columns=[S.LINE, "reason", "text"]).astype({S.LINE: np.int64})
+    return np.asarray(starts, dtype=np.int64), malformed
 
 
 def _read_csv_text(
@@ -243,6 +311,7 @@ def _validate(
     fmt: str,
     notes: tuple,
     original: Callable[[], pd.DataFrame] | None,
+    malformed: pd.DataFrame | None = None,
 ) -> Readings:
     n = len(raw)
     reason = np.full(n, "", dtype=object)
@@ -283,7 +352,11 @@ def _validate(
     has_flag = S.CLEANING_STAFF in raw.columns
     cleaning = np.zeros(n, dtype=bool)
     if has_flag:
-        staff = _labels(raw[S.CLEANING_STAFF])
+        column = raw[S.CLEANING_STAFF]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            numbers = column.astype("category")  # 1.0 / 0.0 / NaN from a Parquet or pandas 1/0 flag
+            column = numbers.cat.rename_categories([f"{c:g}" for c in numbers.cat.categories])
+        staff = _labels(column)
         lowered = staff.categories.str.lower()
         cleaning = lowered.isin(_TRUE)[staff.codes]
         unclear = ~(lowered.isin(_TRUE) | lowered.isin(_FALSE))[staff.codes]
@@ -292,6 +365,13 @@ def _validate(
     good = ~bad
     source_text = original() if original is not None and not good.all() else raw
     quarantine = _quarantine(source_text, headers, lines, reason, ~good)
+    if malformed is not None and len(malformed):
+        first_column = next(iter(headers.values()))
+        rows = malformed.rename(columns={"text": first_column})
+        quarantine = pd.concat([quarantine, rows], ignore_index=True).fillna("")
+        quarantine = quarantine.sort_values(S.LINE, kind="stable").reset_index(drop=True)
+        reason = np.concatenate([reason, malformed["reason"].to_numpy(dtype=object)])
+        bad = np.concatenate([bad, np.ones(len(malformed), dtype=bool)])
 
     frame = pd.DataFrame(
         {
@@ -308,15 +388,15 @@ def _validate(
     frame = _dedupe_and_sort(frame)
     duplicates = before - len(frame)
 
-    reasons = pd.Series(reason[~good]).value_counts().to_dict() if (~good).any() else {}
+    reasons = pd.Series(reason[bad]).value_counts().to_dict() if bad.any() else {}
     report = ValidationReport(
         source=source,
         input_sha256=digest,
         file_format=fmt,
         columns=dict(headers),
-        rows_in=n,
+        rows_in=len(bad),
         rows_valid=len(frame),
-        rows_quarantined=int((~good).sum()),
+        rows_quarantined=int(bad.sum()),
         rows_duplicate=duplicates,
         reasons={str(k): int(v) for k, v in reasons.items()},
         notes=tuple(notes) + (() if has_flag else ("no cleaning_staff column",)),
@@ -458,6 +538,8 @@ def _dedupe_and_sort(frame: pd.DataFrame) -> pd.DataFrame:
     frame[S.TIMESTAMP] = pd.to_datetime(frame[S.TIMESTAMP]).dt.tz_localize("UTC")
     dup = frame.duplicated([S.ZONE_ID, S.TIMESTAMP, S.POWER_W], keep="last").to_numpy()
     frame = frame.loc[~dup]
+    for column in (S.ZONE_ID, S.CLIENT_ID):  # text order, whatever order the file met the ids in
+        frame[column] = frame[column].cat.reorder_categories(sorted(frame[column].cat.categories))
     order = np.lexsort(
         (
             frame[S.LINE].to_numpy(),
