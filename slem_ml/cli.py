@@ -53,22 +53,20 @@ def _say(text: str = "") -> None:
 
 
 class _Progress:
-    """Stage-by-stage progress on stderr: a rewritten line on a terminal, plain lines otherwise."""
+    """Stage-by-stage progress on stderr when it is a terminal: one line, rewritten in place."""
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
         self.tty = sys.stderr.isatty()
 
     def __call__(self, stage: str, fraction: float) -> None:
+        if not self.tty:  # logs of unattended runs get the summary, not a bar
+            return
         elapsed = time.perf_counter() - self.start
         bar = "#" * int(fraction * 20)
-        text = f"[{bar:<20}] {fraction:4.0%} {stage:<10} {elapsed:6.1f} s"
-        if self.tty:
-            sys.stderr.write("\r" + text)
-            if fraction >= 1.0:
-                sys.stderr.write("\n")
-        else:
-            sys.stderr.write(text + "\n")
+        sys.stderr.write(f"\r[{bar:<20}] {fraction:4.0%} {stage:<10} {elapsed:6.1f} s")
+        if fraction >= 1.0:
+            sys.stderr.write("\n")
         sys.stderr.flush()
 
 
@@ -127,6 +125,8 @@ def score(
 
     if engine is not Engine.local or scheduler:
         raise SlemError("--engine dask is not available in this release; use --engine local")
+    if out.exists() and not out.is_dir():
+        raise SlemError(f"--out {out}: exists and is not a folder")
     url = db or os.environ.get("SLEM_DATABASE_URL") or DEFAULT_DB
     progress = _Progress()
     progress("config", 0.0)
@@ -255,17 +255,24 @@ def _safe_url(url: str) -> str:
 # --- entry point ----------------------------------------------------------------------------------
 
 
+def _clear_progress_line() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[K")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors exit 2 with one line, anything unexpected exits 1 without a traceback."""
     try:
         app(args=argv, prog_name="slem")  # click handles --help and usage errors (exit 2) itself
     except SlemError as exc:
+        _clear_progress_line()
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("aborted", err=True)
         sys.exit(130)
     except Exception as exc:  # the last line of defence: no traceback on the user's screen
+        _clear_progress_line()
         log = Path(tempfile.gettempdir()) / f"slem-error-{os.getpid()}.log"
         log.write_text(traceback.format_exc(), encoding="utf-8")
         typer.echo(f"unexpected error: {type(exc).__name__}: {exc} (details in {log})", err=True)
