@@ -1,8 +1,8 @@
 """slem — Smart Light & Energy Management.
 
-Turns zone lighting-power readings into supplementary overtime invoices, cleaning-waste findings and (from the
-models layer) maintenance alerts and forecasts. The public entry points are :func:`slem_ml.reader.read_readings`,
-:func:`slem_ml.contracts.load_site` and :func:`slem_ml.scoring.score`.
+Turns zone lighting-power readings into supplementary overtime invoices, cleaning-waste findings and
+(from the models layer) maintenance alerts and forecasts. The public entry points are
+:func:`slem_ml.reader.read_readings`, :func:`slem_ml.contracts.load_site` and :func:`slem_ml.scoring.score`.
 """
 
 __version__ = "0.1.0"

@@ -199,9 +199,7 @@ def _read_csv(path: Path, head: bytes, physical_lines: int) -> _CsvFile:
     return _CsvFile(frame, headers, lines, tuple(notes), original, malformed)
 
 
-def _record_lines(
-    path: Path, encoding: str, delimiter: str, columns: int
-) -> tuple[np.ndarray, pd.DataFrame]:
+def _record_lines(path: Path, encoding: str, delimiter: str, columns: int) -> tuple[np.ndarray, pd.DataFrame]:
     """Start line of each well-formed record, and the malformed ones, by reading the file as Python csv.
 
     The slow path: only files with line breaks inside quoted cells or with malformed records take it.

@@ -7,16 +7,17 @@ Frame layouts (one row each):
     (bool), ``usage_class`` (str), ``covered_minutes`` (float, [min]), ``expected_power_w`` (float [W], NaN
     until the models layer), ``anomaly_score`` (float, NaN), ``is_anomaly`` (boolean, NA).
 ``ScoringResult.invoice_lines``
-    ``schema.INVOICE_LINE_COLUMNS``: ``date`` is a ``datetime.date``; ``start``/``end`` are ``pd.Timestamp`` in
-    the site timezone; ``minutes`` ``Decimal`` [min, 3 dp, exact from ms]; ``billable_minutes`` int [min]; ``energy_kwh`` and
-    ``original_energy_kwh`` ``Decimal`` [kWh, 6 dp]; ``hours_charge``, ``energy_charge``, ``amount``
-    ``Decimal`` [currency, 2 dp]; ``adjusted`` bool.
+    ``schema.INVOICE_LINE_COLUMNS``: ``date`` is a ``datetime.date``; ``start``/``end`` are
+    ``pd.Timestamp`` in the site timezone; ``minutes`` ``Decimal`` [min, 3 dp, from exact ms];
+    ``billable_minutes`` int [min]; ``energy_kwh`` and ``original_energy_kwh`` ``Decimal`` [kWh, 6 dp];
+    ``hours_charge``, ``energy_charge``, ``amount`` ``Decimal`` [currency, 2 dp]; ``adjusted`` bool.
 ``ScoringResult.invoices``
     ``schema.INVOICE_COLUMNS``: ``period`` "YYYY-MM"; ``revision`` int (1 until storage says otherwise);
     ``billable_hours``, ``energy_kwh``, ``total`` ``Decimal``; ``content_hash`` sha256 hex.
 ``ScoringResult.cleaning_sessions``
     ``schema.CLEANING_COLUMNS`` plus ``client_id`` (at the session start); ``minutes`` and
-    ``excess_minutes`` ``Decimal`` [min, 3 dp]; ``wasted_kwh`` ``Decimal`` [kWh, 6 dp], ``savings`` ``Decimal`` [currency].
+    ``excess_minutes`` ``Decimal`` [min, 3 dp]; ``wasted_kwh`` ``Decimal`` [kWh, 6 dp]; ``savings``
+    ``Decimal`` [currency].
 ``ScoringResult.alerts``
     ``schema.ALERT_COLUMNS`` (empty until the models layer).
 ``ScoringResult.quarantine``
