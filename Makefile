@@ -20,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 # Score DATA (default: freshly generated sample readings) with the sample contracts; results in $(OUT)/.
 run: setup
 	@if [ -z "$(DATA)" ]; then \
-	  $(PY) -m slem_ml generate --out sample_data/readings.parquet --days 31 --zones 40 --seed 7 \
+	  $(PY) -m slem_ml generate --out sample_data/readings.parquet --days 28 --zones 40 --seed 7 \
 	    --labels sample_data/labels.csv && \
 	  $(PY) -m slem_ml score sample_data/readings.parquet --contracts $(CONTRACTS) --out $(OUT); \
 	else \
@@ -31,8 +31,8 @@ test: setup
 	$(PY) -m pytest
 
 lint: setup
-	$(PY) -m ruff check slem_ml tests benchmarks training
-	$(PY) -m ruff format --check slem_ml tests benchmarks training
+	$(PY) -m ruff check slem_ml tests benchmarks
+	$(PY) -m ruff format --check slem_ml tests benchmarks
 	$(PY) -m mypy
 
 bench: setup
