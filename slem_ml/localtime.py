@@ -14,9 +14,9 @@ _MS_PER_DAY = 86_400_000
 
 
 def localize_naive(naive: np.ndarray, zones: np.ndarray, timezone: str) -> tuple[np.ndarray, np.ndarray]:
-    """Naive site wall times → UTC instants, with a reason for each that has none.
+    """Naive site wall times → UTC instants, and a mask of those that do not exist.
 
-    A wall time in the spring gap does not exist: NaT with a reason. A wall time in the repeated autumn
+    A wall time in the spring gap does not exist: NaT, and True in the mask. A wall time in the repeated autumn
     hour is summer time until the zone's clock goes backwards inside that hour (rows in input order), and
     standard time from then on.
 
@@ -27,15 +27,13 @@ def localize_naive(naive: np.ndarray, zones: np.ndarray, timezone: str) -> tuple
     timezone : IANA name of the site.
     """
     index = pd.DatetimeIndex(naive)
-    reason = np.full(len(naive), "", dtype=object)
     if timezone == "UTC":
-        return naive.astype("datetime64[ms]"), reason
+        return naive.astype("datetime64[ms]"), np.zeros(len(naive), dtype=bool)
     summer = np.ones(len(naive), dtype=bool)
     first = _utc(index.tz_localize(timezone, ambiguous=summer, nonexistent="NaT"))
     second = _utc(index.tz_localize(timezone, ambiguous=~summer, nonexistent="NaT"))
     present = ~np.isnat(naive)
     gap = present & np.isnat(first)
-    reason[gap] = "timestamp does not exist in site time (DST gap)"
     repeated = present & ~gap & (first != second)
     out = first
     if repeated.any():
@@ -51,7 +49,7 @@ def localize_naive(naive: np.ndarray, zones: np.ndarray, timezone: str) -> tuple
         standard = went_back.groupby([frame["zone"], frame["day"]], sort=False).cummax().to_numpy()
         out = first.copy()
         out[rows[standard]] = second[rows[standard]]
-    return out, reason
+    return out, gap
 
 
 def _utc(index: pd.DatetimeIndex) -> np.ndarray:

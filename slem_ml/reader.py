@@ -42,6 +42,7 @@ _FALSE = frozenset({"no", "false", "0", "n", "f", ""})
 _EXTRA_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M")
 _OFFSET_RE = r"(?:[+-]\d{2}:?\d{2}|[zZ])$"
 _DICT = pa.dictionary(pa.int32(), pa.string())
+_GAP = "timestamp does not exist in site time (DST gap)"
 
 
 def read_readings(path: str | Path, site: SiteConfig) -> Readings:
@@ -341,11 +342,13 @@ def _validate(
     unknown_text = np.array([f"unknown client_id '{c}' (not in contracts)" for c in client.categories])
     flag(~known, unknown_text[client.codes])
 
-    power, power_reason = _power(raw[S.POWER_W])
-    flag(power_reason != "", power_reason)
+    power, findings = _power(raw[S.POWER_W])
+    for mask, text in findings:
+        flag(mask, text)
 
-    timestamp, ts_reason = _timestamps(raw[S.TIMESTAMP], zone, site)
-    flag(ts_reason != "", ts_reason)
+    timestamp, findings = _timestamps(raw[S.TIMESTAMP], zone, site)
+    for mask, text in findings:
+        flag(mask, text)
 
     has_flag = S.CLEANING_STAFF in raw.columns
     cleaning = np.zeros(n, dtype=bool)
@@ -442,12 +445,14 @@ def _blank_rows(raw: pd.DataFrame) -> np.ndarray:
     return blank
 
 
-def _power(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Power [W] as float and a reason per row ('' = fine)."""
+#: A check's finding: the rows it fails and the reason it gives them.
+Finding = tuple[np.ndarray, str]
+
+
+def _power(column: pd.Series) -> tuple[np.ndarray, list[Finding]]:
+    """Power [W] as float, and the rows that fail, most specific reason first."""
     if pd.api.types.is_bool_dtype(column):
-        values = np.full(len(column), np.nan)
-        text = pd.Series(["non-numeric power_w"] * len(column))
-        return values, text.to_numpy(dtype=object)
+        return np.full(len(column), np.nan), [(np.ones(len(column), bool), "non-numeric power_w")]
     if pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(dtype=float, na_value=np.nan)
         missing = np.isnan(values)
@@ -457,48 +462,42 @@ def _power(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         missing = (text == "").to_numpy() | text.str.lower().isin(["nan", "na", "n/a", "null"]).to_numpy()
         non_numeric = np.isnan(values) & ~missing
-    reason = np.full(len(values), "", dtype=object)
     with np.errstate(invalid="ignore"):
-        reason[values > MAX_POWER_W] = f"power_w above {MAX_POWER_W:,.0f} W (implausible)"
-        reason[np.isinf(values)] = "power_w is infinite"
-        reason[values < 0] = "negative power_w"
-    reason[non_numeric] = "non-numeric power_w"
-    reason[missing] = "missing power_w"
-    return values, reason
+        return values, [
+            (missing, "missing power_w"),
+            (non_numeric, "non-numeric power_w"),
+            (values < 0, "negative power_w"),
+            (np.isinf(values), "power_w is infinite"),
+            (values > MAX_POWER_W, f"power_w above {MAX_POWER_W:,.0f} W (implausible)"),
+        ]
 
 
-def _timestamps(column: pd.Series, zone: pd.Categorical, site: SiteConfig) -> tuple[np.ndarray, np.ndarray]:
-    """UTC instants [datetime64[ms]] and a reason per row ('' = fine)."""
+def _timestamps(
+    column: pd.Series, zone: pd.Categorical, site: SiteConfig
+) -> tuple[np.ndarray, list[Finding]]:
+    """UTC instants [datetime64[ms]], and the rows that fail with their reasons."""
     n = len(column)
-    utc = np.full(n, np.datetime64("NaT"), dtype="datetime64[ms]")
-    reason = np.full(n, "", dtype=object)
+    tz = site.site.timezone
     if isinstance(column.dtype, pd.DatetimeTZDtype):
-        utc[:] = column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")
-    elif pd.api.types.is_datetime64_dtype(column):
+        utc = column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")
+        return utc, [(np.isnat(utc), "missing timestamp")]
+    if pd.api.types.is_datetime64_dtype(column):
         naive = column.to_numpy(dtype="datetime64[ms]")
-        utc[:], reason[:] = localize_naive(naive, np.asarray(zone.codes), site.site.timezone)
-    else:
-        text = column.astype("str").fillna("").str.strip()
-        offset = text.str.contains(_OFFSET_RE, regex=True, na=False).to_numpy()
-        if offset.any():
-            parsed = pd.to_datetime(text[offset], format="ISO8601", utc=True, errors="coerce")
-            utc[offset] = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")
-        naive_rows = ~offset
-        if naive_rows.any():
-            naive = _parse_naive(text[naive_rows])
-            local_utc, local_reason = localize_naive(
-                naive, np.asarray(zone.codes)[naive_rows], site.site.timezone
-            )
-            utc[naive_rows] = local_utc
-            reason[naive_rows] = local_reason
-        empty = (text == "").to_numpy()
-        bad = np.isnat(utc) & (reason == "")
-        reason[bad & ~empty] = "unparseable timestamp"
-        reason[bad & empty] = "missing timestamp"
-        return utc, reason
-    bad = np.isnat(utc) & (reason == "")
-    reason[bad] = "missing timestamp"
-    return utc, reason
+        utc, gap = localize_naive(naive, np.asarray(zone.codes), tz)
+        return utc, [(np.isnat(naive), "missing timestamp"), (gap, _GAP)]
+    utc = np.full(n, np.datetime64("NaT"), dtype="datetime64[ms]")
+    gap = np.zeros(n, dtype=bool)
+    text = column.astype("str").fillna("").str.strip()
+    offset = text.str.contains(_OFFSET_RE, regex=True, na=False).to_numpy()
+    if offset.any():
+        parsed = pd.to_datetime(text[offset], format="ISO8601", utc=True, errors="coerce")
+        utc[offset] = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")
+    naive_rows = ~offset
+    if naive_rows.any():
+        naive = _parse_naive(text[naive_rows])
+        utc[naive_rows], gap[naive_rows] = localize_naive(naive, np.asarray(zone.codes)[naive_rows], tz)
+    empty = (text == "").to_numpy()
+    return utc, [(empty, "missing timestamp"), (gap, _GAP), (np.isnat(utc), "unparseable timestamp")]
 
 
 def _parse_naive(text: pd.Series) -> np.ndarray:
