@@ -29,7 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -187,8 +187,9 @@ def _write_invoices(
 
 
 def _write_cleaning(session: Session, run: ScoreRun, cleaning: Iterable[Row]) -> None:
-    session.add_all(CleaningSession(**row, run_id=run.id) for row in cleaning)
-    session.flush()
+    rows = [{**row, "run_id": run.id} for row in cleaning]
+    if rows:  # a bulk INSERT (executemany): a month of a large site has tens of thousands of sessions
+        session.execute(insert(CleaningSession), rows)
 
 
 def _write_alerts(session: Session, run: ScoreRun, alerts: tuple[Row, ...], actor: str) -> None:
