@@ -20,6 +20,7 @@ from slem_ml.sessions import (
     decimal_kwh,
     decimal_minutes,
     find_runs,
+    labels_at,
     rate_fraction,
     round_cents,
 )
@@ -41,8 +42,8 @@ def invoice_lines(frame: pd.DataFrame, coverage: ReadingCoverage, site: SiteConf
     if len(runs.first_piece) == 0:
         return _empty_lines()
 
-    zone_ids = frame[S.ZONE_ID].to_numpy()[runs.reading].astype(str)
-    client_ids = frame[S.CLIENT_ID].to_numpy()[runs.reading].astype(str)
+    zone_ids = labels_at(frame[S.ZONE_ID], runs.reading)
+    client_ids = labels_at(frame[S.CLIENT_ID], runs.reading)
     billable = _billable_minutes(runs.covered_ms, site.billing.block_minutes)
     currency = site.site.currency
     hours, energy, amount, kwh = [], [], [], []

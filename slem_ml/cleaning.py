@@ -17,6 +17,7 @@ from slem_ml.sessions import (
     decimal_kwh,
     decimal_minutes,
     find_runs,
+    labels_at,
     rate_fraction,
     round_cents,
 )
@@ -57,9 +58,9 @@ def cleaning_sessions(
     flag_ms = config.flag_after_minutes * _MS_PER_MIN
     out = pd.DataFrame(
         {
-            S.ZONE_ID: frame[S.ZONE_ID].to_numpy()[runs.reading].astype(str),
-            S.BUILDING: frame[S.BUILDING].to_numpy()[runs.reading].astype(str),
-            S.FLOOR: frame[S.FLOOR].to_numpy()[runs.reading].astype(str),
+            S.ZONE_ID: labels_at(frame[S.ZONE_ID], runs.reading),
+            S.BUILDING: labels_at(frame[S.BUILDING], runs.reading),
+            S.FLOOR: labels_at(frame[S.FLOOR], runs.reading),
             "date": day_to_date(runs.day),
             "start": ms_to_local(runs.start_ms, site.site.timezone),
             "end": ms_to_local(runs.end_ms, site.site.timezone),
@@ -71,7 +72,7 @@ def cleaning_sessions(
                 round_cents(e * price_num, MS_PER_KWH_UNIT * price_den) for e in wasted_energy.tolist()
             ],
             "inferred": inferred,
-            S.CLIENT_ID: frame[S.CLIENT_ID].to_numpy()[runs.reading].astype(str),
+            S.CLIENT_ID: labels_at(frame[S.CLIENT_ID], runs.reading),
         }
     )
     return out[columns].reset_index(drop=True)

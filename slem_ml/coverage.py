@@ -4,6 +4,10 @@ Each reading covers ``[t_i, min(t_next, t_i + max_gap))``. Coverage is cut at lo
 client's widened window edges into *pieces*; each piece is classed off / contract / cleaning / overtime.
 The rules where the SPEC is open are in docs/billing-rules.md.
 
+Windows are merged per client into sorted edge lists and looked up with one ``np.searchsorted`` over all
+clients at once (each client's instants shifted into a range of its own), so the cost per reading is a
+binary search over a few thousand edges, whatever the number of clients and days.
+
 All instants are int64 milliseconds since the epoch (UTC); local dates are int64 day numbers.
 """
 
@@ -26,6 +30,9 @@ OFF, CONTRACT, OVERTIME, CLEANING = 0, 1, 2, 3
 CLASS_CODES = {name: code for code, name in enumerate(S.USAGE_CLASSES)}
 _MS_PER_MIN = 60_000
 _EPOCH = dt.date(1970, 1, 1)
+#: Each client's instants live in their own range [client × _SPAN, (client + 1) × _SPAN) of the lookup keys;
+#: 2^42 ms is 139 years, and 2^21 clients still fit in int64.
+_SPAN = np.int64(1 << 42)
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,7 @@ def compute_coverage(frame: pd.DataFrame, site: SiteConfig) -> ReadingCoverage:
     """Coverage and classes of validated readings (frame sorted by zone, timestamp, line)."""
     n = len(frame)
     t = frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
-    zone = frame[S.ZONE_ID].cat.codes.to_numpy().astype(np.int64)
+    zone = frame[S.ZONE_ID].cat.codes.to_numpy()
     client = _client_index(frame[S.CLIENT_ID], site)
     power_w = frame[S.POWER_W].to_numpy(dtype=float)
     power_mw = np.floor(power_w * 1000.0 + 0.5).astype(np.int64)
@@ -63,31 +70,28 @@ def compute_coverage(frame: pd.DataFrame, site: SiteConfig) -> ReadingCoverage:
     is_on = power_w >= site.sampling.on_threshold_w
 
     # SPEC §3.1: the next row of the same zone ends the coverage; at the same instant it covers nothing.
-    gap_ms = site.sampling.max_gap_minutes * _MS_PER_MIN
-    end = t + gap_ms
+    end = t + site.sampling.max_gap_minutes * _MS_PER_MIN
     if n > 1:
         same_zone = zone[1:] == zone[:-1]
         end[:-1] = np.where(same_zone, np.minimum(t[1:], end[:-1]), end[:-1])
     covered = end - t
-
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         pieces = Pieces(empty, empty, empty, empty, empty.astype(np.int8), empty)
         return ReadingCoverage(empty, empty.astype(bool), empty.astype(bool), empty.astype(np.int8), pieces)
 
-    day = local_day_numbers(t.view("datetime64[ms]"), site.site.timezone)
-    table = WindowTable.build(site, int(day.min()), int(day.max()))
-    k = day - table.first_day
-    in_contract = table.inside(client, k, t)
+    calendar = Calendar.build(site, int(t.min()), int(end.max()))
+    key = client * _SPAN + t
+    in_contract = calendar.inside(key)
     usage = _classify(is_on, in_contract, cleaning)
-    pieces = _cut(t, end, k, client, table, is_on, cleaning, power_mw)
+    pieces = _cut(t, end, client, calendar, is_on, cleaning, power_mw)
     return ReadingCoverage(covered, in_contract, is_on, usage, pieces)
 
 
 def _client_index(column: pd.Series, site: SiteConfig) -> np.ndarray:
     order = {cid: i for i, cid in enumerate(site.clients)}
-    categories = column.cat.categories
-    lookup = np.array([order[c] for c in categories], dtype=np.int64)  # one entry per client id
+    # A category no row uses may be absent from the contracts; it is never looked up.
+    lookup = np.array([order.get(c, -1) for c in column.cat.categories], dtype=np.int64)
     return lookup[column.cat.codes.to_numpy()]
 
 
@@ -101,62 +105,80 @@ def _classify(is_on: np.ndarray, in_contract: np.ndarray, cleaning: np.ndarray) 
 
 
 @dataclass(frozen=True)
-class WindowTable:
-    """Widened contract windows per (client, local date) and local midnights, as UTC ms.
+class Calendar:
+    """Local midnights and every client's widened contract windows, merged, as sorted lookup keys.
 
-    Day index ``j`` stands for local date ``first_day + j``; the table runs from the day before the first
-    reading's date to two days after the last, so a reading on day ``k`` may look at ``k-1 .. k+2``.
+    ``window_edges`` holds ``client × _SPAN + instant`` of each merged window's start and end, in order, so
+    a key lies inside a window exactly when an odd number of edges are ≤ it. ``cut_keys`` adds every
+    local midnight to each client's edges: the instants at which a piece must end.
     """
 
-    first_day: int
-    midnight: np.ndarray  # [days + 1] UTC ms of local midnight starting each day
-    open_ms: np.ndarray  # [clients, days] window start; == close_ms when closed
-    close_ms: np.ndarray  # [clients, days]
+    first_day: int  # day number of midnight[0]
+    midnight: np.ndarray  # UTC ms of consecutive local midnights
+    window_edges: np.ndarray
+    cut_keys: np.ndarray
 
     @classmethod
-    def build(cls, site: SiteConfig, first_reading_day: int, last_reading_day: int) -> WindowTable:
+    def build(cls, site: SiteConfig, first_ms: int, last_ms: int) -> Calendar:
         tz = site.site.timezone
-        first = first_reading_day - 1
-        days = np.arange(first, last_reading_day + 4, dtype=np.int64)  # one extra for midnights
+        # Local dates from the day before the first instant to the day after the last: grace may
+        # reach across midnight from either side.
+        lo, hi = local_day_numbers(np.array([first_ms, last_ms]).view("datetime64[ms]"), tz)
+        days = np.arange(lo - 1, hi + 3, dtype=np.int64)
         midnight = wall_to_utc(days, np.zeros(len(days), np.int64), tz).view(np.int64)
         days = days[:-1]
         holidays = site.site.holidays_between(_date(days[0]), _date(days[-1]))
         holiday = np.isin(days, [(d - _EPOCH).days for d in holidays])
         weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-        clients = list(site.clients.values())
-        open_ms = np.repeat(midnight[None, :-1], len(clients), axis=0)
-        close_ms = open_ms.copy()
-        for row, contract in enumerate(clients):
+        edges, cuts = [], []
+        for index, contract in enumerate(site.clients.values()):
             if contract.always_open:
-                close_ms[row] = midnight[1:]
-                continue
-            opens = np.array([w.open_minute if w else -1 for w in contract.week])[weekday]
-            closes = np.array([w.close_minute if w else -1 for w in contract.week])[weekday]
-            working = (opens >= 0) & (contract.work_on_holidays | ~holiday)
-            if not working.any():
-                continue
-            grace = contract.grace_minutes * _MS_PER_MIN
-            o = wall_to_utc(days[working], opens[working], tz).view(np.int64) - grace
-            c = wall_to_utc(days[working], closes[working], tz).view(np.int64) + grace
-            open_ms[row, working] = o
-            close_ms[row, working] = c
-        return cls(first, midnight, open_ms, close_ms)
+                opens, closes = midnight[:-1], midnight[1:]
+            else:
+                start = np.array([w.open_minute if w else -1 for w in contract.week])[weekday]
+                stop = np.array([w.close_minute if w else -1 for w in contract.week])[weekday]
+                working = (start >= 0) & (contract.work_on_holidays | ~holiday)
+                grace = contract.grace_minutes * _MS_PER_MIN
+                opens = wall_to_utc(days[working], start[working], tz).view(np.int64) - grace
+                closes = wall_to_utc(days[working], stop[working], tz).view(np.int64) + grace
+            merged = _merge(opens, closes)
+            edges.append(index * _SPAN + merged)
+            cuts.append(index * _SPAN + np.union1d(merged, midnight))
+        return cls(
+            first_day=int(days[0]),
+            midnight=midnight,
+            window_edges=np.concatenate(edges),
+            cut_keys=np.concatenate(cuts),
+        )
 
-    def inside(self, client: np.ndarray, k: np.ndarray, instant: np.ndarray) -> np.ndarray:
-        """Whether ``instant`` lies in a widened window of days k-1..k+2 of the client."""
-        out = np.zeros(len(instant), dtype=bool)
-        for shift in (-1, 0, 1, 2):
-            j = k + shift
-            out |= (self.open_ms[client, j] <= instant) & (instant < self.close_ms[client, j])
-        return out
+    def inside(self, key: np.ndarray) -> np.ndarray:
+        """Whether each key (client × _SPAN + instant) lies in one of its client's windows."""
+        return (np.searchsorted(self.window_edges, key, side="right") & 1).astype(bool)
 
-    def cuts(self, client: np.ndarray, k: np.ndarray) -> list[np.ndarray]:
-        """Every instant at which the class of a reading of day k may change."""
-        out = [self.midnight[k + 1], self.midnight[k + 2]]
-        for shift in (-1, 0, 1, 2):
-            out.append(self.open_ms[client, k + shift])
-            out.append(self.close_ms[client, k + shift])
-        return out
+    def next_cut(self, key: np.ndarray) -> np.ndarray:
+        """The first cut key strictly after each key (a large sentinel when there is none)."""
+        index = np.searchsorted(self.cut_keys, key, side="right")
+        padded = np.append(self.cut_keys, np.iinfo(np.int64).max)
+        return padded[index]
+
+    def day_of(self, instant: np.ndarray) -> np.ndarray:
+        """Local date (day number) of each UTC instant [ms]."""
+        return self.first_day + np.searchsorted(self.midnight, instant, side="right") - 1
+
+
+def _merge(opens: np.ndarray, closes: np.ndarray) -> np.ndarray:
+    """Sorted edges [o1, c1, o2, c2, …] of the union of intervals [open, close); empty ones dropped."""
+    keep = closes > opens
+    opens, closes = opens[keep], closes[keep]
+    if len(opens) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(opens, kind="stable")
+    opens, closes = opens[order], np.maximum.accumulate(closes[order])
+    # A new interval starts where its open lies beyond every earlier close; touching ones merge.
+    start = np.ones(len(opens), dtype=bool)
+    start[1:] = opens[1:] > closes[:-1]
+    last = np.append(np.flatnonzero(start)[1:] - 1, len(opens) - 1)
+    return np.column_stack([opens[start], closes[last]]).ravel()
 
 
 def _date(day: int) -> dt.date:
@@ -166,36 +188,40 @@ def _date(day: int) -> dt.date:
 def _cut(
     t: np.ndarray,
     end: np.ndarray,
-    k: np.ndarray,
     client: np.ndarray,
-    table: WindowTable,
+    calendar: Calendar,
     is_on: np.ndarray,
     cleaning: np.ndarray,
     power_mw: np.ndarray,
 ) -> Pieces:
-    """Split coverage at midnights and window edges; only readings that straddle one are expanded."""
-    cuts = table.cuts(client, k)
-    straddles = np.zeros(len(t), dtype=bool)
-    for c in cuts:
-        straddles |= (t < c) & (c < end)
-    whole = np.flatnonzero(~straddles & (end > t))
-    split = np.flatnonzero(straddles)
+    """Split coverage at midnights and window edges into pieces, kept in (reading, time) order.
 
-    # Straddling readings: sort each row's cut instants (clipped into its interval) and take the gaps.
-    edges = np.column_stack([t[split], end[split], *[c[split] for c in cuts]])
-    edges = np.sort(np.clip(edges, t[split, None], end[split, None]), axis=1)
-    starts, ends = edges[:, :-1], edges[:, 1:]
-    keep = ends > starts
-    split_reading = np.broadcast_to(split[:, None], starts.shape)[keep]
+    Most readings cross nothing and stay one piece; the few that do are cut one boundary at a time.
+    """
+    offset = client * _SPAN
+    starts, ends, owners = [], [], []
+    todo = np.flatnonzero(end > t)
+    begin = t[todo]
+    while len(todo):
+        stop = np.minimum(calendar.next_cut(offset[todo] + begin) - offset[todo], end[todo])
+        starts.append(begin)
+        ends.append(stop)
+        owners.append(todo)
+        more = stop < end[todo]
+        todo, begin = todo[more], stop[more]
 
-    reading = np.concatenate([whole, split_reading])
-    start_ms = np.concatenate([t[whole], starts[keep]])
-    end_ms = np.concatenate([end[whole], ends[keep]])
-    order = np.lexsort((start_ms, reading))
-    reading, start_ms, end_ms = reading[order], start_ms[order], end_ms[order]
+    # Round r gave each still-open reading its (r+1)-th piece: place it right after the r-th, no sort.
+    counts = np.bincount(np.concatenate(owners), minlength=len(t)) if owners else np.zeros(len(t), int)
+    base = np.cumsum(counts) - counts
+    total = int(counts.sum())
+    reading = np.empty(total, dtype=np.int64)
+    start_ms = np.empty(total, dtype=np.int64)
+    end_ms = np.empty(total, dtype=np.int64)
+    for round_number, (who, a, b) in enumerate(zip(owners, starts, ends, strict=True)):
+        where = base[who] + round_number
+        reading[where], start_ms[where], end_ms[where] = who, a, b
 
-    rk = k[reading]
-    day = table.first_day + rk + (start_ms >= table.midnight[rk + 1])
-    in_contract = table.inside(client[reading], rk, start_ms)
+    in_contract = calendar.inside(offset[reading] + start_ms)
     usage = _classify(is_on[reading], in_contract, cleaning[reading])
-    return Pieces(reading, start_ms, end_ms, day.astype(np.int64), usage, power_mw[reading])
+    day = calendar.day_of(start_ms)
+    return Pieces(reading, start_ms, end_ms, day, usage, power_mw[reading])

@@ -3,7 +3,9 @@
 Both renderings come from one view (:func:`invoice_view`): the supplier header, the client and its contract
 terms (hours, grace, block rounding, rates), a line per overtime session, the totals, the content hash and a
 note on how overtime is computed. The HTML is Jinja2 with autoescaping on, so a client name or zone id with
-markup in it is shown, never run. It has no external assets and prints on A4.
+markup in it is shown, never run. It has no external assets and prints on A4. The PDF is drawn by
+:mod:`slem_ml.invoice_pdf`. A month of a large client has thousands of lines, and ``slem score`` writes every
+invoice: the view is built a column at a time, and computed once for both renderings.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from slem_ml import __version__
@@ -31,6 +34,7 @@ __all__ = [
     "SUPPLIER_TITLE",
     "invoice_file_name",
     "invoice_view",
+    "pdf_text",
     "render_invoice_html",
     "render_invoice_pdf",
     "write_invoice_files",
@@ -58,14 +62,11 @@ def invoice_view(
     row = dict(invoice_row)
     invoice_id = str(row["invoice_id"])
     tz = site.site.timezone
-    lines = lines_frame
-    if "invoice_id" in lines.columns:
-        lines = lines[lines["invoice_id"].astype(str) == invoice_id]
-    lines = lines.sort_values(["date", "zone_id", "start"], kind="stable")
+    lines = _invoice_lines(lines_frame, invoice_id, tz)
     amounts = sum(lines["amount"], Decimal("0"))
-    if len(lines) != int(row["lines"]) or amounts != row["total"]:
+    if len(lines["date"]) != int(row["lines"]) or amounts != row["total"]:
         raise ValueError(
-            f"{invoice_id}: {len(lines)} line(s) adding up to {amounts} do not match the invoice "
+            f"{invoice_id}: {len(lines['date'])} line(s) adding up to {amounts} do not match the invoice "
             f"({row['lines']} line(s), total {row['total']})"
         )
     client_id = str(row["client_id"])
@@ -76,6 +77,9 @@ def invoice_view(
     currency = str(row.get("currency") or site.site.currency)
     if issued is None:
         issued = dt.datetime.now(ZoneInfo(tz)).date()
+    views = _line_views(lines)
+    terms = _terms(contract, site)
+    has_adjusted = any(view["adjusted"] for view in views)
     return {
         "supplier_title": SUPPLIER_TITLE,
         "site_timezone": tz,
@@ -88,12 +92,12 @@ def invoice_view(
         "period_days": f"1–{last_day} {month_name} {year}",
         "client_id": client_id,
         "client_name": contract.name if contract is not None else client_id,
-        "terms": _terms(contract, site),
-        "lines": _line_views(lines, tz),
-        "has_adjusted": bool(lines["adjusted"].astype(bool).any()),
+        "terms": terms,
+        "lines": views,
+        "has_adjusted": has_adjusted,
         "totals": {
-            "lines": len(lines),
-            "billable_minutes": str(int(lines["billable_minutes"].sum())),
+            "lines": len(views),
+            "billable_minutes": str(int(sum(lines["billable_minutes"]))),
             "billable_hours": _number(row["billable_hours"]),
             "energy_kwh": _number(row["energy_kwh"]),
             "hours_charge": _number(sum(lines["hours_charge"], Decimal("0.00"))),
@@ -102,7 +106,68 @@ def invoice_view(
         },
         "content_hash": str(row["content_hash"]),
         "slem_version": __version__,
+        "note": _note(terms, currency, has_adjusted),
     }
+
+
+def _invoice_lines(frame: pd.DataFrame, invoice_id: str, timezone: str) -> dict[str, list[Any]]:
+    """The invoice's lines as column lists in print order (date, zone, start); times as wall-clock ns.
+
+    Plain lists, not a frame: an invoice has from one to a few thousand lines, and pandas' per-call overhead
+    (filter, sort, ``to_dict``) would cost more than the work for most of them. Per-line work stays in
+    list comprehensions and the times are converted in one vectorised step.
+    """
+    if "invoice_id" in frame.columns:
+        mine = frame["invoice_id"].astype(str).to_numpy(dtype=object) == invoice_id
+        if not mine.all():
+            frame = frame[mine]
+    starts = _aware(frame["start"])
+    columns: dict[str, list[Any]] = {name: frame[name].tolist() for name in _LINE_VALUES}
+    columns["date"] = [day if type(day) is dt.date else _as_date(day) for day in frame["date"].tolist()]
+    columns["zone_id"] = [str(zone) for zone in frame["zone_id"].tolist()]
+    columns["adjusted"] = frame["adjusted"].astype(bool).tolist()
+    columns["original_energy_kwh"] = (
+        frame["original_energy_kwh"].tolist()
+        if "original_energy_kwh" in frame.columns
+        else [None] * len(frame)
+    )
+    columns["instant"] = _ns(starts).tolist()  # orders sessions in the hour repeated when DST ends
+    columns["start"] = _ns(starts.dt.tz_convert(timezone).dt.tz_localize(None)).tolist()
+    columns["end"] = _ns(_aware(frame["end"]).dt.tz_convert(timezone).dt.tz_localize(None)).tolist()
+    days, zones, instants = columns["date"], columns["zone_id"], columns["instant"]
+    order = sorted(range(len(days)), key=lambda i: (days[i], zones[i], instants[i]))
+    if order != list(range(len(order))):  # the engine's lines come in this order already
+        columns = {name: [values[i] for i in order] for name, values in columns.items()}
+    return columns
+
+
+_LINE_VALUES = ("minutes", "billable_minutes", "energy_kwh", "hours_charge", "energy_charge", "amount")
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_SECOND_NS = 10**9
+_MINUTE_NS = 60 * _SECOND_NS
+_DAY_NS = 1440 * _MINUTE_NS
+_HHMM = tuple(f"{minute // 60:02d}:{minute % 60:02d}" for minute in range(1440))
+
+
+def _aware(values: pd.Series) -> pd.Series:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values
+    if pd.api.types.is_object_dtype(values.dtype) and all(getattr(v, "tzinfo", None) for v in values):
+        return pd.to_datetime(values, utc=True)  # instants in more than one zone
+    raise TypeError(f"{values.name}: expected tz-aware timestamps, got {values.dtype}")
+
+
+def _ns(values: pd.Series) -> np.ndarray:
+    """Nanoseconds since 1970 (UTC instants, or wall-clock times when ``values`` are naive)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    return pd.Timestamp(value).date()
 
 
 def _terms(contract: ClientContract | None, site: SiteConfig) -> dict[str, Any]:
@@ -122,44 +187,78 @@ def _terms(contract: ClientContract | None, site: SiteConfig) -> dict[str, Any]:
     }
 
 
-def _line_views(lines: pd.DataFrame, timezone: str) -> list[dict[str, Any]]:
-    # An invoice has a line per overtime session (tens, not millions): plain Python is clearest here.
-    minutes = minutes_text(lines["minutes"]).tolist()
-    views = []
-    for record, minute_text in zip(lines.to_dict("records"), minutes, strict=True):
-        start = pd.Timestamp(record["start"]).tz_convert(timezone)
-        end = pd.Timestamp(record["end"]).tz_convert(timezone)
-        day = record["date"]
-        if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
-            day = pd.Timestamp(day).date()
-        adjusted = bool(record["adjusted"])
-        original = record.get("original_energy_kwh")
-        views.append(
-            {
-                "date": day.isoformat(),
-                "weekday": day.strftime("%a"),
-                "zone_id": str(record["zone_id"]),
-                "start": _clock(start, day),
-                "end": _clock(end, day),
-                "minutes": minute_text,
-                "billable_minutes": str(int(record["billable_minutes"])),
-                "energy_kwh": _number(record["energy_kwh"]),
-                "hours_charge": _number(record["hours_charge"]),
-                "energy_charge": _number(record["energy_charge"]),
-                "amount": _number(record["amount"]),
-                "adjusted": adjusted,
-                "original_energy_kwh": _number(original) if adjusted and original is not None else "",
-            }
+def _note(terms: Mapping[str, Any], currency: str, has_adjusted: bool) -> list[str]:
+    """How overtime is computed, in paragraphs (the PDF's; the HTML template words it the same)."""
+    grace = f", widened by {terms['grace_minutes']} min at both ends" if terms["grace_minutes"] else ""
+    holidays = "; public holidays count as closed" if terms["holidays_closed"] else ""
+    note = [
+        f"Lighting power in each zone is metered continuously. Time with the lights on outside your "
+        f"contracted hours ({terms['hours']}{grace}) is overtime{holidays}. Time when cleaning staff are "
+        f"present is not billed to you.",
+        f"Each session — an unbroken run of overtime in one zone on one day, in site local time — is "
+        f"rounded up to whole {terms['block_minutes']}-minute blocks and charged at {terms['hourly_rate']} "
+        f"{currency} per zone-hour, plus the energy it used at {terms['energy_rate']} {currency} per kWh. "
+        f"Each charge is rounded half up to the cent; the total is the sum of the lines.",
+    ]
+    if has_adjusted:
+        note.append(
+            "† A meter spike was detected during this session: its energy is billed at the zone's expected "
+            "power, and the metered value is shown below it for reference."
         )
-    return views
+    return note
 
 
-def _clock(instant: pd.Timestamp, day: dt.date) -> str:
-    """Local wall time; the midnight that ends a day's session is ``24:00``."""
-    if instant.date() > day and instant.time() == dt.time(0):
-        return "24:00"
-    text = instant.strftime("%H:%M:%S" if instant.second or instant.microsecond else "%H:%M")
-    return text if instant.date() == day else f"{text} (+{(instant.date() - day).days}d)"
+def _line_views(lines: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """One dict of display text per line (vectorised per column: a large invoice has thousands of lines)."""
+    days = lines["date"]
+    day_ns = np.array(days, dtype="datetime64[D]").astype("datetime64[ns]").astype(np.int64)
+    adjusted = lines["adjusted"]
+    original = [
+        _number(value) if flag and value is not None else ""
+        for flag, value in zip(adjusted, lines["original_energy_kwh"], strict=True)
+    ]
+    columns = {
+        "date": [day.isoformat() for day in days],
+        "weekday": [_WEEKDAYS[day.weekday()] for day in days],
+        "zone_id": lines["zone_id"],
+        "start": _clocks(np.array(lines["start"], dtype=np.int64), day_ns),
+        "end": _clocks(np.array(lines["end"], dtype=np.int64), day_ns),
+        "minutes": minutes_text(pd.Series(lines["minutes"], dtype=object)).tolist(),
+        "billable_minutes": [str(int(value)) for value in lines["billable_minutes"]],
+        "energy_kwh": _numbers(lines["energy_kwh"]),
+        "hours_charge": _numbers(lines["hours_charge"]),
+        "energy_charge": _numbers(lines["energy_charge"]),
+        "amount": _numbers(lines["amount"]),
+        "adjusted": adjusted,
+        "original_energy_kwh": original,
+    }
+    keys = tuple(columns)
+    return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def _clocks(wall_ns: np.ndarray, day_ns: np.ndarray) -> list[str]:
+    """Local wall times relative to each line's day (``18:05``, ``19:12:30``, ``02:00 (+1d)``).
+
+    The midnight that ends a day's session is ``24:00``.
+    """
+    since = wall_ns - day_ns
+    days = since // _DAY_NS
+    within = since - days * _DAY_NS
+    minutes = (within // _MINUTE_NS).tolist()
+    seconds = (within // _SECOND_NS % 60).tolist()
+    whole = (within % _MINUTE_NS == 0).tolist()
+    out = []
+    for day, minute, second, exact in zip(days.tolist(), minutes, seconds, whole, strict=True):
+        if day > 0 and exact and minute == 0:
+            out.append("24:00")
+            continue
+        text = _HHMM[minute] if exact else f"{_HHMM[minute]}:{second:02d}"
+        out.append(text if day == 0 else f"{text} (+{day}d)")
+    return out
+
+
+def _numbers(values: list[Any]) -> list[str]:
+    return [format(value, ",f") if type(value) is Decimal else _number(value) for value in values]
 
 
 def _number(value: Any) -> str:
@@ -200,8 +299,28 @@ def render_invoice_html(
     issued: dt.date | None = None,
 ) -> str:
     """One invoice as a self-contained, printable HTML page (A4)."""
-    view = invoice_view(invoice_row, lines_frame, site, issued=issued)
+    return _html(invoice_view(invoice_row, lines_frame, site, issued=issued))
+
+
+def _html(view: Mapping[str, Any]) -> str:
     return str(_environment().get_template("invoice.html").render(**view))
+
+
+def render_invoice_pdf(
+    invoice_row: Mapping[Any, Any] | pd.Series,
+    lines_frame: pd.DataFrame,
+    site: SiteConfig,
+    *,
+    issued: dt.date | None = None,
+) -> bytes:
+    """One invoice as an A4 PDF with the content of the HTML page (:mod:`slem_ml.invoice_pdf`).
+
+    Uses the PDF core fonts (Windows-1252): letters outside it are reduced to ASCII (``Ł`` → ``L``).
+    The output is reproducible: the PDF's creation date is the issue date.
+    """
+    from slem_ml.invoice_pdf import render_view_pdf  # lazy: fpdf2 takes ~1 s to import
+
+    return render_view_pdf(invoice_view(invoice_row, lines_frame, site, issued=issued))
 
 
 def invoice_file_name(invoice_id: str, suffix: str = ".html") -> str:
@@ -219,176 +338,21 @@ def write_invoice_files(
     result: ScoringResult, out_dir: str | Path, *, issued: dt.date | None = None
 ) -> list[Path]:
     """Write ``out_dir/invoices/INV-….html`` and ``.pdf`` for every invoice; the folder is always made."""
+    from slem_ml.invoice_pdf import render_view_pdf  # lazy: fpdf2 takes ~1 s to import
+
     folder = Path(out_dir) / "invoices"
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     by_invoice = dict(tuple(result.invoice_lines.groupby("invoice_id", sort=False)))
     for row in result.invoices.to_dict("records"):
         invoice_id = str(row["invoice_id"])
-        lines = by_invoice[invoice_id]
+        view = invoice_view(row, by_invoice[invoice_id], result.site, issued=issued)
         html_path = folder / invoice_file_name(invoice_id)
-        html_path.write_text(render_invoice_html(row, lines, result.site, issued=issued), encoding="utf-8")
+        html_path.write_text(_html(view), encoding="utf-8")
         pdf_path = folder / invoice_file_name(invoice_id, ".pdf")
-        pdf_path.write_bytes(render_invoice_pdf(row, lines, result.site, issued=issued))
+        pdf_path.write_bytes(render_view_pdf(view))
         paths.extend([html_path, pdf_path])
     return paths
-
-
-# --- PDF -----------------------------------------------------------------------------------------
-
-
-def render_invoice_pdf(
-    invoice_row: Mapping[Any, Any] | pd.Series,
-    lines_frame: pd.DataFrame,
-    site: SiteConfig,
-    *,
-    issued: dt.date | None = None,
-) -> bytes:
-    """One invoice as an A4 PDF with the content of the HTML page (needs the ``fpdf2`` package).
-
-    Uses the PDF core fonts (Windows-1252): letters outside it are reduced to ASCII (``Ł`` → ``L``).
-    The output is reproducible: the PDF's creation date is the issue date.
-    """
-    from fpdf import FPDF  # lazy: fpdf2 is needed only for PDF invoices
-
-    view = invoice_view(invoice_row, lines_frame, site, issued=issued)
-    page_label = f"{view['invoice_id']} revision {view['revision']}"
-
-    class _Invoice(FPDF):
-        def footer(self) -> None:
-            self.set_y(-12)
-            self.set_font("helvetica", size=7)
-            self.set_text_color(90)
-            self.cell(0, 4, pdf_text(f"{page_label} · page {self.page_no()}/{{nb}}"), align="R")
-
-    pdf = _Invoice(orientation="P", unit="mm", format="A4")
-    pdf.core_fonts_encoding = "windows-1252"
-    pdf.set_margins(12, 14, 12)
-    pdf.set_auto_page_break(True, margin=16)
-    pdf.set_creation_date(dt.datetime.fromisoformat(view["issued"]).replace(tzinfo=dt.UTC))
-    pdf.set_title(pdf_text(page_label))
-    pdf.set_author("slem")
-    pdf.add_page()
-    _pdf_head(pdf, view)
-    _pdf_lines(pdf, view)
-    _pdf_totals(pdf, view)
-    _pdf_note(pdf, view)
-    return bytes(pdf.output())
-
-
-def _pdf_text_line(pdf: Any, text: str, size: float = 9, style: str = "", height: float = 4.5) -> None:
-    pdf.set_font("helvetica", style, size)
-    pdf.multi_cell(0, height, pdf_text(text), new_x="LMARGIN", new_y="NEXT")
-
-
-def _pdf_head(pdf: Any, view: dict[str, Any]) -> None:
-    terms, cur = view["terms"], view["currency"]
-    _pdf_text_line(pdf, view["supplier_title"], 15, "B", 7)
-    _pdf_text_line(pdf, f"Site time zone {view['site_timezone']} · amounts in {cur}")
-    pdf.ln(2)
-    facts = [
-        ("Invoice", view["invoice_id"]),
-        ("Revision", str(view["revision"])),
-        ("Issue date", view["issued"]),
-        ("Period", f"{view['period_label']} ({view['period_days']})"),
-        ("Bill to", f"{view['client_name']} (client id {view['client_id']})"),
-        ("Contracted hours", terms["hours"]),
-        ("Grace", terms["grace_text"]),
-        ("Block rounding", f"each session rounded up to {terms['block_minutes']} min"),
-        ("Hourly rate", f"{terms['hourly_rate']} {cur} per zone-hour"),
-        ("Energy rate", f"{terms['energy_rate']} {cur} per kWh"),
-    ]
-    for label, value in facts:
-        pdf.set_font("helvetica", "", 9)
-        pdf.cell(38, 4.8, pdf_text(label))
-        pdf.set_font("helvetica", "B", 9)
-        pdf.multi_cell(0, 4.8, pdf_text(value), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(3)
-
-
-def _pdf_lines(pdf: Any, view: dict[str, Any]) -> None:
-    _pdf_text_line(
-        pdf, f"Lighting outside contracted hours — {view['totals']['lines']} session(s)", 11, "B", 6
-    )
-    pdf.set_font("helvetica", "", 8)
-    head = ["Date", "Zone", f"Time ({view['site_timezone']})", "Minutes", "Billable min", "Energy kWh"]
-    head += ["Hours charge", "Energy charge", f"Amount {view['currency']}"]
-    with pdf.table(
-        col_widths=(22, 24, 24, 15, 15, 22, 19, 19, 21),
-        text_align=("LEFT", "LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
-        borders_layout="HORIZONTAL_LINES",
-        line_height=4.2,
-        repeat_headings=1,
-        padding=0.8,
-    ) as table:
-        table.row([pdf_text(text) for text in head])
-        for item in view["lines"]:
-            metered = f" †\nmetered {item['original_energy_kwh']}" if item["adjusted"] else ""
-            cells = [
-                f"{item['weekday']} {item['date']}",
-                item["zone_id"],
-                f"{item['start']}–{item['end']}",
-                item["minutes"],
-                item["billable_minutes"],
-                item["energy_kwh"] + metered,
-                item["hours_charge"],
-                item["energy_charge"],
-                item["amount"],
-            ]
-            table.row([pdf_text(text) for text in cells])
-    pdf.ln(3)
-
-
-def _pdf_totals(pdf: Any, view: dict[str, Any]) -> None:
-    totals, cur = view["totals"], view["currency"]
-    rows = [
-        ("Billable time", f"{totals['billable_minutes']} min = {totals['billable_hours']} h", ""),
-        ("Energy outside contracted hours", f"{totals['energy_kwh']} kWh", ""),
-        ("Hours charges", f"{totals['hours_charge']} {cur}", ""),
-        ("Energy charges", f"{totals['energy_charge']} {cur}", ""),
-        ("Total", f"{totals['total']} {cur}", "B"),
-    ]
-    if pdf.will_page_break(5.5 * len(rows) + 4):  # keep the totals together
-        pdf.add_page()
-    for label, value, style in rows:
-        pdf.set_font("helvetica", style, 10 if style else 9)
-        border = "T" if style else 0
-        pdf.set_x(pdf.w - pdf.r_margin - 110)
-        pdf.cell(65, 5.5, pdf_text(label), border=border)
-        pdf.cell(45, 5.5, pdf_text(value), border=border, align="R", new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(4)
-
-
-def _pdf_note(pdf: Any, view: dict[str, Any]) -> None:
-    terms, cur = view["terms"], view["currency"]
-    holidays = "; public holidays count as closed" if terms["holidays_closed"] else ""
-    grace = f", widened by {terms['grace_minutes']} min at both ends" if terms["grace_minutes"] else ""
-    _pdf_text_line(pdf, "How overtime is computed", 9, "B")
-    _pdf_text_line(
-        pdf,
-        f"Lighting power in each zone is metered continuously. Time with the lights on outside your "
-        f"contracted hours ({terms['hours']}{grace}) is "
-        f"overtime{holidays}. Time when cleaning staff are present is not billed to you. Each session — an "
-        f"unbroken run of overtime in one zone on one day, in site local time — is rounded up to whole "
-        f"{terms['block_minutes']}-minute blocks and charged at {terms['hourly_rate']} {cur} per zone-hour, "
-        f"plus the energy it used at {terms['energy_rate']} {cur} per kWh. Each charge is rounded half up "
-        f"to the cent; the total is the sum of the lines.",
-        8,
-        "",
-        4,
-    )
-    if view["has_adjusted"]:
-        _pdf_text_line(
-            pdf,
-            "† A meter spike was detected during this session: its energy is billed at the zone's "
-            "expected power; the metered value is shown below it.",
-            8,
-            "",
-            4,
-        )
-    pdf.ln(3)
-    _pdf_text_line(pdf, f"Content hash (SHA-256 of this invoice's lines): {view['content_hash']}", 7, "", 3.5)
-    _pdf_text_line(pdf, f"Generated by slem {view['slem_version']}.", 7, "", 3.5)
 
 
 def pdf_text(text: str) -> str:

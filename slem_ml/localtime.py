@@ -16,9 +16,9 @@ _MS_PER_DAY = 86_400_000
 def localize_naive(naive: np.ndarray, zones: np.ndarray, timezone: str) -> tuple[np.ndarray, np.ndarray]:
     """Naive site wall times → UTC instants, and a mask of those that do not exist.
 
-    A wall time in the spring gap does not exist: NaT, and True in the mask. A wall time in the repeated autumn
-    hour is summer time until the zone's clock goes backwards inside that hour (rows in input order), and
-    standard time from then on.
+    A wall time in the spring gap does not exist: NaT, and True in the mask. A wall time in the repeated
+    autumn hour is summer time until the zone's clock goes backwards inside that hour (rows in input
+    order), and standard time from then on.
 
     Parameters
     ----------

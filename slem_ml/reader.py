@@ -316,12 +316,15 @@ def _validate(
     reason = np.full(n, "", dtype=object)
     bad = np.zeros(n, dtype=bool)
 
-    def flag(mask: np.ndarray, text: str | np.ndarray) -> None:
-        """Quarantine rows in ``mask`` not yet quarantined; the first reason found stands."""
-        new = np.asarray(mask, dtype=bool) & ~bad
-        if not new.any():
+    def flag(mask: np.ndarray, text: str | Callable[[np.ndarray], np.ndarray]) -> None:
+        """Quarantine rows in ``mask`` not yet quarantined; the first reason found stands.
+
+        ``text`` is a reason, or a function giving the reasons of the rows it is handed.
+        """
+        if not mask.any():
             return
-        reason[new] = text[new] if isinstance(text, np.ndarray) else text
+        new = np.flatnonzero(mask & ~bad)
+        reason[new] = text(new) if callable(text) else text
         bad[new] = True
 
     blank = _blank_rows(raw)
@@ -340,7 +343,7 @@ def _validate(
             "check the contracts file or the Client_ID column"
         )
     unknown_text = np.array([f"unknown client_id '{c}' (not in contracts)" for c in client.categories])
-    flag(~known, unknown_text[client.codes])
+    flag(~known, lambda rows: unknown_text[client.codes[rows]])
 
     power, findings = _power(raw[S.POWER_W])
     for mask, text in findings:
@@ -374,17 +377,22 @@ def _validate(
         reason = np.concatenate([reason, malformed["reason"].to_numpy(dtype=object)])
         bad = np.concatenate([bad, np.ones(len(malformed), dtype=bool)])
 
+    rows = None if good.all() else np.flatnonzero(good)  # None: every row is good, copy nothing
+
+    def pick(values: np.ndarray) -> np.ndarray:
+        return values if rows is None else values[rows]
+
     frame = pd.DataFrame(
         {
-            S.TIMESTAMP: timestamp[good],
-            S.ZONE_ID: zone[good].remove_unused_categories(),
-            S.CLIENT_ID: client[good].remove_unused_categories(),
-            S.POWER_W: power[good],
-            S.CLEANING_STAFF: cleaning[good],
-            S.LINE: lines[good],
+            S.TIMESTAMP: pd.Series(pick(timestamp)).dt.tz_localize("UTC"),
+            S.ZONE_ID: zone if rows is None else _drop_unused(zone[rows]),
+            S.CLIENT_ID: client if rows is None else _drop_unused(client[rows]),
+            S.POWER_W: pick(power),
+            S.CLEANING_STAFF: pick(cleaning),
+            S.LINE: pick(lines),
         }
     )
-    frame = _structure(frame, raw.loc[good], headers)
+    frame = _structure(frame, raw, rows, headers)
     before = len(frame)
     frame = _dedupe_and_sort(frame)
     duplicates = before - len(frame)
@@ -417,11 +425,17 @@ def _labels(column: pd.Series) -> pd.Categorical:
     if not isinstance(column.dtype, pd.CategoricalDtype):
         column = column.astype("category")
     cats = column.cat.categories
-    cleaned = np.append(pd.Index(cats.astype(str)).str.strip().to_numpy(dtype=object), "")
-    new_codes, new_cats = pd.factorize(cleaned)
-    codes = column.cat.codes.to_numpy().astype(np.int64)
+    stripped = pd.Index(cats.astype(str)).str.strip().to_numpy(dtype=object)
+    codes = column.cat.codes.to_numpy()
+    clean = (stripped == np.asarray(cats.astype(str), dtype=object)).all() and "" not in set(stripped)
+    if clean and codes.min(initial=0) >= 0:  # clean ids, nothing missing: the usual case, no remapping
+        return pd.Categorical.from_codes(codes, categories=pd.Index(stripped, dtype=object), validate=False)
+    new_codes, new_cats = pd.factorize(np.append(stripped, ""))
+    codes = codes.astype(np.int64)
     codes[codes < 0] = len(cats)
-    return pd.Categorical.from_codes(new_codes[codes], categories=pd.Index(new_cats, dtype=object))
+    return pd.Categorical.from_codes(
+        new_codes[codes], categories=pd.Index(new_cats, dtype=object), validate=False
+    )
 
 
 def _code(values: pd.Categorical, text: str) -> int:
@@ -431,7 +445,11 @@ def _code(values: pd.Categorical, text: str) -> int:
 
 
 def _blank_rows(raw: pd.DataFrame) -> np.ndarray:
+    """Rows in which every cell is empty (a blank line in a CSV)."""
     blank = np.ones(len(raw), dtype=bool)
+    first = raw[S.TIMESTAMP]
+    if not pd.api.types.is_string_dtype(first) and first.dtype != object and not first.isna().any():
+        return ~blank  # a typed timestamp column without gaps: no blank rows at all
     for name in raw.columns:
         col = raw[name]
         if isinstance(col.dtype, pd.CategoricalDtype):
@@ -510,8 +528,13 @@ def _parse_naive(text: pd.Series) -> np.ndarray:
     return parsed.to_numpy(dtype="datetime64[ms]")
 
 
-def _structure(frame: pd.DataFrame, raw: pd.DataFrame, headers: dict[str, str]) -> pd.DataFrame:
-    """building / floor / zone: from the file where given, else derived from zone_id (SPEC §1)."""
+def _structure(
+    frame: pd.DataFrame, raw: pd.DataFrame, rows: np.ndarray | None, headers: dict[str, str]
+) -> pd.DataFrame:
+    """building / floor / zone: from the file where given, else derived from zone_id (SPEC §1).
+
+    ``rows`` are the rows of ``raw`` that made ``frame`` (None: all of them).
+    """
     zone_ids = pd.Series(frame[S.ZONE_ID].cat.categories.astype(str))
     parts = zone_ids.str.extract(S.ZONE_ID_PATTERN)
     parts["building"] = parts["building"].fillna(zone_ids)
@@ -521,30 +544,57 @@ def _structure(frame: pd.DataFrame, raw: pd.DataFrame, headers: dict[str, str]) 
         values = pd.Categorical.from_codes(derived.codes[codes], categories=derived.categories)
         if column in headers:
             given = _labels(raw[column])
-            if not (given.codes == _code(given, "")).any():
-                values = given.remove_unused_categories()
+            given = given if rows is None else given[rows]
+            blank = given.codes == _code(given, "")
+            if not blank.any():
+                values = given if rows is None else _drop_unused(given)
             else:
-                text = np.where(given.codes == _code(given, ""), np.asarray(values), np.asarray(given))
-                values = pd.Categorical(text)
+                values = pd.Categorical(np.where(blank, np.asarray(values), np.asarray(given)))
         frame[column] = values
     return frame[[*S.REQUIRED_COLUMNS, S.CLEANING_STAFF, S.BUILDING, S.FLOOR, S.ZONE, S.LINE]]
 
 
+def _drop_unused(values: pd.Categorical) -> pd.Categorical:
+    """``remove_unused_categories`` by counting codes instead of sorting them."""
+    codes = np.asarray(values.codes)
+    used = np.bincount(codes[codes >= 0], minlength=len(values.categories)) > 0
+    if used.all():
+        return values
+    remap = np.cumsum(used) - 1
+    return pd.Categorical.from_codes(
+        np.where(codes >= 0, remap[codes], -1), categories=values.categories[used]
+    )
+
+
 def _dedupe_and_sort(frame: pd.DataFrame) -> pd.DataFrame:
-    """Drop exact duplicates (zone, timestamp, power; the later row stays); sort by zone, time, line."""
-    frame[S.TIMESTAMP] = pd.to_datetime(frame[S.TIMESTAMP]).dt.tz_localize("UTC")
-    dup = frame.duplicated([S.ZONE_ID, S.TIMESTAMP, S.POWER_W], keep="last").to_numpy()
-    frame = frame.loc[~dup]
+    """Drop exact duplicates (zone, timestamp, power; the later row stays); sort by zone, time, line.
+
+    ``frame`` is in input order, so one stable sort on a (zone, time) key gives (zone, time, line).
+    """
     for column in (S.ZONE_ID, S.CLIENT_ID):  # text order, whatever order the file met the ids in
         frame[column] = frame[column].cat.reorder_categories(sorted(frame[column].cat.categories))
-    order = np.lexsort(
-        (
-            frame[S.LINE].to_numpy(),
-            frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64),
-            frame[S.ZONE_ID].cat.codes.to_numpy(),
-        )
-    )
-    return frame.iloc[order].reset_index(drop=True)
+    if frame.empty:
+        return frame.reset_index(drop=True)
+    ts = frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
+    zone = frame[S.ZONE_ID].cat.codes.to_numpy().astype(np.int64)
+    key = (zone << 42) | (ts - ts.min())  # 2^42 ms = 139 years of readings per zone
+    # By zone first (a radix sort of small codes), then by key: input that is chronological within each
+    # zone is then already in order, and the stable sort only checks it.
+    by_zone = np.argsort(frame[S.ZONE_ID].cat.codes.to_numpy(), kind="stable")
+    order = by_zone[np.argsort(key[by_zone], kind="stable")]
+    ordered = key[order]
+    same = ordered[1:] == ordered[:-1]
+    if same.any():  # rows sharing zone and instant (rare): exact duplicates among them go
+        shared = np.zeros(len(order), dtype=bool)
+        shared[:-1] |= same
+        shared[1:] |= same
+        rows = order[shared]
+        candidates = pd.DataFrame({"key": key[rows], "power": frame[S.POWER_W].to_numpy()[rows]})
+        dropped = rows[candidates.duplicated(keep="last").to_numpy()]
+        order = order[~np.isin(order, dropped)]
+    if len(order) == len(frame) and (order[1:] > order[:-1]).all():
+        return frame.reset_index(drop=True)  # already in order and nothing dropped: no copy
+    return frame.take(order).reset_index(drop=True)
 
 
 def _quarantine(

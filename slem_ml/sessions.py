@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
+import pandas as pd
 
 from slem_ml.coverage import Pieces
 
@@ -15,6 +16,7 @@ __all__ = [
     "decimal_kwh",
     "decimal_minutes",
     "find_runs",
+    "labels_at",
     "rate_fraction",
     "round_cents",
 ]
@@ -74,6 +76,12 @@ def find_runs(pieces: Pieces, mask: np.ndarray, *keys: np.ndarray) -> Runs:
         run_of_piece=run_of_piece,
         selected=sel,
     )
+
+
+def labels_at(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """The text of a categorical column at ``rows``, without materialising the whole column."""
+    categories = np.asarray(column.cat.categories.astype(str), dtype=object)
+    return categories[column.cat.codes.to_numpy()[rows]]
 
 
 def round_cents(numerator: int, denominator: int) -> Decimal:

@@ -1,18 +1,23 @@
-"""Tests for slem_ml.invoice_render: the printable invoice (SPEC §3.7, §7).
+"""Tests for slem_ml.invoice_render and slem_ml.invoice_pdf: the printable invoice (SPEC §3.7, §7).
 
 Built on the hand-made result of tests/test_outputs.py: INV-C001-202502 has two lines (67.5 and 10 minutes,
-the second spike-adjusted) adding up to 22.52 EUR; the client's name carries a <script> tag.
+the second spike-adjusted) adding up to 22.52 EUR; the client's name carries a <script> tag. The PDF's text
+is read back with poppler's ``pdftotext`` (those tests are skipped where it is not installed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
+import subprocess
 from decimal import Decimal
 
 import pandas as pd
 import pytest
 
+from slem_ml import schema
+from slem_ml.contracts import parse_site
 from slem_ml.invoice_render import (
     invoice_file_name,
     invoice_view,
@@ -21,7 +26,7 @@ from slem_ml.invoice_render import (
     render_invoice_pdf,
     write_invoice_files,
 )
-from tests.test_outputs import FORMULA_ZONE, _hash, _local, make_invoices, make_lines, make_result
+from tests.test_outputs import FORMULA_ZONE, TZ, _hash, _local, make_invoices, make_lines, make_result
 
 ISSUED = dt.date(2025, 3, 3)
 
@@ -192,3 +197,179 @@ def test_pdf_invoice():
     assert pdf.startswith(b"%PDF-")
     again = render_invoice_pdf(result.invoices.iloc[0], result.invoice_lines, result.site, issued=ISSUED)
     assert pdf == again  # reproducible
+
+
+# --- the PDF's content ---------------------------------------------------------------------------
+
+WEEKDAY_ROW = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) 2025-\d\d-\d\d ", re.MULTILINE)
+
+
+def _pdf_pages(pdf: bytes, tmp_path, mode: str = "-layout") -> list[str]:
+    """The PDF's text, page by page, as ``pdftotext`` reads it (``-layout``: rows stay on one line)."""
+    tool = shutil.which("pdftotext")
+    if tool is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    path = tmp_path / "invoice.pdf"
+    path.write_bytes(pdf)
+    out = subprocess.run([tool, mode, str(path), "-"], capture_output=True, check=True)
+    return out.stdout.decode("utf-8").split("\f")[:-1]  # a form feed ends each page
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def _pdf(result=None, invoice: int = 0) -> bytes:
+    pytest.importorskip("fpdf")
+    result = result if result is not None else make_result()
+    row = result.invoices.iloc[invoice]
+    return render_invoice_pdf(row, result.invoice_lines, result.site, issued=ISSUED)
+
+
+def long_result(count: int):
+    """One invoice (INV-C001-202502) of ``count`` lines: evening sessions in 40 zones, times to the
+    millisecond, every 50th line spike-adjusted."""
+    cent = Decimal("0.01")
+    rows = []
+    for i in range(count):
+        day = dt.date(2025, 2, 1 + i * 28 // count)
+        start = _local(f"{day} 18:00") + pd.Timedelta(seconds=97 * i % 14_000, milliseconds=250 * (i % 4))
+        minutes = 1 + (31 * i) % 200
+        billable = -(-minutes // 15) * 15
+        energy = Decimal(1 + (7919 * i) % 900_000).scaleb(-6)
+        hours_charge = (Decimal(billable) * 15 / 60).quantize(cent)
+        energy_charge = (energy * Decimal("0.20")).quantize(cent)
+        adjusted = i % 50 == 0
+        rows.append(
+            {
+                "invoice_id": "INV-C001-202502",
+                "client_id": "C001",
+                "zone_id": f"HQ-F{i % 5 + 1}-Z{i % 8 + 1}",
+                "date": day,
+                "start": start,
+                "end": start + pd.Timedelta(minutes=minutes),
+                "minutes": Decimal(minutes).quantize(Decimal("0.001")),
+                "billable_minutes": billable,
+                "energy_kwh": energy,
+                "hours_charge": hours_charge,
+                "energy_charge": energy_charge,
+                "amount": hours_charge + energy_charge,
+                "currency": "EUR",
+                "adjusted": adjusted,
+                "original_energy_kwh": energy * 5 if adjusted else energy,
+            }
+        )
+    lines = pd.DataFrame(rows)[list(schema.INVOICE_LINE_COLUMNS)]
+    for column in ("start", "end"):
+        lines[column] = pd.to_datetime(lines[column]).dt.tz_convert(TZ).dt.as_unit("ms")
+    invoices = make_invoices().iloc[[0]].reset_index(drop=True)
+    invoices.loc[0, "lines"] = count
+    invoices.loc[0, "billable_hours"] = (Decimal(int(lines["billable_minutes"].sum())) / 60).quantize(cent)
+    invoices.loc[0, "energy_kwh"] = sum(lines["energy_kwh"], Decimal("0"))
+    invoices.loc[0, "total"] = sum(lines["amount"], Decimal("0"))
+    return make_result(invoices=invoices, invoice_lines=lines)
+
+
+def test_pdf_shows_the_header_lines_totals_and_hash(tmp_path):
+    pages = _pdf_pages(_pdf(), tmp_path)
+    assert len(pages) == 1
+    text = _squash(pages[0])
+    for fact in [
+        "slem — supplementary lighting invoice",
+        "Site time zone Europe/Berlin · amounts in EUR",
+        "Invoice INV-C001-202502",
+        "Revision 1",
+        "Issue date 2025-03-03",
+        "Period February 2025",
+        "Service days 1–28 February 2025",
+        "Acme <script>alert(1)</script>",  # shown as it is: a PDF runs nothing
+        "Client id C001",
+        "Contracted hours Mon–Fri 08:00–18:00",
+        "Grace 5 min before opening and after closing",
+        "Block rounding each session rounded up to 15 min",
+        "Hourly rate 15.00 EUR per zone-hour",
+        "Energy rate 0.20 EUR per kWh",
+        "Lighting outside contracted hours — 2 sessions",
+        "Mon 2025-02-10 HQ-F4-Z2 18:05–19:12:30 67.500 75 0.112500 18.75 0.02 18.77",
+        "Billable time 90 min = 1.50 h",
+        "Energy outside contracted hours 0.122500 kWh",
+        "Hours charges 22.50 EUR",
+        "Energy charges 0.02 EUR",
+        "Total 22.52 EUR",
+        "rounded up to whole 15-minute blocks",
+        "metered value is shown below it",
+        "INV-C001-202502 · revision 1 · page 1 of 1",
+        f"Content hash (SHA-256) {_hash('C001')}",
+    ]:
+        assert fact in text, fact
+    assert re.search(r"Tue 2025-02-11 .* 20:00–20:10 10.000 15 0.010000 ?† 3.75 0.00 3.75", text)
+    assert "metered 0.050000" in text
+
+
+def test_pdf_of_2000_lines_repeats_the_headings_and_keeps_the_totals_together(tmp_path):
+    result = long_result(2_000)
+    pdf = _pdf(result)
+    assert pdf.startswith(b"%PDF-")
+    pages = _pdf_pages(pdf, tmp_path)
+    count = len(pages)
+    assert count > 30  # ~50 lines a page
+    assert sum(len(WEEKDAY_ROW.findall(page)) for page in pages) == 2_000  # a text line per invoice line
+    assert sum(len(re.findall(r"metered \d", page)) for page in pages) == 40  # under each adjusted line
+    for number, page in enumerate(pages, start=1):
+        text = _squash(page)
+        assert f"INV-C001-202502 · revision 1 · page {number} of {count}" in text
+        assert f"Content hash (SHA-256) {_hash('C001')}" in text
+        if WEEKDAY_ROW.search(page):
+            assert "Date Zone" in text and "Amount EUR" in text, number  # the headings on every page
+        if number > 1:
+            assert "INV-C001-202502 · revision 1 · Acme" in text and "continued" in text
+    totals = [_squash(page) for page in pages if "Billable time" in page]
+    assert len(totals) == 1
+    assert f"Total {result.invoices.loc[0, 'total']:,f} EUR" in totals[0]  # on the page of "Billable time"
+    note = _squash(pages[-1])
+    assert "HOW OVERTIME IS COMPUTED" in note and "sum of the lines" in note and "Generated by slem" in note
+
+
+def test_pdf_reduces_and_escapes_text(tmp_path):
+    site = parse_site(
+        {
+            "site": {"timezone": TZ, "currency": "EUR"},
+            "clients": {"C001": {"name": "Łódź Ölwerke 東京", "hours": {"mon-fri": "08:00-18:00"}}},
+        }
+    )
+    lines = make_lines()
+    lines.loc[0, "zone_id"] = "A(1)\\B-F1-Z1"
+    long_zone = "Warehouse" * 6 + "-F2-Z3"
+    lines.loc[1, "zone_id"] = long_zone
+    result = make_result(site=site, invoice_lines=lines)
+    pdf = _pdf(result)
+    text = _squash(_pdf_pages(pdf, tmp_path)[0])
+    assert "Lódz Ölwerke ??" in text  # Windows-1252 keeps ó and Ö
+    assert "A(1)\\B-F1-Z1 18:05–19:12:30" in text
+    raw = "".join(_pdf_pages(pdf, tmp_path, "-raw")[0].split())
+    assert long_zone in raw  # wrapped in its column, nothing cut
+
+
+def test_pdf_of_an_invoice_without_lines(tmp_path):
+    invoices = make_invoices()
+    invoices.loc[0, ["lines", "total"]] = [0, Decimal("0")]
+    pdf = _pdf(make_result(invoices=invoices, invoice_lines=make_lines().iloc[2:]))
+    text = _squash(_pdf_pages(pdf, tmp_path)[0])
+    assert "— 0 sessions" in text and "Total 0 EUR" in text
+
+
+def test_times_are_wall_clock_and_lines_follow_the_instants():
+    lines = make_lines().iloc[:2].copy()
+    lines["date"] = [dt.date(2025, 10, 26)] * 2
+    lines["zone_id"] = "HQ-F1-Z1"
+    # When DST ends 02:00-03:00 comes twice: the +02:00 session is the earlier one.
+    lines["start"] = pd.to_datetime(["2025-10-26 02:10+01:00", "2025-10-26 02:30+02:00"], utc=True)
+    lines["start"] = lines["start"].dt.tz_convert(TZ)
+    ends = ["2025-10-27 03:00:01.500+01:00", "2025-10-26 02:40:00.000+02:00"]
+    lines["end"] = pd.to_datetime(ends, utc=True)  # in UTC: any timezone is fine
+    result = make_result(invoice_lines=lines)
+    view = invoice_view(result.invoices.iloc[0], lines, result.site, issued=ISSUED)
+    assert [(line["start"], line["end"]) for line in view["lines"]] == [
+        ("02:30", "02:40"),
+        ("02:10", "03:00:01 (+1d)"),
+    ]
