@@ -281,11 +281,24 @@ class _Parser:
         if country is not None:
             import holidays
 
-            supported = holidays.list_supported_countries()
-            if str(country) not in supported:
-                raise self.fail("site.holidays.country", f"{country!r} is not a supported country code")
-            if subdiv is not None and str(subdiv) not in supported[str(country)]:
-                raise self.fail("site.holidays.subdiv", f"{subdiv!r} is not a subdivision of {country}")
+            if not re.fullmatch(r"[A-Z]{2,3}", str(country)):
+                raise self.fail("site.holidays.country", f"{country!r} is not a country code such as DE")
+
+            try:  # builds one country's calendar; listing every supported country costs 0.3 s
+                holidays.country_holidays(str(country), subdiv=None if subdiv is None else str(subdiv))
+            except NotImplementedError:
+                if subdiv is not None and str(country).isalpha():
+                    try:
+                        holidays.country_holidays(str(country))
+                    except NotImplementedError:
+                        pass
+                    else:
+                        raise self.fail(
+                            "site.holidays.subdiv", f"{subdiv!r} is not a subdivision of {country}"
+                        ) from None
+                raise self.fail(
+                    "site.holidays.country", f"{country!r} is not a supported country code"
+                ) from None
         elif subdiv is not None:
             raise self.fail("site.holidays.subdiv", "needs site.holidays.country")
         dates = hol.get("dates", [])

@@ -565,3 +565,11 @@ def test_a_database_slem_cannot_use_is_one_clear_error(unusable_url: str) -> Non
 def test_an_unusable_url_is_refused_before_connecting(url: str, message: str) -> None:
     with pytest.raises(StorageError, match=message):
         open_database(url)
+
+
+def test_head_revision_constant_matches_the_migrations() -> None:
+    from alembic.script import ScriptDirectory
+
+    from slem_ml.storage.database import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config(url="sqlite://")).get_heads() == [HEAD_REVISION]
