@@ -10,11 +10,14 @@ CONTRACTS ?= slem_ml/data/contracts.yaml
 
 setup: $(STAMP)
 
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (as on these machines) Python would otherwise
+# compile every imported module from source on every start, 3-4 s for slem's dependencies.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv
-	$(UV) pip sync --quiet --python $(PY) requirements.lock
+	$(UV) pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	$(PY) -m compileall -q slem_ml  # PYTHONDONTWRITEBYTECODE may be set: compile once, start fast
 	touch $(STAMP)
 
 # Score DATA (default: freshly generated sample readings) with the sample contracts; results in $(OUT)/.

@@ -25,6 +25,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -159,6 +160,7 @@ def _write_invoices(
     revisions: dict[str, int] = {}
     new: list[str] = []
     targets: list[Invoice] = []
+    created: list[tuple[Invoice, InvoicePayload]] = []
     for inv in invoices:
         previous = latest.get(inv.invoice_id)
         if previous is not None and previous.content_hash == inv.content_hash:
@@ -170,18 +172,23 @@ def _write_invoices(
             revision=1 if previous is None else previous.revision + 1,
             run_id=run.id,
             created_at=run.created_at,
-            items=[InvoiceLine(**line) for line in inv.lines],
         )
         session.add(invoice)
         if previous is None:
             action, detail = "invoice.created", _created(invoice, run)
         else:
-            action, detail = "invoice.revised", _revised(previous, invoice, run)
+            lines = [SimpleNamespace(**line) for line in inv.lines]
+            action, detail = "invoice.revised", _revised(previous, invoice, lines, run)
         session.add(_audit(run.created_at, actor, action, "invoice", inv.invoice_id, detail))
         targets.append(invoice)
+        created.append((invoice, inv))
         revisions[inv.invoice_id] = invoice.revision
         new.append(inv.invoice_id)
     session.flush()
+    # Lines as one bulk INSERT: a month of a large site has tens of thousands of them.
+    rows = [{**line, "invoice_pk": invoice.id} for invoice, inv in created for line in inv.lines]
+    if rows:
+        session.execute(insert(InvoiceLine), rows)
     session.add_all(RunInvoice(run_id=run.id, invoice_pk=invoice.id) for invoice in targets)
     return revisions, new
 
@@ -248,10 +255,10 @@ def _created(invoice: Invoice, run: ScoreRun) -> dict[str, Any]:
     }
 
 
-def _revised(old: Invoice, new: Invoice, run: ScoreRun) -> dict[str, Any]:
+def _revised(old: Invoice, new: Invoice, new_lines: list[Any], run: ScoreRun) -> dict[str, Any]:
     """What changed between two revisions, line by line, in JSON-ready form."""
     tz = ZoneInfo(new.timezone)
-    before, after = _keyed(old.items), _keyed(new.items)
+    before, after = _keyed(old.items), _keyed(new_lines)
     added = [_line_ref(after[key], tz) for key in after if key not in before]
     removed = [_line_ref(before[key], tz) for key in before if key not in after]
     changed = []
