@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from slem_ml.result import ScoringResult
@@ -224,37 +225,37 @@ _ALERT: _Spec = {
 _DEFAULTS: Row = {"adjusted": False, "inferred": False, "detail": ""}
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.api.types.is_scalar(value) and pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _rows(frame: pd.DataFrame, table: str, spec: _Spec) -> list[Row]:
+    """Checked, converted rows; column by column, so that missing values and instants are found vectorised."""
     if frame.empty:
         return []
     missing = [col for col, (_, _, required) in spec.items() if required and col not in frame.columns]
     if missing:
         raise ValueError(f"{table}: missing column(s) {', '.join(missing)}")
-    rows: list[Row] = []
-    for number, record in enumerate(frame.to_dict("records"), start=1):
-        row: Row = {}
-        for column, (key, convert, required) in spec.items():
-            value = record.get(column)
-            if _is_missing(value):
-                if required:
-                    raise ValueError(f"{table} row {number}: {column} is missing")
-                row[key] = _DEFAULTS.get(key)
+    columns: dict[str, list[Any]] = {}
+    for column, (key, convert, required) in spec.items():
+        if column not in frame.columns:
+            columns[key] = [_DEFAULTS.get(key)] * len(frame)
+            continue
+        series = frame[column]
+        absent = series.isna().to_numpy()
+        if required and absent.any():
+            raise ValueError(f"{table} row {int(np.argmax(absent)) + 1}: {column} is missing")
+        if convert is to_utc and isinstance(series.dtype, pd.DatetimeTZDtype):
+            columns[key] = list(series.dt.tz_convert("UTC").dt.to_pydatetime())
+            continue
+        values: list[Any] = []
+        for number, (value, gone) in enumerate(zip(series.tolist(), absent, strict=True), start=1):
+            if gone:
+                values.append(_DEFAULTS.get(key))
                 continue
             try:
-                row[key] = convert(value)
+                values.append(convert(value))
             except (TypeError, ValueError, ArithmeticError) as exc:
                 raise ValueError(f"{table} row {number}: {column}: {exc}") from None
-        rows.append(row)
-    return rows
+        columns[key] = values
+    keys = list(columns)
+    return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def _invoices(invoices: pd.DataFrame, lines: pd.DataFrame, timezone: str) -> tuple[InvoicePayload, ...]:

@@ -78,6 +78,10 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 def to_exact_decimal(value: Any, precision: int, scale: int) -> Decimal:
     """``value`` as a ``Decimal`` with exactly ``scale`` places; raises rather than round or overflow."""
+    if type(value) is Decimal:  # the usual case: already at the right scale, nothing to round
+        shape = value.as_tuple()
+        if shape.exponent == -scale and len(shape.digits) <= precision:
+            return value
     if isinstance(value, bool) or not isinstance(value, Decimal | int):
         raise TypeError(f"expected a Decimal, got {type(value).__name__} {value!r}")
     number = Decimal(value)
