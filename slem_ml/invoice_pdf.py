@@ -403,6 +403,7 @@ class _Metrics:
                 self.table[ord(bytes([byte]).decode("cp1252"))] = char_widths[chr(byte)]
         self.table[-1] = self.other = char_widths["?"]
         self.char = {chr(code): width for code, width in enumerate(self.table.tolist()) if width}
+        self._memo: dict[str, int] = {}
 
     @classmethod
     def of(cls, font: str, char_widths: Mapping[str, int]) -> _Metrics:
@@ -411,8 +412,12 @@ class _Metrics:
         return cls._cache[font]
 
     def width(self, text: str) -> int:
-        char, other = self.char, self.other
-        return sum(char.get(c, other) for c in text)
+        """Width of ``text`` [1/1000 of the type size]; memoised: zone ids and dates repeat on every page."""
+        found = self._memo.get(text)
+        if found is None:
+            char, other = self.char, self.other
+            found = self._memo[text] = sum(char.get(c, other) for c in text)
+        return found
 
     def widths(self, texts: list[str]) -> np.ndarray:
         """The widths of many strings at once: their code points looked up in the table and summed."""
@@ -422,11 +427,12 @@ class _Metrics:
         return self.table[np.minimum(codes, self._SIZE)].sum(axis=1)
 
 
-def _wrap(text: str, room: float, metrics: _Metrics) -> list[str]:
+@functools.lru_cache(maxsize=1 << 16)
+def _wrap(text: str, room: float, metrics: _Metrics) -> tuple[str, ...]:
     """``text`` in lines no wider than ``room`` [1/1000 of the type size]: broken at spaces, and inside a
     word only when the word alone is too wide (as CSS ``overflow-wrap: anywhere``)."""
     if metrics.width(text) <= room:
-        return [text]
+        return (text,)
     lines: list[str] = []
     current = ""
     for word in text.split(" "):
@@ -444,7 +450,7 @@ def _wrap(text: str, room: float, metrics: _Metrics) -> list[str]:
     lines.append(current)
     if len(lines) > _MAX_LINES:
         lines = lines[: _MAX_LINES - 1] + [_clip(" ".join(lines[_MAX_LINES - 1 :]), room, metrics)]
-    return lines
+    return tuple(lines)
 
 
 def _fitting(word: str, room: float, metrics: _Metrics) -> int:
