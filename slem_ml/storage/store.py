@@ -188,7 +188,7 @@ def _write_invoices(
     # Lines as one bulk INSERT: a month of a large site has tens of thousands of them.
     rows = [{**line, "invoice_pk": invoice.id} for invoice, inv in created for line in inv.lines]
     if rows:
-        session.execute(insert(InvoiceLine), rows)
+        session.connection().execute(insert(InvoiceLine.__table__), rows)  # Core: no ORM bookkeeping
     session.add_all(RunInvoice(run_id=run.id, invoice_pk=invoice.id) for invoice in targets)
     return revisions, new
 
@@ -196,7 +196,7 @@ def _write_invoices(
 def _write_cleaning(session: Session, run: ScoreRun, cleaning: Iterable[Row]) -> None:
     rows = [{**row, "run_id": run.id} for row in cleaning]
     if rows:  # a bulk INSERT (executemany): a month of a large site has tens of thousands of sessions
-        session.execute(insert(CleaningSession), rows)
+        session.connection().execute(insert(CleaningSession.__table__), rows)
 
 
 def _write_alerts(session: Session, run: ScoreRun, alerts: tuple[Row, ...], actor: str) -> None:
