@@ -118,10 +118,11 @@ def score(
 ) -> None:
     """Bill overtime, find cleaning waste, write every output and store the run."""
     from slem_ml.contracts import load_site
-    from slem_ml.outputs import write_outputs
+    from slem_ml.outputs import staged_outputs
     from slem_ml.reader import read_readings
     from slem_ml.scoring import score as score_readings
-    from slem_ml.storage import open_database, store_result, with_revisions
+    from slem_ml.storage import open_database, with_revisions
+    from slem_ml.storage.background import planned_revisions, start_store
 
     if engine is not Engine.local or scheduler:
         raise SlemError("--engine dask is not available in this release; use --engine local")
@@ -142,16 +143,23 @@ def score(
     result = score_readings(validated, site, progress=scoring_progress)
     result.timings = {"read_s": read_s, **result.timings}
     progress("storing", 0.75)
-    clock = time.perf_counter()
-    database = open_database(url)
+    database = open_database(url)  # creates or upgrades the schema; a bad URL stops here, nothing written
     try:
-        stored = store_result(database, result)
+        planned = planned_revisions(database, result)
     finally:
         database.dispose()
-    result.timings["store_s"] = time.perf_counter() - clock
-    result.invoices = with_revisions(result.invoices, stored.revisions)
-    progress("writing", 0.85)
-    written = write_outputs(result, out)
+    result.invoices = with_revisions(result.invoices, planned)
+    job = start_store(url, result)  # in a child process, while this one writes the files
+    try:
+        progress("writing", 0.8)
+        with staged_outputs(result, out) as staging:
+            stored = job.result()
+            if stored.revisions != planned:  # another run stored these invoices in between
+                result.invoices = with_revisions(result.invoices, stored.revisions)
+                staging.rewrite_invoices(result)
+    finally:
+        job.close()
+    written = staging.written
     progress("done", 1.0)
     _print_summary(result, out, written, url, stored)
 

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ __all__ = [
     "format_quarantine",
     "iso_text",
     "minutes_text",
+    "Staging",
+    "staged_outputs",
     "write_outputs",
 ]
 
@@ -258,24 +260,55 @@ def write_outputs(result: ScoringResult, out_dir: str | Path) -> dict[str, Path]
     Returns the written files by their path relative to ``out_dir`` (``"invoice_lines.csv"``,
     ``"invoices/INV-C001-202502.html"``, …). Raises :class:`SlemError` when ``out_dir`` is not a folder.
     """
+    with staged_outputs(result, out_dir) as staging:
+        pass
+    return staging.written
+
+
+class Staging:
+    """Outputs written into a hidden folder beside ``out_dir``, not yet visible there."""
+
+    def __init__(self, result: ScoringResult, out_dir: Path, folder: Path) -> None:
+        self.out_dir, self.folder = out_dir, folder
+        self.names = _write_all(result, folder)
+
+    @property
+    def written(self) -> dict[str, Path]:
+        return {name: self.out_dir / name for name in self.names}
+
+    def rewrite_invoices(self, result: ScoringResult) -> None:
+        """Write invoices.csv and the printable invoices again (their revisions changed)."""
+        from slem_ml.invoice_render import write_invoice_files
+
+        write_csv(format_invoices(result.invoices, result.site), self.folder / OUTPUT_FILES["invoices"])
+        shutil.rmtree(self.folder / INVOICE_DIR, ignore_errors=True)
+        invoices = write_invoice_files(result, self.folder)
+        self.names = [*OUTPUT_FILES.values(), *(p.relative_to(self.folder).as_posix() for p in invoices)]
+
+
+@contextlib.contextmanager
+def staged_outputs(result: ScoringResult, out_dir: str | Path) -> Iterator[Staging]:
+    """Write every output into a staging folder; they move into ``out_dir`` when the block ends without
+    an error, and are discarded otherwise (so a failure elsewhere leaves the previous outputs in place)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SlemError(f"{out_dir}: exists and is not a folder; choose another --out")
     parent = out_dir.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.writing-", dir=parent))
+    folder = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.writing-", dir=parent))
     try:
-        written = _write_all(result, staging)
-        _install(staging, out_dir, [*OUTPUT_FILES.values(), INVOICE_DIR])
+        staging = Staging(result, out_dir, folder)
+        yield staging
+        _install(folder, out_dir, [*OUTPUT_FILES.values(), INVOICE_DIR])
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return {name: out_dir / name for name in written}
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _write_all(result: ScoringResult, folder: Path) -> list[str]:
-    from slem_ml.invoice_render import write_invoice_files  # lazy: jinja2 is only needed here
+    from slem_ml.invoice_render import start_invoice_files  # lazy: jinja2 is only needed here
 
     site = result.site
+    finish_invoices = start_invoice_files(result, folder)  # PDFs start now, on the other core
     _write_readings(result.readings, site, folder / OUTPUT_FILES["scored_readings"])
     write_csv(format_invoice_lines(result.invoice_lines, site), folder / OUTPUT_FILES["invoice_lines"])
     write_csv(format_invoices(result.invoices, site), folder / OUTPUT_FILES["invoices"])
@@ -287,7 +320,7 @@ def _write_all(result: ScoringResult, folder: Path) -> list[str]:
     write_csv(format_quarantine(result.quarantine), folder / OUTPUT_FILES["quarantine"])
     summary = json.dumps(result.summary(), indent=2, ensure_ascii=False, default=_json_default)
     (folder / OUTPUT_FILES["summary"]).write_text(summary + "\n", encoding="utf-8")
-    invoices = write_invoice_files(result, folder)  # creates folder/invoices even when there are none
+    invoices = finish_invoices()  # folder/invoices exists even when there are no invoices
     return [*OUTPUT_FILES.values(), *(p.relative_to(folder).as_posix() for p in invoices)]
 
 
@@ -306,11 +339,13 @@ def _write_readings(readings: pd.DataFrame, site: SiteConfig, path: Path) -> Non
     ]
     order = [c for c in first if c in readings.columns]
     order += [c for c in readings.columns if c not in order]
-    frame = readings.loc[:, order].copy()
-    for column in frame.columns:
-        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
-            frame[column] = frame[column].dt.tz_convert(site.site.timezone)
-    frame.to_parquet(path, index=False)
+    frame = readings.loc[:, order]  # copy-on-write: the columns are not copied
+    local = {
+        column: frame[column].dt.tz_convert(site.site.timezone)
+        for column in frame.columns
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype)
+    }
+    frame.assign(**local).to_parquet(path, index=False)
 
 
 def _install(staging: Path, out_dir: Path, names: list[str]) -> None:

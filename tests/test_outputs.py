@@ -764,3 +764,29 @@ def test_scored_outputs_reproduce_the_content_hash(tmp_path):
     parquet = pd.read_parquet(out / "scored_readings.parquet")
     assert len(parquet) == summary["rows_scored"]
     assert str(parquet["timestamp"].dt.tz) == TZ
+
+
+def test_staged_outputs_appear_only_at_the_end_and_can_be_rerendered(tmp_path):
+    from slem_ml.outputs import staged_outputs
+
+    result = make_result()
+    out = tmp_path / "out"
+    with staged_outputs(result, out) as staging:
+        assert not out.exists()  # nothing visible while staged
+        revised = result.invoices.assign(revision=2)
+        result.invoices = revised
+        staging.rewrite_invoices(result)
+    with (out / "invoices.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {row["revision"] for row in rows} == {"2"}
+    assert set(staging.written) == set(outputs.write_outputs(result, tmp_path / "again"))
+
+
+def test_staged_outputs_are_discarded_when_the_block_fails(tmp_path):
+    from slem_ml.outputs import staged_outputs
+
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="store failed"), staged_outputs(make_result(), out):
+        raise RuntimeError("store failed")
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no staging folder left behind

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -573,3 +574,22 @@ def test_head_revision_constant_matches_the_migrations() -> None:
     from slem_ml.storage.database import HEAD_REVISION, alembic_config
 
     assert ScriptDirectory.from_config(alembic_config(url="sqlite://")).get_heads() == [HEAD_REVISION]
+
+
+def test_planned_revisions_match_what_the_store_assigns(tmp_path: Path) -> None:
+    from slem_ml.storage.background import planned_revisions, start_store
+
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    first = make_result(FEBRUARY)
+    engine = open_database(url)
+    try:
+        assert planned_revisions(engine, first) == {i: 1 for i in first.invoices["invoice_id"]}
+    finally:
+        engine.dispose()
+    stored = start_store(url, first).result()
+    assert stored.created and set(stored.revisions.values()) == {1}
+    engine = open_database(url)
+    try:
+        assert planned_revisions(engine, first) == stored.revisions  # unchanged content, same revision
+    finally:
+        engine.dispose()

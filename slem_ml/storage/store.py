@@ -26,11 +26,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -188,7 +188,8 @@ def _write_invoices(
     # Lines as one bulk INSERT: a month of a large site has tens of thousands of them.
     rows = [{**line, "invoice_pk": invoice.id} for invoice, inv in created for line in inv.lines]
     if rows:
-        session.connection().execute(insert(InvoiceLine.__table__), rows)  # Core: no ORM bookkeeping
+        # Core, not the ORM: no per-object bookkeeping
+        session.connection().execute(insert(cast(Table, InvoiceLine.__table__)), rows)
     session.add_all(RunInvoice(run_id=run.id, invoice_pk=invoice.id) for invoice in targets)
     return revisions, new
 
@@ -196,7 +197,7 @@ def _write_invoices(
 def _write_cleaning(session: Session, run: ScoreRun, cleaning: Iterable[Row]) -> None:
     rows = [{**row, "run_id": run.id} for row in cleaning]
     if rows:  # a bulk INSERT (executemany): a month of a large site has tens of thousands of sessions
-        session.connection().execute(insert(CleaningSession.__table__), rows)
+        session.connection().execute(insert(cast(Table, CleaningSession.__table__)), rows)
 
 
 def _write_alerts(session: Session, run: ScoreRun, alerts: tuple[Row, ...], actor: str) -> None:

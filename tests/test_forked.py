@@ -1,0 +1,41 @@
+"""Work in a forked child: its value, its user errors and its failures reach the parent."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from slem_ml import forked
+from slem_ml.errors import InputError
+
+
+def test_value_comes_back_from_the_child() -> None:
+    parent = os.getpid()
+    job = forked.start(lambda: (os.getpid(), [1, 2, 3]))
+    child, payload = job.result()
+    assert payload == [1, 2, 3]
+    assert child != parent or not hasattr(os, "fork")
+
+
+def test_a_user_error_in_the_child_is_raised_as_itself() -> None:
+    def refuse() -> None:
+        raise InputError("readings.csv: no readings")
+
+    job = forked.start(refuse)
+    with pytest.raises(InputError, match="no readings"):
+        job.result()
+
+
+def test_a_bug_in_the_child_is_reported_with_its_traceback() -> None:
+    def crash() -> None:
+        raise ZeroDivisionError("boom")
+
+    with pytest.raises(RuntimeError, match="ZeroDivisionError: boom"):
+        forked.start(crash).result()
+
+
+def test_close_reaps_a_child_nobody_asked() -> None:
+    job = forked.start(lambda: "unread")
+    job.close()
+    assert job.result() == "unread"  # the answer was kept
