@@ -303,7 +303,35 @@ def render_invoice_html(
 
 
 def _html(view: Mapping[str, Any]) -> str:
-    return str(_environment().get_template("invoice.html").render(**view))
+    template = _environment().get_template("invoice.html")
+    return str(template.render(**view, rows_html=_rows_html(view["lines"])))
+
+
+def _rows_html(lines: list[dict[str, Any]]) -> Any:
+    """The table body, one f-string per line: jinja's loop cost 30 µs a line on month-long invoices.
+
+    Every cell goes through ``escape`` as the template would (zone ids are the user's text).
+    """
+    from markupsafe import Markup, escape
+
+    rows = []
+    for line in lines:
+        energy = escape(line["energy_kwh"])
+        if line["adjusted"]:
+            metered = escape(line["original_energy_kwh"])
+            energy = Markup(f'{energy} †<span class="orig">metered {metered}</span>')
+        rows.append(
+            f'<tr><td class="nowrap">{escape(line["weekday"])} {escape(line["date"])}</td>'
+            f'<td class="zone">{escape(line["zone_id"])}</td>'
+            f'<td class="nowrap">{escape(line["start"])}–{escape(line["end"])}</td>'
+            f'<td class="num">{escape(line["minutes"])}</td>'
+            f'<td class="num">{escape(line["billable_minutes"])}</td>'
+            f'<td class="num">{energy}</td>'
+            f'<td class="num">{escape(line["hours_charge"])}</td>'
+            f'<td class="num">{escape(line["energy_charge"])}</td>'
+            f'<td class="num">{escape(line["amount"])}</td></tr>\n'
+        )
+    return Markup("".join(rows))
 
 
 def render_invoice_pdf(
