@@ -8,6 +8,8 @@ import os
 import re
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -159,3 +161,49 @@ def test_unexpected_failure_exits_1_without_traceback(tmp_path: Path) -> None:
     assert done.returncode in (1, 2)
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) >= 1
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"slem_cli_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"local PostgreSQL server not reachable: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_score_stores_in_postgresql_once_and_revises_on_change(tmp_path: Path, postgres_url: str) -> None:
+    data = tmp_path / "in.csv"
+    rows = ["timestamp,zone_id,client_id,power_w"]
+    rows += [f"2025-02-03T{h:02d}:{m:02d}:00+01:00,HQ-F1-Z1,C001,80" for h in (18, 19) for m in (0, 30)]
+    data.write_text("\n".join(rows) + "\n")
+    args = ["score", str(data), "--contracts", str(CONTRACTS), "--out", "out", "--db", postgres_url]
+    first = slem(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "new run" in first.stdout and "rev 1" in first.stdout
+    again = slem(*args, cwd=tmp_path)
+    assert "identical run already stored" in again.stdout
+    data.write_text(data.read_text().replace(",80\n", ",160\n", 1))  # one reading draws more
+    changed = slem(*args, cwd=tmp_path)
+    assert changed.returncode == 0, changed.stderr
+    assert "INV-C001-202502    rev 2" in changed.stdout
+    invoices = lines_of(tmp_path / "out" / "invoices.csv")
+    assert [r["revision"] for r in invoices] == ["2"]
+
+
+def test_unreachable_database_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "in.csv"
+    data.write_text("timestamp,zone_id,client_id,power_w\n2025-02-03T19:00:00+01:00,HQ-F1-Z1,C001,50\n")
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
+    done = slem("score", str(data), "--contracts", str(CONTRACTS), "--out", "out", "--db", url, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "cannot open database" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
