@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -118,7 +119,7 @@ def score(
 ) -> None:
     """Bill overtime, find cleaning waste, write every output and store the run."""
     from slem_ml.contracts import load_site
-    from slem_ml.outputs import staged_outputs
+    from slem_ml.outputs import check_writable, staged_outputs
     from slem_ml.reader import read_readings
     from slem_ml.scoring import score as score_readings
     from slem_ml.storage import open_database, with_revisions
@@ -126,8 +127,7 @@ def score(
 
     if engine is not Engine.local or scheduler:
         raise SlemError("--engine dask is not available in this release; use --engine local")
-    if out.exists() and not out.is_dir():
-        raise SlemError(f"--out {out}: exists and is not a folder")
+    check_writable(out)
     url = db or os.environ.get("SLEM_DATABASE_URL") or DEFAULT_DB
     progress = _Progress()
     progress("config", 0.0)
@@ -149,16 +149,16 @@ def score(
     finally:
         database.dispose()
     result.invoices = with_revisions(result.invoices, planned)
-    job = start_store(url, result)  # in a child process, while this one writes the files
+    job = start_store(url, result)  # prepared in a child process while this one writes the files
     try:
         progress("writing", 0.8)
         with staged_outputs(result, out) as staging:
-            stored = job.result()
+            stored = job.commit()  # the files are staged: now the run may be committed
             if stored.revisions != planned:  # another run stored these invoices in between
                 result.invoices = with_revisions(result.invoices, stored.revisions)
                 staging.rewrite_invoices(result)
     finally:
-        job.close()
+        job.abandon()  # rolls the store back if anything above failed; nothing once committed
     written = staging.written
     progress("done", 1.0)
     _print_summary(result, out, written, url, stored)
@@ -263,6 +263,11 @@ def _safe_url(url: str) -> str:
 # --- entry point ----------------------------------------------------------------------------------
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: staged files are removed and an unfinished store rolls back."""
+    raise SystemExit(128 + signum)
+
+
 def _clear_progress_line() -> None:
     if sys.stderr.isatty():
         sys.stderr.write("\r\x1b[K")
@@ -270,6 +275,7 @@ def _clear_progress_line() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors exit 2 with one line, anything unexpected exits 1 without a traceback."""
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         app(args=argv, prog_name="slem")  # click handles --help and usage errors (exit 2) itself
     except SystemExit as done:  # how click ends every command, successful or not

@@ -48,6 +48,7 @@ __all__ = [
     "iso_text",
     "minutes_text",
     "Staging",
+    "check_writable",
     "staged_outputs",
     "write_outputs",
 ]
@@ -284,6 +285,25 @@ class Staging:
         shutil.rmtree(self.folder / INVOICE_DIR, ignore_errors=True)
         invoices = write_invoice_files(result, self.folder)
         self.names = [*OUTPUT_FILES.values(), *(p.relative_to(self.folder).as_posix() for p in invoices)]
+
+
+def check_writable(out_dir: str | Path) -> None:
+    """Refuse, before any work, an output folder that cannot be written (SPEC §6: exit 2, nothing written).
+
+    Probes the folder, or its nearest existing ancestor, by making and removing a temporary folder there.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SlemError(f"--out {out_dir}: exists and is not a folder")
+    place = out_dir.absolute()
+    while not place.exists():
+        place = place.parent
+    if not place.is_dir():
+        raise SlemError(f"--out {out_dir}: {place} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".slem-probe-", dir=place))
+    except OSError as exc:
+        raise SlemError(f"--out {out_dir}: cannot write in {place} ({exc.strerror or exc})") from None
 
 
 @contextlib.contextmanager

@@ -43,6 +43,9 @@ _EXTRA_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%Y/%m/%d %H:%M:%S", "%
 _OFFSET_RE = r"(?:[+-]\d{2}:?\d{2}|[zZ])$"
 _DICT = pa.dictionary(pa.int32(), pa.string())
 _GAP = "timestamp does not exist in site time (DST gap)"
+#: Readings outside these years are typos (2200 for 2025); they would also break the engine's time keys.
+_EARLIEST, _LATEST = np.datetime64("1990-01-01", "ms"), np.datetime64("2100-01-01", "ms")
+_RANGE = "timestamp out of range (before 1990 or after 2099)"
 
 
 def read_readings(path: str | Path, site: SiteConfig) -> Readings:
@@ -180,6 +183,11 @@ def _read_csv(path: Path, head: bytes, physical_lines: int) -> _CsvFile:
         invalid.clear()
         table = _read_csv_text(path, read, parse, wanted, [headers[S.TIMESTAMP], headers[S.POWER_W]])
     frame = table.to_pandas().rename(columns={h: c for c, h in headers.items()})
+    if len(frame) == 0 and invalid:
+        raise InputError(
+            f"{path.name}: no well-formed rows ({len(invalid)} rows with {invalid[0]} fields, "
+            f"expected {len(names)}; check the separator)"
+        )
     if len(frame) == 0 or (_blank_rows(frame).all() and not invalid):
         raise InputError(f"{path.name}: no readings (only a header line)")
     if delimiter != "," and not pd.api.types.is_numeric_dtype(frame[S.POWER_W]):
@@ -424,6 +432,10 @@ def _labels(column: pd.Series) -> pd.Categorical:
     """
     if not isinstance(column.dtype, pd.CategoricalDtype):
         column = column.astype("category")
+    numbers = column.cat.categories
+    if pd.api.types.is_float_dtype(numbers) and bool((numbers == np.floor(numbers)).all()):
+        # whole numbers with gaps arrive as floats: floor 4.0 is "4"
+        column = column.cat.rename_categories([str(int(c)) for c in numbers])
     cats = column.cat.categories
     stripped = pd.Index(cats.astype(str)).str.strip().to_numpy(dtype=object)
     codes = column.cat.codes.to_numpy()
@@ -498,11 +510,11 @@ def _timestamps(
     tz = site.site.timezone
     if isinstance(column.dtype, pd.DatetimeTZDtype):
         utc = column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")
-        return utc, [(np.isnat(utc), "missing timestamp")]
+        return utc, [(np.isnat(utc), "missing timestamp"), _out_of_range(utc)]
     if pd.api.types.is_datetime64_dtype(column):
         naive = column.to_numpy(dtype="datetime64[ms]")
         utc, gap = localize_naive(naive, np.asarray(zone.codes), tz)
-        return utc, [(np.isnat(naive), "missing timestamp"), (gap, _GAP)]
+        return utc, [(np.isnat(naive), "missing timestamp"), (gap, _GAP), _out_of_range(utc)]
     utc = np.full(n, np.datetime64("NaT"), dtype="datetime64[ms]")
     gap = np.zeros(n, dtype=bool)
     text = column.astype("str").fillna("").str.strip()
@@ -515,7 +527,12 @@ def _timestamps(
         naive = _parse_naive(text[naive_rows])
         utc[naive_rows], gap[naive_rows] = localize_naive(naive, np.asarray(zone.codes)[naive_rows], tz)
     empty = (text == "").to_numpy()
-    return utc, [(empty, "missing timestamp"), (gap, _GAP), (np.isnat(utc), "unparseable timestamp")]
+    unparsed = (np.isnat(utc), "unparseable timestamp")
+    return utc, [(empty, "missing timestamp"), (gap, _GAP), unparsed, _out_of_range(utc)]
+
+
+def _out_of_range(utc: np.ndarray) -> Finding:
+    return ((utc < _EARLIEST) | (utc >= _LATEST), _RANGE)  # NaT compares False: not flagged twice
 
 
 def _parse_naive(text: pd.Series) -> np.ndarray:

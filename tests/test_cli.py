@@ -207,3 +207,15 @@ def test_unreachable_database_exits_2_and_writes_nothing(tmp_path: Path) -> None
     assert done.returncode == 2
     assert "cannot open database" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["file/out", "/proc/slem-out"])
+def test_unwritable_out_exits_2_before_anything_is_stored(tmp_path: Path, where: str) -> None:
+    (tmp_path / "file").write_text("a file where a folder should be")
+    data = tmp_path / "in.csv"
+    data.write_text("timestamp,zone_id,client_id,power_w\n2025-02-03T19:00:00+01:00,HQ-F1-Z1,C001,50\n")
+    out = where if where.startswith("/") else str(tmp_path / where)
+    done = slem("score", str(data), "--contracts", str(CONTRACTS), "--out", out, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: --out") and "Traceback" not in done.stderr
+    assert not (tmp_path / "slem.db").exists()  # refused before the database was touched

@@ -653,3 +653,35 @@ def test_legacy_sample_loads_completely() -> None:
     assert sorted(result.frame[S.LINE]) == list(range(2, 2502))
     assert result.has_cleaning_flag and result.frame[S.CLEANING_STAFF].any()
     assert r.first_timestamp == utc("2025-01-30 04:01")
+
+
+def test_timestamps_out_of_range_are_quarantined_not_billed() -> None:
+    """A year typo (2200 for 2025) must not reach the engine, whose time keys span at most 139 years."""
+    site = SITE
+    frame = pd.DataFrame(
+        {
+            "Timestamp": ["2025-02-03 19:00", "2200-02-03 19:00", "1969-12-31 23:00", "2025-02-03 19:05"],
+            "Room_ID": ["A", "A", "B", "B"],
+            "Client_ID": ["C001", "C001", "C001", "C005"],
+            "Power_Usage_W": [10.0, 10.0, 10.0, 10.0],
+        }
+    )
+    readings = validate_frame(frame, site)
+    assert readings.quarantine["line"].tolist() == [3, 4]
+    assert set(readings.quarantine["reason"]) == {"timestamp out of range (before 1990 or after 2099)"}
+    assert readings.report.rows_valid == 2
+
+
+def test_whole_number_floats_in_id_columns_read_as_integers() -> None:
+    site = SITE
+    frame = pd.DataFrame(
+        {
+            "timestamp": ["2025-02-03T19:00:00+01:00"] * 3,
+            "zone_id": ["HQ-F1-Z1", "HQ-F2-Z1", "HQ-F3-Z1"],
+            "client_id": ["C001"] * 3,
+            "power_w": [1.0, 2.0, 3.0],
+            "floor": [4.0, np.nan, 2.0],  # a Parquet int column with a gap arrives as float
+        }
+    )
+    floors = validate_frame(frame, site).frame.set_index("zone_id")["floor"].astype(str).to_dict()
+    assert floors == {"HQ-F1-Z1": "4", "HQ-F2-Z1": "2", "HQ-F3-Z1": "2"}

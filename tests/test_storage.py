@@ -586,10 +586,25 @@ def test_planned_revisions_match_what_the_store_assigns(tmp_path: Path) -> None:
         assert planned_revisions(engine, first) == {i: 1 for i in first.invoices["invoice_id"]}
     finally:
         engine.dispose()
-    stored = start_store(url, first).result()
+    stored = start_store(url, first).commit()
     assert stored.created and set(stored.revisions.values()) == {1}
     engine = open_database(url)
     try:
         assert planned_revisions(engine, first) == stored.revisions  # unchanged content, same revision
+    finally:
+        engine.dispose()
+
+
+def test_an_abandoned_store_leaves_nothing(tmp_path: Path) -> None:
+    from slem_ml.storage.background import start_store
+
+    url = f"sqlite:///{tmp_path / 'abandon.db'}"
+    open_database(url).dispose()
+    start_store(url, make_result(FEBRUARY)).abandon()  # the parent failed before its files were staged
+    engine = open_database(url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(Invoice)).scalar_one() == 0
+        assert latest_run(engine) is None
     finally:
         engine.dispose()

@@ -22,7 +22,7 @@ retried from the start.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import SimpleNamespace
@@ -71,16 +71,26 @@ class StoredRun:
     new_revisions: tuple[str, ...]
 
 
-def store_result(engine: Engine, result: ScoringResult, *, actor: str = "slem") -> StoredRun:
+def store_result(
+    engine: Engine,
+    result: ScoringResult,
+    *,
+    actor: str = "slem",
+    before_commit: Callable[[], None] | None = None,
+) -> StoredRun:
     """Store ``result`` as one score run; see the module docstring for revisions and idempotence.
 
     ``result`` is not modified. Raises ``ValueError`` for a malformed result (before anything is written).
+    ``before_commit`` runs inside the transaction, last: if it raises, nothing is stored.
     """
     payload = prepare(result)
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with write_session(engine) as session:
-                return _store(session, payload, actor)
+                stored = _store(session, payload, actor)
+                if before_commit is not None:
+                    before_commit()
+                return stored
         except (IntegrityError, OperationalError) as exc:
             if attempt == _ATTEMPTS or not _worth_retrying(exc):
                 raise
