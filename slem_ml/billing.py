@@ -21,14 +21,11 @@ from slem_ml.sessions import (
     decimal_minutes,
     find_runs,
     labels_at,
-    rate_fraction,
     round_cents,
 )
 from slem_ml.timefmt import day_to_date, iso_local, ms_to_local
 
 __all__ = ["build_invoices", "canonical_lines_text", "invoice_lines"]
-
-_MS_PER_MIN = 60_000
 
 
 def invoice_lines(frame: pd.DataFrame, coverage: ReadingCoverage, site: SiteConfig) -> pd.DataFrame:
@@ -47,10 +44,12 @@ def invoice_lines(frame: pd.DataFrame, coverage: ReadingCoverage, site: SiteConf
     billable = _billable_minutes(runs.covered_ms, site.billing.block_minutes)
     currency = site.site.currency
     hours, energy, amount, kwh = [], [], [], []
+    rates = {  # exact (numerator, denominator) pairs of each client's rates
+        cid: (c.hourly_rate.as_integer_ratio(), c.energy_rate.as_integer_ratio())
+        for cid, c in site.clients.items()
+    }
     for cid, minutes, units in zip(client_ids, billable.tolist(), runs.energy.tolist(), strict=True):
-        contract = site.clients[cid]
-        h_num, h_den = rate_fraction(contract.hourly_rate)
-        e_num, e_den = rate_fraction(contract.energy_rate)
+        (h_num, h_den), (e_num, e_den) = rates[cid]
         hours_charge = round_cents(minutes * h_num, 60 * h_den)  # SPEC §3.6
         energy_charge = round_cents(units * e_num, MS_PER_KWH_UNIT * e_den)
         hours.append(hours_charge)
@@ -85,7 +84,7 @@ def invoice_lines(frame: pd.DataFrame, coverage: ReadingCoverage, site: SiteConf
 
 def _billable_minutes(covered_ms: np.ndarray, block_minutes: int) -> np.ndarray:
     """``ceil(minutes / block) × block`` in integer milliseconds (SPEC §3.4)."""
-    block_ms = block_minutes * _MS_PER_MIN
+    block_ms = block_minutes * S.MS_PER_MINUTE
     return (-(-covered_ms // block_ms) * block_minutes).astype(np.int64)
 
 

@@ -18,14 +18,11 @@ from slem_ml.sessions import (
     decimal_minutes,
     find_runs,
     labels_at,
-    rate_fraction,
     round_cents,
 )
 from slem_ml.timefmt import day_to_date, ms_to_local
 
 __all__ = ["cleaning_sessions"]
-
-_MS_PER_MIN = 60_000
 
 
 def cleaning_sessions(
@@ -43,7 +40,7 @@ def cleaning_sessions(
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
     config = site.cleaning
-    expected_ms = config.expected_minutes[1] * _MS_PER_MIN
+    expected_ms = config.expected_minutes[1] * S.MS_PER_MINUTE
     # Waste: each piece's part after the session's first expected_minutes[1] minutes (touching pieces,
     # so covered time equals elapsed time from the session start).
     sel = runs.selected
@@ -52,10 +49,10 @@ def cleaning_sessions(
     wasted_ms = np.clip(pieces.end_ms[sel] - start, 0, None)
     wasted_energy = np.add.reduceat(pieces.power_mw[sel] * wasted_ms, runs.first_piece)
 
-    price_num, price_den = rate_fraction(config.energy_price)
+    price_num, price_den = config.energy_price.as_integer_ratio()
     minutes = [decimal_minutes(ms) for ms in runs.covered_ms.tolist()]
     excess = [decimal_minutes(max(0, ms - expected_ms)) for ms in runs.covered_ms.tolist()]
-    flag_ms = config.flag_after_minutes * _MS_PER_MIN
+    flag_ms = config.flag_after_minutes * S.MS_PER_MINUTE
     out = pd.DataFrame(
         {
             S.ZONE_ID: labels_at(frame[S.ZONE_ID], runs.reading),

@@ -28,7 +28,6 @@ __all__ = ["CLASS_CODES", "Pieces", "ReadingCoverage", "compute_coverage"]
 #: usage class codes in piece arrays; names in ``schema.USAGE_CLASSES`` order.
 OFF, CONTRACT, OVERTIME, CLEANING = 0, 1, 2, 3
 CLASS_CODES = {name: code for code, name in enumerate(S.USAGE_CLASSES)}
-_MS_PER_MIN = 60_000
 _EPOCH = dt.date(1970, 1, 1)
 #: Each client's instants live in their own range [client × _SPAN, (client + 1) × _SPAN) of the lookup keys;
 #: 2^42 ms is 139 years, and 2^21 clients still fit in int64.
@@ -70,7 +69,7 @@ def compute_coverage(frame: pd.DataFrame, site: SiteConfig) -> ReadingCoverage:
     is_on = power_w >= site.sampling.on_threshold_w
 
     # SPEC §3.1: the next row of the same zone ends the coverage; at the same instant it covers nothing.
-    end = t + site.sampling.max_gap_minutes * _MS_PER_MIN
+    end = t + site.sampling.max_gap_minutes * S.MS_PER_MINUTE
     if n > 1:
         same_zone = zone[1:] == zone[:-1]
         end[:-1] = np.where(same_zone, np.minimum(t[1:], end[:-1]), end[:-1])
@@ -138,7 +137,7 @@ class Calendar:
                 start = np.array([w.open_minute if w else -1 for w in contract.week])[weekday]
                 stop = np.array([w.close_minute if w else -1 for w in contract.week])[weekday]
                 working = (start >= 0) & (contract.work_on_holidays | ~holiday)
-                grace = contract.grace_minutes * _MS_PER_MIN
+                grace = contract.grace_minutes * S.MS_PER_MINUTE
                 opens = wall_to_utc(days[working], start[working], tz).view(np.int64) - grace
                 closes = wall_to_utc(days[working], stop[working], tz).view(np.int64) + grace
             merged = _merge(opens, closes)

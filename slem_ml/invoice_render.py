@@ -27,6 +27,7 @@ import pandas as pd
 
 from slem_ml import __version__, forked
 from slem_ml.contracts import ClientContract, SiteConfig
+from slem_ml.outputs import aware_instants as _aware
 from slem_ml.outputs import minutes_text
 from slem_ml.result import ScoringResult
 
@@ -147,14 +148,6 @@ _SECOND_NS = 10**9
 _MINUTE_NS = 60 * _SECOND_NS
 _DAY_NS = 1440 * _MINUTE_NS
 _HHMM = tuple(f"{minute // 60:02d}:{minute % 60:02d}" for minute in range(1440))
-
-
-def _aware(values: pd.Series) -> pd.Series:
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values
-    if pd.api.types.is_object_dtype(values.dtype) and all(getattr(v, "tzinfo", None) for v in values):
-        return pd.to_datetime(values, utc=True)  # instants in more than one zone
-    raise TypeError(f"{values.name}: expected tz-aware timestamps, got {values.dtype}")
 
 
 def _ns(values: pd.Series) -> np.ndarray:

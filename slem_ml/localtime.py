@@ -60,45 +60,29 @@ def wall_to_utc(days: np.ndarray, minutes: np.ndarray, timezone: str) -> np.ndar
     """The instant [UTC ms] of wall time ``minutes`` after midnight on local date ``days``.
 
     ``days`` are day numbers since 1970-01-01 (int64), ``minutes`` may be 0..1440 (1440 = next midnight).
-    A wall time that does not exist (spring gap) is moved forward by the gap, as a clock would be; a wall
-    time that exists twice is taken at its first occurrence (summer time).
+    A wall time that does not exist (spring gap) is moved forward by the gap, as a clock would be: it is
+    read with the offset in force just before the gap. A wall time that exists twice is taken at its first
+    occurrence (summer time).
     """
-    wall = days.astype(np.int64) * _MS_PER_DAY + minutes.astype(np.int64) * 60_000
-    index = pd.DatetimeIndex(wall.astype("datetime64[ms]"))
+    wall = (days.astype(np.int64) * _MS_PER_DAY + minutes.astype(np.int64) * 60_000).astype("datetime64[ms]")
     if timezone == "UTC":
-        return wall.astype("datetime64[ms]")
-    summer = np.ones(len(wall), dtype=bool)
-    return _utc(index.tz_localize(timezone, ambiguous=summer, nonexistent="shift_forward")) + (
-        _gap_shift(index, timezone)
-    )
+        return wall
+    index = pd.DatetimeIndex(wall)
+    utc = _utc(index.tz_localize(timezone, ambiguous=np.ones(len(wall), bool), nonexistent="NaT")).copy()
+    gap = np.isnat(utc) & ~np.isnat(wall)
+    if gap.any():
+        gap_end = _utc(index[gap].tz_localize(timezone, nonexistent="shift_forward"))
+        before = gap_end - np.timedelta64(1, "ms")
+        utc[gap] = wall[gap] - (_wall(before, timezone) - before)  # wall minus the earlier offset
+    return utc
 
 
-def _gap_shift(index: pd.DatetimeIndex, timezone: str) -> np.ndarray:
-    """Extra shift so that a nonexistent wall time moves forward by the *gap*, not to the gap's end.
-
-    pandas' ``shift_forward`` maps every wall time inside the gap to the first instant after it; the rule
-    is "as the clock does": 02:30 on a 02:00→03:00 day is 03:30 summer time, i.e. 30 minutes after the change.
-    """
-    plain = index.tz_localize(timezone, ambiguous=np.ones(len(index), bool), nonexistent="NaT")
-    missing = np.asarray(plain.isna()) & ~np.asarray(index.isna())
-    shift = np.zeros(len(index), dtype="timedelta64[ms]")
-    if missing.any():
-        wall = index[missing]
-        gap_end = wall.tz_localize(timezone, nonexistent="shift_forward")
-        # Minutes into the gap: wall time minus the wall time at which the gap started.
-        gap_start_wall = gap_end.tz_localize(None) - _gap_length(gap_end, timezone)
-        shift[missing] = (wall - gap_start_wall).to_numpy(dtype="timedelta64[ms]")
-    return shift
-
-
-def _gap_length(gap_end: pd.DatetimeIndex, timezone: str) -> pd.TimedeltaIndex:
-    after = gap_end.tz_convert(timezone)
-    before = (gap_end - pd.Timedelta(milliseconds=1)).tz_convert(timezone)
-    return pd.TimedeltaIndex([a.utcoffset() - b.utcoffset() for a, b in zip(after, before, strict=True)])
+def _wall(utc: np.ndarray, timezone: str) -> np.ndarray:
+    """Site wall time [naive datetime64[ms]] of UTC instants."""
+    index = pd.DatetimeIndex(utc.astype("datetime64[ms]")).tz_localize("UTC")
+    return index.tz_convert(timezone).tz_localize(None).to_numpy(dtype="datetime64[ms]")
 
 
 def local_day_numbers(utc: np.ndarray, timezone: str) -> np.ndarray:
     """Local date of each UTC instant, as int64 day numbers since 1970-01-01."""
-    index = pd.DatetimeIndex(utc.astype("datetime64[ms]")).tz_localize("UTC")
-    local = index.tz_convert(timezone).tz_localize(None)
-    return local.to_numpy(dtype="datetime64[ms]").astype("datetime64[D]").view(np.int64)
+    return _wall(utc, timezone).astype("datetime64[D]").view(np.int64)

@@ -37,6 +37,7 @@ from slem_ml.timefmt import iso_local
 __all__ = [
     "INVOICE_DIR",
     "OUTPUT_FILES",
+    "aware_instants",
     "bool_text",
     "date_text",
     "decimal_text",
@@ -79,7 +80,7 @@ def iso_text(values: pd.Series, timezone: str) -> pd.Series:
     :func:`slem_ml.timefmt.iso_local`, the text an invoice's content hash is computed from, so the file
     reproduces the hash. Missing values give ``""``; naive timestamps raise ``TypeError``.
     """
-    local = _aware(values).dt.tz_convert(timezone)
+    local = aware_instants(values).dt.tz_convert(timezone)
     present = local.notna().to_numpy(dtype=bool)
     text = np.full(len(local), "", dtype=object)
     if present.any():
@@ -141,7 +142,8 @@ def _decimal_cell(value: Any) -> str:
     raise TypeError(f"expected a Decimal, got {type(value).__name__} {value!r}")
 
 
-def _aware(values: pd.Series) -> pd.Series:
+def aware_instants(values: pd.Series) -> pd.Series:
+    """``values`` as tz-aware instants; raises ``TypeError`` for naive ones (an output never guesses)."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values
     if values.isna().all():

@@ -24,6 +24,7 @@ __all__ = [
     "IS_ANOMALY",
     "IS_ON",
     "LINE",
+    "MS_PER_MINUTE",
     "OPTIONAL_COLUMNS",
     "POWER_W",
     "REQUIRED_COLUMNS",
@@ -77,6 +78,9 @@ EXPECTED_POWER_W = "expected_power_w"  # [W] filled by the models layer
 ANOMALY_SCORE = "anomaly_score"  # higher = more anomalous; filled by the models layer
 IS_ANOMALY = "is_anomaly"
 USAGE_CLASSES: tuple[str, ...] = ("off", "contract", "overtime", "cleaning")
+
+#: The engine counts time in integer milliseconds.
+MS_PER_MINUTE = 60_000
 
 # --- output tables (SPEC §7) ----------------------------------------------------------------------
 INVOICE_LINE_COLUMNS: tuple[str, ...] = (

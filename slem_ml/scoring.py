@@ -77,7 +77,7 @@ def _scored_readings(frame: pd.DataFrame, coverage: ReadingCoverage) -> pd.DataF
             S.IN_CONTRACT: coverage.in_contract,
             S.IS_ON: coverage.is_on,
             S.USAGE_CLASS: pd.Categorical.from_codes(coverage.usage, categories=list(names)),
-            S.COVERED_MINUTES: coverage.covered_ms / 60_000.0,
+            S.COVERED_MINUTES: coverage.covered_ms / S.MS_PER_MINUTE,
             S.EXPECTED_POWER_W: np.nan,
             S.ANOMALY_SCORE: np.nan,
             S.IS_ANOMALY: pd.arrays.BooleanArray(

@@ -8,6 +8,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
+from slem_ml import schema as S
 from slem_ml.coverage import Pieces
 
 __all__ = [
@@ -17,13 +18,11 @@ __all__ = [
     "decimal_minutes",
     "find_runs",
     "labels_at",
-    "rate_fraction",
     "round_cents",
 ]
 
 #: energy units are mW·ms; one kWh is 1000 W × 1000 mW/W × 3,600,000 ms.
 MS_PER_KWH_UNIT = 3_600_000_000_000
-_MS_PER_MIN = 60_000
 _CENT, _MILLI, _MICRO = Decimal("0.01"), Decimal("0.001"), Decimal("0.000001")
 
 
@@ -98,11 +97,5 @@ def decimal_kwh(energy: int) -> Decimal:
 
 def decimal_minutes(ms: int) -> Decimal:
     """Duration [ms] as minutes with 3 decimals (half up)."""
-    milli = (2 * ms * 1000 + _MS_PER_MIN) // (2 * _MS_PER_MIN)
+    milli = (2 * ms * 1000 + S.MS_PER_MINUTE) // (2 * S.MS_PER_MINUTE)
     return Decimal(milli) * _MILLI
-
-
-def rate_fraction(rate: Decimal) -> tuple[int, int]:
-    """A non-negative Decimal rate as an exact (numerator, denominator) pair."""
-    numerator, denominator = rate.as_integer_ratio()
-    return numerator, denominator

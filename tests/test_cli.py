@@ -151,16 +151,15 @@ def test_validate_prints_report_and_writes_nothing(tmp_path: Path) -> None:
     assert set(tmp_path.iterdir()) == before
 
 
-def test_unexpected_failure_exits_1_without_traceback(tmp_path: Path) -> None:
-    # An unreadable output location is not a user error we anticipate: one line, exit 1 or 2, no traceback.
+def test_out_that_is_a_file_exits_2_without_traceback(tmp_path: Path) -> None:
     blocker = tmp_path / "out"
     blocker.write_text("a file where the output folder should go")
     data = tmp_path / "in.csv"
     data.write_text("timestamp,zone_id,client_id,power_w\n2025-02-03T19:00:00+01:00,HQ-F1-Z1,C001,50\n")
     done = slem("score", str(data), "--contracts", str(CONTRACTS), "--out", str(blocker), cwd=tmp_path)
-    assert done.returncode in (1, 2)
-    assert "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) >= 1
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: --out {blocker}: exists and is not a folder"
+    assert not (tmp_path / "slem.db").exists()
 
 
 @pytest.fixture

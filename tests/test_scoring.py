@@ -29,10 +29,6 @@ def _decimal_places(places: int) -> pa.Check:
     )
 
 
-def _aware(tz: str) -> pa.Check:
-    return pa.Check(lambda s: str(s.dt.tz) == tz, name=f"tz-aware in {tz}")
-
-
 READINGS = pa.DataFrameSchema(
     {
         S.TIMESTAMP: pa.Column(pd.DatetimeTZDtype("ms", "UTC")),
