@@ -23,7 +23,7 @@ from slem_ml import schema as S
 from slem_ml.contracts import SiteConfig
 from slem_ml.localtime import local_day_numbers, wall_to_utc
 
-__all__ = ["CLASS_CODES", "Pieces", "ReadingCoverage", "compute_coverage"]
+__all__ = ["CLASS_CODES", "Pieces", "ReadingCoverage", "compute_coverage", "in_contract_at"]
 
 #: usage class codes in piece arrays; names in ``schema.USAGE_CLASSES`` order.
 OFF, CONTRACT, OVERTIME, CLEANING = 0, 1, 2, 3
@@ -85,6 +85,20 @@ def compute_coverage(frame: pd.DataFrame, site: SiteConfig) -> ReadingCoverage:
     usage = _classify(is_on, in_contract, cleaning)
     pieces = _cut(t, end, client, calendar, is_on, cleaning, power_mw)
     return ReadingCoverage(covered, in_contract, is_on, usage, pieces)
+
+
+def in_contract_at(instant_ms: np.ndarray, client: pd.Series, site: SiteConfig) -> np.ndarray:
+    """Whether each UTC instant [ms] lies in its client's widened contract window (SPEC §3.2).
+
+    ``client`` is a categorical of client ids, one per instant; a client missing from the contracts is
+    never inside a window.
+    """
+    if len(instant_ms) == 0:
+        return np.zeros(0, dtype=bool)
+    index = _client_index(client, site)
+    calendar = Calendar.build(site, int(instant_ms.min()), int(instant_ms.max()))
+    inside = calendar.inside(np.maximum(index, 0) * _SPAN + instant_ms)
+    return inside & (index >= 0)
 
 
 def _client_index(column: pd.Series, site: SiteConfig) -> np.ndarray:
