@@ -26,7 +26,11 @@ __all__ = ["BacktestResult", "backtest", "choose_strategy"]
 
 _DAY_MS = 24 * HOUR_MS
 #: Forecast columns compared in the backtest: the model and the two baselines.
-METHODS = {"model": S.EXPECTED_POWER_W, "seasonal_naive": "seasonal_naive_w", "how_median_4w": "how_median_4w_w"}
+METHODS = {
+    "model": S.EXPECTED_POWER_W,
+    "seasonal_naive": "seasonal_naive_w",
+    "how_median_4w": "how_median_4w_w",
+}
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,10 @@ class BacktestResult:
 
 
 def fold_origins(hours: pd.DataFrame, *, days: int = 14, fold_days: int = 7) -> list[int]:
-    """UTC instants [ms] of the backtest origins: local midnights ``days``, ``days − fold_days``, … before the end."""
+    """UTC instants [ms] of the backtest origins.
+
+    Local midnights ``days``, ``days − fold_days``, … days before the end of the data.
+    """
     local_day = hours["local_day"].to_numpy(dtype=np.int64)
     hour_ms = hours["hour_ms"].to_numpy(dtype=np.int64)
     end_day = int(local_day.max()) + 1
@@ -80,7 +87,9 @@ def backtest(hours: pd.DataFrame, params: dict[str, Any], *, days: int = 14) -> 
         base = seasonal_baselines(test, hours)
         known = test[[S.ZONE_ID, S.BUILDING, "hour_start", S.POWER_W, LIT]]
 
-        def frame_of(predicted: pd.DataFrame, fold: int = fold) -> pd.DataFrame:
+        def frame_of(
+            predicted: pd.DataFrame, fold: int = fold, known: pd.DataFrame = known, base: pd.DataFrame = base
+        ) -> pd.DataFrame:
             out = pd.concat([known, predicted.drop(columns=[S.ZONE_ID, "hour_start"]), base], axis=1)
             out.insert(0, "fold", fold)
             return out
@@ -120,13 +129,15 @@ def score_forecasts(forecasts: pd.DataFrame) -> dict[str, float]:
     """Every backtest metric of a forecasts frame (see :class:`BacktestResult`)."""
     metrics: dict[str, float] = {}
     y = forecasts[S.POWER_W].to_numpy(dtype=float)
-    totals = forecasts.groupby([S.BUILDING, "hour_start"], observed=True)[
-        [S.POWER_W, *METHODS.values()]
-    ].sum(min_count=1)
+    totals = forecasts.groupby([S.BUILDING, "hour_start"], observed=True)[[S.POWER_W, *METHODS.values()]].sum(
+        min_count=1
+    )
     for name, column in METHODS.items():
         for metric, value in forecast_metrics(y, forecasts[column].to_numpy(dtype=float)).items():
             metrics[f"{name}_{metric}"] = value
-        for metric, value in forecast_metrics(totals[S.POWER_W].to_numpy(), totals[column].to_numpy()).items():
+        for metric, value in forecast_metrics(
+            totals[S.POWER_W].to_numpy(), totals[column].to_numpy()
+        ).items():
             metrics[f"building_{name}_{metric}"] = value
         per_zone = per_group_wape(forecasts, S.ZONE_ID, S.POWER_W, column)
         metrics[f"median_zone_wape_{name}"] = float(per_zone.median())

@@ -6,6 +6,7 @@ Python integers and ``Decimal`` (sessions are few compared with readings), round
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -28,16 +29,31 @@ from slem_ml.timefmt import day_to_date, iso_local, ms_to_local
 __all__ = ["build_invoices", "canonical_lines_text", "invoice_lines"]
 
 
-def invoice_lines(frame: pd.DataFrame, coverage: ReadingCoverage, site: SiteConfig) -> pd.DataFrame:
-    """One line per overtime session (SPEC §3.4–3.6), ordered by client, date, zone and start."""
+def invoice_lines(
+    frame: pd.DataFrame,
+    coverage: ReadingCoverage,
+    site: SiteConfig,
+    *,
+    billed_power_mw: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """One line per overtime session (SPEC §3.4–3.6), ordered by client, date, zone and start.
+
+    ``billed_power_mw`` (one per reading [mW]) replaces the measured power where the models flagged a spike
+    (SPEC §3.9): such a line bills the replaced energy, says ``adjusted`` and keeps the measured kWh in
+    ``original_energy_kwh``.
+    """
     pieces = coverage.pieces
     zone = frame[S.ZONE_ID].cat.codes.to_numpy()
     client = frame[S.CLIENT_ID].cat.codes.to_numpy()
-    runs = find_runs(
-        pieces, pieces.usage == OVERTIME, zone[pieces.reading], client[pieces.reading], pieces.day
-    )
+    keys = (pieces.usage == OVERTIME, zone[pieces.reading], client[pieces.reading], pieces.day)
+    runs = find_runs(pieces, *keys)
     if len(runs.first_piece) == 0:
         return _empty_lines()
+    measured = runs.energy
+    billed_energy = measured
+    if billed_power_mw is not None:
+        billed = dataclasses.replace(pieces, power_mw=billed_power_mw[pieces.reading])
+        billed_energy = find_runs(billed, *keys).energy
 
     zone_ids = labels_at(frame[S.ZONE_ID], runs.reading)
     client_ids = labels_at(frame[S.CLIENT_ID], runs.reading)
@@ -48,7 +64,7 @@ def invoice_lines(frame: pd.DataFrame, coverage: ReadingCoverage, site: SiteConf
         cid: (c.hourly_rate.as_integer_ratio(), c.energy_rate.as_integer_ratio())
         for cid, c in site.clients.items()
     }
-    for cid, minutes, units in zip(client_ids, billable.tolist(), runs.energy.tolist(), strict=True):
+    for cid, minutes, units in zip(client_ids, billable.tolist(), billed_energy.tolist(), strict=True):
         (h_num, h_den), (e_num, e_den) = rates[cid]
         hours_charge = round_cents(minutes * h_num, 60 * h_den)  # SPEC §3.6
         energy_charge = round_cents(units * e_num, MS_PER_KWH_UNIT * e_den)
@@ -74,8 +90,8 @@ def invoice_lines(frame: pd.DataFrame, coverage: ReadingCoverage, site: SiteConf
             "energy_charge": energy,
             "amount": amount,
             "currency": currency,
-            "adjusted": False,
-            "original_energy_kwh": kwh,
+            "adjusted": billed_energy != measured,
+            "original_energy_kwh": [decimal_kwh(units) for units in measured.tolist()],
         }
     )
     lines = lines.sort_values(["client_id", "date", "zone_id", "start"], kind="stable")

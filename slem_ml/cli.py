@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from slem_ml.cli_models import DEFAULT_MODELS_DIR, ModelsDir, TrackingUri, find_models, forecast, train
 from slem_ml.errors import SlemError
 
 if TYPE_CHECKING:
@@ -116,8 +117,10 @@ def score(
         str | None,
         typer.Option(help="Database URL (default $SLEM_DATABASE_URL or sqlite:///slem.db)."),
     ] = None,
+    tracking_uri: TrackingUri = None,
+    models_dir: ModelsDir = Path(DEFAULT_MODELS_DIR),
 ) -> None:
-    """Bill overtime, find cleaning waste, write every output and store the run."""
+    """Bill overtime, find cleaning waste, raise maintenance alerts, write every output and store the run."""
     from slem_ml.contracts import load_site
     from slem_ml.outputs import check_writable, staged_outputs
     from slem_ml.reader import read_readings
@@ -140,7 +143,11 @@ def score(
     def scoring_progress(stage: str, fraction: float) -> None:
         progress(stage, 0.3 + 0.4 * min(fraction, 0.99))
 
-    result = score_readings(validated, site, progress=scoring_progress)
+    progress("models", 0.25)
+    models, source = find_models(tracking_uri, models_dir, required=False)
+    result = score_readings(validated, site, models=models, progress=scoring_progress)
+    if models is None:
+        result.notes = (*result.notes, f"scored without models ({source.split(';')[0]})")
     result.timings = {"read_s": read_s, **result.timings}
     progress("storing", 0.75)
     database = open_database(url)  # creates or upgrades the schema; a bad URL stops here, nothing written
@@ -210,6 +217,10 @@ def generate(
     )
 
 
+app.command()(train)
+app.command()(forecast)
+
+
 # --- the end-of-run screen ----------------------------------------------------------------------
 
 
@@ -246,6 +257,14 @@ def _print_summary(result: ScoringResult, out: Path, written: dict, url: str, st
         )
     else:
         _say(f"  cleaning: {len(sessions):,} sessions, none flagged")
+    alerts = result.alerts
+    if len(alerts):
+        kinds = alerts["kind"].value_counts()
+        _say(f"  alerts: {len(alerts)} ({', '.join(f'{n} {k}' for k, n in kinds.items())})")
+    if result.model_versions:
+        _say(f"  models: {result.model_versions.get('models', '')}")
+    for note in result.notes:
+        _say(f"  note: {note}")
     run_note = "new run" if stored.created else "identical run already stored"
     _say(f"  stored: run {stored.run_id} in {_safe_url(url)} ({run_note})")
     printable = sum(1 for name in written if str(name).startswith("invoices/"))

@@ -10,7 +10,8 @@ the autumn, skips in the spring). Targets:
 Features (:data:`FEATURES`): zone, floor and building (categorical); local hour, weekday, public holiday,
 off-day (weekend or holiday), off-day a week earlier, inside the client's contracted window; lags of the
 target one day and one week back; the median of the same hour on the last four days of the same day type
-(working or off) as of eight days earlier; the zone's mean power over the week that ended eight days earlier.
+(working or off) as of eight days earlier; the median of the same hour of the week over the last four weeks;
+the zone's mean power over the week that ended eight days earlier.
 
 Every lag and rolling statistic used by the forecaster (:data:`FORECAST_FEATURES`) looks back at least a
 week (168 h), so a forecast up to a week ahead only uses what was known at its origin. ``lag_24h_w`` is
@@ -66,6 +67,7 @@ FEATURES: tuple[str, ...] = (
     "lag_168h_w",
     "lit_lag_168h",
     "same_type_median_w",
+    "how_median_4w_w",
     "week_mean_lag_7d_w",
 )
 #: What the forecasters use: nothing from inside a one-week horizon.
@@ -125,7 +127,9 @@ def _with_hour_start(hours: pd.DataFrame) -> pd.DataFrame:
     return hours
 
 
-def add_features(hours: pd.DataFrame, site: SiteConfig, *, history: pd.DataFrame | None = None) -> pd.DataFrame:
+def add_features(
+    hours: pd.DataFrame, site: SiteConfig, *, history: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """``hours`` (from :func:`zone_hours` or :func:`future_hours`) with every column of :data:`FEATURES`.
 
     Lags are looked up in ``history`` (default: ``hours`` itself), also a :func:`zone_hours` frame: to
@@ -154,6 +158,7 @@ def add_features(hours: pd.DataFrame, site: SiteConfig, *, history: pd.DataFrame
     out["lit_lag_168h"] = lagged(out, past, LIT, 168 * HOUR_MS)
     daily = _daily_history(history, site, holiday_days)
     out["same_type_median_w"] = _same_type_median(out, daily)
+    out["how_median_4w_w"] = seasonal_baselines(out, history)["how_median_4w_w"].to_numpy()
     out["week_mean_lag_7d_w"] = _week_mean(out, daily)
     for column in CATEGORICAL:
         out[column] = out[column].astype(str)
@@ -175,7 +180,9 @@ def _holiday_days(site: SiteConfig, day: np.ndarray, history: pd.DataFrame) -> n
 
 def lagged(rows: pd.DataFrame, past: pd.DataFrame, column: str, lag_ms: int) -> np.ndarray:
     """``column`` of ``past`` for the same zone ``lag_ms`` [ms] earlier than each row, NaN where absent."""
-    keys = pd.DataFrame({S.ZONE_ID: rows[S.ZONE_ID].astype(str).to_numpy(), "hour_ms": rows["hour_ms"] - lag_ms})
+    keys = pd.DataFrame(
+        {S.ZONE_ID: rows[S.ZONE_ID].astype(str).to_numpy(), "hour_ms": rows["hour_ms"] - lag_ms}
+    )
     source = past.assign(**{S.ZONE_ID: past[S.ZONE_ID].astype(str)})
     found = keys.merge(source, on=[S.ZONE_ID, "hour_ms"], how="left")
     return found[column].to_numpy(dtype=float)

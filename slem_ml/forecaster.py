@@ -186,7 +186,7 @@ class ZoneForecaster:
         if self.on_ is None:
             p_on = np.full(len(hours), self.on_constant_)
         else:
-            p_on = self.on_.predict_proba(X)[:, 1]
+            p_on = np.asarray(self.on_.predict_proba(X))[:, 1]
         margin = self.margin_ * self._scales(hours[S.ZONE_ID])
         point = np.clip(point, 0.0, None)
         return pd.DataFrame(

@@ -4,8 +4,9 @@ Frame layouts (one row each):
 
 ``ScoringResult.readings``
     The validated input (canonical names; ``timestamp`` tz-aware UTC) plus ``in_contract`` (bool), ``is_on``
-    (bool), ``usage_class`` (str), ``covered_minutes`` (float, [min]), ``expected_power_w`` (float [W], NaN
-    until the models layer), ``anomaly_score`` (float, NaN), ``is_anomaly`` (boolean, NA).
+    (bool), ``usage_class`` (str), ``covered_minutes`` (float, [min]), ``expected_power_w`` (float [W], the
+    forecaster's expected mean power of the zone-hour), ``anomaly_score`` (float, higher = more anomalous),
+    ``is_anomaly`` (boolean: a spike); without models the last three are NaN / NA.
 ``ScoringResult.invoice_lines``
     ``schema.INVOICE_LINE_COLUMNS``: ``date`` is a ``datetime.date``; ``start``/``end`` are
     ``pd.Timestamp`` in the site timezone; ``minutes`` ``Decimal`` [min, 3 dp, from exact ms];
@@ -19,7 +20,7 @@ Frame layouts (one row each):
     ``excess_minutes`` ``Decimal`` [min, 3 dp]; ``wasted_kwh`` ``Decimal`` [kWh, 6 dp]; ``savings``
     ``Decimal`` [currency].
 ``ScoringResult.alerts``
-    ``schema.ALERT_COLUMNS`` (empty until the models layer).
+    ``schema.ALERT_COLUMNS`` plus ``status`` (open / resolved at the end of the data); empty without models.
 ``ScoringResult.quarantine``
     ``line`` (1-based source line), ``reason``, then the original columns as text.
 """
@@ -94,6 +95,7 @@ class ScoringResult:
     report: ValidationReport
     timings: dict[str, float] = field(default_factory=dict)  # [s] per stage
     model_versions: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what a user should know about this run (unseen zones, fallbacks)
 
     def summary(self) -> dict[str, Any]:
         """The content of ``summary.json`` (SPEC §7)."""

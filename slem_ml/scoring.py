@@ -1,7 +1,9 @@
 """The orchestrator: validated readings in, every output of SPEC §7 out.
 
-``score(readings, site) -> ScoringResult`` is the one function the CLI, the app and the Dask runner call.
-It does no I/O; writing and storing are the adapters' job (:mod:`slem_ml.outputs`, :mod:`slem_ml.storage`).
+``score(readings, site, models=bundle) -> ScoringResult`` is the one function the CLI, the app and the
+Dask runner call. It does no I/O; writing and storing are the adapters' job (:mod:`slem_ml.outputs`,
+:mod:`slem_ml.storage`). Without ``models`` the model columns stay empty (NaN/NA), no alerts are raised and
+nothing is adjusted: the billing of SPEC §3.1–3.8 alone.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import pandas as pd
 
 from slem_ml import schema as S
 from slem_ml.billing import build_invoices, invoice_lines
+from slem_ml.bundle import ModelBundle
 from slem_ml.cleaning import cleaning_sessions
 from slem_ml.contracts import SiteConfig
-from slem_ml.coverage import ReadingCoverage, compute_coverage
+from slem_ml.coverage import OVERTIME, ReadingCoverage, compute_coverage
+from slem_ml.inference import billed_power_mw, expected_power, infer_cleaning
 from slem_ml.result import Readings, ScoringResult
 
 __all__ = ["Progress", "score"]
@@ -29,31 +33,69 @@ def _silent(stage: str, fraction: float) -> None:
     """The default progress callback: says nothing."""
 
 
-def score(readings: Readings, site: SiteConfig, *, progress: Progress = _silent) -> ScoringResult:
-    """Bill overtime, find cleaning waste and classify every reading (SPEC §3, §4, §7)."""
+def score(
+    readings: Readings,
+    site: SiteConfig,
+    *,
+    models: ModelBundle | None = None,
+    progress: Progress = _silent,
+) -> ScoringResult:
+    """Bill overtime, find cleaning waste, classify every reading and raise alerts (SPEC §3, §4, §5, §7)."""
     timings: dict[str, float] = {}
     frame = readings.frame
+    notes: list[str] = []
+    inferred = False
+    clock = time.perf_counter()
+    if models is not None and not readings.has_cleaning_flag and models.sessions is not None and len(frame):
+        progress("cleaning inference", 0.0)
+        frame = infer_cleaning(frame, site, models.sessions)  # SPEC §4: the classifier decides
+        inferred = True
+        timings["cleaning_inference_s"] = time.perf_counter() - clock
+    elif models is not None and not readings.has_cleaning_flag:
+        notes.append("no cleaning flag in the input and no session classifier: after-hours light is overtime")
 
     clock = time.perf_counter()
-    progress("coverage", 0.0)
+    progress("coverage", 0.1)
     coverage = compute_coverage(frame, site)
+    scored = _scored_readings(frame, coverage)
     timings["coverage_s"] = time.perf_counter() - clock
 
+    billed = None
+    alerts = pd.DataFrame({c: pd.Series(dtype=object) for c in (*S.ALERT_COLUMNS, "status")})
+    if models is not None and len(frame):
+        from slem_ml.anomaly import maintenance_alerts
+
+        clock = time.perf_counter()
+        progress("models", 0.3)
+        expected, unknown = expected_power(frame, coverage.is_on, site, models.forecaster)
+        if unknown:
+            notes.append(
+                f"{len(unknown)} zone(s) the models never saw, scored from floor, building and calendar: "
+                + ", ".join(unknown[:10])
+                + (" …" if len(unknown) > 10 else "")
+            )
+        scored[S.EXPECTED_POWER_W] = expected
+        findings = maintenance_alerts(scored, site, models.spike, models.drift)
+        scored[S.ANOMALY_SCORE] = findings.anomaly_score
+        scored[S.IS_ANOMALY] = pd.arrays.BooleanArray(
+            np.asarray(findings.is_anomaly, dtype=bool), np.zeros(len(frame), dtype=bool)
+        )
+        billed = billed_power_mw(
+            frame, findings.is_anomaly & (coverage.usage == OVERTIME), findings.reference_w
+        )
+        alerts = findings.alerts
+        timings["models_s"] = time.perf_counter() - clock
+
     clock = time.perf_counter()
-    progress("billing", 0.4)
-    lines = invoice_lines(frame, coverage, site)
+    progress("billing", 0.5)
+    lines = invoice_lines(frame, coverage, site, billed_power_mw=billed)
     invoices = build_invoices(lines, site)
     timings["billing_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    progress("cleaning", 0.7)
-    cleaning = cleaning_sessions(frame, coverage, site)
+    progress("cleaning", 0.8)
+    cleaning = cleaning_sessions(frame, coverage, site, inferred=inferred)
     timings["cleaning_s"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    progress("readings", 0.9)
-    scored = _scored_readings(frame, coverage)
-    timings["readings_s"] = time.perf_counter() - clock
     progress("scored", 1.0)
 
     return ScoringResult(
@@ -62,15 +104,19 @@ def score(readings: Readings, site: SiteConfig, *, progress: Progress = _silent)
         invoice_lines=lines,
         invoices=invoices,
         cleaning_sessions=cleaning,
-        alerts=pd.DataFrame({c: pd.Series(dtype=object) for c in S.ALERT_COLUMNS}),
+        alerts=alerts,
         quarantine=readings.quarantine,
         report=readings.report,
         timings=timings,
+        model_versions={}
+        if models is None
+        else {"models": models.version, "strategy": models.manifest.get("strategy", "")},
+        notes=tuple(notes),
     )
 
 
 def _scored_readings(frame: pd.DataFrame, coverage: ReadingCoverage) -> pd.DataFrame:
-    """The input columns plus the per-reading classes (SPEC §7 ``scored_readings``)."""
+    """The input columns plus the per-reading classes (SPEC §7 ``scored_readings``); model columns empty."""
     names = np.array(S.USAGE_CLASSES, dtype=object)
     scored = frame.assign(
         **{

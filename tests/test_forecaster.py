@@ -36,7 +36,9 @@ def test_predictions_are_well_formed(fitted: ZoneForecaster, hours: pd.DataFrame
     assert len(out) == len(hours) and out.index.equals(hours.index)
     assert (out["expected_power_w"] >= 0).all()
     assert ((out["p_on"] >= 0) & (out["p_on"] <= 1)).all()
-    assert (out["lower_w"] <= out["expected_power_w"]).all() and (out["expected_power_w"] <= out["upper_w"]).all()
+    assert (out["lower_w"] <= out["expected_power_w"]).all() and (
+        out["expected_power_w"] <= out["upper_w"]
+    ).all()
     assert out["known_zone"].all()
 
 

@@ -236,6 +236,10 @@ def _write_alerts(session: Session, run: ScoreRun, alerts: tuple[Row, ...], acto
         alert.last_seen = max(alert.last_seen, fields["last_seen"])
         alert.severity, alert.score, alert.detail = fields["severity"], fields["score"], fields["detail"]
         alert.last_run_id = run.id
+        if status == "open" and alert.status in ("open", "ongoing"):
+            status = "ongoing"  # seen again by a later run and still active: the same alert, not a repeat
+        elif status == "open" and alert.status == "resolved":
+            status = None  # resolved stays resolved (a person may have closed it); a new episode is a new id
         if status is not None and status != alert.status:
             detail = {"old_status": alert.status, "new_status": status, "run_id": run.id}
             session.add(_audit(run.created_at, actor, "alert.status", "alert", alert.alert_id, detail))

@@ -1,0 +1,138 @@
+"""``slem train`` and ``slem forecast`` (SPEC §6), and how ``slem score`` finds its models.
+
+Registered on :data:`slem_ml.cli.app`; thin adapters like the rest of the CLI. MLflow is imported only
+here, lazily, through :mod:`slem_ml.tracking`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from slem_ml.errors import SlemError
+
+if TYPE_CHECKING:
+    from slem_ml.bundle import ModelBundle
+
+__all__ = ["DEFAULT_MODELS_DIR", "find_models", "forecast", "train"]
+
+DEFAULT_MODELS_DIR = "models"
+SAMPLE_CONTRACTS = Path(__file__).parent / "data" / "contracts.yaml"
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
+]
+ModelsDir = Annotated[Path, typer.Option(help="Exported champion bundle (joblib + manifest.json).")]
+
+
+def _progress_line(stage: str, fraction: float) -> None:
+    import sys
+
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r[{'#' * int(fraction * 20):<20}] {fraction:4.0%} {stage:<20}")
+        if fraction >= 1.0:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def train(
+    readings: Annotated[Path, typer.Argument(help="CSV or Parquet file of readings (weeks of history).")],
+    contracts: Annotated[Path, typer.Option(help="Site configuration.")] = SAMPLE_CONTRACTS,
+    tracking_uri: TrackingUri = None,
+    models_dir: ModelsDir = Path(DEFAULT_MODELS_DIR),
+) -> None:
+    """Fit every model, log the run to MLflow, promote a champion if it is better, export it."""
+    from slem_ml.contracts import load_site
+    from slem_ml.reader import read_readings
+    from slem_ml.tracking import log_training
+    from slem_ml.training import train_models
+
+    site = load_site(contracts)
+    clock = time.perf_counter()
+    validated = read_readings(readings, site)
+    if validated.report.rows_valid == 0:
+        raise SlemError(f"{readings}: no valid readings to train on")
+    try:
+        run = train_models(validated, site, progress=_progress_line)
+    except ValueError as exc:
+        raise SlemError(f"{readings}: {exc}") from None
+    outcome = log_training(run, tracking_uri=tracking_uri, models_dir=models_dir)
+    m = run.backtest.metrics
+    typer.echo(f"slem train — {validated.report.source}: {validated.report.rows_valid:,} readings")
+    typer.echo(f"  strategy: {run.strategy_reason}")
+    typer.echo(
+        f"  backtest (last 14 days): WAPE {m['model_wape']:.3f} vs seasonal-naive "
+        f"{m['seasonal_naive_wape']:.3f} and 4-week profile {m['how_median_4w_wape']:.3f}; "
+        f"80 % interval coverage {m['coverage']:.2f}; Brier {m['brier']:.3f}"
+    )
+    typer.echo(
+        f"  building totals: CV(RMSE) {m['building_model_cv_rmse']:.3f}, NMBE {m['building_model_nmbe']:+.3f}"
+    )
+    typer.echo(
+        f"  session classifier: {'fitted' if run.bundle.sessions is not None else 'none (no cleaning flag)'}"
+    )
+    typer.echo(f"  MLflow run {outcome.run_id}, registered version {outcome.version}")
+    typer.echo(f"  champion: {outcome.reason}")
+    if outcome.exported_to is not None:
+        typer.echo(f"  exported to {outcome.exported_to}/")
+    typer.echo(f"  took {time.perf_counter() - clock:.1f} s")
+
+
+def forecast(
+    readings: Annotated[Path, typer.Argument(help="CSV or Parquet file of recent readings.")],
+    contracts: Annotated[Path, typer.Option(help="Site configuration.")],
+    out: Annotated[Path, typer.Option(help="Directory for forecasts.csv and the peak hours.")],
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days to forecast after the last reading.")] = 7,
+    tracking_uri: TrackingUri = None,
+    models_dir: ModelsDir = Path(DEFAULT_MODELS_DIR),
+) -> None:
+    """Hourly forecasts per zone after the end of the readings, with the peak hours per zone and building."""
+    from slem_ml.contracts import load_site
+    from slem_ml.forecast import forecast as make_forecast
+    from slem_ml.forecast_outputs import write_forecast
+    from slem_ml.outputs import check_writable
+    from slem_ml.reader import read_readings
+
+    check_writable(out)
+    site = load_site(contracts)
+    bundle, source = find_models(tracking_uri, models_dir, required=True)
+    assert bundle is not None
+    validated = read_readings(readings, site)
+    if validated.report.rows_valid == 0:
+        raise SlemError(f"{readings}: no valid readings to forecast from")
+    result = make_forecast(validated, site, bundle.forecaster, days=days)
+    written = write_forecast(result, out, site)
+    table = result.forecasts
+    typer.echo(f"slem forecast — {validated.report.source}, models from {source}")
+    typer.echo(
+        f"  {table['zone_id'].nunique()} zones × {days * 24} hours from "
+        f"{table['timestamp'].min().isoformat()} to {table['timestamp'].max().isoformat()}"
+    )
+    for row in result.building_peaks[result.building_peaks["rank"] == 1].itertuples(index=False):
+        typer.echo(f"  peak {row.building}: {row.timestamp.isoformat()} at {row.expected_power_w:,.0f} W")
+    if result.unknown_zones:
+        typer.echo(
+            f"  note: {len(result.unknown_zones)} zone(s) new to the models, forecast from floor and building"
+        )
+    typer.echo(f"  results: {out}/ ({', '.join(p.name for p in written.values())})")
+
+
+def find_models(
+    tracking_uri: str | None, models_dir: Path, *, required: bool
+) -> tuple[ModelBundle | None, str]:
+    """The champion bundle and where it came from; ``(None, why)`` when there is none and not ``required``."""
+    from slem_ml.errors import ConfigError
+    from slem_ml.tracking import load_champion
+
+    try:
+        return load_champion(
+            tracking_uri=tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"), models_dir=models_dir
+        )
+    except ConfigError as exc:
+        if required:
+            raise
+        return None, str(exc)

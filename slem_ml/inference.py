@@ -1,0 +1,56 @@
+"""Applying a trained :class:`~slem_ml.bundle.ModelBundle` to readings (SPEC §3.9, §4, §5, §7).
+
+Three steps, each a pure function the orchestrator (:func:`slem_ml.scoring.score`) calls:
+
+* :func:`infer_cleaning` — where the input has no cleaning flag, the session classifier sets it;
+* :func:`expected_power` — the forecaster's expected mean power of each reading's zone-hour [W];
+* :func:`billed_power_mw` — the power each reading is billed at: its own, or for a spike the zone's
+  expected lit power (SPEC §3.9).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from slem_ml import schema as S
+from slem_ml.contracts import SiteConfig
+from slem_ml.features import HOUR_MS, add_features, zone_hours
+from slem_ml.forecaster import ZoneForecaster
+
+__all__ = ["billed_power_mw", "expected_power", "infer_cleaning"]
+
+
+def infer_cleaning(frame: pd.DataFrame, site: SiteConfig, classifier: object) -> pd.DataFrame:
+    """``frame`` with ``cleaning_staff`` set by the session classifier (SPEC §4, input without the flag)."""
+    flags = classifier.predict_cleaning(frame, site)  # type: ignore[attr-defined]
+    return frame.assign(**{S.CLEANING_STAFF: np.asarray(flags, dtype=bool)})
+
+
+def expected_power(
+    frame: pd.DataFrame, is_on: np.ndarray, site: SiteConfig, forecaster: ZoneForecaster
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Expected mean power of each reading's zone in its hour [W], and the zones the model never saw.
+
+    Unseen zones are forecast from floor, building, calendar and their own lags (the zone itself unknown
+    to the model): a fallback, not a refusal.
+    """
+    if frame.empty:
+        return np.zeros(0), ()
+    hours = add_features(zone_hours(frame, is_on), site)
+    predicted = forecaster.predict(hours)
+    unknown = tuple(sorted(set(hours.loc[~predicted["known_zone"].to_numpy(), S.ZONE_ID].astype(str))))
+    t = frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
+    keys = pd.MultiIndex.from_arrays([hours[S.ZONE_ID].astype(str).to_numpy(), hours["hour_ms"].to_numpy()])
+    wanted = pd.MultiIndex.from_arrays([frame[S.ZONE_ID].astype(str).to_numpy(), t - t % HOUR_MS])
+    position = keys.get_indexer(wanted)
+    values = predicted[S.EXPECTED_POWER_W].to_numpy(dtype=float)
+    return np.where(position >= 0, values[position], np.nan), unknown
+
+
+def billed_power_mw(frame: pd.DataFrame, is_spike: np.ndarray, reference_w: np.ndarray) -> np.ndarray:
+    """Power [mW] each reading is billed at: a spike at its reference (expected lit) power (SPEC §3.9)."""
+    power_w = frame[S.POWER_W].to_numpy(dtype=float)
+    use = np.asarray(is_spike, dtype=bool) & ~np.isnan(reference_w)
+    billed = np.where(use, np.minimum(reference_w, power_w), power_w)
+    return np.floor(billed * 1000.0 + 0.5).astype(np.int64)

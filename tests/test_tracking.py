@@ -1,0 +1,96 @@
+"""Training, the MLflow registry and the exported bundle, against a real local MLflow store (SQLite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from slem_ml.bundle import MANIFEST_FILE, load_bundle
+from slem_ml.errors import ConfigError
+from slem_ml.generate import GeneratorConfig, default_site, generate
+from slem_ml.reader import validate_frame
+from slem_ml.training import TrainingConfig, TrainingRun, data_fingerprint, train_models
+
+SITE = default_site()
+
+
+@pytest.fixture(scope="module")
+def readings():
+    data = generate(GeneratorConfig(days=28, zones=10, step_minutes=15, seed=3, faults=False))
+    return validate_frame(data.readings, SITE)
+
+
+@pytest.fixture(scope="module")
+def run(readings) -> TrainingRun:
+    return train_models(readings, SITE, TrainingConfig(forecaster={"n_estimators": 40}))
+
+
+@pytest.fixture()
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.chdir(tmp_path)  # artifacts go to ./mlruns
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_training_run_carries_what_the_issue_asks_for(run: TrainingRun, readings):
+    manifest = run.bundle.manifest
+    assert manifest["data_fingerprint"] == data_fingerprint(readings)
+    assert manifest["strategy"] == run.backtest.strategy and manifest["strategy_reason"]
+    for key in ("model_wape", "model_mae", "model_cv_rmse", "model_nmbe", "brier", "coverage"):
+        assert key in run.backtest.metrics
+    assert run.bundle.sessions is not None and run.session_metrics["cleaning_session_f1"] > 0.8
+
+
+def test_fit_log_load_gives_identical_predictions(run: TrainingRun, store: str, tmp_path: Path):
+    from slem_ml.tracking import load_champion, log_training
+
+    outcome = log_training(run, tracking_uri=store, models_dir=tmp_path / "models")
+    assert outcome.promoted and outcome.version == "1" and "first model" in outcome.reason
+    manifest = (tmp_path / "models" / MANIFEST_FILE).read_text()
+    assert '"registered_version": "1"' in manifest and run.bundle.manifest["data_fingerprint"] in manifest
+
+    bundle, source = load_champion(tracking_uri=store, models_dir=tmp_path / "nowhere")
+    assert source.startswith("registry") and "exported copy" not in source
+    expected = run.bundle.forecaster.predict(run.hours)
+    pd.testing.assert_frame_equal(bundle.forecaster.predict(run.hours), expected)
+    exported = load_bundle(tmp_path / "models")
+    assert exported is not None
+    pd.testing.assert_frame_equal(exported.forecaster.predict(run.hours), expected)
+
+
+def test_a_worse_model_does_not_take_the_alias(run: TrainingRun, readings, store: str, tmp_path: Path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from slem_ml.tracking import log_training
+
+    log_training(run, tracking_uri=store, models_dir=tmp_path / "models")
+    weak = train_models(readings, SITE, TrainingConfig(forecaster={"n_estimators": 1, "num_leaves": 2}))
+    outcome = log_training(weak, tracking_uri=store, models_dir=tmp_path / "models")
+    assert not outcome.promoted and "kept the champion" in outcome.reason
+    mlflow.set_tracking_uri(store)
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias("slem", "champion").version) == "1"
+    logged = client.get_run(outcome.run_id).data
+    assert logged.metrics["champion_model_wape"] < logged.metrics["new_model_wape"]
+    assert logged.tags["promotion"] == outcome.reason
+
+
+def test_without_a_store_the_export_is_used_and_no_store_is_created(run, store: str, tmp_path: Path):
+    from slem_ml.bundle import save_bundle
+    from slem_ml.tracking import load_champion
+
+    save_bundle(run.bundle, tmp_path / "models")
+    bundle, source = load_champion(tracking_uri=store, models_dir=tmp_path / "models")
+    assert "slem-models.joblib" in source
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_with_neither_the_message_says_to_train(store: str, tmp_path: Path):
+    from slem_ml.tracking import load_champion
+
+    with pytest.raises(ConfigError, match="run `slem train"):
+        load_champion(tracking_uri=store, models_dir=tmp_path / "models")
