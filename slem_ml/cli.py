@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from slem_ml.result import ScoringResult
     from slem_ml.storage import StoredRun
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run_app"]
 
 app = typer.Typer(
     name="slem",
@@ -147,7 +147,11 @@ def score(
     models, source = find_models(tracking_uri, models_dir, required=False)
     result = score_readings(validated, site, models=models, progress=scoring_progress)
     if models is None:
-        result.notes = (*result.notes, f"scored without models ({source.split(';')[0]})")
+        result.notes = (
+            *result.notes,
+            f"scored without models ({source.split(';')[0]}): no expected power, spike checks or alerts; "
+            "`slem train READINGS` fits them",
+        )
     result.timings = {"read_s": read_s, **result.timings}
     progress("storing", 0.75)
     database = open_database(url)  # creates or upgrades the schema; a bad URL stops here, nothing written
@@ -294,9 +298,14 @@ def _clear_progress_line() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors exit 2 with one line, anything unexpected exits 1 without a traceback."""
+    run_app(app, argv, prog_name="slem")
+
+
+def run_app(command_app: typer.Typer, argv: list[str] | None, *, prog_name: str) -> None:
+    """Run a typer app with slem's exit codes (also the ``training/`` entry points' runner)."""
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        app(args=argv, prog_name="slem")  # click handles --help and usage errors (exit 2) itself
+        command_app(args=argv, prog_name=prog_name)  # click handles --help and usage errors (exit 2) itself
     except SystemExit as done:  # how click ends every command, successful or not
         code = done.code if isinstance(done.code, int) else int(done.code is not None)
         # Every file is closed and every database engine disposed by now: leave without tearing down

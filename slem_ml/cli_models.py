@@ -44,6 +44,9 @@ def train(
     contracts: Annotated[Path, typer.Option(help="Site configuration.")] = SAMPLE_CONTRACTS,
     tracking_uri: TrackingUri = None,
     models_dir: ModelsDir = Path(DEFAULT_MODELS_DIR),
+    if_no_champion: Annotated[
+        bool, typer.Option("--if-no-champion", help="Train only when no champion can be loaded.")
+    ] = False,
 ) -> None:
     """Fit every model, log the run to MLflow, promote a champion if it is better, export it."""
     from slem_ml.contracts import load_site
@@ -52,6 +55,11 @@ def train(
     from slem_ml.training import train_models
 
     site = load_site(contracts)
+    if if_no_champion:
+        bundle, source = find_models(tracking_uri, models_dir, required=False)
+        if bundle is not None:
+            typer.echo(f"slem train — champion {bundle.version} already in place ({source}); nothing trained")
+            return
     clock = time.perf_counter()
     validated = read_readings(readings, site)
     if validated.report.rows_valid == 0:

@@ -41,6 +41,7 @@ class ZoneForecaster:
     coverage : stated coverage of ``[lower_w, upper_w]`` (0.8 = 80 %).
     per_zone_min_days : history a zone needs for a model of its own [days].
     random_state : seed of every model.
+    n_jobs : LightGBM threads per model (1: reproducible and no oversubscription on a busy machine).
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class ZoneForecaster:
         coverage: float = 0.8,
         per_zone_min_days: int = 56,
         random_state: int = 0,
+        n_jobs: int = 1,
     ) -> None:
         self.strategy = strategy
         self.n_estimators = n_estimators
@@ -61,6 +63,7 @@ class ZoneForecaster:
         self.coverage = coverage
         self.per_zone_min_days = per_zone_min_days
         self.random_state = random_state
+        self.n_jobs = n_jobs
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Hyperparameters (scikit-learn convention)."""
@@ -72,6 +75,7 @@ class ZoneForecaster:
             "coverage": self.coverage,
             "per_zone_min_days": self.per_zone_min_days,
             "random_state": self.random_state,
+            "n_jobs": self.n_jobs,
         }
 
     # --- fitting ----------------------------------------------------------------------------------
@@ -123,7 +127,7 @@ class ZoneForecaster:
             "subsample_freq": 1,
             "colsample_bytree": 0.9,
             "random_state": self.random_state,
-            "n_jobs": 2,
+            "n_jobs": self.n_jobs,
             "verbose": -1,
         }
 

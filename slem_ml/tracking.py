@@ -62,27 +62,26 @@ def _input_columns() -> list[str]:
     return ["hour_ms", *FORECAST_FEATURES]
 
 
-# The pyfunc wrapper needs mlflow at class-definition time; this module is only imported lazily. MLflow
-# advises type hints on `predict` when the class is defined: our signature comes from an input example.
+# The pyfunc wrapper needs mlflow at class-definition time; this module is only imported lazily.
 import mlflow.pyfunc as _pyfunc  # noqa: E402 - after the helpers above, which need no mlflow
 
-with warnings.catch_warnings():  # set after the import: importing mlflow installs warning filters of its own
-    warnings.simplefilter("ignore", category=UserWarning)
 
-    class BundleModel(_pyfunc.PythonModel):
-        """pyfunc face of a bundle: hourly feature rows in, the forecaster's columns out."""
+class BundleModel(_pyfunc.PythonModel):
+    """pyfunc face of a bundle: hourly feature rows in, the forecaster's columns out."""
 
-        def load_context(self, context: Any) -> None:
-            import joblib
+    def load_context(self, context: Any) -> None:
+        import joblib
 
-            self.bundle: ModelBundle = joblib.load(context.artifacts["bundle"])
+        self.bundle: ModelBundle = joblib.load(context.artifacts["bundle"])
 
-        # No type hints here: MLflow 3 would derive (and warn about) a signature from them; ours is
-        # inferred from a real input example instead.
-        def predict(self, context, model_input, params=None):
-            rows = model_input.assign(hour_start=pd.to_datetime(model_input["hour_ms"], unit="ms", utc=True))
-            out = self.bundle.forecaster.predict(rows)
-            return out[[S.EXPECTED_POWER_W, "p_on", "lower_w", "upper_w"]]
+    # A DataFrame hint: MLflow infers no signature from it (ours comes from a real input example) and,
+    # unlike no hint at all, does not print advice about type hints on every import.
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        rows = model_input.assign(hour_start=pd.to_datetime(model_input["hour_ms"], unit="ms", utc=True))
+        out = self.bundle.forecaster.predict(rows)
+        return out[[S.EXPECTED_POWER_W, "p_on", "lower_w", "upper_w"]]
 
 
 @dataclass(frozen=True)

@@ -9,22 +9,10 @@ import pytest
 
 from slem_ml.bundle import MANIFEST_FILE, load_bundle
 from slem_ml.errors import ConfigError
-from slem_ml.generate import GeneratorConfig, default_site, generate
-from slem_ml.reader import validate_frame
+from slem_ml.generate import default_site
 from slem_ml.training import TrainingConfig, TrainingRun, data_fingerprint, train_models
 
 SITE = default_site()
-
-
-@pytest.fixture(scope="module")
-def readings():
-    data = generate(GeneratorConfig(days=28, zones=10, step_minutes=15, seed=3, faults=False))
-    return validate_frame(data.readings, SITE)
-
-
-@pytest.fixture(scope="module")
-def run(readings) -> TrainingRun:
-    return train_models(readings, SITE, TrainingConfig(forecaster={"n_estimators": 40}))
 
 
 @pytest.fixture()
