@@ -11,11 +11,13 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -135,6 +137,9 @@ def score(
     progress = _Progress()
     progress("config", 0.0)
     site = load_site(contracts)
+    # Loading the models is mostly importing LightGBM and scikit-learn (about 2 s): do it while the
+    # file is read and validated, which spends most of its time outside the GIL (pyarrow, NumPy).
+    loader = _Background(find_models, tracking_uri, models_dir, required=False)
     progress("reading", 0.05)
     clock = time.perf_counter()
     validated = read_readings(readings, site)
@@ -144,7 +149,7 @@ def score(
         progress(stage, 0.3 + 0.4 * min(fraction, 0.99))
 
     progress("models", 0.25)
-    models, source = find_models(tracking_uri, models_dir, required=False)
+    models, source = loader.result()
     result = score_readings(validated, site, models=models, progress=scoring_progress)
     if models is None:
         result.notes = (
@@ -281,6 +286,32 @@ def _safe_url(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://…@{rest.split('@', 1)[1]}"
     return url
+
+
+class _Background:
+    """``fn(*args, **kwargs)`` in a thread from now on; :meth:`result` waits for it and re-raises its error.
+
+    The thread has ended once :meth:`result` returns, so later forks (the store and PDF children) copy a
+    single-threaded process."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._outcome: list[Any] = []
+        self._error: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                self._outcome.append(fn(*args, **kwargs))
+            except BaseException as exc:  # handed to the caller by result()
+                self._error.append(exc)
+
+        self._thread = threading.Thread(target=work, name="slem-background", daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error:
+            raise self._error[0]
+        return self._outcome[0]
 
 
 # --- entry point ----------------------------------------------------------------------------------

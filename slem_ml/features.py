@@ -22,6 +22,7 @@ horizon, and fed recursively it was worse (docs/models-research.md).
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,15 +83,15 @@ def zone_hours(frame: pd.DataFrame, is_on: np.ndarray) -> pd.DataFrame:
     ``readings`` (count).
     """
     t = frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
-    work = pd.DataFrame(
+    work = pd.DataFrame(  # .array keeps the reader's categoricals: no string copies of a million rows
         {
-            S.ZONE_ID: frame[S.ZONE_ID].to_numpy(),
+            S.ZONE_ID: frame[S.ZONE_ID].array,
             "hour_ms": t - t % HOUR_MS,
             S.POWER_W: frame[S.POWER_W].to_numpy(dtype=float),
             "on": np.asarray(is_on, dtype=float),
-            S.CLIENT_ID: frame[S.CLIENT_ID].to_numpy(),
-            S.BUILDING: frame[S.BUILDING].to_numpy(),
-            S.FLOOR: frame[S.FLOOR].to_numpy(),
+            S.CLIENT_ID: frame[S.CLIENT_ID].array,
+            S.BUILDING: frame[S.BUILDING].array,
+            S.FLOOR: frame[S.FLOOR].array,
         }
     )
     grouped = work.groupby([S.ZONE_ID, "hour_ms"], sort=True, observed=True)
@@ -102,6 +103,9 @@ def zone_hours(frame: pd.DataFrame, is_on: np.ndarray) -> pd.DataFrame:
         building=(S.BUILDING, "last"),
         floor=(S.FLOOR, "last"),
     ).reset_index()
+    for column in (S.ZONE_ID, S.CLIENT_ID, S.BUILDING, S.FLOOR):  # plain values, as the reader's categories
+        if isinstance(hours[column].dtype, pd.CategoricalDtype):
+            hours[column] = hours[column].astype(hours[column].cat.categories.dtype)
     hours[LIT] = hours.pop("on_share") >= 0.5
     return _with_hour_start(hours)
 
@@ -179,13 +183,17 @@ def _holiday_days(site: SiteConfig, day: np.ndarray, history: pd.DataFrame) -> n
 
 
 def lagged(rows: pd.DataFrame, past: pd.DataFrame, column: str, lag_ms: int) -> np.ndarray:
-    """``column`` of ``past`` for the same zone ``lag_ms`` [ms] earlier than each row, NaN where absent."""
-    keys = pd.DataFrame(
-        {S.ZONE_ID: rows[S.ZONE_ID].astype(str).to_numpy(), "hour_ms": rows["hour_ms"] - lag_ms}
-    )
-    source = past.assign(**{S.ZONE_ID: past[S.ZONE_ID].astype(str)})
-    found = keys.merge(source, on=[S.ZONE_ID, "hour_ms"], how="left")
-    return found[column].to_numpy(dtype=float)
+    """``column`` of ``past`` for the same zone ``lag_ms`` [ms] earlier than each row, NaN where absent.
+
+    ``past`` has at most one row per zone and hour (a :func:`zone_hours` frame).
+    """
+    zones = pd.concat([rows[S.ZONE_ID].astype(str), past[S.ZONE_ID].astype(str)], ignore_index=True)
+    codes = pd.factorize(zones)[0].astype(np.int64) << 44  # hour_ms < 2**44 until the year 2527
+    wanted = codes[: len(rows)] + (rows["hour_ms"].to_numpy(dtype=np.int64) - lag_ms)
+    have = codes[len(rows) :] + past["hour_ms"].to_numpy(dtype=np.int64)
+    position = pd.Index(have).get_indexer(wanted)
+    values = past[column].to_numpy(dtype=float)
+    return np.where(position >= 0, values[position], np.nan)
 
 
 def _daily_history(history: pd.DataFrame, site: SiteConfig, holiday_days: np.ndarray) -> pd.DataFrame:
@@ -210,9 +218,8 @@ def _daily_history(history: pd.DataFrame, site: SiteConfig, holiday_days: np.nda
 def _same_type_median(rows: pd.DataFrame, daily: pd.DataFrame) -> np.ndarray:
     """Median power at the same local hour on the last 4 days of the row's day type, 8+ days before."""
     keys = [S.ZONE_ID, "local_hour", "off"]
-    d = daily.sort_values([*keys, "local_day"])
-    rolled = d.groupby(keys, sort=False)[S.POWER_W].rolling(4, min_periods=1).median()
-    d["median"] = rolled.reset_index(level=list(range(len(keys))), drop=True)
+    d = daily.sort_values([*keys, "local_day"]).reset_index(drop=True)
+    d["median"] = _trailing(d, keys, 4, np.nanmedian, min_count=1)
     left = pd.DataFrame(
         {
             S.ZONE_ID: rows[S.ZONE_ID].astype(str).to_numpy(),
@@ -228,11 +235,30 @@ def _same_type_median(rows: pd.DataFrame, daily: pd.DataFrame) -> np.ndarray:
     return found.sort_values("row")["median"].to_numpy(dtype=float)
 
 
+def _trailing(frame: pd.DataFrame, keys: list[str], window: int, how: Any, *, min_count: int) -> np.ndarray:
+    """``how`` (``np.nanmedian`` or ``np.nanmean``) of ``power_w`` over each row and the ``window − 1`` rows
+    before it within the same ``keys`` group (``frame`` sorted by keys, then time); NaN below ``min_count``
+    values. What ``groupby(keys).rolling(window, min_periods=min_count)`` computes, without a Python loop
+    over the groups."""
+    values = frame[S.POWER_W].to_numpy(dtype=float)
+    group = frame.groupby(keys, sort=False, observed=True).ngroup().to_numpy()
+    n = len(values)
+    stack = np.full((n, window), np.nan)
+    for k in range(min(window, n)):  # column k: the value k rows back, where it is of the same group
+        same = np.zeros(n, dtype=bool)
+        same[k:] = group[k:] == group[: n - k]
+        stack[k:, k] = np.where(same[k:], values[: n - k], np.nan)
+    count = np.sum(~np.isnan(stack), axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN rows: NaN, as meant
+        out = how(stack, axis=1)
+    return np.where(count >= min_count, out, np.nan)
+
+
 def _week_mean(rows: pd.DataFrame, daily: pd.DataFrame) -> np.ndarray:
     """The zone's mean power over the 7 local days ending 8 days before the row's day [W]."""
     per_day = daily.groupby([S.ZONE_ID, "local_day"], sort=True)[S.POWER_W].mean().reset_index()
-    rolled = per_day.groupby(S.ZONE_ID, sort=False)[S.POWER_W].rolling(7, min_periods=3).mean()
-    per_day["week"] = rolled.reset_index(level=0, drop=True)
+    per_day["week"] = _trailing(per_day, [S.ZONE_ID], 7, np.nanmean, min_count=3)
     left = pd.DataFrame(
         {
             S.ZONE_ID: rows[S.ZONE_ID].astype(str).to_numpy(),

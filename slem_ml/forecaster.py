@@ -18,6 +18,7 @@ unknown (from floor, building, calendar and its own lags); ``known_zone`` says w
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ from slem_ml.features import CATEGORICAL, FORECAST_FEATURES, LIT
 __all__ = ["ZoneForecaster"]
 
 STRATEGIES = ("global", "per_zone")
+#: Threads per prediction: rows are independent, so any number gives the same answer (fits use ``n_jobs``).
+_PREDICT_THREADS = os.cpu_count() or 1
 
 
 class ZoneForecaster:
@@ -166,6 +169,11 @@ class ZoneForecaster:
         """Forecasts for hourly feature rows, in the same order (per-zone point models where fitted)."""
         return self._predict(hours, self.zone_models_)
 
+    def predict_point(self, hours: pd.DataFrame) -> np.ndarray:
+        """Expected power [W] alone, per row (what scoring needs: a quarter of :meth:`predict`'s work)."""
+        zone = hours[S.ZONE_ID].astype(str).to_numpy()
+        return np.clip(self._point(self._matrix(hours), zone, self.zone_models_), 0.0, None)
+
     def predict_global(self, hours: pd.DataFrame) -> pd.DataFrame:
         """As :meth:`predict`, with the global point model for every zone (to compare strategies)."""
         return self._predict(hours, {})
@@ -178,19 +186,15 @@ class ZoneForecaster:
         ``known_zone`` (the zone was in the training data).
         """
         X = self._matrix(hours)
-        point = self.point_.predict(X)
         zone = hours[S.ZONE_ID].astype(str).to_numpy()
-        for zone_id, model in zone_models.items():
-            mask = zone == zone_id
-            if mask.any():
-                point[mask] = model.predict(X[mask])
-        lower = self.lower_.predict(X)
-        upper = self.upper_.predict(X)
+        point = self._point(X, zone, zone_models)
+        lower = self.lower_.predict(X, num_threads=_PREDICT_THREADS)
+        upper = self.upper_.predict(X, num_threads=_PREDICT_THREADS)
         lower, upper = np.minimum(lower, upper), np.maximum(lower, upper)
         if self.on_ is None:
             p_on = np.full(len(hours), self.on_constant_)
         else:
-            p_on = np.asarray(self.on_.predict_proba(X))[:, 1]
+            p_on = np.asarray(self.on_.predict_proba(X, num_threads=_PREDICT_THREADS))[:, 1]
         margin = self.margin_ * self._scales(hours[S.ZONE_ID])
         point = np.clip(point, 0.0, None)
         return pd.DataFrame(
@@ -207,6 +211,16 @@ class ZoneForecaster:
             },
             index=hours.index,
         )
+
+    def _point(self, X: pd.DataFrame, zone: np.ndarray, zone_models: dict[str, Any]) -> np.ndarray:
+        """The point model's forecast [W], by the zone's own model where it has one."""
+        point = np.asarray(self.point_.predict(X, num_threads=_PREDICT_THREADS), dtype=float)
+        if zone_models:
+            for zone_id, rows in pd.Series(zone).groupby(zone, sort=False).indices.items():
+                model = zone_models.get(str(zone_id))
+                if model is not None:
+                    point[rows] = model.predict(X.iloc[rows])
+        return point
 
     def _scales(self, zone: pd.Series) -> np.ndarray:
         """Each row's zone scale [W] (its mean training power; the overall mean for unseen zones)."""

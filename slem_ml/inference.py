@@ -38,14 +38,18 @@ def expected_power(
     if frame.empty:
         return np.zeros(0), ()
     hours = add_features(zone_hours(frame, is_on), site)
-    predicted = forecaster.predict(hours)
-    unknown = tuple(sorted(set(hours.loc[~predicted["known_zone"].to_numpy(), S.ZONE_ID].astype(str))))
+    point = forecaster.predict_point(hours)
+    seen = set(forecaster.categories_[S.ZONE_ID])
+    unknown = tuple(sorted(set(hours[S.ZONE_ID].astype(str).unique()) - seen))
+    # each reading's zone-hour row, matched on integer keys (zone code << 44 | hour [ms])
+    zone = frame[S.ZONE_ID].astype("category")  # the reader's categorical: no copy
+    code_of = pd.Index(zone.cat.categories.astype(str))
+    hour_zone = code_of.get_indexer(hours[S.ZONE_ID].astype(str).to_numpy()).astype(np.int64)
     t = frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
-    keys = pd.MultiIndex.from_arrays([hours[S.ZONE_ID].astype(str).to_numpy(), hours["hour_ms"].to_numpy()])
-    wanted = pd.MultiIndex.from_arrays([frame[S.ZONE_ID].astype(str).to_numpy(), t - t % HOUR_MS])
-    position = keys.get_indexer(wanted)
-    values = predicted[S.EXPECTED_POWER_W].to_numpy(dtype=float)
-    return np.where(position >= 0, values[position], np.nan), unknown
+    have = (hour_zone << 44) + hours["hour_ms"].to_numpy(dtype=np.int64)
+    wanted = (zone.cat.codes.to_numpy().astype(np.int64) << 44) + (t - t % HOUR_MS)
+    position = pd.Index(have).get_indexer(wanted)
+    return np.where(position >= 0, point[position], np.nan), unknown
 
 
 def billed_power_mw(frame: pd.DataFrame, is_spike: np.ndarray, reference_w: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ is then exported to ``models/`` (joblib + manifest) so scoring works without the
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import tempfile
@@ -45,6 +46,9 @@ def _mlflow(tracking_uri: str | None) -> Any:
     # MLflow narrates every step (tables created, model registered, pickling advice) on stderr; the CLI
     # prints its own summary, so keep only MLflow's warnings and errors.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # …and its advice against pickled python_model objects: the model logged is a thin wrapper class,
+    # the fitted models travel as a joblib artifact.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
 
     mlflow.set_tracking_uri(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
     return mlflow
@@ -62,26 +66,30 @@ def _input_columns() -> list[str]:
     return ["hour_ms", *FORECAST_FEATURES]
 
 
-# The pyfunc wrapper needs mlflow at class-definition time; this module is only imported lazily.
-import mlflow.pyfunc as _pyfunc  # noqa: E402 - after the helpers above, which need no mlflow
+@functools.cache
+def _bundle_model_class() -> type:
+    """The pyfunc wrapper class, defined on first use: importing this module must not import MLflow
+    (3-4 s), which scoring needs only when the champion is not exported to ``models/``."""
+    import mlflow.pyfunc
 
+    class BundleModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
+        """pyfunc face of a bundle: hourly feature rows in, the forecaster's columns out."""
 
-class BundleModel(_pyfunc.PythonModel):
-    """pyfunc face of a bundle: hourly feature rows in, the forecaster's columns out."""
+        def load_context(self, context: Any) -> None:
+            import joblib
 
-    def load_context(self, context: Any) -> None:
-        import joblib
+            self.bundle: ModelBundle = joblib.load(context.artifacts["bundle"])
 
-        self.bundle: ModelBundle = joblib.load(context.artifacts["bundle"])
+        # A DataFrame hint: MLflow infers no signature from it (ours comes from a real input example)
+        # and, unlike no hint at all, does not print advice about type hints.
+        def predict(
+            self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+        ) -> pd.DataFrame:
+            rows = model_input.assign(hour_start=pd.to_datetime(model_input["hour_ms"], unit="ms", utc=True))
+            out = self.bundle.forecaster.predict(rows)
+            return out[[S.EXPECTED_POWER_W, "p_on", "lower_w", "upper_w"]]
 
-    # A DataFrame hint: MLflow infers no signature from it (ours comes from a real input example) and,
-    # unlike no hint at all, does not print advice about type hints on every import.
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
-        rows = model_input.assign(hour_start=pd.to_datetime(model_input["hour_ms"], unit="ms", utc=True))
-        out = self.bundle.forecaster.predict(rows)
-        return out[[S.EXPECTED_POWER_W, "p_on", "lower_w", "upper_w"]]
+    return BundleModel
 
 
 @dataclass(frozen=True)
@@ -153,14 +161,13 @@ def _log_training(run: TrainingRun, tracking_uri: str | None, models_dir: str | 
             save_bundle(run.bundle, temp)
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=BundleModel(),
+                python_model=_bundle_model_class()(),
                 artifacts={"bundle": str(Path(temp) / BUNDLE_FILE)},
                 signature=infer_signature(example, predicted),
                 input_example=example,
                 pip_requirements=_PIP,
-                registered_model_name=REGISTERED_NAME,
             )
-        version = str(info.registered_model_version)
+        version = _register(client, info, active.info.run_id)
         exported = None
         if promoted:
             client.set_registered_model_alias(REGISTERED_NAME, CHAMPION, version)
@@ -172,6 +179,24 @@ def _log_training(run: TrainingRun, tracking_uri: str | None, models_dir: str | 
             save_bundle(run.bundle, models_dir)
             exported = Path(models_dir)
         return TrackingOutcome(active.info.run_id, version, promoted, reason, exported)
+
+
+def _register(client: Any, info: Any, run_id: str) -> str:
+    """Register a logged model as the next version of ``slem``; the registry's version number.
+
+    The client API, not ``registered_model_name=``: the fluent path narrates each step on stderr.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(REGISTERED_NAME)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    created = client.create_model_version(
+        REGISTERED_NAME, source=info.model_uri, run_id=run_id, model_id=info.model_id
+    )
+    return str(created.version)
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -259,11 +284,24 @@ def load_champion(
     The registry is asked only when a store is reachable (a SQLite store must already exist: loading never
     creates one). When ``models_dir`` holds the export of that same champion version it is loaded from
     there (no download). With neither, a :class:`ConfigError` that says to run ``slem train``.
+
+    For a SQLite store the champion's version is read with one SQL query on MLflow's registry tables
+    (:func:`_champion_in_sqlite`): importing MLflow and opening its store costs 3–4 s, more than scoring a
+    million readings. Anything unexpected there falls back to MLflow's client.
     """
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     registry_error = ""
     if _store_exists(uri):
         try:
+            champion = _champion_in_sqlite(uri)
+            manifest = read_manifest(models_dir)
+            if champion is not None and manifest and _same_version(manifest, *champion):
+                bundle = load_bundle(models_dir)
+                if bundle is not None:
+                    return (
+                        bundle,
+                        f"registry {uri}, champion {bundle.version} (exported copy in {models_dir}/)",
+                    )
             with _quiet():
                 return _from_registry(uri, models_dir)
         except Exception as exc:  # any store failure falls back to the export
@@ -284,14 +322,10 @@ def _from_registry(uri: str, models_dir: str | Path) -> tuple[ModelBundle, str]:
     champion = MlflowClient().get_model_version_by_alias(REGISTERED_NAME, CHAMPION)
     version = str(champion.version)
     manifest = read_manifest(models_dir)
-    if (
-        manifest
-        and str(manifest.get("registered_version")) == version
-        and manifest.get("run_id") == champion.run_id
-    ):
+    if manifest and _same_version(manifest, version, str(champion.run_id)):
         bundle = load_bundle(models_dir)
         if bundle is not None:
-            return bundle, f"registry {uri}, champion {bundle.version} (exported copy in {models_dir}/)"
+            return bundle, _exported_source(uri, bundle, models_dir)
     model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_NAME}@{CHAMPION}")
     loaded: ModelBundle = model.unwrap_python_model().bundle
     loaded.manifest = loaded.manifest | {
@@ -300,6 +334,38 @@ def _from_registry(uri: str, models_dir: str | Path) -> tuple[ModelBundle, str]:
         "run_id": champion.run_id,
     }
     return loaded, f"registry {uri}, champion {loaded.version}"
+
+
+def _exported_source(uri: str, bundle: ModelBundle, models_dir: str | Path) -> str:
+    return f"registry {uri}, champion {bundle.version} (exported copy in {models_dir}/)"
+
+
+def _same_version(manifest: dict[str, Any], version: str, run_id: str) -> bool:
+    """The export's manifest is of registry ``version`` from run ``run_id``."""
+    return str(manifest.get("registered_version")) == str(version) and manifest.get("run_id") == run_id
+
+
+def _champion_in_sqlite(uri: str) -> tuple[str, str] | None:
+    """(version, run_id) of the champion in a SQLite MLflow store, or None to ask MLflow's client.
+
+    Reads MLflow's own registry tables (``registered_model_aliases``, ``model_versions``) read-only; a store
+    of another kind, or one whose tables differ, returns None.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    import sqlite3
+
+    path = Path(uri.removeprefix("sqlite:///"))
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT v.version, v.run_id FROM registered_model_aliases AS a JOIN model_versions AS v "
+                "ON v.name = a.name AND v.version = a.version WHERE a.name = ? AND a.alias = ?",
+                (REGISTERED_NAME, CHAMPION),
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else (str(row[0]), str(row[1]))
 
 
 def _store_exists(uri: str) -> bool:

@@ -46,6 +46,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frame[day == day.max()].to_csv(cwd / "today.csv", index=False)
     trained = slem("train", "train.csv", "--contracts", str(CONTRACTS), cwd=cwd)
     assert trained.returncode == 0, trained.stderr
+    assert trained.stderr == "", "MLflow's narration must not reach the user"
     assert "champion: first model" in trained.stdout and "backtest (last 14 days): WAPE" in trained.stdout
     return cwd
 

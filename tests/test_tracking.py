@@ -66,6 +66,30 @@ def test_a_worse_model_does_not_take_the_alias(run: TrainingRun, readings, store
     assert logged.metrics["champion_model_wape"] < logged.metrics["new_model_wape"]
     assert logged.tags["promotion"] == outcome.reason
 
+    # the champion as scoring reads it (one SQL query, no MLflow import) is the client's champion
+    from slem_ml.tracking import _champion_in_sqlite
+
+    champion = client.get_model_version_by_alias("slem", "champion")
+    assert _champion_in_sqlite(store) == (str(champion.version), champion.run_id)
+
+
+def test_scoring_loads_the_exported_champion_without_importing_mlflow(run, store: str, tmp_path: Path):
+    import subprocess
+    import sys
+
+    from slem_ml.tracking import log_training
+
+    log_training(run, tracking_uri=store, models_dir=tmp_path / "models")
+    check = (
+        "import sys; from slem_ml.tracking import load_champion; "
+        f"bundle, source = load_champion(tracking_uri={store!r}, models_dir={str(tmp_path / 'models')!r}); "
+        "print(source); print('mlflow' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    source, imported = done.stdout.splitlines()
+    assert source.startswith("registry") and "exported copy" in source and "slem v1" in source
+    assert imported == "False"
+
 
 def test_without_a_store_the_export_is_used_and_no_store_is_created(run, store: str, tmp_path: Path):
     from slem_ml.bundle import save_bundle
