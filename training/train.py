@@ -1,8 +1,8 @@
 """Training entry point for the data team: ``slem train`` with the hyperparameters exposed.
 
     .venv/bin/python training/train.py READINGS [--contracts C] [--tracking-uri U] \
-        [--strategy global|per_zone|both] [--n-estimators 150] [--learning-rate 0.1] [--num-leaves 63] \
-        [--backtest-days 14] [--jobs 1]
+        [--strategy global|per_zone|both] [--n-estimators 100] [--learning-rate 0.15] [--num-leaves 63] \
+        [--backtest-days 14] [--jobs 0]
 
 It runs the same two library calls as ``slem train`` — :func:`slem_ml.training.train_models` and
 :func:`slem_ml.tracking.log_training` — so every run lands in the same MLflow store, is registered, and takes
@@ -29,11 +29,11 @@ def main(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
     models_dir: Annotated[Path, typer.Option(help="Where the champion is exported.")] = Path("models"),
     strategy: Annotated[str, typer.Option(help="global, per_zone or both (the backtest decides).")] = "both",
-    n_estimators: Annotated[int, typer.Option(min=10, help="Trees per LightGBM model.")] = 150,
-    learning_rate: Annotated[float, typer.Option(min=0.001, max=1.0, help="LightGBM learning rate.")] = 0.1,
+    n_estimators: Annotated[int, typer.Option(min=10, help="Trees of the point model.")] = 100,
+    learning_rate: Annotated[float, typer.Option(min=0.001, max=1.0, help="LightGBM learning rate.")] = 0.15,
     num_leaves: Annotated[int, typer.Option(min=2, help="Leaves per tree.")] = 63,
     backtest_days: Annotated[int, typer.Option(min=7, help="Days of rolling-origin backtest [days].")] = 14,
-    jobs: Annotated[int, typer.Option(min=1, help="LightGBM threads per model.")] = 1,
+    jobs: Annotated[int, typer.Option(min=0, help="Models fitted at once (0: one per core).")] = 0,
 ) -> None:
     """Train with the given settings and log the run to MLflow (see the module docstring)."""
     from slem_ml.contracts import load_site
@@ -53,7 +53,7 @@ def main(
             "n_estimators": n_estimators,
             "learning_rate": learning_rate,
             "num_leaves": num_leaves,
-            "n_jobs": jobs,
+            "n_jobs": jobs or None,
         },
     )
     try:
