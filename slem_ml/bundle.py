@@ -41,7 +41,7 @@ class ModelBundle:
     """Everything scoring and forecasting need from training.
 
     ``forecaster`` is a fitted :class:`slem_ml.forecaster.ZoneForecaster`; ``spike`` and ``drift`` the
-    fitted detectors of :mod:`slem_ml.anomaly`; ``sessions`` the fitted
+    fitted detectors of :mod:`slem_ml.anomaly` and :mod:`slem_ml.drift`; ``sessions`` the fitted
     :class:`slem_ml.session_classifier.SessionClassifier` (``None`` when the training data had no
     cleaning flag to learn from). ``manifest`` is the JSON-ready description written beside the bundle.
     """

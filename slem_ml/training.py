@@ -80,7 +80,8 @@ def train_models(
     progress: Progress = _silent,
 ) -> TrainingRun:
     """Backtest, choose and fit every model on ``readings`` (see the module docstring)."""
-    from slem_ml.anomaly import DriftDetector, SpikeDetector
+    from slem_ml.anomaly import SpikeDetector
+    from slem_ml.drift import DriftDetector
     from slem_ml.scoring import score
     from slem_ml.session_classifier import SessionClassifier
 

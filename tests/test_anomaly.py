@@ -1,5 +1,5 @@
-"""Maintenance alerts (SPEC §5): the spike and drift detectors of slem_ml.anomaly, the rules and the alerts
-table of slem_ml.alerts.
+"""Maintenance alerts (SPEC §5): the spike detector of slem_ml.anomaly, the drift detector of slem_ml.drift,
+the rules and the alerts table of slem_ml.alerts.
 
 Hand-made cases a reader can check on paper use one office zone of the shipped sample site (client C001,
 Mon–Fri 08:00–18:00 Europe/Berlin, readings every 15 min, lit at 400 W with 2 % noise, 0.5 W standby). One
@@ -19,7 +19,8 @@ from sklearn.exceptions import NotFittedError
 
 from slem_ml import schema as S
 from slem_ml.alerts import alert_columns, dropout_alerts, stuck_on_alerts
-from slem_ml.anomaly import DriftDetector, SpikeDetector, maintenance_alerts
+from slem_ml.anomaly import SpikeDetector, maintenance_alerts
+from slem_ml.drift import DriftDetector
 from slem_ml.errors import SlemError
 from slem_ml.generate import FaultRates, GeneratorConfig, default_site, generate
 from slem_ml.reader import validate_frame
@@ -217,6 +218,8 @@ def test_a_rise_of_1_percent_a_day_is_one_drift_alert_within_7_days(detectors):
     alert = found.alerts.iloc[0]
     delay = alert["detected_at"] - local(onset)
     assert pd.Timedelta(0) < delay <= pd.Timedelta(days=7)
+    # raised by the reading that ends the day's lit run (dark at 18:00), not at the next midnight
+    assert alert["detected_at"].tz_convert(TZ).strftime("%H:%M") == "18:00"
     assert local(onset) - pd.Timedelta(days=2) <= alert["first_seen"] <= alert["detected_at"]
     assert alert["status"] == "open"
     assert alert["severity"] == "high"  # about +25 % by the end
@@ -227,6 +230,41 @@ def test_a_flat_zone_with_2_percent_noise_raises_no_drift_in_60_days():
     frame = scored(office("2025-01-06", "2025-03-07", seed=10))
     drift = DriftDetector().fit(frame[frame["timestamp"] < local("2025-01-27")], SITE)  # three weeks
     assert drift.detect(frame, SITE).empty
+
+
+def test_stable_zones_with_spikes_raise_no_drift_in_17_weeks():
+    zones = [(f"HQ-F2-Z{i}", level, 20 + i) for i, level in enumerate((400.0, 250.0, 120.0, 60.0, 35.0), 1)]
+    months = [office("2025-01-06", "2025-05-05", zone=zone, level_w=w, seed=seed) for zone, w, seed in zones]
+    readings = pd.concat(months, ignore_index=True)
+    for day in ("2025-02-11", "2025-03-12", "2025-04-15"):  # one reading at 3× in every zone
+        at = readings["timestamp"] == pd.Timestamp(f"{day} 11:00", tz=TZ)
+        readings.loc[at, "power_w"] *= 3
+    frame = scored(readings)
+    drift = DriftDetector().fit(frame[frame["timestamp"] < local("2025-02-03")], SITE)  # four weeks
+    assert drift.detect(frame, SITE).empty  # 5 zones × 17 weeks, none of them drifting
+
+
+@pytest.mark.parametrize(
+    ("zone", "onset"),
+    [(ZONE, "2025-02-05 13:00"), ("HQ-F1-Z2", "2025-02-17")],
+    ids=["seen in fit", "own baseline"],
+)
+def test_later_readings_change_no_earlier_drift_decision(detectors, zone, onset):
+    drift = detectors[1]  # fitted on ZONE only
+    frame = scored(ramp(office("2025-02-03", "2025-03-17", zone=zone, seed=12), onset, 0.01))
+    full = drift.detect(frame, SITE)
+    assert len(full) == 1
+    detected = full["detected_at"].iloc[0]
+    assert detected - local(onset) <= pd.Timedelta(days=7)
+    quarter = pd.Timedelta(minutes=15)
+    cuts = [detected, detected + quarter, detected + pd.Timedelta(hours=7), detected + pd.Timedelta(days=9)]
+    for cut in cuts:  # a decision on a day uses readings up to then only: the cut days are incomplete
+        part = drift.detect(frame[frame["timestamp"] < cut], SITE)
+        due = full[full["detected_at"] < cut]
+        columns = ["alert_id", "detected_at", "first_seen"]
+        pd.testing.assert_frame_equal(
+            part[columns].reset_index(drop=True), due[columns].reset_index(drop=True)
+        )
 
 
 def test_a_zone_not_seen_in_fit_takes_its_baseline_from_its_first_7_days(detectors):
