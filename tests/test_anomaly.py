@@ -419,3 +419,14 @@ def test_alert_ids_are_stable_and_unique_whatever_the_row_order(generated):
     assert (ids == first.alerts["kind"] + ":" + first.alerts["zone_id"] + ":" + stamps).all()
     assert set(first.alerts["severity"]) <= {"low", "medium", "high"}
     assert set(first.alerts["status"]) <= {"open", "resolved"}
+
+
+def test_forest_scores_in_row_blocks_are_sklearns_bit_for_bit():
+    from sklearn.ensemble import IsolationForest
+
+    from slem_ml.anomaly import _forest_scores
+
+    X = np.random.default_rng(5).normal(size=(120_000, 4))
+    forest = IsolationForest(n_estimators=20, random_state=0).fit(X[:5_000])
+    np.testing.assert_array_equal(_forest_scores(forest, X), forest.score_samples(X))
+    assert _forest_scores(forest, X[:0]).shape == (0,)
