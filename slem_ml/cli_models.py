@@ -58,7 +58,7 @@ def train(
     if if_no_champion:
         bundle, source = find_models(tracking_uri, models_dir, required=False)
         if bundle is not None:
-            typer.echo(f"slem train — champion {bundle.version} already in place ({source}); nothing trained")
+            typer.echo(f"slem train — a champion is already in place ({source}); nothing trained")
             return
     clock = time.perf_counter()
     validated = read_readings(readings, site)
