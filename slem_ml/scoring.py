@@ -23,13 +23,13 @@ from slem_ml.coverage import OVERTIME, ReadingCoverage, compute_coverage
 from slem_ml.inference import billed_power_mw, expected_power, infer_cleaning
 from slem_ml.result import Readings, ScoringResult
 
-__all__ = ["Progress", "score"]
+__all__ = ["Progress", "no_progress", "score"]
 
 #: Called with (stage name, fraction done 0..1); the CLI draws a progress line with it.
 Progress = Callable[[str, float], None]
 
 
-def _silent(stage: str, fraction: float) -> None:
+def no_progress(stage: str, fraction: float) -> None:
     """The default progress callback: says nothing."""
 
 
@@ -38,7 +38,7 @@ def score(
     site: SiteConfig,
     *,
     models: ModelBundle | None = None,
-    progress: Progress = _silent,
+    progress: Progress = no_progress,
 ) -> ScoringResult:
     """Bill overtime, find cleaning waste, classify every reading and raise alerts (SPEC §3, §4, §5, §7)."""
     timings: dict[str, float] = {}

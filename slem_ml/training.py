@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,15 +23,9 @@ from slem_ml.contracts import SiteConfig
 from slem_ml.features import FORECAST_FEATURES, add_features, zone_hours
 from slem_ml.forecaster import ZoneForecaster
 from slem_ml.result import Readings
+from slem_ml.scoring import Progress, no_progress, score
 
 __all__ = ["TrainingConfig", "TrainingRun", "data_fingerprint", "train_models"]
-
-Progress = Callable[[str, float], None]
-
-
-def _silent(stage: str, fraction: float) -> None:
-    """The default progress callback: says nothing."""
-
 
 @dataclass(frozen=True)
 class TrainingConfig:
@@ -77,12 +70,11 @@ def train_models(
     site: SiteConfig,
     config: TrainingConfig | None = None,
     *,
-    progress: Progress = _silent,
+    progress: Progress = no_progress,
 ) -> TrainingRun:
     """Backtest, choose and fit every model on ``readings`` (see the module docstring)."""
     from slem_ml.anomaly import SpikeDetector
     from slem_ml.drift import DriftDetector
-    from slem_ml.scoring import score
     from slem_ml.session_classifier import SessionClassifier
 
     config = config or TrainingConfig()
