@@ -6,6 +6,9 @@ DATA    ?=
 OUT     ?= out
 MODELS  ?= models
 CONTRACTS ?= slem_ml/data/contracts.yaml
+HOST    ?= 127.0.0.1
+PORT    ?= 7860
+SERVE   ?= yes
 
 .PHONY: setup run test lint bench clean
 
@@ -23,7 +26,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 # Score DATA (default: freshly generated sample readings) with the sample contracts; results in $(OUT)/.
 # With no champion model yet (MLflow store or $(MODELS)/), train one on the same data first; data too
-# short to train on (< 21 days) is scored without models, and the run says so.
+# short to train on (< 21 days) is scored without models, and the run says so. Then the app serves the
+# scored data on http://$(HOST):$(PORT) until Ctrl-C (SERVE=no stops after scoring).
 run: setup
 	@data="$(DATA)"; \
 	if [ -z "$$data" ]; then \
@@ -33,7 +37,9 @@ run: setup
 	fi; \
 	$(PY) -m slem_ml train "$$data" --contracts $(CONTRACTS) --models-dir $(MODELS) --if-no-champion \
 	  || echo "make run: no models trained (see above); scoring without them"; \
-	$(PY) -m slem_ml score "$$data" --contracts $(CONTRACTS) --out $(OUT) --models-dir $(MODELS)
+	$(PY) -m slem_ml score "$$data" --contracts $(CONTRACTS) --out $(OUT) --models-dir $(MODELS) || exit 1; \
+	[ "$(SERVE)" = "no" ] || $(PY) -m slem_ml serve --readings "$$data" --contracts $(CONTRACTS) \
+	  --models-dir $(MODELS) --host $(HOST) --port $(PORT)
 
 test: setup
 	$(PY) -m pytest

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from slem_ml.cli_models import DEFAULT_MODELS_DIR, ModelsDir, TrackingUri, find_models, forecast, train
+from slem_ml.cli_serve import serve
+from slem_ml.cli_users import users_app
 from slem_ml.errors import SlemError
 
 if TYPE_CHECKING:
     from slem_ml.result import ScoringResult
-    from slem_ml.storage import StoredRun
 
 __all__ = ["app", "main", "run_app"]
 
@@ -124,11 +125,8 @@ def score(
 ) -> None:
     """Bill overtime, find cleaning waste, raise maintenance alerts, write every output and store the run."""
     from slem_ml.contracts import load_site
-    from slem_ml.outputs import check_writable, staged_outputs
-    from slem_ml.reader import read_readings
-    from slem_ml.scoring import score as score_readings
-    from slem_ml.storage import open_database, with_revisions
-    from slem_ml.storage.background import planned_revisions, start_store
+    from slem_ml.outputs import check_writable
+    from slem_ml.pipeline import score_file
 
     if engine is not Engine.local or scheduler:
         raise SlemError("--engine dask is not available in this release; use --engine local")
@@ -137,47 +135,11 @@ def score(
     progress = _Progress()
     progress("config", 0.0)
     site = load_site(contracts)
-    # Loading the models is mostly importing LightGBM and scikit-learn (about 2 s): do it while the
+    # Loading the models is mostly importing LightGBM and scikit-learn (about 1 s): do it while the
     # file is read and validated, which spends most of its time outside the GIL (pyarrow, NumPy).
     loader = _Background(find_models, tracking_uri, models_dir, required=False)
-    progress("reading", 0.05)
-    clock = time.perf_counter()
-    validated = read_readings(readings, site)
-    read_s = time.perf_counter() - clock
-
-    def scoring_progress(stage: str, fraction: float) -> None:
-        progress(stage, 0.3 + 0.4 * min(fraction, 0.99))
-
-    progress("models", 0.25)
-    models, source = loader.result()
-    result = score_readings(validated, site, models=models, progress=scoring_progress)
-    if models is None:
-        result.notes = (
-            *result.notes,
-            f"scored without models ({source.split(';')[0]}): no expected power, spike checks or alerts; "
-            "`slem train READINGS` fits them",
-        )
-    result.timings = {"read_s": read_s, **result.timings}
-    progress("storing", 0.75)
-    database = open_database(url)  # creates or upgrades the schema; a bad URL stops here, nothing written
-    try:
-        planned = planned_revisions(database, result)
-    finally:
-        database.dispose()
-    result.invoices = with_revisions(result.invoices, planned)
-    job = start_store(url, result)  # prepared in a child process while this one writes the files
-    try:
-        progress("writing", 0.8)
-        with staged_outputs(result, out) as staging:
-            stored = job.commit()  # the files are staged: now the run may be committed
-            if stored.revisions != planned:  # another run stored these invoices in between
-                result.invoices = with_revisions(result.invoices, stored.revisions)
-                staging.rewrite_invoices(result)
-    finally:
-        job.abandon()  # rolls the store back if anything above failed; nothing once committed
-    written = staging.written
-    progress("done", 1.0)
-    _print_summary(result, out, written, url, stored)
+    done = score_file(readings, site, out=out, database_url=url, models=loader.result, progress=progress)
+    _print_summary(done.result, out, done.written, url, done.run_id, done.created)
 
 
 @app.command()
@@ -228,12 +190,16 @@ def generate(
 
 app.command()(train)
 app.command()(forecast)
+app.command()(serve)
+app.add_typer(users_app, name="users")
 
 
 # --- the end-of-run screen ----------------------------------------------------------------------
 
 
-def _print_summary(result: ScoringResult, out: Path, written: dict, url: str, stored: StoredRun) -> None:
+def _print_summary(
+    result: ScoringResult, out: Path, written: dict, url: str, run_id: int, created: bool
+) -> None:
     report = result.report
     currency = result.site.site.currency
     _say()
@@ -274,8 +240,8 @@ def _print_summary(result: ScoringResult, out: Path, written: dict, url: str, st
         _say(f"  models: {result.model_versions.get('models', '')}")
     for note in result.notes:
         _say(f"  note: {note}")
-    run_note = "new run" if stored.created else "identical run already stored"
-    _say(f"  stored: run {stored.run_id} in {_safe_url(url)} ({run_note})")
+    run_note = "new run" if created else "identical run already stored"
+    _say(f"  stored: run {run_id} in {_safe_url(url)} ({run_note})")
     printable = sum(1 for name in written if str(name).startswith("invoices/"))
     _say(f"  results: {out}/ ({len(written) - printable} files, {printable} printable invoices in invoices/)")
 

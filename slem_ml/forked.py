@@ -2,7 +2,8 @@
 
 Used where two independent, Python-heavy pieces of work meet (storing a run while its files are written;
 PDFs while the HTML invoices are written). The child inherits everything, so nothing is copied in; only
-the answer is pickled back. Where ``os.fork`` does not exist the function runs at once, in-process.
+the answer is pickled back. Where forking is not safe (no ``os.fork``, or other threads running) the
+function runs at once, in-process.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from slem_ml.errors import SlemError
 
-__all__ = ["ForkJob", "start"]
+__all__ = ["ForkJob", "can_fork", "start"]
 
 T = TypeVar("T")
 
@@ -59,9 +61,18 @@ class ForkJob(Generic[T]):
         return answer
 
 
+def can_fork() -> bool:
+    """Whether forking is safe here: ``os.fork`` exists and this process runs a single thread.
+
+    A fork copies only the calling thread; in a threaded server (the app) another thread may hold a lock the
+    child then waits on forever, so there the work runs in-process instead."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
 def start(work: Callable[[], T]) -> ForkJob[T]:
-    """Start ``work()`` in a forked child; :meth:`ForkJob.result` waits for it."""
-    if not hasattr(os, "fork"):
+    """Start ``work()`` in a forked child (in-process where :func:`can_fork` says no); :meth:`ForkJob.result`
+    waits for it."""
+    if not can_fork():
         return ForkJob(answer=_run(work))
     read_fd, write_fd = os.pipe()
     pid = os.fork()

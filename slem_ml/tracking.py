@@ -30,7 +30,14 @@ from slem_ml.features import FORECAST_FEATURES
 from slem_ml.metrics import wape
 from slem_ml.training import TrainingRun
 
-__all__ = ["DEFAULT_TRACKING_URI", "REGISTERED_NAME", "TrackingOutcome", "load_champion", "log_training"]
+__all__ = [
+    "DEFAULT_TRACKING_URI",
+    "REGISTERED_NAME",
+    "TrackingOutcome",
+    "load_champion",
+    "log_training",
+    "training_runs",
+]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 REGISTERED_NAME = "slem"
@@ -41,6 +48,8 @@ _PIP = ["slem", "lightgbm", "scikit-learn", "pandas", "numpy", "joblib"]
 
 def _mlflow(tracking_uri: str | None) -> Any:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow draws tqdm progress bars on stderr while it moves artifacts (tqdm comes with gradio/dask)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     # MLflow narrates every step (tables created, model registered, pickling advice) on stderr; the CLI
@@ -274,6 +283,54 @@ def _plots(run: TrainingRun) -> dict[str, Any]:
     figures["backtest.png"] = fig
     plt.close("all")
     return figures
+
+
+#: Columns of :func:`training_runs`.
+RUN_COLUMNS = (
+    "started (UTC)", "run_id", "strategy", "rows", "zones", "trained_to", "model_wape",
+    "seasonal_naive_wape", "coverage", "brier", "promotion",
+)  # fmt: skip
+
+
+def training_runs(tracking_uri: str | None = None, *, limit: int = 20) -> pd.DataFrame:
+    """The latest training runs in the store, newest first: backtest figures and the promotion decision.
+
+    Empty (with :data:`RUN_COLUMNS`) when there is no store or no run yet; never creates a store.
+    """
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    empty = pd.DataFrame(columns=list(RUN_COLUMNS))
+    if not _store_exists(uri):
+        return empty
+    with _quiet():
+        mlflow = _mlflow(uri)
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+        if experiment is None:
+            return empty
+        runs = mlflow.search_runs(
+            [experiment.experiment_id], max_results=limit, order_by=["attributes.start_time DESC"]
+        )
+    if runs.empty:
+        return empty
+
+    def column(name: str) -> pd.Series:
+        return runs[name] if name in runs.columns else pd.Series(np.nan, index=runs.index)
+
+    out = pd.DataFrame(
+        {
+            "started (UTC)": runs["start_time"].dt.strftime("%Y-%m-%d %H:%M"),
+            "run_id": runs["run_id"],
+            "strategy": column("params.strategy"),
+            "rows": column("params.rows"),
+            "zones": column("params.zones"),
+            "trained_to": column("params.trained_to").astype(str).str[:10],
+            "model_wape": column("metrics.model_wape").round(3),
+            "seasonal_naive_wape": column("metrics.seasonal_naive_wape").round(3),
+            "coverage": column("metrics.coverage").round(3),
+            "brier": column("metrics.brier").round(3),
+            "promotion": column("tags.promotion"),
+        }
+    )
+    return out[list(RUN_COLUMNS)]
 
 
 def load_champion(

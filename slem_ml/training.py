@@ -27,6 +27,7 @@ from slem_ml.scoring import Progress, no_progress, score
 
 __all__ = ["TrainingConfig", "TrainingRun", "data_fingerprint", "train_models"]
 
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """How to train. ``strategies`` are backtested (``per_zone`` only when some zone has

@@ -2,7 +2,7 @@
 
 Every database test runs twice: against a SQLite file in ``tmp_path`` and against the local PostgreSQL server
 (127.0.0.1:5432, user postgres, trust auth), in a database created for this session and a schema created for
-each test, both dropped afterwards.
+each test, both dropped afterwards (the ``db_url`` and ``engine`` fixtures in ``conftest.py``).
 
 The invoices are small enough to check on paper (site rates 15.00 per zone-hour and 0.20 per kWh; C002 has its
 own 12.50 per hour; blocks of 15 minutes):
@@ -24,17 +24,13 @@ import hashlib
 import json
 import multiprocessing
 import threading
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import Engine, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
@@ -47,14 +43,16 @@ from slem_ml.storage import (
     invoice_history,
     latest_run,
     open_database,
+    run_cleaning,
+    run_invoices,
     store_result,
     with_revisions,
 )
 from slem_ml.storage import store as store_module
-from slem_ml.storage.database import VERSION_TABLE
+from slem_ml.storage.database import HEAD_REVISION, VERSION_TABLE
 from slem_ml.storage.models import Alert, Base, Invoice
+from tests.databases import BACKENDS, PG_HOST
 
-PG_HOST = "postgres@127.0.0.1:5432"
 TZ = "Europe/Berlin"
 SITE = parse_site(
     {
@@ -67,7 +65,7 @@ SITE = parse_site(
 )
 TABLES = {
     "score_runs", "invoices", "invoice_lines", "run_invoices", "cleaning_sessions", "alerts",
-    "maintenance_actions", "audit_log",
+    "maintenance_actions", "audit_log", "users",
 }  # fmt: skip
 FEBRUARY = [
     ("C001", "HQ-F1-Z1", "2025-02-03 18:00", 40, "0.4"),
@@ -190,49 +188,6 @@ def counts(engine: Engine) -> dict[str, int]:
         }
 
 
-# --- databases ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A database of its own for this test session on the local server, dropped at the end."""
-    try:
-        admin = psycopg.connect(f"postgresql://{PG_HOST}/test", autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at {PG_HOST} is not reachable: {exc}")
-    name = f"slem_test_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield name
-    with psycopg.connect(f"postgresql://{PG_HOST}/test", autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """An empty database: a SQLite file, or a fresh PostgreSQL schema (as the connection's search_path)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'slem.db'}"
-        return
-    database = request.getfixturevalue("pg_database")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"postgresql://{PG_HOST}/{database}", autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    yield f"postgresql+psycopg://{PG_HOST}/{database}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(f"postgresql://{PG_HOST}/{database}", autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = open_database(db_url)
-    yield engine
-    engine.dispose()
-
-
 # --- tests --------------------------------------------------------------------------------------------
 
 
@@ -245,7 +200,7 @@ def test_migrations_create_the_schema_from_empty(db_url: str) -> None:
         assert TABLES | {VERSION_TABLE} <= set(inspect(engine).get_table_names())
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            assert context.get_current_heads() == ("0001",)
+            assert context.get_current_heads() == (HEAD_REVISION,)
             assert compare_metadata(context, Base.metadata) == []  # models == migrated schema
         assert all(n == 0 for n in counts(engine).values())
     finally:
@@ -359,6 +314,50 @@ def test_revision_history_keeps_every_revision(engine: Engine) -> None:
     assert invoice_history(engine, "INV-C009-202502") == []
     assert len(audit_log(engine, entity="invoice", entity_id="INV-C002-202502")) == 3
     assert len(audit_log(engine, limit=2)) == 2
+
+
+def test_a_runs_invoices_are_the_revisions_it_made_or_confirmed(engine: Engine) -> None:
+    first = store_result(engine, make_result(FEBRUARY))
+    b = [*FEBRUARY[:2], ("C002", "HQ-F2-Z1", "2025-02-05 19:00", 80, "0.8")]  # C002 revised, C001 as it was
+    second = store_result(engine, make_result(b, input_sha256="b" * 64))
+
+    newer = run_invoices(engine, second.run_id)
+    older = run_invoices(engine, first.run_id)
+    only_c002 = run_invoices(engine, second.run_id, client_id="C002")
+
+    assert [(r.invoice_id, r.revision, r.run_id) for r in newer] == [
+        ("INV-C001-202502", 1, first.run_id),  # confirmed unchanged: made by the first run
+        ("INV-C002-202502", 2, second.run_id),
+    ]
+    assert [(r.invoice_id, r.revision) for r in older] == [("INV-C001-202502", 1), ("INV-C002-202502", 1)]
+    assert [(r.invoice_id, r.revision, r.total) for r in only_c002] == [
+        ("INV-C002-202502", 2, Decimal("18.91"))
+    ]
+    assert only_c002[0].line_items["minutes"].tolist() == [80.0]
+    pd.testing.assert_frame_equal(
+        newer[0].line_items, invoice_history(engine, "INV-C001-202502")[0].line_items
+    )
+    assert run_invoices(engine, second.run_id, client_id="C009") == []
+    assert run_invoices(engine, 999) == []
+
+
+def test_a_runs_cleaning_sessions_read_back_as_written(engine: Engine) -> None:
+    later = make_cleaning().assign(zone_id="HQ-F1-Z2")
+    later["start"] = later["start"] + pd.Timedelta(days=1)
+    later["end"] = later["end"] + pd.Timedelta(days=1)
+    later["date"] = [later["start"].iloc[0].date()]
+    written = pd.concat([later, make_cleaning()], ignore_index=True)  # not in start order
+    stored = store_result(engine, make_result(FEBRUARY, cleaning=written))
+
+    cleaning = run_cleaning(engine, stored.run_id)
+
+    expected = written.iloc[[1, 0]].reset_index(drop=True).assign(floor="1")  # text, as in the CSV
+    pd.testing.assert_frame_equal(cleaning, expected, check_dtype=False)
+    assert list(cleaning.columns) == list(CLEANING_COLUMNS)
+    assert str(cleaning["start"].iloc[0]) == "2025-02-03 20:00:00+01:00"  # site time (SPEC §7)
+    assert cleaning["savings"].tolist() == [Decimal("0.03")] * 2
+    empty = run_cleaning(engine, 999)
+    assert empty.empty and list(empty.columns) == list(CLEANING_COLUMNS)
 
 
 def test_a_failure_halfway_leaves_nothing(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

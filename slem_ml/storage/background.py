@@ -5,7 +5,8 @@ inherits the result, nothing is copied), the parent writes. Before that, :func:`
 revision each invoice will get, so the files can show it; if another writer got in between, the caller
 re-renders the invoices with the revisions the store actually assigned.
 
-Where ``os.fork`` does not exist the store simply runs first, in the same process (:mod:`slem_ml.forked`).
+Where forking is not safe (no ``os.fork``, or a threaded process such as the app) the store simply runs
+first, in the same process (:func:`slem_ml.forked.can_fork`).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class StoreJob:
         self._url, self._result, self._actor = url, result, actor
         self._job: ForkJob[StoredRun] | None = None
         self._go = -1
-        if hasattr(os, "fork"):
+        if forked.can_fork():
             go_read, self._go = os.pipe()
 
             def work() -> StoredRun:

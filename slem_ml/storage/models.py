@@ -41,6 +41,7 @@ from slem_ml.storage.types import ExactDecimal, UTCDateTime
 
 __all__ = [
     "ALERT_STATUSES",
+    "USER_ROLES",
     "Alert",
     "AuditEntry",
     "Base",
@@ -50,6 +51,7 @@ __all__ = [
     "MaintenanceAction",
     "RunInvoice",
     "ScoreRun",
+    "User",
 ]
 
 #: Deterministic constraint names, so that later migrations can refer to them on both backends.
@@ -62,6 +64,8 @@ NAMING_CONVENTION = {
 }
 
 ALERT_STATUSES: tuple[str, ...] = ("open", "ongoing", "resolved")  # SPEC §5
+#: What each role may do is in :mod:`slem_ml.storage.users`; migration 0002 spells the list out again.
+USER_ROLES: tuple[str, ...] = ("viewer", "manager", "data_scientist", "admin")
 
 MONEY = ExactDecimal(14, 2)  # [currency]
 QUANTITY = ExactDecimal(18, 6)  # [kWh] or [h]
@@ -237,3 +241,19 @@ class AuditEntry(Base):
     entity: Mapped[str] = mapped_column(String(64))  # score_run, invoice, alert, ...
     entity_id: Mapped[str] = mapped_column(String(128))
     detail: Mapped[dict[str, Any]]
+
+
+class User(Base):
+    """Someone who signs in to the app; only an argon2id hash of the password is kept."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(f"role IN ({', '.join(repr(role) for role in USER_ROLES)})", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2 PHC string, about 100 characters
+    role: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[str | None] = mapped_column(String(64))  # set: sees only this client's data
+    created_at: Mapped[dt.datetime]

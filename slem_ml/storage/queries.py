@@ -1,8 +1,9 @@
-"""Reading back what was stored: the latest run, an invoice's revisions, the audit log.
+"""Reading back what was stored: the latest run, an invoice's revisions, a run's outputs, the audit log.
 
 Results are plain frozen dataclasses, detached from the database, with tz-aware UTC datetimes and ``Decimal``
 money; invoice lines come back as a frame in the ``schema.INVOICE_LINE_COLUMNS`` layout with ``start``/``end``
-in the site timezone, as ``invoice_lines.csv`` has them.
+in the site timezone, as ``invoice_lines.csv`` has them; cleaning sessions likewise in the
+``schema.CLEANING_COLUMNS`` layout of ``cleaning_sessions.csv``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,19 @@ import pandas as pd
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload
 
-from slem_ml.schema import INVOICE_LINE_COLUMNS
-from slem_ml.storage.models import AuditEntry, Invoice, RunInvoice, ScoreRun
+from slem_ml.schema import CLEANING_COLUMNS, INVOICE_LINE_COLUMNS
+from slem_ml.storage.models import AuditEntry, CleaningSession, Invoice, RunInvoice, ScoreRun
 
-__all__ = ["AuditRecord", "InvoiceRevision", "RunRecord", "audit_log", "invoice_history", "latest_run"]
+__all__ = [
+    "AuditRecord",
+    "InvoiceRevision",
+    "RunRecord",
+    "audit_log",
+    "invoice_history",
+    "latest_run",
+    "run_cleaning",
+    "run_invoices",
+]
 
 
 @dataclass(frozen=True)
@@ -69,8 +79,8 @@ class AuditRecord:
     entry_id: int
     at: dt.datetime  # UTC
     actor: str
-    action: str  # run.stored, invoice.created, invoice.revised, alert.raised, alert.status
-    entity: str  # score_run, invoice, alert
+    action: str  # run.stored, invoice.created, alert.raised, alert.resolved, user.added, ...
+    entity: str  # score_run, invoice, alert, user, zone
     entity_id: str
     detail: dict[str, Any]
 
@@ -116,6 +126,65 @@ def invoice_history(engine: Engine, invoice_id: str) -> list[InvoiceRevision]:
             .options(selectinload(Invoice.items))
         ).all()
         return [_revision(invoice) for invoice in invoices]
+
+
+def run_invoices(engine: Engine, run_id: int, *, client_id: str | None = None) -> list[InvoiceRevision]:
+    """The invoice revisions run ``run_id`` created or confirmed, by invoice id.
+
+    Only ``client_id``'s when given; empty for an unknown run.
+    """
+    query = (
+        select(Invoice)
+        .join(RunInvoice, RunInvoice.invoice_pk == Invoice.id)
+        .where(RunInvoice.run_id == run_id)
+        .order_by(Invoice.invoice_id)
+        .options(selectinload(Invoice.items))
+    )
+    if client_id is not None:
+        query = query.where(Invoice.client_id == client_id)
+    with Session(engine) as session:
+        return [_revision(invoice) for invoice in session.scalars(query)]
+
+
+def run_cleaning(engine: Engine, run_id: int) -> pd.DataFrame:
+    """The cleaning sessions run ``run_id`` found, as ``cleaning_sessions.csv`` has them (SPEC §7).
+
+    Columns ``schema.CLEANING_COLUMNS``; ``start``/``end`` in the run's site timezone, ``wasted_kwh`` [kWh]
+    and ``savings`` as ``Decimal``; ordered by start, then zone. Empty (UTC times) for an unknown run.
+    """
+    with Session(engine) as session:
+        timezone = session.scalar(select(ScoreRun.timezone).where(ScoreRun.id == run_id)) or "UTC"
+        sessions = session.scalars(
+            select(CleaningSession)
+            .where(CleaningSession.run_id == run_id)
+            .order_by(CleaningSession.start_at, CleaningSession.zone_id, CleaningSession.id)
+        ).all()
+        records = [
+            {
+                "zone_id": s.zone_id,
+                "building": s.building,
+                "floor": s.floor,
+                "date": s.date,
+                "start": s.start_at,
+                "end": s.end_at,
+                "minutes": s.minutes,
+                "flagged": s.flagged,
+                "excess_minutes": s.excess_minutes,
+                "wasted_kwh": s.wasted_kwh,
+                "savings": s.savings,
+                "inferred": s.inferred,
+            }
+            for s in sessions
+        ]
+    frame = pd.DataFrame.from_records(records, columns=list(CLEANING_COLUMNS))
+    return frame.assign(
+        start=pd.to_datetime(frame["start"], utc=True).dt.tz_convert(timezone),
+        end=pd.to_datetime(frame["end"], utc=True).dt.tz_convert(timezone),
+        minutes=frame["minutes"].astype("float64"),
+        flagged=frame["flagged"].astype("bool"),
+        excess_minutes=frame["excess_minutes"].astype("float64"),
+        inferred=frame["inferred"].astype("bool"),
+    )
 
 
 def audit_log(

@@ -211,7 +211,7 @@ def _write_cleaning(session: Session, run: ScoreRun, cleaning: Iterable[Row]) ->
 
 
 def _write_alerts(session: Session, run: ScoreRun, alerts: tuple[Row, ...], actor: str) -> None:
-    """Insert new alerts; for known ones keep people's acknowledgements and update what the run saw."""
+    """Insert new alerts; for known ones keep people's acknowledgements and resolutions, update the rest."""
     if not alerts:
         return
     ids = [row["alert_id"] for row in alerts]
@@ -238,8 +238,9 @@ def _write_alerts(session: Session, run: ScoreRun, alerts: tuple[Row, ...], acto
         alert.last_run_id = run.id
         if status == "open" and alert.status in ("open", "ongoing"):
             status = "ongoing"  # seen again by a later run and still active: the same alert, not a repeat
-        elif status == "open" and alert.status == "resolved":
-            status = None  # resolved stays resolved (a person may have closed it); a new episode is a new id
+        elif alert.status == "resolved" and (status == "open" or alert.resolved_by is not None):
+            # resolved stays resolved: a new episode is a new id, and no run reopens what a person closed
+            status = None
         if status is not None and status != alert.status:
             detail = {"old_status": alert.status, "new_status": status, "run_id": run.id}
             session.add(_audit(run.created_at, actor, "alert.status", "alert", alert.alert_id, detail))

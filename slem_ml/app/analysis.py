@@ -1,0 +1,168 @@
+"""The app's findings beyond the stored tables: cleaning ranked, one zone's power, fixes judged, forecasts.
+
+Each function takes a :class:`~slem_ml.app.views.RunView` (already limited to what the user may see) and,
+where it needs them, the champion models; power in W, energy in kWh, times in the site's timezone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from slem_ml import schema as S
+from slem_ml.app.views import RunView
+from slem_ml.app.workspace import run_input
+from slem_ml.bundle import ModelBundle
+from slem_ml.errors import SlemError
+
+__all__ = ["ForecastView", "cleaning_ranking", "fix_effects", "forecast_view", "zone_series"]
+
+#: Days of readings compared before and after a maintenance action.
+EFFECT_DAYS = 7
+
+
+def cleaning_ranking(sessions: pd.DataFrame) -> pd.DataFrame:
+    """Flagged cleaning per building and floor, most wasted energy first.
+
+    Columns: ``building, floor, sessions`` (flagged), ``excess_hours`` [h], ``wasted_kwh`` [kWh],
+    ``savings`` [currency, Decimal].
+    """
+    flagged = sessions[sessions["flagged"]]
+    if flagged.empty:
+        return pd.DataFrame(
+            columns=["building", "floor", "sessions", "excess_hours", "wasted_kwh", "savings"]
+        )
+    grouped = flagged.assign(
+        building=flagged["building"].astype(str),
+        floor=flagged["floor"].astype(str),
+        excess_hours=flagged["excess_minutes"].astype(float) / 60.0,
+        wasted=flagged["wasted_kwh"].astype(float),
+    ).groupby(["building", "floor"], observed=True)
+    ranked = grouped.agg(
+        sessions=("zone_id", "size"), excess_hours=("excess_hours", "sum"), wasted_kwh=("wasted", "sum")
+    )
+    ranked["savings"] = grouped["savings"].agg(lambda values: sum(values, Decimal(0)))
+    return ranked.reset_index().sort_values("wasted_kwh", ascending=False, ignore_index=True)
+
+
+def zone_series(view: RunView, zone_id: str, models: ModelBundle | None) -> pd.DataFrame:
+    """One zone's hourly mean power with the models' expectation and 80 % band.
+
+    Columns ``hour`` (local, naive for charts), ``actual_w``, ``lit`` and, with models, ``expected_w``,
+    ``lower_w``, ``upper_w`` [W]. Raises :class:`SlemError` for a zone the user may not see.
+    """
+    from slem_ml.coverage import compute_coverage
+    from slem_ml.features import add_features, zone_hours
+
+    if zone_id not in view.zones:
+        raise SlemError(f"no zone {zone_id!r} in this run")
+    readings = _zone_readings(view, zone_id)
+    coverage = compute_coverage(readings, view.site)
+    hours = zone_hours(readings, coverage.is_on)
+    local = pd.to_datetime(hours["hour_ms"], unit="ms", utc=True).dt.tz_convert(view.site.site.timezone)
+    out = pd.DataFrame(
+        {"hour": local.dt.tz_localize(None), "actual_w": hours[S.POWER_W], "lit": hours["lit"]}
+    )
+    if models is not None:
+        predicted = models.forecaster.predict(add_features(hours, view.site))
+        out["expected_w"] = predicted[S.EXPECTED_POWER_W].to_numpy()
+        out["lower_w"] = predicted["lower_w"].to_numpy()
+        out["upper_w"] = predicted["upper_w"].to_numpy()
+    return out
+
+
+def fix_effects(series: pd.DataFrame, actions: pd.DataFrame, timezone: str) -> pd.DataFrame:
+    """Did each maintenance action work? Mean lit power [W] in the week before and after it.
+
+    ``series`` from :func:`zone_series`; ``actions`` from
+    :func:`slem_ml.storage.maintenance.maintenance_history` for the zone (``at`` tz-aware); ``timezone``
+    the site's, in which ``series`` hours are given. Adds ``before_w``, ``after_w``,
+    ``change`` (after / before − 1) and ``verdict``: "lower draw after the fix" (at least 5 % less), "no
+    change" (within 5 %), "higher draw after the fix", or "not enough readings" (no lit hour on a side).
+    """
+    out = actions.copy()
+    if out.empty:
+        return out.assign(before_w=[], after_w=[], change=[], verdict=[])
+    lit = series[series["lit"]]
+    hours = lit["hour"].to_numpy(dtype="datetime64[us]")
+    power = lit["actual_w"].to_numpy(dtype=float)
+    before, after = [], []
+    window = np.timedelta64(EFFECT_DAYS, "D")
+    local = pd.to_datetime(out["at"], utc=True).dt.tz_convert(timezone).dt.tz_localize(None)
+    for at in local.to_numpy(dtype="datetime64[us]"):
+        pre = power[(hours >= at - window) & (hours < at)]
+        post = power[(hours >= at) & (hours < at + window)]
+        before.append(pre.mean() if len(pre) else np.nan)
+        after.append(post.mean() if len(post) else np.nan)
+    out["before_w"] = np.round(before, 1)
+    out["after_w"] = np.round(after, 1)
+    change = out["after_w"] / out["before_w"] - 1.0
+    out["change"] = np.round(change, 3)
+    out["verdict"] = np.select(
+        [change.isna(), change <= -0.05, change >= 0.05],
+        ["not enough readings", "lower draw after the fix", "higher draw after the fix"],
+        default="no change",
+    )
+    return out
+
+
+@dataclass(frozen=True)
+class ForecastView:
+    """The next days of every visible zone (``forecasts`` as ``forecasts.csv`` plus building, floor)."""
+
+    forecasts: pd.DataFrame
+    zone_peaks: pd.DataFrame
+    building_peaks: pd.DataFrame
+
+
+def forecast_view(view: RunView, models: ModelBundle, *, days: int = 7) -> ForecastView:
+    """Forecasts for ``days`` after the run's last reading, for the zones the user may see."""
+    source = run_input(view.folder)
+    if source is None:
+        raise SlemError("this run's readings are not kept by the app: upload them to forecast")
+    full = _forecast(str(source), view, models, days)
+    keep = full.forecasts[S.ZONE_ID].isin(view.zones)
+    zones = full.zone_peaks[full.zone_peaks[S.ZONE_ID].isin(view.zones)]
+    buildings = set(full.forecasts.loc[keep, S.BUILDING])
+    peaks = full.building_peaks[full.building_peaks[S.BUILDING].isin(buildings)]
+    return ForecastView(full.forecasts[keep].reset_index(drop=True), zones, peaks)
+
+
+_FORECASTS: dict[tuple[str, int, str, int], ForecastView] = {}
+
+
+def _forecast(path: str, view: RunView, models: ModelBundle, days: int) -> ForecastView:
+    """The whole run's forecast, computed once per run, model version and horizon (the last one kept)."""
+    key = (path, view.run.run_id, models.version, days)
+    cached = _FORECASTS.get(key)
+    if cached is None:
+        from slem_ml.forecast import forecast
+        from slem_ml.reader import read_readings
+
+        result = forecast(read_readings(path, view.site), view.site, models.forecaster, days=days)
+        cached = ForecastView(result.forecasts, result.zone_peaks, result.building_peaks)
+        _FORECASTS.clear()
+        _FORECASTS[key] = cached
+    return cached
+
+
+def _zone_readings(view: RunView, zone_id: str) -> pd.DataFrame:
+    """The zone's scored readings as the engine sees them: canonical columns, timestamps in UTC."""
+    frame = pd.read_parquet(
+        view.folder / "scored_readings.parquet",
+        columns=[
+            S.TIMESTAMP,
+            S.ZONE_ID,
+            S.CLIENT_ID,
+            S.POWER_W,
+            S.CLEANING_STAFF,
+            S.BUILDING,
+            S.FLOOR,
+            S.ZONE,
+        ],
+        filters=[(S.ZONE_ID, "==", zone_id)],
+    )
+    return frame.assign(**{S.TIMESTAMP: frame[S.TIMESTAMP].dt.tz_convert("UTC")}).reset_index(drop=True)

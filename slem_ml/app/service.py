@@ -1,0 +1,407 @@
+"""The app's library calls: one function per thing a user does in the app, by user name.
+
+``gradio_app.py`` maps each event to exactly one of these; they check who may see or do what
+(:mod:`slem_ml.storage.users`), do the work through the library and return display-ready frames (text cells,
+money as exact decimals with two places) and Plotly figures. Problems a user can fix raise
+:class:`~slem_ml.errors.SlemError` with one readable line, which the app shows as a message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from slem_ml import schema as S
+from slem_ml.app import analysis, charts
+from slem_ml.app.views import RunView, latest_view, tiles
+from slem_ml.app.workspace import AppConfig
+from slem_ml.app.workspace import upload as score_upload
+from slem_ml.bundle import ModelBundle
+from slem_ml.errors import SlemError
+from slem_ml.scoring import Progress, no_progress
+from slem_ml.storage import invoice_history, open_database
+from slem_ml.storage.maintenance import acknowledge_alert, maintenance_history, resolve_alert
+from slem_ml.storage.users import User, get_user, role_allows
+
+__all__ = [
+    "Dashboard",
+    "ZoneDetail",
+    "acknowledge",
+    "billing_lines",
+    "dashboard",
+    "forecast_for",
+    "invoice_file",
+    "invoice_revisions",
+    "models_overview",
+    "resolve",
+    "retrain",
+    "upload",
+    "zone_detail",
+]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """Everything the tabs show for the latest run, limited to what the user may see."""
+
+    user: User
+    headline: str  # markdown: which run, who, when
+    tiles: str  # markdown: the overview's figures
+    energy_heatmap: go.Figure
+    profile: go.Figure
+    trend: go.Figure
+    invoices: pd.DataFrame
+    lines: pd.DataFrame
+    overtime_chart: go.Figure
+    cleaning: pd.DataFrame  # flagged sessions
+    cleaning_ranking: pd.DataFrame
+    cleaning_chart: go.Figure
+    cleaning_hours: go.Figure
+    alerts: pd.DataFrame  # open and ongoing
+    zones: list[str]
+    buildings: list[str]
+    invoice_ids: list[str]
+    downloads: list[Path]  # the run's CSVs as this user may see them
+    notes: str  # markdown: validation report and the run's notes
+
+
+def _user(config: AppConfig, username: str | None) -> User:
+    if config.open_user is not None and username == config.open_user:
+        return User(config.open_user, "admin", None, dt.datetime.now(dt.UTC))
+    if not username:
+        raise SlemError("sign in first")
+    engine = open_database(config.database_url)
+    try:
+        user = get_user(engine, username)
+    finally:
+        engine.dispose()
+    if user is None:
+        raise SlemError(f"no user {username!r}: ask an admin to run `slem users add`")
+    return user
+
+
+def _view(config: AppConfig, username: str | None) -> RunView | None:
+    return latest_view(config, _user(config, username))
+
+
+def _require(view: RunView | None) -> RunView:
+    if view is None:
+        raise SlemError("nothing scored yet: upload readings on the Upload tab")
+    return view
+
+
+def upload(
+    config: AppConfig,
+    username: str | None,
+    readings: str | Path | None,
+    contracts: str | Path | None = None,
+    progress: Progress = no_progress,
+) -> Dashboard:
+    """Score an uploaded file (see :func:`slem_ml.app.workspace.upload`) and show the new latest run."""
+    if readings is None:
+        raise SlemError("choose a readings file (CSV or Parquet) first")
+    user = _user(config, username)
+    score_upload(config, user, readings, contracts=contracts, progress=progress)
+    board = dashboard(config, username)
+    assert board is not None  # a run was just stored
+    return board
+
+
+def dashboard(config: AppConfig, username: str | None) -> Dashboard | None:
+    """The latest run for ``username``; ``None`` when nothing was scored yet."""
+    view = _view(config, username)
+    if view is None:
+        return None
+    t = tiles(view)
+    cur = view.currency
+    flagged = view.cleaning[view.cleaning["flagged"]]
+    ranked = analysis.cleaning_ranking(view.cleaning)
+    run = view.run
+    headline = (
+        f"**Run {run.run_id}** — `{run.source}`, scored {run.created_at:%Y-%m-%d %H:%M} UTC by {run.actor}: "
+        f"{run.rows_scored:,} readings scored, {run.rows_quarantined:,} quarantined, "
+        f"{run.rows_duplicate:,} duplicates. Signed in as **{view.user.name}** ({view.user.role}"
+        + (f", client {view.user.client_id}" if view.user.client_id else "")
+        + ")."
+    )
+    tile_text = "\n".join(
+        [
+            "| Overtime | Cleaning over the limit | Open alerts | Energy |",
+            "|---|---|---|---|",
+            f"| **{t.overtime_hours:,.2f} h** · **{t.overtime_amount:,.2f} {cur}** "
+            f"| **{t.cleaning_flagged:,} sessions** · save **{t.cleaning_savings:,.2f} {cur}** "
+            f"| **{t.open_alerts:,}** | **{t.energy_kwh:,.1f} kWh** ({t.overtime_kwh:,.1f} kWh overtime) |",
+        ]
+    )
+    return Dashboard(
+        user=view.user,
+        headline=headline,
+        tiles=tile_text,
+        energy_heatmap=charts.energy_heatmap(view.energy),
+        profile=charts.profile_heatmap(view.energy),
+        trend=charts.energy_trend(view.energy),
+        invoices=_display(view.invoices),
+        lines=_display(view.lines),
+        overtime_chart=charts.overtime_by_client(view.lines, cur),
+        cleaning=_display(flagged),
+        cleaning_ranking=_display(ranked),
+        cleaning_chart=charts.cleaning_ranking(ranked, cur),
+        cleaning_hours=charts.cleaning_by_hour(view.cleaning),
+        alerts=_display(_open(view.alerts)),
+        zones=list(view.zones),
+        buildings=sorted({str(b) for b in view.energy[S.BUILDING].unique()}),
+        invoice_ids=[str(i) for i in view.invoices["invoice_id"]],
+        downloads=_downloads(view),
+        notes=_notes(view),
+    )
+
+
+def billing_lines(
+    config: AppConfig,
+    username: str | None,
+    invoice_id: str | None = None,
+    zone_id: str | None = None,
+    adjusted_only: bool = False,
+) -> pd.DataFrame:
+    """The latest run's invoice lines the user may see, filtered by invoice, zone and spike adjustment."""
+    lines = _require(_view(config, username)).lines
+    keep = pd.Series(True, index=lines.index)
+    if invoice_id:
+        keep &= lines["invoice_id"] == invoice_id
+    if zone_id:
+        keep &= lines[S.ZONE_ID] == zone_id
+    if adjusted_only:
+        keep &= lines["adjusted"].astype(bool)
+    return _display(lines[keep])
+
+
+def invoice_revisions(config: AppConfig, username: str | None, invoice_id: str | None) -> pd.DataFrame:
+    """Every stored revision of an invoice the user may see, oldest first."""
+    view = _require(_view(config, username))
+    if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
+        raise SlemError("choose one of your invoices first")
+    engine = open_database(config.database_url)
+    try:
+        history = invoice_history(engine, invoice_id)
+    finally:
+        engine.dispose()
+    rows = [
+        {
+            "revision": r.revision,
+            "created (UTC)": f"{r.created_at:%Y-%m-%d %H:%M}",
+            "run": r.run_id,
+            "lines": r.lines,
+            "billable_hours": r.billable_hours,
+            "total": r.total,
+            "currency": r.currency,
+            "content_hash": r.content_hash[:16] + "…",
+        }
+        for r in history
+    ]
+    return _display(pd.DataFrame(rows))
+
+
+def invoice_file(config: AppConfig, username: str | None, invoice_id: str | None, kind: str = "pdf") -> Path:
+    """The printable invoice (``pdf`` or ``html``) of the latest run, if the user may see it."""
+    view = _require(_view(config, username))
+    if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
+        raise SlemError("choose one of your invoices first")
+    path = view.folder / "invoices" / f"{invoice_id}.{kind}"
+    if not path.exists():
+        raise SlemError(f"{path.name} is not in this run's files (scored elsewhere?)")
+    return path
+
+
+@dataclass(frozen=True)
+class ZoneDetail:
+    """One zone on the Maintenance tab."""
+
+    chart: go.Figure
+    alerts: pd.DataFrame  # every stored alert of the zone
+    history: pd.DataFrame  # maintenance done, with before/after power and a verdict
+
+
+def zone_detail(config: AppConfig, username: str | None, zone_id: str | None) -> ZoneDetail:
+    """A zone's actual vs expected power with its band and alerts, and its maintenance history."""
+    view = _require(_view(config, username))
+    if not zone_id:
+        raise SlemError("choose a zone first")
+    models = _models(config)
+    series = analysis.zone_series(view, zone_id, models)
+    alerts = view.alerts[view.alerts[S.ZONE_ID] == zone_id]
+    tz = view.site.site.timezone
+    marks = alerts.assign(detected_at=alerts["detected_at"].dt.tz_convert(tz).dt.tz_localize(None))
+    engine = open_database(config.database_url)
+    try:
+        history = maintenance_history(engine, zone_id)
+    finally:
+        engine.dispose()
+    effects = analysis.fix_effects(series, history, tz)
+    return ZoneDetail(
+        chart=charts.zone_power_chart(series, marks, zone_id),
+        alerts=_display(alerts),
+        history=_display(effects),
+    )
+
+
+def acknowledge(config: AppConfig, username: str | None, alert_id: str | None, note: str) -> pd.DataFrame:
+    """Acknowledge an open alert (managers, admins); returns the open alerts as they are now."""
+    return _maintain(config, username, alert_id, note, resolve=False)
+
+
+def resolve(config: AppConfig, username: str | None, alert_id: str | None, note: str) -> pd.DataFrame:
+    """Resolve an alert with a note on what was done (managers, admins); returns the open alerts."""
+    return _maintain(config, username, alert_id, note, resolve=True)
+
+
+def _maintain(
+    config: AppConfig, username: str | None, alert_id: str | None, note: str, *, resolve: bool
+) -> pd.DataFrame:
+    view = _require(_view(config, username))
+    if not role_allows(view.user, "maintain"):
+        raise SlemError(f"{view.user.name} ({view.user.role}) may not acknowledge or resolve alerts")
+    alert_id = (alert_id or "").strip()
+    if alert_id not in set(view.alerts["alert_id"]):
+        raise SlemError("choose an alert of this run first (its id from the table)")
+    engine = open_database(config.database_url)
+    try:
+        if resolve:
+            resolve_alert(engine, alert_id, view.user.name, note)
+        else:
+            acknowledge_alert(engine, alert_id, view.user.name, note or None)
+    finally:
+        engine.dispose()
+    return _display(_open(_require(_view(config, username)).alerts))
+
+
+def forecast_for(
+    config: AppConfig, username: str | None, target: str | None, days: int = 7
+) -> tuple[go.Figure, pd.DataFrame]:
+    """The next ``days`` of a zone or a building (``"building:HQ"``) with the band, and its peak hours."""
+    view = _require(_view(config, username))
+    models = _models(config)
+    if models is None:
+        raise SlemError("no trained models: a data scientist can train them on the Models tab")
+    result = analysis.forecast_view(view, models, days=days)
+    table = result.forecasts
+    if target and target.startswith("building:"):
+        building = target.split(":", 1)[1]
+        part = table[table[S.BUILDING] == building]
+        summed = part.groupby(S.TIMESTAMP, as_index=False)[["expected_power_w", "lower_w", "upper_w"]].sum()
+        peaks = result.building_peaks[result.building_peaks[S.BUILDING] == building]
+        title = f"{building}: next {days} days [W] (band: zone bands added up)"
+        return charts.forecast_chart(summed, title), _display(peaks)
+    zone = target or (view.zones[0] if view.zones else "")
+    if zone not in view.zones:
+        raise SlemError(f"no zone {zone!r} in this run")
+    part = table[table[S.ZONE_ID] == zone]
+    peaks = result.zone_peaks[result.zone_peaks[S.ZONE_ID] == zone]
+    return charts.forecast_chart(part, f"{zone}: next {days} days [W]"), _display(peaks)
+
+
+def models_overview(config: AppConfig, username: str | None) -> tuple[str, pd.DataFrame]:
+    """The champion's figures (markdown) and the latest training runs in the MLflow store."""
+    from slem_ml.tracking import training_runs
+
+    _user(config, username)
+    models = _models(config)
+    if models is None:
+        champion = "**No champion yet.** A data scientist can train one below."
+    else:
+        m = models.manifest.get("metrics", {})
+        champion = (
+            f"**Champion: {models.version}** ({models.manifest.get('strategy', '')}) — backtest WAPE "
+            f"{m.get('model_wape', float('nan')):.3f} vs seasonal-naive "
+            f"{m.get('seasonal_naive_wape', float('nan')):.3f}; 80 % interval coverage "
+            f"{m.get('coverage', float('nan')):.2f}; Brier {m.get('brier', float('nan')):.3f}; trained on "
+            f"readings up to {str(models.manifest.get('trained_to', '?'))[:10]}."
+        )
+    return champion, _display(training_runs(config.tracking_uri))
+
+
+def retrain(config: AppConfig, username: str | None, progress: Progress = no_progress) -> str:
+    """Train on the latest run's readings, log to MLflow, promote if better (data scientists, admins)."""
+    from slem_ml.app.workspace import run_input
+    from slem_ml.reader import read_readings
+    from slem_ml.tracking import log_training
+    from slem_ml.training import train_models
+
+    view = _require(_view(config, username))
+    if not role_allows(view.user, "retrain"):
+        raise SlemError(f"{view.user.name} ({view.user.role}) may not retrain models")
+    source = run_input(view.folder)
+    if source is None:
+        raise SlemError("the latest run's readings are not kept by the app: upload them first")
+    try:
+        run = train_models(read_readings(source, view.site), view.site, progress=progress)
+    except ValueError as exc:
+        raise SlemError(f"cannot train on {view.run.source}: {exc}") from None
+    outcome = log_training(run, tracking_uri=config.tracking_uri, models_dir=config.models_dir)
+    return f"MLflow run {outcome.run_id}, registered version {outcome.version}: {outcome.reason}"
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def _models(config: AppConfig) -> ModelBundle | None:
+    from slem_ml.cli_models import find_models
+
+    return find_models(config.tracking_uri, config.models_dir, required=False)[0]
+
+
+def _open(alerts: pd.DataFrame) -> pd.DataFrame:
+    return alerts[alerts["status"].isin(["open", "ongoing"])]
+
+
+def _notes(view: RunView) -> str:
+    summary = view.folder / "summary.json"
+    if not summary.exists():
+        return ""
+    import json
+
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    notes = [f"- {n}" for n in data.get("notes", [])]
+    reasons = data.get("quarantine_reasons") or {}
+    notes += [f"- quarantined {count:,}: {reason}" for reason, count in reasons.items()]
+    return "\n".join(notes)
+
+
+def _downloads(view: RunView) -> list[Path]:
+    """The run's CSVs; for a user tied to a client, copies holding only that client's rows."""
+    names = ["invoices.csv", "invoice_lines.csv", "cleaning_sessions.csv", "alerts.csv", "quarantine.csv"]
+    files = [view.folder / name for name in names if (view.folder / name).exists()]
+    if view.user.client_id is None:
+        return files
+    own = Path(tempfile.mkdtemp(prefix=f"slem-{view.user.name}-"))
+    kept: list[Path] = []
+    for path in files:
+        if path.name == "quarantine.csv":
+            continue  # raw rows of every client
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if "client_id" in frame.columns:
+            frame = frame[frame["client_id"] == view.user.client_id]
+        elif S.ZONE_ID in frame.columns:
+            frame = frame[frame[S.ZONE_ID].isin(view.zones)]
+        frame.to_csv(own / path.name, index=False)
+        kept.append(own / path.name)
+    return kept
+
+
+def _display(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cells as text where JSON has no exact type: money and energy keep their decimals, times their
+    offset; floats are rounded for reading."""
+    out = frame.reset_index(drop=True).copy()
+    for column in out.columns:
+        values = out[column]
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            out[column] = values.dt.strftime("%Y-%m-%d %H:%M%z").fillna("")
+        elif pd.api.types.is_float_dtype(values):
+            out[column] = values.round(3)
+        elif values.dtype == object or isinstance(values.dtype, pd.CategoricalDtype):
+            out[column] = values.astype(str).where(values.notna(), "")
+    return out

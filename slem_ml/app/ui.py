@@ -1,0 +1,243 @@
+"""The manager app's page and handlers (Gradio): upload, overview, billing, cleaning, maintenance, forecast.
+
+Every handler is a thin adapter: it calls exactly one function of :mod:`slem_ml.app.service` with the
+signed-in user's name and turns a :class:`~slem_ml.errors.SlemError` into a message on screen. Started by
+``slem serve`` (:mod:`slem_ml.cli_serve`) or ``python gradio_app.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import gradio as gr
+
+from slem_ml.app import service
+from slem_ml.app.workspace import AppConfig
+from slem_ml.errors import SlemError
+
+__all__ = ["Handlers", "build_app", "launch"]
+
+HELP = """**How it works.** Upload a month of readings (CSV or Parquet, legacy export or canonical columns) on
+the *Upload* tab; slem bills light used outside each client's contracted hours, finds cleaning that ran too
+long and checks every zone against its expected power. The other tabs show the latest run to everyone signed
+in; a user tied to a client sees only that client."""
+
+
+def _username(request: gr.Request | None) -> str | None:
+    return getattr(request, "username", None) if request is not None else None
+
+
+def _shown(call: Callable[[], Any]) -> Any:
+    """Run one library call; a problem the user can fix becomes a message, not a traceback."""
+    try:
+        return call()
+    except SlemError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+class Handlers:
+    """The app's event handlers, bound to one :class:`AppConfig` (tests call them directly)."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+
+    def user(self, request: gr.Request) -> str | None:
+        """Who is signed in (``None`` in the open local mode of ``slem serve`` without users)."""
+        return _username(request) or self.config.open_user
+
+    def load(self, request: gr.Request) -> service.Dashboard | None:
+        return _shown(lambda: service.dashboard(self.config, self.user(request)))
+
+    def upload(
+        self, readings: str | None, contracts: str | None, request: gr.Request, progress: Any = None
+    ) -> service.Dashboard:
+        def report(stage: str, fraction: float) -> None:
+            if progress is not None:
+                progress(fraction, desc=stage)
+
+        return _shown(lambda: service.upload(self.config, self.user(request), readings, contracts, report))
+
+    def lines(self, invoice_id: str | None, zone_id: str | None, adjusted: bool, request: gr.Request) -> Any:
+        return _shown(
+            lambda: service.billing_lines(self.config, self.user(request), invoice_id, zone_id, adjusted)
+        )
+
+    def revisions(self, invoice_id: str | None, request: gr.Request) -> Any:
+        return _shown(lambda: service.invoice_revisions(self.config, self.user(request), invoice_id))
+
+    def invoice_pdf(self, invoice_id: str | None, request: gr.Request) -> str:
+        return str(_shown(lambda: service.invoice_file(self.config, self.user(request), invoice_id)))
+
+    def zone(self, zone_id: str | None, request: gr.Request) -> service.ZoneDetail:
+        return _shown(lambda: service.zone_detail(self.config, self.user(request), zone_id))
+
+    def acknowledge(self, alert_id: str | None, note: str, request: gr.Request) -> Any:
+        return _shown(lambda: service.acknowledge(self.config, self.user(request), alert_id, note))
+
+    def resolve(self, alert_id: str | None, note: str, request: gr.Request) -> Any:
+        return _shown(lambda: service.resolve(self.config, self.user(request), alert_id, note))
+
+    def forecast(self, target: str | None, request: gr.Request) -> Any:
+        return _shown(lambda: service.forecast_for(self.config, self.user(request), target))
+
+    def models(self, request: gr.Request) -> Any:
+        return _shown(lambda: service.models_overview(self.config, self.user(request)))
+
+    def retrain(self, request: gr.Request, progress: Any = None) -> str:
+        def report(stage: str, fraction: float) -> None:
+            if progress is not None:
+                progress(fraction, desc=stage)
+
+        return str(_shown(lambda: service.retrain(self.config, self.user(request), report)))
+
+
+def build_app(config: AppConfig) -> gr.Blocks:
+    """The app's page: one tab per task, all filled from the latest stored run on load."""
+    h = Handlers(config)
+    with gr.Blocks(title="slem — light & energy") as app:
+        gr.Markdown("# slem — Smart Light & Energy Management")
+        headline = gr.Markdown("Nothing scored yet: upload readings on the *Upload* tab.")
+        with gr.Tabs():
+            with gr.Tab("Overview", id="overview"):
+                tiles = gr.Markdown()
+                heat = gr.Plot(label="Energy by building, floor and zone")
+                with gr.Row():
+                    profile = gr.Plot(label="Hour × weekday")
+                    trend = gr.Plot(label="Trend")
+            with gr.Tab("Upload", id="upload"):
+                gr.Markdown(HELP)
+                with gr.Row():
+                    readings_in = gr.File(label="Readings (CSV or Parquet)", file_types=[".csv", ".parquet"])
+                    contracts_in = gr.File(
+                        label="Contracts (optional: the site's contracts.yaml)", file_types=[".yaml", ".yml"]
+                    )
+                score_button = gr.Button("Score readings", variant="primary")
+                notes = gr.Markdown()
+                downloads = gr.File(label="Results (CSV)", file_count="multiple", interactive=False)
+            with gr.Tab("Billing", id="billing"):
+                invoices = gr.Dataframe(label="Invoices", interactive=False, max_height=300)
+                with gr.Row():
+                    invoice_pick = gr.Dropdown(label="Invoice", choices=[], value=None)
+                    zone_filter = gr.Dropdown(label="Zone", choices=[], value=None)
+                    adjusted_only = gr.Checkbox(label="Only spike-adjusted lines")
+                with gr.Row():
+                    pdf_button = gr.Button("Printable invoice (PDF)")
+                    history_button = gr.Button("Revision history")
+                pdf_file = gr.File(label="Printable invoice", interactive=False)
+                history = gr.Dataframe(label="Revisions of the invoice", interactive=False)
+                lines = gr.Dataframe(label="Invoice lines", interactive=False, max_height=400)
+                overtime = gr.Plot(label="Overtime by client and zone")
+            with gr.Tab("Cleaning", id="cleaning"):
+                ranking = gr.Dataframe(label="Waste by building and floor", interactive=False)
+                with gr.Row():
+                    ranking_chart = gr.Plot()
+                    hours_chart = gr.Plot()
+                flagged = gr.Dataframe(label="Sessions over the limit", interactive=False, max_height=400)
+            with gr.Tab("Maintenance", id="maintenance"):
+                alerts = gr.Dataframe(label="Open alerts", interactive=False, max_height=300, wrap=True)
+                with gr.Row():
+                    alert_id = gr.Textbox(label="Alert id (copy from the table)")
+                    note = gr.Textbox(label="Note (what was checked or done)")
+                with gr.Row():
+                    ack_button = gr.Button("Acknowledge")
+                    resolve_button = gr.Button("Resolve", variant="primary")
+                zone_pick = gr.Dropdown(label="Zone", choices=[], value=None)
+                zone_chart = gr.Plot()
+                zone_alerts = gr.Dataframe(label="Alerts of the zone", interactive=False, wrap=True)
+                zone_history = gr.Dataframe(label="Maintenance done and whether it worked", interactive=False)
+            with gr.Tab("Forecast", id="forecast"):
+                target = gr.Dropdown(label="Zone or building", choices=[], value=None)
+                forecast_chart = gr.Plot()
+                peaks = gr.Dataframe(label="Peak hours", interactive=False)
+            with gr.Tab("Models", id="models"):
+                champion = gr.Markdown()
+                runs = gr.Dataframe(label="Training runs (MLflow)", interactive=False)
+                retrain_button = gr.Button("Retrain on the latest readings (data scientists)")
+                retrain_out = gr.Markdown()
+
+        board = [
+            headline, tiles, heat, profile, trend, invoices, lines, overtime, flagged, ranking,
+            ranking_chart, hours_chart, alerts, zone_pick, zone_filter, invoice_pick, target,
+            downloads, notes,
+        ]  # fmt: skip
+
+        def show(result: service.Dashboard | None) -> list[Any]:
+            if result is None:
+                empty = gr.update()
+                return [
+                    gr.update(value="Nothing scored yet: upload readings on the *Upload* tab."),
+                    *[empty] * 18,
+                ]
+            targets = [*result.zones, *(f"building:{b}" for b in result.buildings)]
+            return [
+                result.headline, result.tiles, result.energy_heatmap, result.profile, result.trend,
+                result.invoices, result.lines, result.overtime_chart, result.cleaning,
+                result.cleaning_ranking, result.cleaning_chart, result.cleaning_hours, result.alerts,
+                gr.Dropdown(choices=result.zones, value=None),
+                gr.Dropdown(choices=result.zones, value=None),
+                gr.Dropdown(choices=result.invoice_ids, value=None),
+                gr.Dropdown(choices=targets, value=None),
+                [str(p) for p in result.downloads], result.notes,
+            ]  # fmt: skip
+
+        def on_load(request: gr.Request) -> list[Any]:
+            return show(h.load(request))
+
+        def on_upload(
+            readings: str | None, contracts: str | None, request: gr.Request, progress: Any = gr.Progress()
+        ) -> list[Any]:
+            return show(h.upload(readings, contracts, request, progress))
+
+        def on_zone(zone_id: str | None, request: gr.Request) -> list[Any]:
+            if not zone_id:
+                return [gr.update()] * 3
+            detail = h.zone(zone_id, request)
+            return [detail.chart, detail.alerts, detail.history]
+
+        def on_forecast(choice: str | None, request: gr.Request) -> list[Any]:
+            if not choice:
+                return [gr.update()] * 2
+            return list(h.forecast(choice, request))
+
+        def on_models(request: gr.Request) -> list[Any]:
+            return list(h.models(request))
+
+        def on_retrain(request: gr.Request, progress: Any = gr.Progress()) -> str:
+            return h.retrain(request, progress)
+
+        app.load(on_load, outputs=board)
+        app.load(on_models, outputs=[champion, runs])
+        score_button.click(on_upload, inputs=[readings_in, contracts_in], outputs=board)
+        for control in (invoice_pick, zone_filter, adjusted_only):
+            control.change(h.lines, inputs=[invoice_pick, zone_filter, adjusted_only], outputs=lines)
+        pdf_button.click(h.invoice_pdf, inputs=invoice_pick, outputs=pdf_file)
+        history_button.click(h.revisions, inputs=invoice_pick, outputs=history)
+        ack_button.click(h.acknowledge, inputs=[alert_id, note], outputs=alerts)
+        resolve_button.click(h.resolve, inputs=[alert_id, note], outputs=alerts)
+        zone_pick.change(on_zone, inputs=zone_pick, outputs=[zone_chart, zone_alerts, zone_history])
+        target.change(on_forecast, inputs=target, outputs=[forecast_chart, peaks])
+        retrain_button.click(on_retrain, outputs=retrain_out).then(on_models, outputs=[champion, runs])
+    return app
+
+
+def launch(config: AppConfig, *, host: str, port: int, auth: Any, prevent_thread_lock: bool = False) -> Any:
+    """Serve the app (``auth``: Gradio's sign-in callable, or ``None`` in the open local mode)."""
+    app = build_app(config)
+    app.queue(default_concurrency_limit=4)
+    return app.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        auth_message="Sign in with your slem account (`slem users add`).",
+        max_file_size=f"{int(config.max_upload_mb)}mb",
+        allowed_paths=[str(Path(config.runs_dir).absolute())],
+        footer_links=[],
+        prevent_thread_lock=prevent_thread_lock,
+        quiet=True,
+    )

@@ -1,0 +1,160 @@
+"""What a signed-in user sees of the latest stored run: invoices, lines, cleaning, alerts and energy.
+
+:func:`latest_view` is the app's one read of a run. Everything in a :class:`RunView` is already limited to
+what the user may see: a user tied to a client (:func:`slem_ml.storage.users.can_see_client`) gets that
+client's invoices and only the zones that client leases — cleaning sessions, alerts and energy included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from slem_ml import schema as S
+from slem_ml.app.workspace import RUN_CONTRACTS, AppConfig, run_folder
+from slem_ml.contracts import SiteConfig, load_site
+from slem_ml.errors import SlemError
+from slem_ml.storage import RunRecord, latest_run, open_database, run_cleaning, run_invoices
+from slem_ml.storage.maintenance import alerts_frame
+from slem_ml.storage.users import User
+
+__all__ = ["RunView", "Tiles", "latest_view", "tiles"]
+
+#: Columns of :attr:`RunView.energy`, one row per reading.
+ENERGY_COLUMNS = (S.ZONE_ID, S.CLIENT_ID, S.BUILDING, S.FLOOR, S.ZONE, "local_time", "kwh", S.USAGE_CLASS)
+
+
+@dataclass(frozen=True)
+class RunView:
+    """The latest run as ``user`` may see it."""
+
+    user: User
+    run: RunRecord
+    site: SiteConfig
+    folder: Path  # the run's outputs (may be missing for a run stored by `slem score` elsewhere)
+    invoices: pd.DataFrame  # schema.INVOICE_COLUMNS
+    lines: pd.DataFrame  # schema.INVOICE_LINE_COLUMNS plus original_energy_kwh
+    cleaning: pd.DataFrame  # schema.CLEANING_COLUMNS (start/end in site time)
+    alerts: pd.DataFrame  # stored alerts of the visible zones (see storage.maintenance.alerts_frame)
+    energy: pd.DataFrame  # ENERGY_COLUMNS; empty when the run's folder is gone
+    zones: tuple[str, ...]  # zones the user may see
+
+    @property
+    def currency(self) -> str:
+        return self.site.site.currency
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """The overview's headline figures."""
+
+    overtime_hours: Decimal  # [h] billable
+    overtime_amount: Decimal  # [currency]
+    cleaning_flagged: int  # sessions over the flag limit
+    cleaning_savings: Decimal  # [currency]
+    open_alerts: int
+    energy_kwh: float  # [kWh] all readings
+    overtime_kwh: float  # [kWh]
+
+
+def latest_view(config: AppConfig, user: User) -> RunView | None:
+    """The latest stored run as ``user`` may see it, or ``None`` when nothing has been scored yet."""
+    engine = open_database(config.database_url)
+    try:
+        run = latest_run(engine)
+        if run is None:
+            return None
+        folder = run_folder(config, run.run_id)
+        site = _site(folder, config)
+        revisions = run_invoices(engine, run.run_id, client_id=user.client_id)
+        cleaning = run_cleaning(engine, run.run_id)
+        alerts = alerts_frame(engine)
+    finally:
+        engine.dispose()
+    energy = _energy(folder / "scored_readings.parquet", site.site.timezone)
+    if user.client_id is not None:
+        energy = energy[energy[S.CLIENT_ID] == user.client_id]
+    zones = tuple(sorted(energy[S.ZONE_ID].unique())) if len(energy) else ()
+    if user.client_id is not None:  # nothing of other clients: only the zones this one leases
+        cleaning = cleaning[cleaning[S.ZONE_ID].isin(zones)]
+        alerts = alerts[alerts[S.ZONE_ID].isin(zones)]
+    invoices = pd.DataFrame(
+        [{c: getattr(r, c) for c in S.INVOICE_COLUMNS} for r in revisions], columns=list(S.INVOICE_COLUMNS)
+    )
+    lines = (
+        pd.concat([r.line_items for r in revisions], ignore_index=True)
+        if revisions
+        else pd.DataFrame(columns=list(S.INVOICE_LINE_COLUMNS))
+    )
+    return RunView(
+        user=user,
+        run=run,
+        site=site,
+        folder=folder,
+        invoices=invoices,
+        lines=lines,
+        cleaning=cleaning.reset_index(drop=True),
+        alerts=alerts.reset_index(drop=True),
+        energy=energy,
+        zones=zones,
+    )
+
+
+def tiles(view: RunView) -> Tiles:
+    """The overview's figures for ``view``."""
+    flagged = view.cleaning[view.cleaning["flagged"]]
+    energy = view.energy
+    return Tiles(
+        overtime_hours=sum(view.invoices["billable_hours"], Decimal(0)),
+        overtime_amount=sum(view.invoices["total"], Decimal(0)),
+        cleaning_flagged=len(flagged),
+        cleaning_savings=sum(flagged["savings"], Decimal(0)),
+        open_alerts=int(view.alerts["status"].isin(["open", "ongoing"]).sum()),
+        energy_kwh=float(energy["kwh"].sum()),
+        overtime_kwh=float(energy.loc[energy[S.USAGE_CLASS] == "overtime", "kwh"].sum()),
+    )
+
+
+def _site(folder: Path, config: AppConfig) -> SiteConfig:
+    """The site configuration the run was scored with (kept in its folder), else the server's."""
+    kept = folder / RUN_CONTRACTS
+    if kept.exists():
+        return load_site(kept)
+    if config.contracts is None:
+        raise SlemError(f"the latest run's folder {folder} is missing and no contracts were given")
+    return load_site(config.contracts)
+
+
+def _energy(path: Path, timezone: str) -> pd.DataFrame:
+    """Energy of every reading [kWh] with its local time; empty when the file is gone."""
+    if not path.exists():
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ENERGY_COLUMNS})
+    return _read_energy(str(path), path.stat().st_mtime_ns, timezone)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_energy(path: str, mtime_ns: int, timezone: str) -> pd.DataFrame:
+    """:func:`_energy`, cached per file version (``mtime_ns``): the tabs share one read."""
+    columns = [S.ZONE_ID, S.CLIENT_ID, S.BUILDING, S.FLOOR, S.ZONE, S.TIMESTAMP, S.POWER_W, S.COVERED_MINUTES]
+    frame = pd.read_parquet(path, columns=[*columns, S.USAGE_CLASS])
+    kwh = frame[S.POWER_W].to_numpy(dtype=float) * frame[S.COVERED_MINUTES].to_numpy(dtype=float) / 60_000.0
+    stamp = frame[S.TIMESTAMP]
+    local = stamp.dt.tz_convert(timezone) if stamp.dt.tz is not None else stamp.dt.tz_localize(timezone)
+    out = frame[[S.ZONE_ID, S.CLIENT_ID, S.BUILDING, S.FLOOR, S.ZONE, S.USAGE_CLASS]].assign(
+        local_time=local, kwh=np.nan_to_num(kwh)
+    )
+    return out[list(ENERGY_COLUMNS)]
+
+
+def period_of(view: RunView) -> tuple[dt.datetime, dt.datetime] | None:
+    """First and last local reading time of the visible energy, or ``None`` without readings."""
+    if view.energy.empty:
+        return None
+    times = view.energy["local_time"]
+    return times.min().to_pydatetime(), times.max().to_pydatetime()

@@ -1,0 +1,260 @@
+"""The manager app's handlers, called directly with ``gr.Request(username=...)`` (issue 4).
+
+A real SQLite database and real files in ``tmp_path``: a manager uploads generated readings, then each role
+sees and does what it may — a viewer tied to a client sees that client's invoices and nothing of others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import pytest
+
+from slem_ml import schema as S
+from slem_ml.app.ui import Handlers
+from slem_ml.app.workspace import AppConfig
+from slem_ml.bundle import save_bundle
+from slem_ml.generate import GeneratorConfig, generate, write_generated
+from slem_ml.reader import read_readings
+from slem_ml.scoring import score
+from slem_ml.storage import audit_log, open_database
+from slem_ml.storage.maintenance import maintenance_history
+from slem_ml.storage.users import add_user
+from tests.conftest import SITE
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+CONTRACTS = Path(__file__).resolve().parents[1] / "slem_ml" / "data" / "contracts.yaml"
+PASSWORD = "correct horse battery"
+
+
+def request(name: str | None) -> gr.Request:
+    return gr.Request(username=name)
+
+
+@pytest.fixture(scope="module")
+def readings_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten days of 12 zones with faults, as a CSV like a manager would upload."""
+    path = tmp_path_factory.mktemp("upload") / "readings.csv"
+    write_generated(generate(GeneratorConfig(days=10, zones=12, step_minutes=15, seed=11)), path)
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path, run) -> AppConfig:
+    """An app on a fresh SQLite database with users of every role, and the session's trained models."""
+    url = f"sqlite:///{tmp_path / 'slem.db'}"
+    engine = open_database(url)
+    try:
+        add_user(engine, "mgr", PASSWORD, "manager")
+        add_user(engine, "ds", PASSWORD, "data_scientist")
+        add_user(engine, "view3", PASSWORD, "viewer", client_id="C003")
+        add_user(engine, "boss", PASSWORD, "admin")
+    finally:
+        engine.dispose()
+    save_bundle(run.bundle, tmp_path / "models")
+    return AppConfig(
+        database_url=url,
+        contracts=CONTRACTS,
+        models_dir=tmp_path / "models",
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        runs_dir=tmp_path / "app_runs",
+    )
+
+
+@pytest.fixture
+def uploaded(config: AppConfig, readings_file: Path) -> Handlers:
+    handlers = Handlers(config)
+    handlers.upload(str(readings_file), None, request("mgr"))
+    return handlers
+
+
+def test_upload_shows_the_library_result(uploaded: Handlers, readings_file: Path, run) -> None:
+    board = uploaded.load(request("mgr"))
+    expected = score(read_readings(readings_file, SITE), SITE, models=run.bundle)
+    assert list(board.invoices["invoice_id"]) == list(expected.invoices["invoice_id"])
+    totals = dict(zip(board.invoices["invoice_id"], board.invoices["total"], strict=True))
+    for invoice in expected.invoices.itertuples(index=False):
+        assert Decimal(str(totals[invoice.invoice_id])) == invoice.total
+    assert len(board.lines) == len(expected.invoice_lines)
+    assert len(board.alerts) > 0  # the generator's faults, found by the trained models
+    assert set(board.alerts[S.ZONE_ID]) <= set(board.zones)
+    assert {p.name for p in board.downloads} >= {"invoices.csv", "invoice_lines.csv", "alerts.csv"}
+    assert f"{board.tiles}".count("kWh") >= 1 and "Overtime" in board.tiles
+
+
+def test_latest_run_survives_a_reload(uploaded: Handlers, config: AppConfig) -> None:
+    """A new app process on the same database shows the run without uploading again."""
+    again = Handlers(AppConfig(**{**config.__dict__})).load(request("boss"))
+    first = uploaded.load(request("boss"))
+    assert again is not None and first is not None
+    assert again.headline == first.headline
+    pd.testing.assert_frame_equal(again.invoices, first.invoices)
+
+
+def test_a_viewer_tied_to_a_client_sees_that_client_only(uploaded: Handlers) -> None:
+    everyone = uploaded.load(request("mgr"))
+    assert set(everyone.invoices["client_id"]) > {"C003"}, "the test needs other clients' invoices"
+    mine = uploaded.load(request("view3"))
+    assert set(mine.invoices["client_id"]) == {"C003"}
+    assert set(mine.lines["client_id"]) == {"C003"}
+    other = next(i for i in everyone.invoice_ids if "C003" not in i)
+    assert other not in mine.invoice_ids
+    with pytest.raises(gr.Error, match="your invoices"):
+        uploaded.invoice_pdf(other, request("view3"))
+    with pytest.raises(gr.Error, match="your invoices"):
+        uploaded.revisions(other, request("view3"))
+    assert set(uploaded.lines(None, None, False, request("view3"))["client_id"]) == {"C003"}
+    # nothing of others: zones, cleaning, alerts and the downloadable CSVs hold only C003's
+    assert set(mine.zones) < set(everyone.zones)
+    assert set(mine.cleaning[S.ZONE_ID]) <= set(mine.zones)
+    assert set(mine.alerts[S.ZONE_ID]) <= set(mine.zones)
+    for path in mine.downloads:
+        frame = pd.read_csv(path, dtype=str)
+        if "client_id" in frame.columns:
+            assert set(frame["client_id"]) <= {"C003"}, path.name
+        else:
+            assert set(frame[S.ZONE_ID]) <= set(mine.zones), path.name
+    assert "quarantine.csv" not in {p.name for p in mine.downloads}
+    with pytest.raises(gr.Error, match="no zone"):
+        uploaded.zone(next(z for z in everyone.zones if z not in mine.zones), request("view3"))
+
+
+def test_roles_limit_what_users_may_do(uploaded: Handlers, readings_file: Path) -> None:
+    with pytest.raises(gr.Error, match="may not upload"):
+        uploaded.upload(str(readings_file), None, request("view3"))
+    with pytest.raises(gr.Error, match="may not upload"):
+        uploaded.upload(str(readings_file), None, request("ds"))
+    alert = uploaded.load(request("mgr")).alerts["alert_id"].iloc[0]
+    with pytest.raises(gr.Error, match="may not acknowledge"):
+        uploaded.acknowledge(alert, "looked at it", request("ds"))
+    with pytest.raises(gr.Error, match="may not retrain"):
+        uploaded.retrain(request("mgr"))
+    with pytest.raises(gr.Error, match="no user"):
+        uploaded.load(request("mallory"))
+
+
+def test_acknowledge_and_resolve_are_stored_and_audited(uploaded: Handlers, config: AppConfig) -> None:
+    alerts = uploaded.load(request("mgr")).alerts
+    alert_id, zone = alerts["alert_id"].iloc[0], alerts[S.ZONE_ID].iloc[0]
+    still_open = uploaded.acknowledge(alert_id, "electrician booked", request("mgr"))
+    assert alert_id in set(still_open["alert_id"])
+    with pytest.raises(gr.Error, match="note"):
+        uploaded.resolve(alert_id, "", request("mgr"))
+    after = uploaded.resolve(alert_id, "replaced the driver", request("mgr"))
+    assert alert_id not in set(after["alert_id"])
+    engine = open_database(config.database_url)
+    try:
+        history = maintenance_history(engine, zone)
+        entries = audit_log(engine, entity="alert", entity_id=alert_id)
+    finally:
+        engine.dispose()
+    assert list(history["action"]) == ["repaired", "acknowledged"]
+    assert set(history["user_name"]) == {"mgr"}
+    assert {"alert.acknowledged", "alert.resolved"} <= {e.action for e in entries}
+    detail = uploaded.zone(zone, request("mgr"))
+    assert "repaired" in set(detail.history["action"])
+    assert set(detail.history["verdict"]) <= {
+        "lower draw after the fix", "no change", "higher draw after the fix", "not enough readings",
+    }  # fmt: skip
+
+
+def test_zone_chart_has_actual_expected_and_band(uploaded: Handlers) -> None:
+    zone = uploaded.load(request("mgr")).zones[0]
+    detail = uploaded.zone(zone, request("mgr"))
+    names = {trace.name for trace in detail.chart.data}
+    assert {"actual", "expected", "expected 80 % band"} <= names
+    actual = next(t for t in detail.chart.data if t.name == "actual")
+    assert len(actual.y) >= 24 * 9  # hourly over ten days (less the hours without readings)
+
+
+def test_forecast_of_a_zone_and_a_building(uploaded: Handlers) -> None:
+    board = uploaded.load(request("mgr"))
+    chart, peaks = uploaded.forecast(board.zones[0], request("mgr"))
+    expected = next(t for t in chart.data if t.name == "expected")
+    assert len(expected.y) == 7 * 24
+    assert len(peaks) == 3
+    building = board.buildings[0]
+    chart, peaks = uploaded.forecast(f"building:{building}", request("mgr"))
+    assert set(peaks["building"]) == {building}
+
+
+def test_lines_filters(uploaded: Handlers) -> None:
+    board = uploaded.load(request("mgr"))
+    invoice = board.invoice_ids[0]
+    only = uploaded.lines(invoice, None, False, request("mgr"))
+    assert len(only) and set(only["invoice_id"]) == {invoice}
+    zone = only[S.ZONE_ID].iloc[0]
+    both = uploaded.lines(invoice, zone, False, request("mgr"))
+    assert set(both[S.ZONE_ID]) == {zone} and len(both) <= len(only)
+    adjusted = uploaded.lines(None, None, True, request("mgr"))
+    assert set(adjusted["adjusted"].astype(str)) <= {"True"}
+
+
+def test_printable_invoice_and_revisions(uploaded: Handlers) -> None:
+    invoice = uploaded.load(request("mgr")).invoice_ids[0]
+    pdf = Path(uploaded.invoice_pdf(invoice, request("mgr")))
+    assert pdf.name == f"{invoice}.pdf" and pdf.read_bytes().startswith(b"%PDF")
+    revisions = uploaded.revisions(invoice, request("mgr"))
+    assert list(revisions["revision"]) == [1]
+
+
+def test_bad_uploads_get_a_readable_message(config: AppConfig, tmp_path: Path) -> None:
+    handlers = Handlers(config)
+    binary = tmp_path / "photo.csv"
+    binary.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(gr.Error) as error:
+        handlers.upload(str(binary), None, request("mgr"))
+    assert "Traceback" not in str(error.value) and len(str(error.value).splitlines()) == 1
+    with pytest.raises(gr.Error, match="choose a readings file"):
+        handlers.upload(None, None, request("mgr"))
+    small = Handlers(AppConfig(**{**config.__dict__, "max_upload_mb": 0.001}))
+    with pytest.raises(gr.Error, match="limited to"):
+        small.upload(str(binary), None, request("mgr"))
+    assert handlers.load(request("mgr")) is None  # nothing was stored
+
+
+def test_open_local_mode_acts_as_a_local_admin(config: AppConfig, readings_file: Path) -> None:
+    handlers = Handlers(AppConfig(**{**config.__dict__, "open_user": "local"}))
+    board = handlers.upload(str(readings_file), None, request(None))
+    assert "local" in board.headline and board.invoice_ids
+    with pytest.raises(gr.Error, match="sign in"):
+        Handlers(config).load(request(None))
+
+
+def test_fix_effect_compares_lit_power_before_and_after() -> None:
+    from slem_ml.app.analysis import fix_effects
+
+    hours = pd.date_range("2025-03-01", periods=24 * 20, freq="h")
+    power = pd.Series(100.0, index=range(len(hours)))
+    power[hours >= pd.Timestamp("2025-03-10")] = 80.0  # the fix lowered the draw by 20 %
+    series = pd.DataFrame({"hour": hours, "actual_w": power, "lit": True})
+    at = pd.Timestamp("2025-03-10", tz="Europe/Berlin").tz_convert("UTC")
+    actions = pd.DataFrame({"zone_id": ["Z"], "at": [at], "action": ["relamped"]})
+    effect = fix_effects(series, actions, "Europe/Berlin")
+    assert effect["before_w"].iloc[0] == 100.0 and effect["after_w"].iloc[0] == 80.0
+    assert effect["verdict"].iloc[0] == "lower draw after the fix"
+    late = actions.assign(at=[at + dt.timedelta(days=30)])
+    assert fix_effects(series, late, "Europe/Berlin")["verdict"].iloc[0] == "not enough readings"
+
+
+def test_serve_refuses_a_public_address_without_users(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from slem_ml.cli_serve import is_loopback
+
+    done = subprocess.run(
+        [sys.executable, "-m", "slem_ml", "serve", "--host", "0.0.0.0", "--port", "7999"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SLEM_DATABASE_URL": f"sqlite:///{tmp_path / 'slem.db'}"},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: refusing to serve on 0.0.0.0 with no users")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
