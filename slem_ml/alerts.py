@@ -210,8 +210,11 @@ def stuck_on_episodes(z: ZonedReadings, site: SiteConfig, min_hours: float) -> p
     )
 
 
-def dropout_episodes(z: ZonedReadings, silence_hours: float, regular_hours: float) -> pd.DataFrame:
-    """Episodes behind :func:`dropout_alerts`."""
+def dropout_episodes(
+    z: ZonedReadings, silence_hours: float, regular_hours: float, end_ms: int | None = None
+) -> pd.DataFrame:
+    """Episodes behind :func:`dropout_alerts`; silence runs until ``end_ms`` [UTC ms], the end of the
+    readings (default: the last reading in ``z``; a batch of zones passes the whole input's end)."""
     inner = np.flatnonzero(z.same_next)
     if len(inner) == 0:
         return pd.DataFrame()
@@ -221,7 +224,7 @@ def dropout_episodes(z: ZonedReadings, silence_hours: float, regular_hours: floa
     interval[typical.index.to_numpy()] = typical.to_numpy()
     regular = interval <= regular_hours * _HOUR_MS  # a zone with one reading (NaN) is not regular
     silence = int(silence_hours * _HOUR_MS)
-    end_ms = int(z.t.max())
+    end_ms = int(z.t.max()) if end_ms is None else end_ms
     lasts = np.flatnonzero(~z.same_next)
     inside = inner[(gap[inner] > silence) & regular[z.zone[inner]]]
     trailing = lasts[(end_ms - z.t[lasts] > silence) & regular[z.zone[lasts]]]

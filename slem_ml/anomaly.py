@@ -300,11 +300,13 @@ def maintenance_alerts(
     drift: DriftDetector,
     *,
     spike_merge_minutes: float = 60.0,
+    data_end_ms: int | None = None,
 ) -> MaintenanceFindings:
     """Every maintenance finding of the scored readings (SPEC §5): per-reading spike scores, the alerts.
 
     Spikes of one zone less than ``spike_merge_minutes`` apart make one alert. Alerts are ordered by
-    ``detected_at``, then kind and zone.
+    ``detected_at``, then kind and zone. ``data_end_ms`` [UTC ms] is the end of the whole input when
+    ``frame`` holds only some of its zones (a batch): a zone silent until then has dropped out.
     """
     z = zoned_readings(frame, S.IN_CONTRACT)
     tz = site.site.timezone
@@ -313,7 +315,7 @@ def maintenance_alerts(
         render_alerts("spike", _spike_episodes(z, found, spike_merge_minutes), tz),
         render_alerts("drift", drift._episodes(z, site), tz),
         render_alerts("stuck_on", stuck_on_episodes(z, site, STUCK_ON_HOURS), tz),
-        render_alerts("dropout", dropout_episodes(z, DROPOUT_HOURS, REGULAR_HOURS), tz),
+        render_alerts("dropout", dropout_episodes(z, DROPOUT_HOURS, REGULAR_HOURS, data_end_ms), tz),
     ]
     alerts = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(map(len, parts)) else None
     if alerts is None:

@@ -111,11 +111,20 @@ def validate(
 
 @app.command()
 def score(
-    readings: Annotated[Path, typer.Argument(help="CSV or Parquet file of readings.")],
+    readings: Annotated[
+        Path, typer.Argument(help="CSV or Parquet file of readings, or a folder of Parquet files.")
+    ],
     contracts: Annotated[Path, typer.Option(help="Site configuration (contracts.yaml).")],
     out: Annotated[Path, typer.Option(help="Directory for the outputs (SPEC §7).")],
-    engine: Annotated[Engine, typer.Option(help="Where to compute.")] = Engine.local,
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
+    engine: Annotated[
+        Engine, typer.Option(help="local: this process, in batches of zones; dask: a Dask cluster.")
+    ] = Engine.local,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler (tcp://HOST:8786); default a LocalCluster here.")
+    ] = None,
+    batch_rows: Annotated[
+        int | None, typer.Option(min=10_000, help="Readings per batch (default 2,000,000).")
+    ] = None,
     db: Annotated[
         str | None,
         typer.Option(help="Database URL (default $SLEM_DATABASE_URL or sqlite:///slem.db)."),
@@ -128,8 +137,8 @@ def score(
     from slem_ml.outputs import check_writable
     from slem_ml.pipeline import score_file
 
-    if engine is not Engine.local or scheduler:
-        raise SlemError("--engine dask is not available in this release; use --engine local")
+    if scheduler and engine is not Engine.dask:
+        raise SlemError("--scheduler needs --engine dask")
     check_writable(out)
     url = db or os.environ.get("SLEM_DATABASE_URL") or DEFAULT_DB
     progress = _Progress()
@@ -138,13 +147,21 @@ def score(
     # Loading the models is mostly importing LightGBM and scikit-learn (about 1 s): do it while the
     # file is read and validated, which spends most of its time outside the GIL (pyarrow, NumPy).
     loader = _Background(find_models, tracking_uri, models_dir, required=False)
-    done = score_file(readings, site, out=out, database_url=url, models=loader.result, progress=progress)
+    done = score_file(
+        readings, site, out=out, database_url=url, models=loader.result, progress=progress,
+        engine=engine.value, scheduler=scheduler, batch_rows=batch_rows,
+    )  # fmt: skip
     _print_summary(done.result, out, done.written, url, done.run_id, done.created)
 
 
 @app.command()
 def generate(
-    out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet).")],
+    out: Annotated[
+        str,
+        typer.Option(
+            help="Output file (.csv, .csv.gz or .parquet), or a folder ending in / (one Parquet file a day)."
+        ),
+    ],
     days: Annotated[int, typer.Option(min=1, max=3660, help="Number of days.")] = 31,
     start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD).")] = "2025-02-01",
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 0,

@@ -266,6 +266,8 @@ class DriftDetector(BaseEstimator):
         level[zi[judged], di[judged]] = days.level[judged]
         complete = np.zeros(shape, dtype=bool)
         complete[zi, di] = days.complete
+        zone_last = np.zeros(len(zones), dtype=np.int64)  # each zone's last day with readings (a column)
+        np.maximum.at(zone_last, zi, di)
         raised, ended = self._cusum(level - ceiling[:, None], level - base[:, None], complete)
         if not raised:
             return pd.DataFrame()
@@ -285,7 +287,7 @@ class DriftDetector(BaseEstimator):
             lifts = before + (np.maximum(x, -self.floor) - self.allowance) > self.threshold
             detected_ms = int(runs.known_ms[lo:hi][np.argmax(lifts) if lifts.any() else np.argmax(x)])
             end = ended.get((row, j))
-            upto = shape[1] - 1 if end is None else end
+            upto = int(zone_last[row]) if end is None else end  # the zone's own days: batch-independent
             seen = level[row, : upto + 1]
             now_w = float(np.exp(np.max(seen[~np.isnan(seen)][-7:])))  # the brightest of its last 7 days
             normal_w = float(np.exp(ceiling[row]))

@@ -319,17 +319,35 @@ def write_generated(
     data: GeneratedData, out_path: str | Path, labels_path: str | Path | None = None
 ) -> list[Path]:
     """Write the readings (and the labels when ``labels_path`` is given) by suffix: ``.csv``, ``.csv.gz``
-    or ``.parquet``. Times in CSV are ISO 8601 with the site's UTC offset (legacy readings: naive local
+    or ``.parquet``; readings to a path ending in ``/`` (or an existing folder) become a folder of Parquet
+    files, one per local day (``readings-YYYY-MM-DD.parquet``), as a portfolio's nightly export would be.
+    Times in CSV are ISO 8601 with the site's UTC offset (legacy readings: naive local
     ``YYYY-MM-DD HH:MM:SS``, as the legacy export). Each file appears complete or not at all. Returns the
-    paths written."""
+    paths written (for a folder: the folder)."""
+    folder = str(out_path).endswith(("/", os.sep)) or Path(out_path).is_dir()
     targets = [(Path(out_path), data.readings)]
     if labels_path is not None:
         targets.append((Path(labels_path), data.labels))
-    for path, _ in targets:
+    for path, _ in targets[1:] if folder else targets:
         _file_format(path)  # refuse a bad suffix before writing anything
-    for path, frame in targets:
-        _write_frame(frame, path)
+    for index, (path, frame) in enumerate(targets):
+        if folder and index == 0:
+            _write_days(frame, path)
+        else:
+            _write_frame(frame, path)
     return [path for path, _ in targets]
+
+
+def _write_days(frame: pd.DataFrame, folder: Path) -> None:
+    """One Parquet file per local day of the readings' timestamps (the first column)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = frame[frame.columns[0]]
+    if isinstance(stamp.dtype, pd.DatetimeTZDtype):
+        day = stamp.dt.strftime("%Y-%m-%d")
+    else:  # legacy: naive local text
+        day = stamp.astype(str).str[:10]
+    for value, rows in frame.groupby(day.to_numpy(), sort=True).indices.items():
+        _write_frame(frame.iloc[rows], folder / f"readings-{value}.parquet")
 
 
 def _file_format(path: Path) -> str:

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from slem_ml import schema
 from slem_ml.contracts import SiteConfig
@@ -51,6 +53,7 @@ __all__ = [
     "Staging",
     "check_writable",
     "staged_outputs",
+    "write_readings",
     "write_outputs",
 ]
 
@@ -331,7 +334,10 @@ def _write_all(result: ScoringResult, folder: Path) -> list[str]:
 
     site = result.site
     finish_invoices = start_invoice_files(result, folder)  # PDFs start now, on the other core
-    _write_readings(result.readings, site, folder / OUTPUT_FILES["scored_readings"])
+    if result.readings_parts is not None:  # scored in batches: the parts become a Parquet folder
+        shutil.move(result.readings_parts, folder / OUTPUT_FILES["scored_readings"])
+    else:
+        write_readings(result.readings, site, folder / OUTPUT_FILES["scored_readings"])
     write_csv(format_invoice_lines(result.invoice_lines, site), folder / OUTPUT_FILES["invoice_lines"])
     write_csv(format_invoices(result.invoices, site), folder / OUTPUT_FILES["invoices"])
     write_csv(
@@ -346,8 +352,11 @@ def _write_all(result: ScoringResult, folder: Path) -> list[str]:
     return [*OUTPUT_FILES.values(), *(p.relative_to(folder).as_posix() for p in invoices)]
 
 
-def _write_readings(readings: pd.DataFrame, site: SiteConfig, path: Path) -> None:
-    """Scored readings with canonical columns first; instants tz-aware in the site timezone."""
+def write_readings(readings: pd.DataFrame, site: SiteConfig, path: Path) -> None:
+    """Scored readings with canonical columns first; instants tz-aware in the site timezone.
+
+    Ids are written as dictionary columns with int32 indices whatever their count, so that the parts of a
+    run scored in batches share one schema."""
     first = [
         *schema.REQUIRED_COLUMNS,
         *schema.OPTIONAL_COLUMNS,
@@ -367,7 +376,28 @@ def _write_readings(readings: pd.DataFrame, site: SiteConfig, path: Path) -> Non
         for column in frame.columns
         if isinstance(frame[column].dtype, pd.DatetimeTZDtype)
     }
-    frame.assign(**local).to_parquet(path, index=False)
+    pq.write_table(_arrow_table(frame.assign(**local)), path)
+
+
+def _arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as an Arrow table, categoricals as dictionaries with int32 indices (one schema for every
+    batch's part, whatever its number of zones)."""
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes = values.cat.codes.to_numpy().astype(np.int32)
+            columns[str(name)] = pa.DictionaryArray.from_arrays(
+                pa.array(codes, mask=codes < 0), pa.array(values.cat.categories.to_numpy())
+            )
+        elif isinstance(values.dtype, pd.DatetimeTZDtype):  # UTC instants, shown in the column's zone
+            utc = values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+            columns[str(name)] = pa.array(utc, pa.timestamp(values.dtype.unit, str(values.dtype.tz)))
+        elif isinstance(values.dtype, np.dtype):
+            columns[str(name)] = pa.array(values.to_numpy())
+        else:  # other extension arrays (nullable booleans, strings) convert themselves
+            columns[str(name)] = pa.array(values.array)
+    return pa.table(columns)
 
 
 def _install(staging: Path, out_dir: Path, names: list[str]) -> None:

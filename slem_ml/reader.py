@@ -95,7 +95,11 @@ def _validate(
     notes: tuple,
     original: Callable[[], pd.DataFrame] | None,
     malformed: pd.DataFrame | None = None,
+    *,
+    whole_file: bool = True,
 ) -> Readings:
+    """Validate parsed rows (see the module docstring). ``whole_file=False`` for a batch of a file's zones
+    (:mod:`slem_ml.batches`): then a batch without a known client is not yet an unusable file."""
     n = len(raw)
     reason = np.full(n, "", dtype=object)
     bad = np.zeros(n, dtype=bool)
@@ -120,7 +124,7 @@ def _validate(
     flag(client.codes == _code(client, ""), "missing client_id")
     known = np.isin(client.categories, list(site.clients))[client.codes]
     named = (client.codes != _code(client, "")) & ~blank
-    if named.any() and not (known & named).any():
+    if whole_file and named.any() and not (known & named).any():
         shown = ", ".join(sorted(pd.unique(client[named].astype(str)))[:5])
         raise InputError(
             f"{source}: no row has a client from the contracts (found {shown}); "

@@ -28,6 +28,7 @@ Frame layouts (one row each):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -96,6 +97,11 @@ class ScoringResult:
     timings: dict[str, float] = field(default_factory=dict)  # [s] per stage
     model_versions: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what a user should know about this run (unseen zones, fallbacks)
+    #: A run scored in batches (:mod:`slem_ml.engine`): the scored readings are already written as Parquet
+    #: parts in this folder and ``readings`` is empty; ``usage_minutes`` [min] sums them per usage class.
+    readings_parts: Path | None = None
+    unknown_zones: tuple[str, ...] = ()  # zones the models never saw (scored with a fallback)
+    usage_minutes: dict[str, float] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The content of ``summary.json`` (SPEC §7)."""

@@ -39,8 +39,13 @@ def score(
     *,
     models: ModelBundle | None = None,
     progress: Progress = no_progress,
+    data_end_ms: int | None = None,
 ) -> ScoringResult:
-    """Bill overtime, find cleaning waste, classify every reading and raise alerts (SPEC §3, §4, §5, §7)."""
+    """Bill overtime, find cleaning waste, classify every reading and raise alerts (SPEC §3, §4, §5, §7).
+
+    ``data_end_ms`` [UTC ms]: the last valid reading of the whole input when ``readings`` is a batch of its
+    zones (:mod:`slem_ml.engine`), so that a zone silent until the end drops out as it would in one piece.
+    """
     timings: dict[str, float] = {}
     frame = readings.frame
     notes: list[str] = []
@@ -61,6 +66,7 @@ def score(
     timings["coverage_s"] = time.perf_counter() - clock
 
     billed = None
+    unknown: tuple[str, ...] = ()
     alerts = pd.DataFrame({c: pd.Series(dtype=object) for c in (*S.ALERT_COLUMNS, "status")})
     if models is not None and len(frame):
         from slem_ml.anomaly import maintenance_alerts
@@ -69,13 +75,9 @@ def score(
         progress("models", 0.3)
         expected, unknown = expected_power(frame, coverage.is_on, site, models.forecaster)
         if unknown:
-            notes.append(
-                f"{len(unknown)} zone(s) the models never saw, scored from floor, building and calendar: "
-                + ", ".join(unknown[:10])
-                + (" …" if len(unknown) > 10 else "")
-            )
+            notes.append(unseen_zones_note(unknown))
         scored[S.EXPECTED_POWER_W] = expected
-        findings = maintenance_alerts(scored, site, models.spike, models.drift)
+        findings = maintenance_alerts(scored, site, models.spike, models.drift, data_end_ms=data_end_ms)
         scored[S.ANOMALY_SCORE] = findings.anomaly_score
         scored[S.IS_ANOMALY] = pd.arrays.BooleanArray(
             np.asarray(findings.is_anomaly, dtype=bool), np.zeros(len(frame), dtype=bool)
@@ -112,7 +114,24 @@ def score(
         if models is None
         else {"models": models.version, "strategy": models.manifest.get("strategy", "")},
         notes=tuple(notes),
+        unknown_zones=unknown,
     )
+
+
+_UNSEEN = "zone(s) the models never saw"
+
+
+def unseen_zones_note(zones: tuple[str, ...] | list[str]) -> str:
+    """The run's note on zones new to the models (sorted ids, the first ten named)."""
+    return (
+        f"{len(zones)} {_UNSEEN}, scored from floor, building and calendar: "
+        + ", ".join(zones[:10])
+        + (" …" if len(zones) > 10 else "")
+    )
+
+
+def is_unseen_zones_note(note: str) -> bool:
+    return _UNSEEN in note
 
 
 def _scored_readings(frame: pd.DataFrame, coverage: ReadingCoverage) -> pd.DataFrame:

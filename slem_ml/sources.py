@@ -20,7 +20,17 @@ import pyarrow.parquet as pq
 from slem_ml import schema as S
 from slem_ml.errors import InputError
 
-__all__ = ["CsvFile", "file_digest", "map_headers", "read_csv", "read_head", "read_parquet"]
+__all__ = [
+    "CsvDialect",
+    "CsvFile",
+    "csv_dialect",
+    "file_digest",
+    "map_headers",
+    "read_csv",
+    "read_head",
+    "read_parquet",
+    "record_lines",
+]
 
 _SNIFF_BYTES = 64 * 1024
 _DELIMITERS = (",", ";", "\t", "|")
@@ -77,7 +87,19 @@ class CsvFile:
     malformed: pd.DataFrame  # records with the wrong number of fields: line, reason, text
 
 
-def read_csv(path: Path, head: bytes, physical_lines: int) -> CsvFile:
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is written: found from its first line."""
+
+    encoding: str  # "utf8" or "cp1252"
+    delimiter: str
+    names: list[str]  # the header's column names
+    headers: dict[str, str]  # canonical name -> header
+    notes: tuple[str, ...]
+
+
+def csv_dialect(path: Path, head: bytes) -> CsvDialect:
+    """Encoding, separator and columns of a CSV of readings; :class:`InputError` when it is none."""
     encoding = _encoding(path, head)
     header_line = head.decode("utf-8" if encoding == "utf8" else "cp1252", errors="replace")
     header_line = header_line.lstrip("\ufeff").splitlines()[0] if header_line.strip() else ""
@@ -94,6 +116,13 @@ def read_csv(path: Path, head: bytes, physical_lines: int) -> CsvFile:
         notes.append(f"columns separated by {delimiter!r}")
     if encoding != "utf8":
         notes.append(f"text encoding {encoding}")
+    return CsvDialect(encoding, delimiter, names, headers, tuple(notes))
+
+
+def read_csv(path: Path, head: bytes, physical_lines: int) -> CsvFile:
+    dialect = csv_dialect(path, head)
+    encoding, delimiter, names, headers = dialect.encoding, dialect.delimiter, dialect.names, dialect.headers
+    notes = list(dialect.notes)
     text_cols = {h: _DICT for c, h in headers.items() if c not in (S.TIMESTAMP, S.POWER_W)}
     read = pacsv.ReadOptions(encoding=encoding, block_size=1 << 24)
     invalid: list[int] = []
@@ -134,7 +163,7 @@ def read_csv(path: Path, head: bytes, physical_lines: int) -> CsvFile:
     if not invalid and physical_lines == len(frame) + 1:
         lines = np.arange(2, len(frame) + 2, dtype=np.int64)  # one record per line: the usual case
     else:  # quoted line breaks or malformed records: find where each record starts
-        lines, malformed = _record_lines(path, encoding, delimiter, len(names))
+        lines, malformed = record_lines(path, encoding, delimiter, len(names))
         if len(lines) != len(frame):
             raise InputError(f"{path.name}: not a readable CSV (records could not be matched to lines)")
 
@@ -144,7 +173,7 @@ def read_csv(path: Path, head: bytes, physical_lines: int) -> CsvFile:
     return CsvFile(frame, headers, lines, tuple(notes), original, malformed)
 
 
-def _record_lines(path: Path, encoding: str, delimiter: str, columns: int) -> tuple[np.ndarray, pd.DataFrame]:
+def record_lines(path: Path, encoding: str, delimiter: str, columns: int) -> tuple[np.ndarray, pd.DataFrame]:
     """Start line of each well-formed record, and the malformed ones, by reading the file as Python csv.
 
     The slow path: only files with line breaks inside quoted cells or with malformed records take it.

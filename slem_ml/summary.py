@@ -40,7 +40,9 @@ def build_summary(result: ScoringResult) -> dict[str, Any]:
         "last_timestamp": _local_iso(report.last_timestamp, site.timezone),
         "zones": report.zones,
         "clients_seen": report.clients,
-        "usage_minutes": _usage_minutes(result.readings),
+        "usage_minutes": result.usage_minutes
+        if result.usage_minutes is not None
+        else _usage_minutes(result.readings),
         "totals": _totals(result.invoices, result.invoice_lines, site.currency),
         "clients": _clients(result),
         "cleaning": _cleaning(result.cleaning_sessions),

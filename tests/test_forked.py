@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -12,10 +13,25 @@ from slem_ml.errors import InputError
 
 def test_value_comes_back_from_the_child() -> None:
     parent = os.getpid()
+    forks = forked.can_fork()  # False once other tests have left threads behind
     job = forked.start(lambda: (os.getpid(), [1, 2, 3]))
     child, payload = job.result()
     assert payload == [1, 2, 3]
-    assert child != parent or not hasattr(os, "fork")
+    assert (child != parent) == forks
+
+
+def test_a_threaded_process_does_the_work_itself() -> None:
+    """A fork copies only the calling thread: with another thread running, nothing is forked."""
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not forked.can_fork()
+        child, payload = forked.start(lambda: (os.getpid(), "done")).result()
+    finally:
+        stop.set()
+        other.join()
+    assert (child, payload) == (os.getpid(), "done")
 
 
 def test_a_user_error_in_the_child_is_raised_as_itself() -> None:

@@ -1,0 +1,299 @@
+"""Reading a large input in batches of whole zones, so that memory depends on the batch, not on the file.
+
+Billing, cleaning, drift and the other alerts are per zone, so a batch holds *every* reading of some zones
+and is validated and scored on its own (:mod:`slem_ml.engine` puts the batches back together). Where the
+session classifier decides cleaning (no ``cleaning_staff`` column), it compares the zones of a building, so
+batches then hold whole buildings.
+
+A row's batch follows from its zone id alone — ``crc32(key) % batches`` with the key the stripped zone id,
+or its building part (``HQ`` of ``HQ-F4-Z2``) — so any process can pick out its batch without a first pass.
+
+Inputs:
+
+* a Parquet file, or a directory of Parquet files read in name order; each batch reads the row groups
+  (only its rows); ``line`` is the row number across the files (1-based);
+* a CSV file: split once, in blocks, into one Parquet spill file per batch (text columns, as the CSV has
+  them); ``line`` is the record's line in the CSV, as :func:`slem_ml.reader.read_readings` gives it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from slem_ml import schema as S
+from slem_ml.contracts import SiteConfig
+from slem_ml.errors import InputError
+from slem_ml.result import Readings
+from slem_ml.sources import csv_dialect, file_digest, map_headers, read_head, record_lines
+
+__all__ = ["BATCH_ROWS", "BatchPlan", "input_headers", "input_rows", "plan_batches", "read_batch"]
+
+#: Readings per batch aimed at: about 1 GB of working memory for scoring with models.
+BATCH_ROWS = 2_000_000
+_RECORD = "__record"  # 0-based row (Parquet) or record (CSV) number carried through a batch
+_ID_COLUMNS = (S.ZONE_ID, S.CLIENT_ID, S.CLEANING_STAFF, S.BUILDING, S.FLOOR, S.ZONE)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How an input splits into batches (picklable: Dask workers read their batch with it)."""
+
+    source: str  # the input's name, as reports show it
+    kind: str  # "parquet" | "csv"
+    files: tuple[str, ...]  # Parquet inputs in order; for CSV the spill files, one per batch
+    headers: dict[str, str]  # canonical name -> header in the input
+    digest: str  # sha256 of the input's bytes (a directory: of its files' sha256s in name order)
+    notes: tuple[str, ...]
+    batches: int
+    by_building: bool
+    rows: int  # rows (Parquet) or well-formed records (CSV) in the input
+    decimal_comma: bool = False
+    record_lines: np.ndarray | None = None  # CSV: the line of each record, where not record + 2
+    malformed: pd.DataFrame = field(default_factory=pd.DataFrame)  # CSV records with a wrong field count
+
+    @property
+    def has_cleaning_flag(self) -> bool:
+        return S.CLEANING_STAFF in self.headers
+
+
+def input_headers(path: Path) -> dict[str, str]:
+    """The input's columns (canonical name -> header), from the Parquet schema or the CSV's first line."""
+    if path.is_dir() or read_head(path).startswith(b"PAR1"):
+        first = _parquet_files(path)[0]
+        return map_headers(list(pq.ParquetFile(first).schema_arrow.names), first.name)
+    return csv_dialect(path, read_head(path)).headers
+
+
+def input_rows(path: Path) -> int:
+    """Rows in a Parquet file or directory (from the metadata), or an estimate for a CSV (from its size)."""
+    if path.is_dir() or read_head(path).startswith(b"PAR1"):
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in _parquet_files(path))
+    head = read_head(path)
+    if not head:
+        return 0
+    lines = max(head.count(b"\n"), 1)
+    return int(path.stat().st_size / (len(head) / lines))
+
+
+def plan_batches(
+    path: str | Path, *, batch_rows: int = BATCH_ROWS, by_building: bool, spill_dir: Path
+) -> BatchPlan:
+    """Plan the batches of ``path``; a CSV is split into ``spill_dir`` now (one pass over the file).
+
+    ``by_building``: keep a building's zones together (the session classifier needs them). Raises
+    :class:`InputError` for an input that cannot be used at all.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir() or read_head(path).startswith(b"PAR1") or path.suffix.lower() in {".parquet", ".pq"}:
+        return _plan_parquet(path, batch_rows, by_building)
+    return _plan_csv(path, batch_rows, by_building, spill_dir)
+
+
+def read_batch(plan: BatchPlan, index: int, site: SiteConfig) -> Readings | None:
+    """The validated readings of batch ``index`` (``None`` when no row falls into it)."""
+    from slem_ml.reader import _validate
+
+    if plan.kind == "parquet":
+        raw = _parquet_batch(plan, index)
+    else:
+        raw = pq.read_table(plan.files[index]).to_pandas() if Path(plan.files[index]).exists() else None
+    malformed = plan.malformed if index == 0 and len(plan.malformed) else None
+    if raw is None or len(raw) == 0:
+        if malformed is None:
+            return None
+        raw = pd.DataFrame(
+            {**{c: pd.Series(dtype=object) for c in plan.headers}, _RECORD: pd.Series(dtype=np.int64)}
+        )
+    record = raw.pop(_RECORD).to_numpy(dtype=np.int64)
+    if plan.kind == "parquet":
+        lines = record + 1
+    elif plan.record_lines is None:
+        lines = record + 2
+    else:
+        lines = plan.record_lines[record]
+    if plan.decimal_comma:
+        raw[S.POWER_W] = raw[S.POWER_W].str.replace(",", ".", regex=False)
+    return _validate(
+        raw, plan.headers, lines, site, plan.source, plan.digest, plan.kind, plan.notes,
+        original=None, malformed=malformed, whole_file=False,
+    )  # fmt: skip
+
+
+# --- Parquet ------------------------------------------------------------------------------------------
+
+
+def _parquet_files(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return [path]
+    files = sorted(p for p in path.rglob("*.parquet") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise InputError(f"{path}: a folder without Parquet files (*.parquet)")
+    return files
+
+
+def _plan_parquet(path: Path, batch_rows: int, by_building: bool) -> BatchPlan:
+    files = _parquet_files(path)
+    digest = hashlib.sha256()
+    rows = 0
+    headers: dict[str, str] | None = None
+    for file in files:
+        try:
+            meta = pq.ParquetFile(file)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"{file.name}: not a readable Parquet file ({exc})") from None
+        found = map_headers(list(meta.schema_arrow.names), file.name)
+        if headers is None:
+            headers = found
+        elif found != headers:
+            raise InputError(f"{file.name}: its columns differ from {files[0].name}'s; one layout per folder")
+        rows += meta.metadata.num_rows
+        digest.update(bytes.fromhex(file_digest(file)[0]) if len(files) > 1 else b"")
+    assert headers is not None
+    if rows == 0:
+        raise InputError(f"{path.name}: no readings (the Parquet input has no rows)")
+    sha = file_digest(files[0])[0] if len(files) == 1 else digest.hexdigest()
+    notes = [
+        "line = Parquet row number" + (" across the folder's files in name order" if path.is_dir() else "")
+    ]
+    return BatchPlan(
+        source=path.name, kind="parquet", files=tuple(str(f) for f in files), headers=headers, digest=sha,
+        notes=tuple(notes), batches=max(1, math.ceil(rows / batch_rows)), by_building=by_building, rows=rows,
+    )  # fmt: skip
+
+
+def _parquet_batch(plan: BatchPlan, index: int) -> pd.DataFrame | None:
+    """Batch ``index``'s rows of every row group, with their row numbers in :data:`_RECORD`."""
+    zone_header = plan.headers[S.ZONE_ID]
+    wanted = list(plan.headers.values())
+    tables = []
+    offset = 0
+    for file in plan.files:
+        pf = pq.ParquetFile(file)
+        for group in range(pf.num_row_groups):
+            size = pf.metadata.row_group(group).num_rows
+            zones = pf.read_row_group(group, columns=[zone_header]).column(0)
+            rows = np.flatnonzero(_batch_ids(zones, plan.batches, plan.by_building) == index)
+            if len(rows):
+                table = pf.read_row_group(group, columns=wanted).take(pa.array(rows))
+                tables.append(table.append_column(_RECORD, pa.array(offset + rows, pa.int64())))
+            offset += size
+    if not tables:
+        return None
+    table = pa.concat_tables(tables, promote_options="permissive")
+    return table.to_pandas().rename(columns={h: c for c, h in plan.headers.items()})
+
+
+# --- CSV ----------------------------------------------------------------------------------------------
+
+
+def _plan_csv(path: Path, batch_rows: int, by_building: bool, spill_dir: Path) -> BatchPlan:
+    head = read_head(path)
+    dialect = csv_dialect(path, head)
+    digest, physical_lines = file_digest(path)
+    batches = max(1, math.ceil(input_rows(path) / batch_rows))
+    wanted = list(dialect.headers.values())
+    schema = pa.schema([*(pa.field(h, pa.string()) for h in wanted), pa.field(_RECORD, pa.int64())])
+    invalid: list[int] = []
+
+    def skip_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(row.actual_columns)
+        return "skip"
+
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    files = [spill_dir / f"batch-{k:05d}.parquet" for k in range(batches)]
+    writers: dict[int, pq.ParquetWriter] = {}
+    records = 0
+    power_numeric = True
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding=dialect.encoding, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(
+                delimiter=dialect.delimiter, ignore_empty_lines=False, invalid_row_handler=skip_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.string() for h in wanted}, include_columns=wanted
+            ),
+        )
+        for block in reader:
+            block = pa.Table.from_batches([block]).select(wanted)
+            ids = _batch_ids(block.column(dialect.headers[S.ZONE_ID]), batches, by_building)
+            block = block.append_column(
+                _RECORD, pa.array(np.arange(records, records + len(block)), pa.int64())
+            )
+            records += len(block)
+            if power_numeric and dialect.delimiter != ",":
+                power_numeric = not pc.any(
+                    pc.match_substring(block.column(dialect.headers[S.POWER_W]), ",")
+                ).as_py()
+            for k in np.unique(ids):
+                if int(k) not in writers:
+                    writers[int(k)] = pq.ParquetWriter(files[int(k)], schema)
+                writers[int(k)].write_table(block.take(pa.array(np.flatnonzero(ids == k))))
+    except pa.ArrowInvalid as exc:
+        detail = str(exc).splitlines()[0]
+        if "Empty CSV file" in detail:
+            raise InputError(f"{path.name}: no readings (only a header line)") from None
+        raise InputError(f"{path.name}: not a readable CSV ({detail})") from None
+    finally:
+        for writer in writers.values():
+            writer.close()
+    if records == 0 and invalid:
+        raise InputError(
+            f"{path.name}: no well-formed rows ({len(invalid)} rows with {invalid[0]} fields, "
+            f"expected {len(dialect.names)}; check the separator)"
+        )
+    if records == 0:
+        raise InputError(f"{path.name}: no readings (only a header line)")
+    starts, malformed = None, pd.DataFrame()
+    if invalid or physical_lines != records + 1:  # quoted line breaks or malformed records
+        starts, malformed = record_lines(path, dialect.encoding, dialect.delimiter, len(dialect.names))
+        if len(starts) != records:
+            raise InputError(f"{path.name}: not a readable CSV (records could not be matched to lines)")
+    notes = list(dialect.notes)
+    decimal_comma = dialect.delimiter != "," and not power_numeric
+    if decimal_comma:
+        notes.append("decimal commas read as decimal points")
+    return BatchPlan(
+        source=path.name, kind="csv", files=tuple(str(f) for f in files), headers=dialect.headers,
+        digest=digest, notes=tuple(notes), batches=batches, by_building=by_building, rows=records,
+        decimal_comma=decimal_comma, record_lines=starts, malformed=malformed,
+    )  # fmt: skip
+
+
+# --- which batch a zone belongs to --------------------------------------------------------------------
+
+
+def _batch_ids(zones: pa.ChunkedArray | pa.Array, batches: int, by_building: bool) -> np.ndarray:
+    """The batch of each row, from its zone id (computed once per distinct id, not per row)."""
+    if batches == 1:
+        return np.zeros(len(zones), dtype=np.int64)
+    values = zones.to_pandas()
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype("category")
+    names = values.cat.categories.astype(str)
+    batch_of = np.array([_batch_of(v, batches, by_building) for v in names], dtype=np.int64)
+    codes = values.cat.codes.to_numpy().astype(np.int64)
+    missing = _batch_of("", batches, by_building)  # a missing id is quarantined in whichever batch
+    return np.where(codes >= 0, batch_of[np.maximum(codes, 0)] if len(names) else missing, missing)
+
+
+def _batch_of(zone_id: str | None, batches: int, by_building: bool) -> int:
+    key = (zone_id or "").strip()
+    if by_building:
+        match = S.ZONE_ID_PATTERN.match(key)
+        key = match.group("building") if match else key
+    return zlib.crc32(key.encode("utf-8")) % batches

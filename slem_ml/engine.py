@@ -1,0 +1,253 @@
+"""Scoring an input in batches of zones, on this machine or on a Dask cluster, with the same answers.
+
+:func:`score_in_batches` plans the batches (:mod:`slem_ml.batches`), then works in two passes:
+
+1. every batch is read and validated to find the end of the whole input (a zone silent until then has
+   dropped out, whichever batch it is in);
+2. every batch is read again, scored (:func:`slem_ml.scoring.score`), and its scored readings written as a
+   Parquet part; only its small results (invoice lines, cleaning sessions, alerts, quarantine, counts) come
+   back.
+
+Then the batches are put together exactly as one piece would be: lines, sessions and alerts sorted by the
+keys :mod:`slem_ml.billing`, :mod:`slem_ml.cleaning` and :mod:`slem_ml.anomaly` sort by, invoices built
+from all lines. Locally, batches run one after another, so peak memory is one batch's. With Dask each batch
+is a task; the models go to every worker once (``scatter(broadcast=True)``), and workers read the input and
+write parts themselves, so input and output must be on storage every worker sees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from slem_ml import schema as S
+from slem_ml.batches import BATCH_ROWS, BatchPlan, input_headers, plan_batches, read_batch
+from slem_ml.billing import build_invoices
+from slem_ml.bundle import ModelBundle
+from slem_ml.contracts import SiteConfig
+from slem_ml.errors import InputError, SlemError
+from slem_ml.result import ScoringResult, ValidationReport
+from slem_ml.scoring import Progress, is_unseen_zones_note, no_progress, unseen_zones_note
+
+__all__ = ["BatchOutcome", "dask_client", "merge", "score_in_batches"]
+
+_LINE_ORDER = ["client_id", "date", "zone_id", "start"]  # billing.invoice_lines
+_CLEANING_ORDER = [S.ZONE_ID, "start"]  # cleaning.cleaning_sessions
+_ALERT_ORDER = ["detected_at", "kind", "zone_id"]  # anomaly.maintenance_alerts
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one scored batch sends back (small: no readings)."""
+
+    report: ValidationReport
+    clients: frozenset[str]
+    lines: pd.DataFrame
+    cleaning: pd.DataFrame
+    alerts: pd.DataFrame
+    quarantine: pd.DataFrame
+    usage_minutes: dict[str, float]
+    timings: dict[str, float]
+    notes: tuple[str, ...]
+    unknown_zones: tuple[str, ...]
+    model_versions: dict[str, str] = field(default_factory=dict)
+
+
+def score_in_batches(
+    path: str | Path,
+    site: SiteConfig,
+    *,
+    models: ModelBundle | None,
+    parts: Path,
+    spill: Path,
+    batch_rows: int = BATCH_ROWS,
+    client: Any = None,
+    progress: Progress = no_progress,
+) -> ScoringResult:
+    """Score ``path`` batch by batch; scored readings go to ``parts/part-NNNNN.parquet``.
+
+    ``client``: a ``dask.distributed.Client`` to run the batches on (None: here, one after another).
+    ``spill`` holds a CSV's batch files. Raises :class:`InputError` for unusable input.
+    """
+    clock = time.perf_counter()
+    # the session classifier compares a building's zones: it runs where the input has no cleaning flag
+    classifier = models is not None and models.sessions is not None
+    by_building = classifier and S.CLEANING_STAFF not in input_headers(Path(path))
+    plan = plan_batches(path, batch_rows=batch_rows, by_building=by_building, spill_dir=spill)
+    plan_s = time.perf_counter() - clock
+    parts.mkdir(parents=True, exist_ok=True)
+    progress("reading", 0.05)
+    ends = _run(client, _batch_end, plan, site, progress=progress, stage="reading", share=(0.05, 0.25))
+    found = [end for end in ends if end is not None]
+    if not found:
+        raise InputError(f"{plan.source}: no valid readings (every row was quarantined or a duplicate)")
+    data_end_ms = max(found)
+    if client is not None:
+        models = client.scatter(models, broadcast=True) if models is not None else None
+    outcomes = _run(
+        client, _score_batch, plan, site, models, data_end_ms, str(parts),
+        progress=progress, stage="scoring", share=(0.25, 0.7),
+    )  # fmt: skip
+    result = merge(plan, site, [o for o in outcomes if o is not None])
+    result.readings_parts = parts
+    result.timings = {"plan_s": plan_s, **result.timings, "batches": float(plan.batches)}
+    return result
+
+
+def _run(client: Any, fn: Any, plan: BatchPlan, *args: Any, progress: Progress, stage: str,
+         share: tuple[float, float]) -> list[Any]:  # fmt: skip
+    """``fn(plan, index, *args)`` for every batch, here or on the cluster, in batch order."""
+    low, high = share
+    if client is None:
+        out = []
+        for index in range(plan.batches):
+            out.append(fn(plan, index, *args))
+            progress(stage, low + (high - low) * (index + 1) / plan.batches)
+        return out
+    from dask.distributed import as_completed
+
+    shared = client.scatter(plan, broadcast=True)  # once per worker, not once per task
+    futures = [client.submit(fn, shared, index, *args, pure=False) for index in range(plan.batches)]
+    for done, _ in enumerate(as_completed(futures), start=1):
+        progress(stage, low + (high - low) * done / plan.batches)
+    return client.gather(futures)
+
+
+def _batch_end(plan: BatchPlan, index: int, site: SiteConfig) -> int | None:
+    """The last valid reading of batch ``index`` [UTC ms]."""
+    readings = read_batch(plan, index, site)
+    if readings is None or readings.report.last_timestamp is None:
+        return None
+    return int(readings.report.last_timestamp.to_datetime64().astype("datetime64[ms]").astype(np.int64))
+
+
+def _score_batch(
+    plan: BatchPlan, index: int, site: SiteConfig, models: ModelBundle | None, data_end_ms: int, parts: str
+) -> BatchOutcome | None:
+    """Read, validate and score batch ``index``; write its scored readings as a Parquet part."""
+    from slem_ml.outputs import write_readings
+    from slem_ml.scoring import score
+    from slem_ml.summary import _usage_minutes
+
+    clock = time.perf_counter()
+    readings = read_batch(plan, index, site)
+    if readings is None:
+        return None
+    read_s = time.perf_counter() - clock
+    result = score(readings, site, models=models, data_end_ms=data_end_ms)
+    clock = time.perf_counter()
+    write_readings(result.readings, site, Path(parts) / f"part-{index:05d}.parquet")
+    clients = frozenset(str(c) for c in readings.frame[S.CLIENT_ID].unique())
+    return BatchOutcome(
+        report=readings.report,
+        clients=clients,
+        lines=result.invoice_lines,
+        cleaning=result.cleaning_sessions,
+        alerts=result.alerts,
+        quarantine=result.quarantine,
+        usage_minutes=_usage_minutes(result.readings),
+        timings={"read_s": read_s, **result.timings, "write_parts_s": time.perf_counter() - clock},
+        notes=result.notes,
+        unknown_zones=result.unknown_zones,
+        model_versions=result.model_versions,
+    )
+
+
+def merge(plan: BatchPlan, site: SiteConfig, outcomes: list[BatchOutcome]) -> ScoringResult:
+    """The batches' results as one :class:`ScoringResult` (``readings`` empty: they are in the parts)."""
+    reports = [o.report for o in outcomes]
+    reasons: Counter[str] = Counter()
+    for report in reports:
+        reasons.update(report.reasons)
+    notes = list(dict.fromkeys(n for r in reports for n in r.notes))
+    firsts = [r.first_timestamp for r in reports if r.first_timestamp is not None]
+    lasts = [r.last_timestamp for r in reports if r.last_timestamp is not None]
+    report = ValidationReport(
+        source=plan.source,
+        input_sha256=plan.digest,
+        file_format=plan.kind,
+        columns=dict(plan.headers),
+        rows_in=sum(r.rows_in for r in reports),
+        rows_valid=sum(r.rows_valid for r in reports),
+        rows_quarantined=sum(r.rows_quarantined for r in reports),
+        rows_duplicate=sum(r.rows_duplicate for r in reports),
+        reasons=dict(reasons),
+        notes=tuple(notes),
+        first_timestamp=min(firsts) if firsts else None,
+        last_timestamp=max(lasts) if lasts else None,
+        zones=sum(r.zones for r in reports),  # batches hold disjoint zones
+        clients=len(frozenset().union(*(o.clients for o in outcomes))),
+    )
+    lines = _concat([o.lines for o in outcomes], _LINE_ORDER)
+    usage: Counter[str] = Counter()
+    timings: Counter[str] = Counter()
+    for outcome in outcomes:
+        usage.update(outcome.usage_minutes)
+        timings.update(outcome.timings)
+    return ScoringResult(
+        site=site,
+        readings=pd.DataFrame(),
+        invoice_lines=lines,
+        invoices=build_invoices(lines, site),
+        cleaning_sessions=_concat([o.cleaning for o in outcomes], _CLEANING_ORDER),
+        alerts=_concat([o.alerts for o in outcomes], _ALERT_ORDER),
+        quarantine=_concat([o.quarantine for o in outcomes], [S.LINE]),
+        report=report,
+        timings=dict(timings),
+        model_versions=outcomes[0].model_versions if outcomes else {},
+        notes=_notes(outcomes),
+        usage_minutes={k: float(v) for k, v in usage.items()},
+    )
+
+
+def _notes(outcomes: list[BatchOutcome]) -> tuple[str, ...]:
+    """The batches' notes once each, the zones new to the models in one note as one piece would have."""
+    notes = dict.fromkeys(n for o in outcomes for n in o.notes if not is_unseen_zones_note(n))
+    unknown = sorted({z for o in outcomes for z in o.unknown_zones})
+    return (*notes, *([unseen_zones_note(unknown)] if unknown else []))
+
+
+def _concat(frames: list[pd.DataFrame], order: list[str]) -> pd.DataFrame:
+    """Frames of the batches as one, in the order one piece would have (stable sort on ``order``)."""
+    full = [f for f in frames if len(f)]
+    if not full:
+        return frames[0] if frames else pd.DataFrame()
+    out = pd.concat(full, ignore_index=True) if len(full) > 1 else full[0]
+    return out.sort_values(order, kind="stable", ignore_index=True)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, *, workers: int | None = None) -> Iterator[Any]:
+    """A Dask client of the scheduler at ``scheduler`` (``tcp://HOST:8786``), or of a LocalCluster sized to
+    this machine (``workers`` single-threaded worker processes, default one per core); closed on exit.
+
+    Raises :class:`SlemError` when the scheduler cannot be reached."""
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    dask.config.set({"dataframe.convert-string": False})
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise SlemError(f"--scheduler {scheduler}: no Dask scheduler answers there ({exc})") from None
+        with client:
+            yield client
+        return
+    count = workers or os.cpu_count() or 1
+    with (
+        LocalCluster(
+            n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
