@@ -29,7 +29,6 @@ severity, status, words) is described in :mod:`slem_ml.alerts`.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -52,6 +51,7 @@ from slem_ml.alerts import (
     zoned_readings,
 )
 from slem_ml.contracts import SiteConfig
+from slem_ml.cores import cores
 from slem_ml.drift import DriftDetector
 from slem_ml.errors import SlemError
 
@@ -249,7 +249,7 @@ def _forest_scores(forest: IsolationForest, X: np.ndarray) -> np.ndarray:
 
     Each row is still scored tree by tree in the same order, so the scores are those of one thread, bit for
     bit (sklearn's own ``n_jobs`` adds the trees' depths in whatever order the threads finish)."""
-    workers = min(os.cpu_count() or 1, max(1, len(X) // 50_000))
+    workers = min(cores(), max(1, len(X) // 50_000))
     if workers == 1:
         return forest.score_samples(X) if len(X) else np.zeros(0)
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -35,7 +35,7 @@ from slem_ml.billing import build_invoices
 from slem_ml.bundle import ModelBundle
 from slem_ml.contracts import SiteConfig
 from slem_ml.errors import InputError, SlemError
-from slem_ml.result import ScoringResult, ValidationReport
+from slem_ml.result import Readings, ScoringResult, ValidationReport
 from slem_ml.scoring import Progress, is_unseen_zones_note, no_progress, unseen_zones_note
 
 __all__ = ["BatchOutcome", "dask_client", "merge", "score_in_batches"]
@@ -86,63 +86,97 @@ def score_in_batches(
     plan_s = time.perf_counter() - clock
     parts.mkdir(parents=True, exist_ok=True)
     progress("reading", 0.05)
-    ends = _run(client, _batch_end, plan, site, progress=progress, stage="reading", share=(0.05, 0.25))
-    found = [end for end in ends if end is not None]
-    if not found:
-        raise InputError(f"{plan.source}: no valid readings (every row was quarantined or a duplicate)")
-    data_end_ms = max(found)
-    if client is not None:
-        models = client.scatter(models, broadcast=True) if models is not None else None
-    outcomes = _run(
-        client, _score_batch, plan, site, models, data_end_ms, str(parts),
-        progress=progress, stage="scoring", share=(0.25, 0.7),
-    )  # fmt: skip
+    if client is None:
+        outcomes = _score_here(plan, site, models, parts, progress)
+    else:
+        outcomes = _score_on_dask(client, plan, site, models, parts, progress)
     result = merge(plan, site, [o for o in outcomes if o is not None])
     result.readings_parts = parts
     result.timings = {"plan_s": plan_s, **result.timings, "batches": float(plan.batches)}
     return result
 
 
-def _run(client: Any, fn: Any, plan: BatchPlan, *args: Any, progress: Progress, stage: str,
-         share: tuple[float, float]) -> list[Any]:  # fmt: skip
-    """``fn(plan, index, *args)`` for every batch, here or on the cluster, in batch order."""
-    low, high = share
-    if client is None:
-        out = []
-        for index in range(plan.batches):
-            out.append(fn(plan, index, *args))
-            progress(stage, low + (high - low) * (index + 1) / plan.batches)
-        return out
+def _score_here(
+    plan: BatchPlan, site: SiteConfig, models: ModelBundle | None, parts: Path, progress: Progress
+) -> list[BatchOutcome | None]:
+    """One batch after another, read twice (to find the input's end, then to score): one batch in memory."""
+    ends = []
+    for index in range(plan.batches):
+        ends.append(_last_ms(read_batch(plan, index, site)))
+        progress("reading", 0.05 + 0.2 * (index + 1) / plan.batches)
+    end = _data_end(plan, ends)
+    outcomes = []
+    for index in range(plan.batches):
+        clock = time.perf_counter()
+        readings = read_batch(plan, index, site)
+        read_s = time.perf_counter() - clock
+        outcomes.append(_score_batch(readings, index, site, models, end, str(parts), read_s))
+        progress("scoring", 0.25 + 0.45 * (index + 1) / plan.batches)
+    return outcomes
+
+
+def _score_on_dask(
+    client: Any,
+    plan: BatchPlan,
+    site: SiteConfig,
+    models: ModelBundle | None,
+    parts: Path,
+    progress: Progress,
+) -> list[BatchOutcome | None]:
+    """Every batch a task, read once and kept on its worker (Dask spills to disk under memory pressure)."""
     from dask.distributed import as_completed
 
-    shared = client.scatter(plan, broadcast=True)  # once per worker, not once per task
-    futures = [client.submit(fn, shared, index, *args, pure=False) for index in range(plan.batches)]
+    shared_plan = client.scatter(plan, broadcast=True)  # once per worker, not once per task
+    batches = [
+        client.submit(read_batch, shared_plan, index, site, pure=False) for index in range(plan.batches)
+    ]
+    # the models go out while the batches are read, once per worker
+    shared_models = client.scatter(models, broadcast=True) if models is not None else None
+    ends = client.gather([client.submit(_last_ms, batch, pure=False) for batch in batches])
+    progress("reading", 0.25)
+    end = _data_end(plan, ends)
+    futures = [
+        client.submit(_score_batch, batch, index, site, shared_models, end, str(parts), pure=False)
+        for index, batch in enumerate(batches)
+    ]
     for done, _ in enumerate(as_completed(futures), start=1):
-        progress(stage, low + (high - low) * done / plan.batches)
-    return client.gather(futures)
+        progress("scoring", 0.25 + 0.45 * done / plan.batches)
+    outcomes: list[BatchOutcome | None] = client.gather(futures)
+    del batches, futures  # releases the batches on the workers
+    return outcomes
 
 
-def _batch_end(plan: BatchPlan, index: int, site: SiteConfig) -> int | None:
-    """The last valid reading of batch ``index`` [UTC ms]."""
-    readings = read_batch(plan, index, site)
+def _data_end(plan: BatchPlan, ends: list[int | None]) -> int:
+    """The last valid reading of the whole input [UTC ms]; :class:`InputError` when there is none."""
+    found = [end for end in ends if end is not None]
+    if not found:
+        raise InputError(f"{plan.source}: no valid readings (every row was quarantined or a duplicate)")
+    return max(found)
+
+
+def _last_ms(readings: Readings | None) -> int | None:
+    """The last valid reading of a batch [UTC ms]."""
     if readings is None or readings.report.last_timestamp is None:
         return None
     return int(readings.report.last_timestamp.to_datetime64().astype("datetime64[ms]").astype(np.int64))
 
 
 def _score_batch(
-    plan: BatchPlan, index: int, site: SiteConfig, models: ModelBundle | None, data_end_ms: int, parts: str
+    readings: Readings | None,
+    index: int,
+    site: SiteConfig,
+    models: ModelBundle | None,
+    data_end_ms: int,
+    parts: str,
+    read_s: float = 0.0,
 ) -> BatchOutcome | None:
-    """Read, validate and score batch ``index``; write its scored readings as a Parquet part."""
+    """Score batch ``index``'s validated readings; write its scored readings as a Parquet part."""
     from slem_ml.outputs import write_readings
     from slem_ml.scoring import score
     from slem_ml.summary import _usage_minutes
 
-    clock = time.perf_counter()
-    readings = read_batch(plan, index, site)
     if readings is None:
         return None
-    read_s = time.perf_counter() - clock
     result = score(readings, site, models=models, data_end_ms=data_end_ms)
     clock = time.perf_counter()
     write_readings(result.readings, site, Path(parts) / f"part-{index:05d}.parquet")
@@ -246,7 +280,12 @@ def dask_client(scheduler: str | None = None, *, workers: int | None = None) -> 
     count = workers or os.cpu_count() or 1
     with (
         LocalCluster(
-            n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=count,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"SLEM_THREADS": "1"},  # one task at a time per worker: one thread each
+            preload=["slem_ml.dask_preload"],  # workers import LightGBM while the client starts
         ) as cluster,
         Client(cluster) as client,
     ):

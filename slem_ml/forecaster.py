@@ -26,13 +26,14 @@ import numpy as np
 import pandas as pd
 
 from slem_ml import schema as S
+from slem_ml.cores import cores
 from slem_ml.features import CATEGORICAL, FORECAST_FEATURES, LIT
 
 __all__ = ["ZoneForecaster"]
 
 STRATEGIES = ("global", "per_zone")
 #: Threads per prediction: rows are independent, so any number gives the same answer (fits use ``n_jobs``).
-_PREDICT_THREADS = os.cpu_count() or 1
+_PREDICT_THREADS = cores()
 
 
 class ZoneForecaster:

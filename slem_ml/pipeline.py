@@ -122,18 +122,19 @@ def _score_batched(
     """Score the input batch by batch, here or on a Dask cluster (:mod:`slem_ml.engine`)."""
     from slem_ml.engine import dask_client, score_in_batches
 
-    bundle, source = models()
     if engine != "dask":
+        bundle, source = models()
         result = score_in_batches(
             path, site, models=bundle, parts=scratch / "parts", spill=scratch / "spill",
             batch_rows=batch_rows, progress=progress,
         )  # fmt: skip
         return result, bundle, source
-    with dask_client(scheduler) as client:
-        workers = max(1, len(client.scheduler_info()["workers"]))
-        from slem_ml.batches import input_rows
+    from slem_ml.batches import input_rows
 
-        per_task = min(batch_rows, max(50_000, -(-input_rows(path) // (2 * workers))))  # 2 tasks a worker
+    with dask_client(scheduler) as client:  # the cluster starts while the models load (the CLI's thread)
+        bundle, source = models()
+        workers = max(1, len(client.scheduler_info()["workers"]))
+        per_task = min(batch_rows, max(50_000, -(-input_rows(path) // workers)))  # a batch per worker
         result = score_in_batches(
             path, site, models=bundle, parts=scratch / "parts", spill=scratch / "spill",
             batch_rows=per_task, client=client, progress=progress,
