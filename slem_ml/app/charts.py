@@ -174,7 +174,14 @@ def zone_power_chart(series: pd.DataFrame, alerts: pd.DataFrame, zone_id: str) -
     if "expected_w" in series:
         fig.add_scatter(x=x, y=series["expected_w"], name="expected", line={"color": "royalblue"})
     fig.add_scatter(x=x, y=series["actual_w"], name="actual", line={"color": "black", "width": 1})
-    for alert in alerts.itertuples(index=False):
+    spikes = alerts[alerts["kind"] == "spike"]
+    if len(spikes):  # many and short: markers along the top, not a line each
+        top = float(series["actual_w"].max()) * 1.05
+        fig.add_scatter(
+            x=spikes["detected_at"], y=[top] * len(spikes), mode="markers", name="spike alerts",
+            marker={"symbol": "x", "color": "crimson", "size": 9},
+        )  # fmt: skip
+    for alert in alerts[alerts["kind"] != "spike"].itertuples(index=False):
         fig.add_vline(x=alert.detected_at, line={"color": "crimson", "dash": "dot"})
         fig.add_annotation(x=alert.detected_at, y=1, yref="paper", text=alert.kind, showarrow=False)
     return fig

@@ -9,6 +9,7 @@ money as exact decimals with two places) and Plotly figures. Problems a user can
 from __future__ import annotations
 
 import datetime as dt
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from slem_ml.app.views import RunView, latest_view, tiles
 from slem_ml.app.workspace import AppConfig
 from slem_ml.app.workspace import upload as score_upload
 from slem_ml.bundle import ModelBundle
+from slem_ml.csvsafe import write_csv
 from slem_ml.errors import SlemError
 from slem_ml.scoring import Progress, no_progress
 from slem_ml.storage import invoice_history, open_database
@@ -145,14 +147,14 @@ def dashboard(config: AppConfig, username: str | None) -> Dashboard | None:
         energy_heatmap=charts.energy_heatmap(view.energy),
         profile=charts.profile_heatmap(view.energy),
         trend=charts.energy_trend(view.energy),
-        invoices=_display(view.invoices),
+        invoices=_display(_invoices_shown(view.invoices)),
         lines=_display(view.lines),
         overtime_chart=charts.overtime_by_client(view.lines, cur),
         cleaning=_display(flagged),
         cleaning_ranking=_display(ranked),
         cleaning_chart=charts.cleaning_ranking(ranked, cur),
         cleaning_hours=charts.cleaning_by_hour(view.cleaning),
-        alerts=_display(_open(view.alerts)),
+        alerts=_alerts_shown(_open(view.alerts), view.site.site.timezone),
         zones=list(view.zones),
         buildings=sorted({str(b) for b in view.energy[S.BUILDING].unique()}),
         invoice_ids=[str(i) for i in view.invoices["invoice_id"]],
@@ -244,7 +246,7 @@ def zone_detail(config: AppConfig, username: str | None, zone_id: str | None) ->
     effects = analysis.fix_effects(series, history, tz)
     return ZoneDetail(
         chart=charts.zone_power_chart(series, marks, zone_id),
-        alerts=_display(alerts),
+        alerts=_alerts_shown(alerts, tz),
         history=_display(effects),
     )
 
@@ -276,7 +278,8 @@ def _maintain(
             acknowledge_alert(engine, alert_id, view.user.name, note or None)
     finally:
         engine.dispose()
-    return _display(_open(_require(_view(config, username)).alerts))
+    after = _require(_view(config, username))
+    return _alerts_shown(_open(after.alerts), after.site.site.timezone)
 
 
 def forecast_for(
@@ -354,8 +357,31 @@ def _models(config: AppConfig) -> ModelBundle | None:
     return find_models(config.tracking_uri, config.models_dir, required=False)[0]
 
 
+#: Alert columns as the tables show them: the explanation last, so it gets the room that is left.
+_ALERT_SHOWN = [
+    "alert_id", "zone_id", "kind", "severity", "status", "detected_at", "first_seen", "last_seen",
+    "acknowledged_by", "resolved_by", "note", "detail",
+]  # fmt: skip
+
+
 def _open(alerts: pd.DataFrame) -> pd.DataFrame:
     return alerts[alerts["status"].isin(["open", "ongoing"])]
+
+
+def _alerts_shown(alerts: pd.DataFrame, timezone: str) -> pd.DataFrame:
+    """Alerts for a table: times in site time, the columns that say something, the explanation last."""
+    local = {c: alerts[c].dt.tz_convert(timezone) for c in ("detected_at", "first_seen", "last_seen")}
+    shown = alerts.assign(**local)
+    keep = [c for c in _ALERT_SHOWN if c in ("alert_id", "detail") or shown[c].notna().any()]
+    return _display(shown[keep])
+
+
+def _invoices_shown(invoices: pd.DataFrame) -> pd.DataFrame:
+    """Invoices for a table: hours to the quarter hour they are billed in, the hash shortened."""
+    return invoices.assign(
+        billable_hours=[f"{h:.2f}" for h in invoices["billable_hours"]],
+        content_hash=invoices["content_hash"].str[:16] + "…",
+    )
 
 
 def _notes(view: RunView) -> str:
@@ -365,7 +391,8 @@ def _notes(view: RunView) -> str:
     import json
 
     data = json.loads(summary.read_text(encoding="utf-8"))
-    notes = [f"- {n}" for n in data.get("notes", [])]
+    quarantined = data.get("rows_quarantined", 0) > 0  # "line = ..." says how to read the quarantine
+    notes = [f"- {n}" for n in data.get("notes", []) if quarantined or not n.startswith("line = ")]
     reasons = data.get("quarantine_reasons") or {}
     notes += [f"- quarantined {count:,}: {reason}" for reason, count in reasons.items()]
     return "\n".join(notes)
@@ -377,7 +404,10 @@ def _downloads(view: RunView) -> list[Path]:
     files = [view.folder / name for name in names if (view.folder / name).exists()]
     if view.user.client_id is None:
         return files
-    own = Path(tempfile.mkdtemp(prefix=f"slem-{view.user.name}-"))
+    own = view.folder / f"for-{view.user.name}"  # written once per run and user
+    if own.exists():
+        return sorted(own.glob("*.csv"), key=lambda p: names.index(p.name))
+    staging = Path(tempfile.mkdtemp(prefix=".for-", dir=view.folder))
     kept: list[Path] = []
     for path in files:
         if path.name == "quarantine.csv":
@@ -387,8 +417,9 @@ def _downloads(view: RunView) -> list[Path]:
             frame = frame[frame["client_id"] == view.user.client_id]
         elif S.ZONE_ID in frame.columns:
             frame = frame[frame[S.ZONE_ID].isin(view.zones)]
-        frame.to_csv(own / path.name, index=False)
+        write_csv(frame, staging / path.name)  # cells stay as escaped in the run's file
         kept.append(own / path.name)
+    os.replace(staging, own)
     return kept
 
 

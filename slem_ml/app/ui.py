@@ -130,14 +130,17 @@ def build_app(config: AppConfig) -> gr.Blocks:
                     pdf_button = gr.Button("Printable invoice (PDF)")
                     history_button = gr.Button("Revision history")
                 pdf_file = gr.File(label="Printable invoice", interactive=False)
-                history = gr.Dataframe(label="Revisions of the invoice", interactive=False)
+                history = gr.Dataframe(
+                    label="Revisions of the invoice", interactive=False,
+                    headers=["revision", "created (UTC)", "run", "lines", "billable_hours", "total"],
+                )  # fmt: skip
                 lines = gr.Dataframe(label="Invoice lines", interactive=False, max_height=400)
                 overtime = gr.Plot(label="Overtime by client and zone")
             with gr.Tab("Cleaning", id="cleaning"):
                 ranking = gr.Dataframe(label="Waste by building and floor", interactive=False)
                 with gr.Row():
-                    ranking_chart = gr.Plot()
-                    hours_chart = gr.Plot()
+                    ranking_chart = gr.Plot(label="Waste by building and floor")
+                    hours_chart = gr.Plot(label="When cleaning starts")
                 flagged = gr.Dataframe(label="Sessions over the limit", interactive=False, max_height=400)
             with gr.Tab("Maintenance", id="maintenance"):
                 alerts = gr.Dataframe(label="Open alerts", interactive=False, max_height=300, wrap=True)
@@ -148,13 +151,20 @@ def build_app(config: AppConfig) -> gr.Blocks:
                     ack_button = gr.Button("Acknowledge")
                     resolve_button = gr.Button("Resolve", variant="primary")
                 zone_pick = gr.Dropdown(label="Zone", choices=[], value=None)
-                zone_chart = gr.Plot()
-                zone_alerts = gr.Dataframe(label="Alerts of the zone", interactive=False, wrap=True)
-                zone_history = gr.Dataframe(label="Maintenance done and whether it worked", interactive=False)
+                zone_chart = gr.Plot(label="Actual vs expected power")
+                zone_alerts = gr.Dataframe(
+                    label="Alerts of the zone", interactive=False, wrap=True, headers=["choose a zone above"]
+                )
+                zone_history = gr.Dataframe(
+                    label="Maintenance done and whether it worked", interactive=False,
+                    headers=["at", "action", "note", "user_name", "before_w", "after_w", "verdict"],
+                )  # fmt: skip
             with gr.Tab("Forecast", id="forecast"):
                 target = gr.Dropdown(label="Zone or building", choices=[], value=None)
-                forecast_chart = gr.Plot()
-                peaks = gr.Dataframe(label="Peak hours", interactive=False)
+                forecast_chart = gr.Plot(label="Next 7 days")
+                peaks = gr.Dataframe(
+                    label="Peak hours", interactive=False, headers=["rank", "timestamp", "expected_power_w"]
+                )
             with gr.Tab("Models", id="models"):
                 champion = gr.Markdown()
                 runs = gr.Dataframe(label="Training runs (MLflow)", interactive=False)
@@ -234,7 +244,7 @@ def launch(config: AppConfig, *, host: str, port: int, auth: Any, prevent_thread
         server_name=host,
         server_port=port,
         auth=auth,
-        auth_message="Sign in with your slem account (`slem users add`).",
+        auth_message="Sign in with your slem account (an admin creates it with: slem users add).",
         max_file_size=f"{int(config.max_upload_mb)}mb",
         allowed_paths=[str(Path(config.runs_dir).absolute())],
         footer_links=[],
