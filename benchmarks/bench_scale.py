@@ -3,12 +3,13 @@
     python benchmarks/bench_scale.py --points 1000000 10000000          # local and dask at each size
     python benchmarks/bench_scale.py --points 50000000 --engines local  # the 50 M run
 
-Each point is a folder of daily Parquet files from ``slem generate`` (5-minute readings; zones × days chosen
-to reach the size), scored by a fresh ``python -m slem_ml score`` process with the champion trained once on
-four weeks of the same zones at 15 minutes. Memory is sampled every 0.1 s over the whole process tree
-(psutil): the peak of the sum of resident memory (what the machine must hold) and the largest single
-process. The Dask runs use a LocalCluster of 2 single-threaded worker processes (``--engine dask``, no
-scheduler given). Results print as a markdown table.
+Each point is a Parquet file (up to 2 M readings) or a folder of daily Parquet files from ``slem generate``
+(5-minute readings; zones × days chosen to reach the size), scored by a fresh ``python -m slem_ml score``
+process with the champion trained once on four weeks of the same zones at 15 minutes. Memory is sampled
+every 0.1 s over the whole process tree (psutil, proportional set size: pages a forked child shares with
+its parent count once): the peak of the sum (what the machine must hold) and the largest single process.
+The Dask runs use a LocalCluster of 2 single-threaded worker processes (``--engine dask``, no scheduler
+given). Results print as a markdown table.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ class TreeMemory:
                 return
             sizes = []
             for process in tree:
-                try:
-                    sizes.append(process.memory_info().rss)
+                try:  # PSS: pages shared with a forked child count once, split between them
+                    sizes.append(process.memory_full_info().pss)
                 except psutil.NoSuchProcess:
                     continue
             if sizes:
@@ -110,10 +111,13 @@ def main() -> None:
         work = Path(tmp)
         for point in args.points:
             zones, days = shape(point)
-            data = work / f"readings-{point}"
+            # up to 2 M readings one Parquet file (the local engine scores it in one piece), above that a
+            # folder of daily files (scored in batches)
+            data = work / (f"readings-{point}.parquet" if point <= 2_000_000 else f"readings-{point}")
             clock = time.perf_counter()
             subprocess.run(
-                slem("generate", "--out", f"{data}/", "--zones", str(zones), "--days", str(days),
+                slem("generate", "--out", str(data) if data.suffix else f"{data}/", "--zones", str(zones),
+                     "--days", str(days),
                      "--start", START.isoformat(), "--seed", "1", "--faults-after", "0.5"),
                 check=True, capture_output=True,
             )  # fmt: skip
@@ -147,8 +151,10 @@ def main() -> None:
                     f"{total:.2f} | {single:.2f} | {memory.processes} | {generated:.0f} |"
                 )
                 print(rows[-1], flush=True)
-    print("\n| readings | zones × days | engine | wall [s] | peak RSS all processes [GiB] | largest process "
-          "[GiB] | processes | generate [s] |")  # fmt: skip
+    print(
+        "\n| readings | zones × days | engine | wall [s] | peak memory, all processes [GiB] | "
+        "largest process [GiB] | processes | generate [s] |"
+    )
     print("|---:|---|---|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
 
