@@ -10,8 +10,9 @@ or its building part (``HQ`` of ``HQ-F4-Z2``) — so any process can pick out it
 
 Inputs:
 
-* a Parquet file, or a directory of Parquet files read in name order; each batch reads the row groups
-  (only its rows); ``line`` is the row number across the files (1-based);
+* a Parquet file, or a directory of Parquet files (not its sub-directories) read in name order; each batch
+  reads the key column of every row group, and the whole row group where it has rows there; ``line`` is the
+  row number across the files (1-based);
 * a CSV file: split once, in blocks, into one Parquet spill file per batch (text columns, as the CSV has
   them); ``line`` is the record's line in the CSV, as :func:`slem_ml.reader.read_readings` gives it.
 """
@@ -59,6 +60,7 @@ class BatchPlan:
     by_building: bool
     rows: int  # rows (Parquet) or well-formed records (CSV) in the input
     decimal_comma: bool = False
+    spilled: frozenset[int] = frozenset()  # CSV: the batches that have a spill file (the others are empty)
     record_lines: np.ndarray | None = None  # CSV: the line of each record, where not record + 2
     malformed: pd.DataFrame = field(default_factory=pd.DataFrame)  # CSV records with a wrong field count
 
@@ -94,7 +96,7 @@ def plan_batches(
     ``by_building``: keep a building's zones together (the session classifier needs them). Raises
     :class:`InputError` for an input that cannot be used at all.
     """
-    path = Path(path)
+    path = Path(path).absolute()  # workers elsewhere resolve it on the same shared storage
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir() or read_head(path).startswith(b"PAR1") or path.suffix.lower() in {".parquet", ".pq"}:
@@ -108,8 +110,15 @@ def read_batch(plan: BatchPlan, index: int, site: SiteConfig) -> Readings | None
 
     if plan.kind == "parquet":
         raw = _parquet_batch(plan, index)
+    elif index in plan.spilled:
+        spill = Path(plan.files[index])
+        if not spill.exists():  # a worker that cannot see the client's storage must not drop zones
+            raise InputError(
+                f"{spill}: this batch of the CSV is not readable here; put --out on shared storage"
+            )
+        raw = pq.read_table(spill).to_pandas().rename(columns={h: c for c, h in plan.headers.items()})
     else:
-        raw = pq.read_table(plan.files[index]).to_pandas() if Path(plan.files[index]).exists() else None
+        raw = None
     malformed = plan.malformed if index == 0 and len(plan.malformed) else None
     if raw is None or len(raw) == 0:
         if malformed is None:
@@ -124,11 +133,12 @@ def read_batch(plan: BatchPlan, index: int, site: SiteConfig) -> Readings | None
         lines = record + 2
     else:
         lines = plan.record_lines[record]
-    if plan.decimal_comma:
-        raw[S.POWER_W] = raw[S.POWER_W].str.replace(",", ".", regex=False)
+    text = raw
+    if plan.decimal_comma:  # the quarantine keeps the file's own text
+        raw = raw.assign(**{S.POWER_W: raw[S.POWER_W].str.replace(",", ".", regex=False)})
     return _validate(
         raw, plan.headers, lines, site, plan.source, plan.digest, plan.kind, plan.notes,
-        original=None, malformed=malformed, whole_file=False,
+        original=lambda: text, malformed=malformed, whole_file=False,
     )  # fmt: skip
 
 
@@ -138,7 +148,7 @@ def read_batch(plan: BatchPlan, index: int, site: SiteConfig) -> Readings | None
 def _parquet_files(path: Path) -> list[Path]:
     if not path.is_dir():
         return [path]
-    files = sorted(p for p in path.rglob("*.parquet") if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in path.glob("*.parquet") if p.is_file() and not p.name.startswith("."))
     if not files:
         raise InputError(f"{path}: a folder without Parquet files (*.parquet)")
     return files
@@ -176,7 +186,7 @@ def _plan_parquet(path: Path, batch_rows: int, by_building: bool) -> BatchPlan:
 
 def _parquet_batch(plan: BatchPlan, index: int) -> pd.DataFrame | None:
     """Batch ``index``'s rows of every row group, with their row numbers in :data:`_RECORD`."""
-    zone_header = plan.headers[S.ZONE_ID]
+    key_header = _key_header(plan.headers, plan.by_building)
     wanted = list(plan.headers.values())
     tables = []
     offset = 0
@@ -184,8 +194,8 @@ def _parquet_batch(plan: BatchPlan, index: int) -> pd.DataFrame | None:
         pf = pq.ParquetFile(file)
         for group in range(pf.num_row_groups):
             size = pf.metadata.row_group(group).num_rows
-            zones = pf.read_row_group(group, columns=[zone_header]).column(0)
-            rows = np.flatnonzero(_batch_ids(zones, plan.batches, plan.by_building) == index)
+            keys = pf.read_row_group(group, columns=[key_header]).column(0)
+            rows = np.flatnonzero(_batch_ids(keys, plan.batches, plan.by_building) == index)
             if len(rows):
                 table = pf.read_row_group(group, columns=wanted).take(pa.array(rows))
                 tables.append(table.append_column(_RECORD, pa.array(offset + rows, pa.int64())))
@@ -230,15 +240,13 @@ def _plan_csv(path: Path, batch_rows: int, by_building: bool, spill_dir: Path) -
         )
         for block in reader:
             block = pa.Table.from_batches([block]).select(wanted)
-            ids = _batch_ids(block.column(dialect.headers[S.ZONE_ID]), batches, by_building)
+            ids = _batch_ids(block.column(_key_header(dialect.headers, by_building)), batches, by_building)
             block = block.append_column(
                 _RECORD, pa.array(np.arange(records, records + len(block)), pa.int64())
             )
             records += len(block)
             if power_numeric and dialect.delimiter != ",":
-                power_numeric = not pc.any(
-                    pc.match_substring(block.column(dialect.headers[S.POWER_W]), ",")
-                ).as_py()
+                power_numeric = _numeric(block.column(dialect.headers[S.POWER_W]))
             for k in np.unique(ids):
                 if int(k) not in writers:
                     writers[int(k)] = pq.ParquetWriter(files[int(k)], schema)
@@ -270,7 +278,7 @@ def _plan_csv(path: Path, batch_rows: int, by_building: bool, spill_dir: Path) -
     return BatchPlan(
         source=path.name, kind="csv", files=tuple(str(f) for f in files), headers=dialect.headers,
         digest=digest, notes=tuple(notes), batches=batches, by_building=by_building, rows=records,
-        decimal_comma=decimal_comma, record_lines=starts, malformed=malformed,
+        decimal_comma=decimal_comma, record_lines=starts, malformed=malformed, spilled=frozenset(writers),
     )  # fmt: skip
 
 
@@ -291,9 +299,31 @@ def _batch_ids(zones: pa.ChunkedArray | pa.Array, batches: int, by_building: boo
     return np.where(codes >= 0, batch_of[np.maximum(codes, 0)] if len(names) else missing, missing)
 
 
-def _batch_of(zone_id: str | None, batches: int, by_building: bool) -> int:
-    key = (zone_id or "").strip()
+def _key_header(headers: dict[str, str], by_building: bool) -> str:
+    """The column a row's batch follows: its zone id, or its building (the file's column where it has one,
+    as the session classifier groups by it)."""
+    if by_building and S.BUILDING in headers:
+        return headers[S.BUILDING]
+    return headers[S.ZONE_ID]
+
+
+def _batch_of(key: str | None, batches: int, by_building: bool) -> int:
+    """A zone id's batch (by its building part when ``by_building``); a building name hashes as itself."""
+    text = (key or "").strip()
     if by_building:
-        match = S.ZONE_ID_PATTERN.match(key)
-        key = match.group("building") if match else key
-    return zlib.crc32(key.encode("utf-8")) % batches
+        match = S.ZONE_ID_PATTERN.match(text)
+        text = match.group("building") if match else text
+    return zlib.crc32(text.encode("utf-8")) % batches
+
+
+def _numeric(power: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether every power cell reads as a number, as pyarrow's typed CSV reading would take it (null words
+    count as missing): what decides, reading in one piece, that commas are decimal commas."""
+    from slem_ml.reader import NULL_WORDS
+
+    missing = pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(power)), pa.array(sorted(NULL_WORDS)))
+    try:
+        pc.cast(pc.if_else(missing, pa.scalar(None, pa.string()), power), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True

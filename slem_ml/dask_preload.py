@@ -6,10 +6,10 @@ import holidays  # noqa: F401
 import lightgbm  # noqa: F401
 import sklearn.ensemble  # noqa: F401
 
-import slem_ml.anomaly  # noqa: F401
-import slem_ml.batches  # noqa: F401
-import slem_ml.engine  # noqa: F401
-import slem_ml.inference  # noqa: F401
-import slem_ml.outputs  # noqa: F401
-import slem_ml.reader  # noqa: F401
+import slem_ml.anomaly
+import slem_ml.batches
+import slem_ml.engine
+import slem_ml.inference
+import slem_ml.outputs
+import slem_ml.reader
 import slem_ml.scoring  # noqa: F401

@@ -37,6 +37,7 @@ from slem_ml.contracts import SiteConfig
 from slem_ml.errors import InputError, SlemError
 from slem_ml.result import Readings, ScoringResult, ValidationReport
 from slem_ml.scoring import Progress, is_unseen_zones_note, no_progress, unseen_zones_note
+from slem_ml.summary import usage_minutes
 
 __all__ = ["BatchOutcome", "dask_client", "merge", "score_in_batches"]
 
@@ -55,7 +56,7 @@ class BatchOutcome:
     cleaning: pd.DataFrame
     alerts: pd.DataFrame
     quarantine: pd.DataFrame
-    usage_minutes: dict[str, float]
+    usage_ms: dict[str, int]  # exact covered time per usage class
     timings: dict[str, float]
     notes: tuple[str, ...]
     unknown_zones: tuple[str, ...]
@@ -100,11 +101,11 @@ def _score_here(
     plan: BatchPlan, site: SiteConfig, models: ModelBundle | None, parts: Path, progress: Progress
 ) -> list[BatchOutcome | None]:
     """One batch after another, read twice (to find the input's end, then to score): one batch in memory."""
-    ends = []
+    probes = []
     for index in range(plan.batches):
-        ends.append(_last_ms(read_batch(plan, index, site)))
+        probes.append(_probe(read_batch(plan, index, site)))
         progress("reading", 0.05 + 0.2 * (index + 1) / plan.batches)
-    end = _data_end(plan, ends)
+    end = _data_end(plan, probes)
     outcomes = []
     for index in range(plan.batches):
         clock = time.perf_counter()
@@ -132,9 +133,9 @@ def _score_on_dask(
     ]
     # the models go out while the batches are read, once per worker
     shared_models = client.scatter(models, broadcast=True) if models is not None else None
-    ends = client.gather([client.submit(_last_ms, batch, pure=False) for batch in batches])
+    probes = client.gather([client.submit(_probe, batch, pure=False) for batch in batches])
     progress("reading", 0.25)
-    end = _data_end(plan, ends)
+    end = _data_end(plan, probes)
     futures = [
         client.submit(_score_batch, batch, index, site, shared_models, end, str(parts), pure=False)
         for index, batch in enumerate(batches)
@@ -146,19 +147,36 @@ def _score_on_dask(
     return outcomes
 
 
-def _data_end(plan: BatchPlan, ends: list[int | None]) -> int:
-    """The last valid reading of the whole input [UTC ms]; :class:`InputError` when there is none."""
-    found = [end for end in ends if end is not None]
-    if not found:
-        raise InputError(f"{plan.source}: no valid readings (every row was quarantined or a duplicate)")
-    return max(found)
+#: What pass 1 learns of a batch: its last valid reading [UTC ms] and its quarantine reasons.
+Probe = tuple[int | None, dict[str, int]]
 
 
-def _last_ms(readings: Readings | None) -> int | None:
-    """The last valid reading of a batch [UTC ms]."""
-    if readings is None or readings.report.last_timestamp is None:
-        return None
-    return int(readings.report.last_timestamp.to_datetime64().astype("datetime64[ms]").astype(np.int64))
+def _probe(readings: Readings | None) -> Probe:
+    if readings is None:
+        return None, {}
+    last = readings.report.last_timestamp
+    last_ms = None if last is None else int(last.to_datetime64().astype("datetime64[ms]").astype(np.int64))
+    return last_ms, dict(readings.report.reasons)
+
+
+def _data_end(plan: BatchPlan, probes: list[Probe]) -> int | None:
+    """The last valid reading of the whole input [UTC ms] (``None`` when no row is valid).
+
+    The file-wide check of reading in one piece: when every row is quarantined for a client the contracts
+    do not know, the contracts file is the likely mistake, and the input is refused as a whole."""
+    found = [end for end, _ in probes if end is not None]
+    if found:
+        return max(found)
+    reasons: Counter[str] = Counter()
+    for _, batch_reasons in probes:
+        reasons.update(batch_reasons)
+    unknown = sorted(r.split("'")[1] for r in reasons if r.startswith("unknown client_id '"))
+    if unknown and all(r.startswith("unknown client_id '") for r in reasons):
+        raise InputError(
+            f"{plan.source}: no row has a client from the contracts (found {', '.join(unknown[:5])}); "
+            "check the contracts file or the Client_ID column"
+        )
+    return None
 
 
 def _score_batch(
@@ -166,14 +184,14 @@ def _score_batch(
     index: int,
     site: SiteConfig,
     models: ModelBundle | None,
-    data_end_ms: int,
+    data_end_ms: int | None,
     parts: str,
     read_s: float = 0.0,
 ) -> BatchOutcome | None:
     """Score batch ``index``'s validated readings; write its scored readings as a Parquet part."""
     from slem_ml.outputs import write_readings
     from slem_ml.scoring import score
-    from slem_ml.summary import _usage_minutes
+    from slem_ml.summary import usage_ms
 
     if readings is None:
         return None
@@ -188,7 +206,7 @@ def _score_batch(
         cleaning=result.cleaning_sessions,
         alerts=result.alerts,
         quarantine=result.quarantine,
-        usage_minutes=_usage_minutes(result.readings),
+        usage_ms=usage_ms(result.readings) or {},
         timings={"read_s": read_s, **result.timings, "write_parts_s": time.perf_counter() - clock},
         notes=result.notes,
         unknown_zones=result.unknown_zones,
@@ -222,10 +240,13 @@ def merge(plan: BatchPlan, site: SiteConfig, outcomes: list[BatchOutcome]) -> Sc
         clients=len(frozenset().union(*(o.clients for o in outcomes))),
     )
     lines = _concat([o.lines for o in outcomes], _LINE_ORDER)
+    rows_in = report.rows_in
+    if rows_in != plan.rows + len(plan.malformed):  # every input row is scored, quarantined or a duplicate
+        raise RuntimeError(f"batches account for {rows_in:,} rows of {plan.rows + len(plan.malformed):,}")
     usage: Counter[str] = Counter()
     timings: Counter[str] = Counter()
     for outcome in outcomes:
-        usage.update(outcome.usage_minutes)
+        usage.update(outcome.usage_ms)
         timings.update(outcome.timings)
     return ScoringResult(
         site=site,
@@ -239,7 +260,7 @@ def merge(plan: BatchPlan, site: SiteConfig, outcomes: list[BatchOutcome]) -> Sc
         timings=dict(timings),
         model_versions=outcomes[0].model_versions if outcomes else {},
         notes=_notes(outcomes),
-        usage_minutes={k: float(v) for k, v in usage.items()},
+        usage_minutes=usage_minutes(dict(usage)) if usage else {},
     )
 
 

@@ -387,8 +387,10 @@ def _arrow_table(frame: pd.DataFrame) -> pa.Table:
         values = frame[name]
         if isinstance(values.dtype, pd.CategoricalDtype):
             codes = values.cat.codes.to_numpy().astype(np.int32)
+            categories = values.cat.categories
+            kind = None if len(categories) else pa.string()  # an empty batch: still text ids, not nulls
             columns[str(name)] = pa.DictionaryArray.from_arrays(
-                pa.array(codes, mask=codes < 0), pa.array(values.cat.categories.to_numpy())
+                pa.array(codes, mask=codes < 0), pa.array(categories.to_numpy(), type=kind)
             )
         elif isinstance(values.dtype, pd.DatetimeTZDtype):  # UTC instants, shown in the column's zone
             utc = values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()

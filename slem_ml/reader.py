@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.csv as pacsv
 
 from slem_ml import schema as S
 from slem_ml.contracts import SiteConfig
@@ -37,6 +38,8 @@ _GAP = "timestamp does not exist in site time (DST gap)"
 #: Readings outside these years are typos (2200 for 2025); they would also break the engine's time keys.
 _EARLIEST, _LATEST = np.datetime64("1990-01-01", "ms"), np.datetime64("2100-01-01", "ms")
 _RANGE = "timestamp out of range (before 1990 or after 2099)"
+#: Cells that mean "no value" (pyarrow's CSV null words, lower case): missing, whichever way a file is read.
+NULL_WORDS = frozenset(word.lower() for word in pacsv.ConvertOptions().null_values)
 
 
 def read_readings(path: str | Path, site: SiteConfig) -> Readings:
@@ -270,7 +273,7 @@ def _power(column: pd.Series) -> tuple[np.ndarray, list[Finding]]:
     else:
         text = column.astype("str").fillna("").str.strip()
         values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        missing = (text == "").to_numpy() | text.str.lower().isin(["nan", "na", "n/a", "null"]).to_numpy()
+        missing = (text == "").to_numpy() | text.str.lower().isin(NULL_WORDS).to_numpy()
         non_numeric = np.isnan(values) & ~missing
     with np.errstate(invalid="ignore"):
         return values, [
@@ -306,7 +309,7 @@ def _timestamps(
     if naive_rows.any():
         naive = _parse_naive(text[naive_rows])
         utc[naive_rows], gap[naive_rows] = localize_naive(naive, np.asarray(zone.codes)[naive_rows], tz)
-    empty = (text == "").to_numpy()
+    empty = (text == "").to_numpy() | text.str.lower().isin(NULL_WORDS).to_numpy()
     unparsed = (np.isnat(utc), "unparseable timestamp")
     return utc, [(empty, "missing timestamp"), (gap, _GAP), unparsed, _out_of_range(utc)]
 

@@ -56,7 +56,7 @@ def score(
         frame = infer_cleaning(frame, site, models.sessions)  # SPEC §4: the classifier decides
         inferred = True
         timings["cleaning_inference_s"] = time.perf_counter() - clock
-    elif models is not None and not readings.has_cleaning_flag:
+    elif models is not None and not readings.has_cleaning_flag and models.sessions is None:
         notes.append("no cleaning flag in the input and no session classifier: after-hours light is overtime")
 
     clock = time.perf_counter()

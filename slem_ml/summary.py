@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from slem_ml import __version__, schema
@@ -102,12 +103,23 @@ def _alerts(alerts: pd.DataFrame) -> dict[str, Any]:
     return {"count": len(alerts), "by_kind": {str(k): int(n) for k, n in sorted(kinds.items())}}
 
 
+def usage_ms(readings: pd.DataFrame) -> dict[str, int] | None:
+    """Covered time per usage class [ms], exact (integers add up the same in any order or batches)."""
+    if schema.USAGE_CLASS not in readings.columns or schema.COVERED_MINUTES not in readings.columns:
+        return None
+    ms = np.rint(readings[schema.COVERED_MINUTES].to_numpy(dtype=float) * schema.MS_PER_MINUTE)
+    totals = pd.Series(ms.astype(np.int64)).groupby(readings[schema.USAGE_CLASS].to_numpy()).sum()
+    return {cls: int(totals.get(cls, 0)) for cls in schema.USAGE_CLASSES}
+
+
+def usage_minutes(ms: dict[str, int] | None) -> dict[str, float]:
+    """:func:`usage_ms` in minutes, rounded to 3 decimals (SPEC §3.3)."""
+    return {} if ms is None else {cls: round(total / schema.MS_PER_MINUTE, 3) for cls, total in ms.items()}
+
+
 def _usage_minutes(readings: pd.DataFrame) -> dict[str, float]:
     """Covered minutes per usage class (SPEC §3.3), rounded to 3 decimals."""
-    if schema.USAGE_CLASS not in readings.columns or schema.COVERED_MINUTES not in readings.columns:
-        return {}
-    totals = readings.groupby(schema.USAGE_CLASS, observed=True)[schema.COVERED_MINUTES].sum()
-    return {cls: round(float(totals.get(cls, 0.0)), 3) for cls in schema.USAGE_CLASSES}
+    return usage_minutes(usage_ms(readings))
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:

@@ -258,3 +258,33 @@ def test_serve_refuses_a_public_address_without_users(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
+
+
+def test_a_user_tied_to_a_client_cannot_change_the_run(
+    uploaded: Handlers, config: AppConfig, readings_file: Path
+) -> None:
+    """A client's manager may not upload (a run bills every client) or retrain, and sees no run-wide counts
+    or notes (they name other clients' zones)."""
+    engine = open_database(config.database_url)
+    try:
+        add_user(engine, "tenant", PASSWORD, "manager", client_id="C001")
+    finally:
+        engine.dispose()
+    with pytest.raises(gr.Error, match="may not upload"):
+        uploaded.upload(str(readings_file), None, request("tenant"))
+    board = uploaded.load(request("tenant"))
+    assert "readings scored" not in board.headline and board.notes == ""
+    assert "readings scored" in uploaded.load(request("mgr")).headline
+    everyone = uploaded.load(request("mgr"))
+    shared = [
+        b
+        for b in board.buildings
+        if any(z.startswith(b + "-") and z not in board.zones for z in everyone.zones)
+    ]
+    assert shared, "the test needs a building the tenant shares with other clients"
+    chart, peaks = uploaded.forecast(f"building:{shared[0]}", request("tenant"))
+    whole, _ = uploaded.forecast(f"building:{shared[0]}", request("mgr"))
+    mine, theirs = (next(t for t in c.data if t.name == "expected") for c in (chart, whole))
+    assert max(mine.y) < max(theirs.y)  # the tenant's zones only
+    top = peaks.loc[peaks["rank"] == 1, "expected_power_w"].astype(float).iloc[0]
+    assert top == pytest.approx(max(mine.y), abs=0.05)  # and the peak hours are those zones' peaks

@@ -360,7 +360,9 @@ def test_cli_uses_slem_database_url(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # were the variable ignored, slem.db would appear here
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # were the variable ignored, slem.db would appear here
     monkeypatch.setenv("SLEM_DATABASE_URL", db_url)
     runner = CliRunner()
 
@@ -370,7 +372,7 @@ def test_cli_uses_slem_database_url(
     )
 
     assert empty.output.startswith("no users yet")
-    assert not (tmp_path / "slem.db").exists() or db_url.endswith(str(tmp_path / "slem.db"))
+    assert not (elsewhere / "slem.db").exists()
     assert added.exit_code == 0, added.output
     engine = open_database(db_url)
     try:

@@ -59,7 +59,7 @@ def zone_series(view: RunView, zone_id: str, models: ModelBundle | None) -> pd.D
 
     if zone_id not in view.zones:
         raise SlemError(f"no zone {zone_id!r} in this run")
-    readings = _zone_readings(view, zone_id)
+    readings = _zone_readings(view, zone_id, view.user.client_id)
     coverage = compute_coverage(readings, view.site)
     hours = zone_hours(readings, coverage.is_on)
     local = pd.to_datetime(hours["hour_ms"], unit="ms", utc=True).dt.tz_convert(view.site.site.timezone)
@@ -124,11 +124,13 @@ def forecast_view(view: RunView, models: ModelBundle, *, days: int = 7) -> Forec
     if source is None:
         raise SlemError("this run's readings are not kept by the app: upload them to forecast")
     full = _forecast(str(source), view, models, days)
-    keep = full.forecasts[S.ZONE_ID].isin(view.zones)
-    zones = full.zone_peaks[full.zone_peaks[S.ZONE_ID].isin(view.zones)]
-    buildings = set(full.forecasts.loc[keep, S.BUILDING])
-    peaks = full.building_peaks[full.building_peaks[S.BUILDING].isin(buildings)]
-    return ForecastView(full.forecasts[keep].reset_index(drop=True), zones, peaks)
+    if view.user.client_id is None:
+        return full
+    from slem_ml.forecast import peak_hours
+
+    table = full.forecasts[full.forecasts[S.ZONE_ID].isin(view.zones)].reset_index(drop=True)
+    zone_peaks, building_peaks = peak_hours(table)  # over the zones this user sees, not the building's
+    return ForecastView(table, zone_peaks, building_peaks)
 
 
 _FORECASTS: dict[tuple[str, int, str, int], ForecastView] = {}
@@ -149,8 +151,9 @@ def _forecast(path: str, view: RunView, models: ModelBundle, days: int) -> Forec
     return cached
 
 
-def _zone_readings(view: RunView, zone_id: str) -> pd.DataFrame:
-    """The zone's scored readings as the engine sees them: canonical columns, timestamps in UTC."""
+def _zone_readings(view: RunView, zone_id: str, client_id: str | None) -> pd.DataFrame:
+    """The zone's scored readings as the engine sees them: canonical columns, timestamps in UTC; only
+    ``client_id``'s when given (a zone let to another client before or after)."""
     frame = pd.read_parquet(
         view.folder / "scored_readings.parquet",
         columns=[
@@ -163,6 +166,6 @@ def _zone_readings(view: RunView, zone_id: str) -> pd.DataFrame:
             S.FLOOR,
             S.ZONE,
         ],
-        filters=[(S.ZONE_ID, "==", zone_id)],
+        filters=[(S.ZONE_ID, "==", zone_id)] + ([(S.CLIENT_ID, "==", client_id)] if client_id else []),
     )
     return frame.assign(**{S.TIMESTAMP: frame[S.TIMESTAMP].dt.tz_convert("UTC")}).reset_index(drop=True)

@@ -9,6 +9,7 @@ money as exact decimals with two places) and Plotly figures. Problems a user can
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -124,10 +125,15 @@ def dashboard(config: AppConfig, username: str | None) -> Dashboard | None:
     flagged = view.cleaning[view.cleaning["flagged"]]
     ranked = analysis.cleaning_ranking(view.cleaning)
     run = view.run
+    counts = (  # a client sees nothing of the others, not even how many readings they had
+        ""
+        if view.user.client_id
+        else f": {run.rows_scored:,} readings scored, {run.rows_quarantined:,} quarantined, "
+        f"{run.rows_duplicate:,} duplicates"
+    )
     headline = (
-        f"**Run {run.run_id}** — `{run.source}`, scored {run.created_at:%Y-%m-%d %H:%M} UTC by {run.actor}: "
-        f"{run.rows_scored:,} readings scored, {run.rows_quarantined:,} quarantined, "
-        f"{run.rows_duplicate:,} duplicates. Signed in as **{view.user.name}** ({view.user.role}"
+        f"**Run {run.run_id}** — `{run.source}`, scored {run.created_at:%Y-%m-%d %H:%M} UTC by {run.actor}"
+        f"{counts}. Signed in as **{view.user.name}** ({view.user.role}"
         + (f", client {view.user.client_id}" if view.user.client_id else "")
         + ")."
     )
@@ -335,7 +341,7 @@ def retrain(config: AppConfig, username: str | None, progress: Progress = no_pro
     from slem_ml.training import train_models
 
     view = _require(_view(config, username))
-    if not role_allows(view.user, "retrain"):
+    if not role_allows(view.user, "retrain") or view.user.client_id is not None:
         raise SlemError(f"{view.user.name} ({view.user.role}) may not retrain models")
     source = run_input(view.folder)
     if source is None:
@@ -386,7 +392,7 @@ def _invoices_shown(invoices: pd.DataFrame) -> pd.DataFrame:
 
 def _notes(view: RunView) -> str:
     summary = view.folder / "summary.json"
-    if not summary.exists():
+    if not summary.exists() or view.user.client_id is not None:  # the notes name zones and clients
         return ""
     import json
 
@@ -402,9 +408,10 @@ def _downloads(view: RunView) -> list[Path]:
     """The run's CSVs; for a user tied to a client, copies holding only that client's rows."""
     names = ["invoices.csv", "invoice_lines.csv", "cleaning_sessions.csv", "alerts.csv", "quarantine.csv"]
     files = [view.folder / name for name in names if (view.folder / name).exists()]
-    if view.user.client_id is None:
+    if view.user.client_id is None or not files:
         return files
-    own = view.folder / f"for-{view.user.name}"  # written once per run and user
+    client = hashlib.sha256(view.user.client_id.encode()).hexdigest()[:16]
+    own = view.folder / f"for-client-{client}"  # written once per run and client
     if own.exists():
         return sorted(own.glob("*.csv"), key=lambda p: names.index(p.name))
     staging = Path(tempfile.mkdtemp(prefix=".for-", dir=view.folder))

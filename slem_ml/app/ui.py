@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -246,7 +245,6 @@ def launch(config: AppConfig, *, host: str, port: int, auth: Any, prevent_thread
         auth=auth,
         auth_message="Sign in with your slem account (an admin creates it with: slem users add).",
         max_file_size=f"{int(config.max_upload_mb)}mb",
-        allowed_paths=[str(Path(config.runs_dir).absolute())],
         footer_links=[],
         prevent_thread_lock=prevent_thread_lock,
         quiet=True,

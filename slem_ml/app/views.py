@@ -22,7 +22,7 @@ from slem_ml.contracts import SiteConfig, load_site
 from slem_ml.errors import SlemError
 from slem_ml.storage import RunRecord, latest_run, open_database, run_cleaning, run_invoices
 from slem_ml.storage.maintenance import alerts_frame
-from slem_ml.storage.users import User
+from slem_ml.storage.users import User, can_see_client
 
 __all__ = ["RunView", "Tiles", "latest_view", "tiles"]
 
@@ -79,7 +79,8 @@ def latest_view(config: AppConfig, user: User) -> RunView | None:
         engine.dispose()
     energy = _energy(folder / "scored_readings.parquet", site.site.timezone)
     if user.client_id is not None:
-        energy = energy[energy[S.CLIENT_ID] == user.client_id]
+        visible = [c for c in energy[S.CLIENT_ID].unique() if can_see_client(user, str(c))]
+        energy = energy[energy[S.CLIENT_ID].isin(visible)]
     zones = tuple(sorted(energy[S.ZONE_ID].unique())) if len(energy) else ()
     if user.client_id is not None:  # nothing of other clients: only the zones this one leases
         cleaning = cleaning[cleaning[S.ZONE_ID].isin(zones)]

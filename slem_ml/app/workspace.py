@@ -71,7 +71,7 @@ def upload(
     from slem_ml.contracts import load_site
     from slem_ml.pipeline import score_file
 
-    if not role_allows(user, "upload"):
+    if not role_allows(user, "upload") or user.client_id is not None:  # a run bills every client
         raise SlemError(f"{user.name} ({user.role}) may not upload readings; ask a manager")
     readings = Path(readings)
     size_mb = readings.stat().st_size / 1e6
