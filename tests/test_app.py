@@ -85,6 +85,7 @@ def test_upload_shows_the_library_result(uploaded: Handlers, readings_file: Path
     assert set(board.alerts[S.ZONE_ID]) <= set(board.zones)
     assert {p.name for p in board.downloads} >= {"invoices.csv", "invoice_lines.csv", "alerts.csv"}
     assert f"{board.tiles}".count("kWh") >= 1 and "Overtime" in board.tiles
+    assert "Validation report" in board.notes and f"| {expected.report.rows_in:,} |" in board.notes
 
 
 def test_latest_run_survives_a_reload(uploaded: Handlers, config: AppConfig) -> None:

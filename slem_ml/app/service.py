@@ -397,11 +397,22 @@ def _notes(view: RunView) -> str:
     import json
 
     data = json.loads(summary.read_text(encoding="utf-8"))
-    quarantined = data.get("rows_quarantined", 0) > 0  # "line = ..." says how to read the quarantine
-    notes = [f"- {n}" for n in data.get("notes", []) if quarantined or not n.startswith("line = ")]
+    report = [
+        "**Validation report** — every row is scored, quarantined (with its line and a reason; download "
+        "`quarantine.csv` below) or counted as a duplicate:",
+        "",
+        "| rows in | scored | quarantined | duplicates | first reading | last reading | zones | clients |",
+        "|---:|---:|---:|---:|---|---|---:|---:|",
+        f"| {data['rows_in']:,} | {data['rows_scored']:,} | {data['rows_quarantined']:,} | "
+        f"{data['rows_duplicate']:,} | {data.get('first_timestamp') or '–'} | "
+        f"{data.get('last_timestamp') or '–'} | {data.get('zones', 0):,} | {data.get('clients_seen', 0):,} |",
+        "",
+    ]
     reasons = data.get("quarantine_reasons") or {}
-    notes += [f"- quarantined {count:,}: {reason}" for reason, count in reasons.items()]
-    return "\n".join(notes)
+    report += [f"- quarantined {count:,}: {reason}" for reason, count in reasons.items()]
+    quarantined = data.get("rows_quarantined", 0) > 0  # "line = ..." says how to read the quarantine
+    report += [f"- {n}" for n in data.get("notes", []) if quarantined or not n.startswith("line = ")]
+    return "\n".join(report)
 
 
 def _downloads(view: RunView) -> list[Path]:
