@@ -4,9 +4,9 @@
 
 1. every batch is read and validated to find the end of the whole input (a zone silent until then has
    dropped out, whichever batch it is in);
-2. every batch is read again, scored (:func:`slem_ml.scoring.score`), and its scored readings written as a
-   Parquet part; only its small results (invoice lines, cleaning sessions, alerts, quarantine, counts) come
-   back.
+2. every batch is read again (on Dask with at most two batches a worker: kept from pass 1 instead),
+   scored (:func:`slem_ml.scoring.score`), and its scored readings written as a Parquet part; only its
+   small results (invoice lines, cleaning sessions, alerts, quarantine, counts) come back.
 
 Then the batches are put together exactly as one piece would be: lines, sessions and alerts sorted by the
 keys :mod:`slem_ml.billing`, :mod:`slem_ml.cleaning` and :mod:`slem_ml.anomaly` sort by, invoices built
@@ -124,27 +124,56 @@ def _score_on_dask(
     parts: Path,
     progress: Progress,
 ) -> list[BatchOutcome | None]:
-    """Every batch a task, read once and kept on its worker (Dask spills to disk under memory pressure)."""
+    """Every batch a task. With up to two batches a worker each is read once and kept on its worker until
+    scored; with more, each worker reads its batches twice, as the local engine does, so that a worker
+    holds one batch at a time whatever the input's size."""
     from dask.distributed import as_completed
 
     shared_plan = client.scatter(plan, broadcast=True)  # once per worker, not once per task
-    batches = [
-        client.submit(read_batch, shared_plan, index, site, pure=False) for index in range(plan.batches)
-    ]
+    keep = plan.batches <= 2 * max(1, len(client.scheduler_info()["workers"]))
+    if keep:
+        batches = [
+            client.submit(read_batch, shared_plan, index, site, pure=False) for index in range(plan.batches)
+        ]
+        probes = [client.submit(_probe, batch, pure=False) for batch in batches]
+    else:
+        probes = [
+            client.submit(_read_probe, shared_plan, index, site, pure=False) for index in range(plan.batches)
+        ]
     # the models go out while the batches are read, once per worker
     shared_models = client.scatter(models, broadcast=True) if models is not None else None
-    probes = client.gather([client.submit(_probe, batch, pure=False) for batch in batches])
+    end = _data_end(plan, client.gather(probes))
     progress("reading", 0.25)
-    end = _data_end(plan, probes)
     futures = [
         client.submit(_score_batch, batch, index, site, shared_models, end, str(parts), pure=False)
-        for index, batch in enumerate(batches)
+        if keep
+        else client.submit(_read_score, shared_plan, index, site, shared_models, end, str(parts), pure=False)
+        for index, batch in enumerate(batches if keep else range(plan.batches))
     ]
     for done, _ in enumerate(as_completed(futures), start=1):
         progress("scoring", 0.25 + 0.45 * done / plan.batches)
     outcomes: list[BatchOutcome | None] = client.gather(futures)
-    del batches, futures  # releases the batches on the workers
+    del futures  # releases the batches on the workers
     return outcomes
+
+
+def _read_probe(plan: BatchPlan, index: int, site: SiteConfig) -> Probe:
+    """Pass 1 of a batch read and dropped again."""
+    return _probe(read_batch(plan, index, site))
+
+
+def _read_score(
+    plan: BatchPlan,
+    index: int,
+    site: SiteConfig,
+    models: ModelBundle | None,
+    data_end_ms: int | None,
+    parts: str,
+) -> BatchOutcome | None:
+    """Pass 2 of a batch: read it again and score it."""
+    clock = time.perf_counter()
+    readings = read_batch(plan, index, site)
+    return _score_batch(readings, index, site, models, data_end_ms, parts, time.perf_counter() - clock)
 
 
 #: What pass 1 learns of a batch: its last valid reading [UTC ms] and its quarantine reasons.
