@@ -17,7 +17,7 @@ from pathlib import Path
 
 from slem_ml.bundle import ModelBundle
 from slem_ml.contracts import SiteConfig
-from slem_ml.errors import InputError
+from slem_ml.errors import InputError, SlemError
 from slem_ml.result import ScoringResult
 from slem_ml.scoring import Progress, no_progress
 
@@ -64,6 +64,8 @@ def score_file(
     from slem_ml.batches import BATCH_ROWS, input_rows
     from slem_ml.outputs import check_writable
 
+    if engine not in ("local", "dask"):
+        raise SlemError(f"engine {engine!r}: use 'local' or 'dask'")
     check_writable(out)
     path = Path(path)
     if not path.exists():
