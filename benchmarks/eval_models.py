@@ -47,10 +47,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--drift-share", type=float, default=0.03, help="share of zones that drift")
+    parser.add_argument(
+        "--drift-rate", type=float, default=None, help="every drift rises this much a day (0.01: +1 %%/day)"
+    )
     args = parser.parse_args()
     site = default_site()
     clock = time.perf_counter()
-    rates = FaultRates(drift_zone_share=args.drift_share)
+    drift = (0.005, 0.02) if args.drift_rate is None else (args.drift_rate, args.drift_rate)
+    rates = FaultRates(drift_zone_share=args.drift_share, drift_per_day=drift)
     config = GeneratorConfig(
         days=args.days, zones=args.zones, step_minutes=15, seed=args.seed, faults_after=0.6, fault_rates=rates
     )

@@ -106,6 +106,7 @@ class FaultRates:
     """How many faults to inject (SPEC §5). At least one of each kind when it fits in the fault window."""
 
     drift_zone_share: float = 0.03  # share of zones whose on-power drifts
+    drift_per_day: tuple[float, float] = (0.005, 0.02)  # range the drifts' rises are drawn from [1/day]
     stuck_on_per_zone_day: float = 0.002  # stuck-on events per zone and day of the fault window
     dropout_per_zone_day: float = 0.001  # dropouts per zone and day of the fault window
     spike_share: float = 0.001  # share of lit readings in the fault window that spike

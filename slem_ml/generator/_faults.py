@@ -38,7 +38,7 @@ def fault_events(
     zones = rng.choice(Z, size=min(n_drift, Z), replace=False)
     visible = min(7 * 1440, window // 2)
     onset = rng.integers(window_start, max(window_start + 1, end - visible), zones.size)
-    rate = rng.uniform(0.005, 0.02, zones.size)
+    rate = rng.uniform(*rates.drift_per_day, zones.size)
     parts.append(Events.of(zones, onset, np.full(zones.size, end), DRIFT, magnitude=rate))
     # stuck-on: lights on from (just after) a closing until the next opening, over 12 h outside the
     # (grace-widened) contracted hours
