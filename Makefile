@@ -45,8 +45,8 @@ test: setup
 	$(PY) -m pytest
 
 lint: setup
-	$(PY) -m ruff check slem_ml tests benchmarks training
-	$(PY) -m ruff format --check slem_ml tests benchmarks training
+	$(PY) -m ruff check slem_ml tests benchmarks training gradio_app.py
+	$(PY) -m ruff format --check slem_ml tests benchmarks training gradio_app.py
 	$(PY) -m mypy
 
 bench: setup
