@@ -219,12 +219,22 @@ def test_bad_uploads_get_a_readable_message(config: AppConfig, tmp_path: Path) -
     assert handlers.load(request("mgr")) is None  # nothing was stored
 
 
-def test_open_local_mode_acts_as_a_local_admin(config: AppConfig, readings_file: Path) -> None:
-    handlers = Handlers(AppConfig(**{**config.__dict__, "open_user": "local"}))
+def test_open_local_mode_acts_as_a_local_admin(
+    config: AppConfig, readings_file: Path, tmp_path: Path
+) -> None:
+    """No user in the database (``slem serve`` on loopback before ``slem users add``): a local admin."""
+    nobody = {"database_url": f"sqlite:///{tmp_path / 'open.db'}", "runs_dir": tmp_path / "open_runs"}
+    handlers = Handlers(AppConfig(**{**config.__dict__, **nobody, "open_user": "local"}))
     board = handlers.upload(str(readings_file), None, request(None))
     assert "local" in board.headline and board.invoice_ids
     with pytest.raises(gr.Error, match="sign in"):
         Handlers(config).load(request(None))
+
+
+def test_the_open_local_mode_ends_when_users_exist(config: AppConfig) -> None:
+    """``config`` already has users: a server started in the open mode before they were added refuses."""
+    with pytest.raises(gr.Error, match="restart"):
+        Handlers(AppConfig(**{**config.__dict__, "open_user": "local"})).load(request(None))
 
 
 def test_fix_effect_compares_lit_power_before_and_after() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from slem_ml.errors import SlemError
 from slem_ml.scoring import Progress, no_progress
 from slem_ml.storage import invoice_history, open_database
 from slem_ml.storage.maintenance import acknowledge_alert, maintenance_history, resolve_alert
-from slem_ml.storage.users import User, get_user, role_allows
+from slem_ml.storage.users import User, count_users, get_user, role_allows
 
 __all__ = [
     "Dashboard",
@@ -74,12 +75,14 @@ class Dashboard:
 
 
 def _user(config: AppConfig, username: str | None) -> User:
-    if config.open_user is not None and username == config.open_user:
-        return User(config.open_user, "admin", None, dt.datetime.now(dt.UTC))
-    if not username:
-        raise SlemError("sign in first")
     engine = open_database(config.database_url)
     try:
+        if config.open_user is not None and username == config.open_user:
+            if count_users(engine):  # the open mode ends once someone has an account
+                raise SlemError("users have been added: restart `slem serve` so that everyone signs in")
+            return User(config.open_user, "admin", None, dt.datetime.now(dt.UTC))
+        if not username:
+            raise SlemError("sign in first")
         user = get_user(engine, username)
     finally:
         engine.dispose()
@@ -437,7 +440,10 @@ def _downloads(view: RunView) -> list[Path]:
             frame = frame[frame[S.ZONE_ID].isin(view.zones)]
         write_csv(frame, staging / path.name)  # cells stay as escaped in the run's file
         kept.append(own / path.name)
-    os.replace(staging, own)
+    try:
+        os.replace(staging, own)
+    except OSError:  # another request for the same client wrote them first
+        shutil.rmtree(staging, ignore_errors=True)
     return kept
 
 
