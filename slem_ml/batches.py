@@ -43,7 +43,6 @@ __all__ = ["BATCH_ROWS", "BatchPlan", "input_headers", "input_rows", "plan_batch
 #: Readings per batch aimed at: about 1 GB of working memory for scoring with models.
 BATCH_ROWS = 2_000_000
 _RECORD = "__record"  # 0-based row (Parquet) or record (CSV) number carried through a batch
-_ID_COLUMNS = (S.ZONE_ID, S.CLIENT_ID, S.CLEANING_STAFF, S.BUILDING, S.FLOOR, S.ZONE)
 
 
 @dataclass(frozen=True)
@@ -64,14 +63,15 @@ class BatchPlan:
     record_lines: np.ndarray | None = None  # CSV: the line of each record, where not record + 2
     malformed: pd.DataFrame = field(default_factory=pd.DataFrame)  # CSV records with a wrong field count
 
-    @property
-    def has_cleaning_flag(self) -> bool:
-        return S.CLEANING_STAFF in self.headers
+
+def _is_parquet(path: Path) -> bool:
+    """A folder (of Parquet files) or a Parquet file, by its magic bytes or its name; else a CSV."""
+    return path.is_dir() or read_head(path).startswith(b"PAR1") or path.suffix.lower() in {".parquet", ".pq"}
 
 
 def input_headers(path: Path) -> dict[str, str]:
     """The input's columns (canonical name -> header), from the Parquet schema or the CSV's first line."""
-    if path.is_dir() or read_head(path).startswith(b"PAR1"):
+    if _is_parquet(path):
         first = _parquet_files(path)[0]
         return map_headers(list(pq.ParquetFile(first).schema_arrow.names), first.name)
     return csv_dialect(path, read_head(path)).headers
@@ -79,7 +79,7 @@ def input_headers(path: Path) -> dict[str, str]:
 
 def input_rows(path: Path) -> int:
     """Rows in a Parquet file or directory (from the metadata), or an estimate for a CSV (from its size)."""
-    if path.is_dir() or read_head(path).startswith(b"PAR1"):
+    if _is_parquet(path):
         return sum(pq.ParquetFile(f).metadata.num_rows for f in _parquet_files(path))
     head = read_head(path)
     if not head:
@@ -99,14 +99,14 @@ def plan_batches(
     path = Path(path).absolute()  # workers elsewhere resolve it on the same shared storage
     if not path.exists():
         raise InputError(f"{path}: file not found")
-    if path.is_dir() or read_head(path).startswith(b"PAR1") or path.suffix.lower() in {".parquet", ".pq"}:
+    if _is_parquet(path):
         return _plan_parquet(path, batch_rows, by_building)
     return _plan_csv(path, batch_rows, by_building, spill_dir)
 
 
 def read_batch(plan: BatchPlan, index: int, site: SiteConfig) -> Readings | None:
     """The validated readings of batch ``index`` (``None`` when no row falls into it)."""
-    from slem_ml.reader import _validate
+    from slem_ml.reader import validate_parsed
 
     if plan.kind == "parquet":
         raw = _parquet_batch(plan, index)
@@ -136,7 +136,7 @@ def read_batch(plan: BatchPlan, index: int, site: SiteConfig) -> Readings | None
     text = raw
     if plan.decimal_comma:  # the quarantine keeps the file's own text
         raw = raw.assign(**{S.POWER_W: raw[S.POWER_W].str.replace(",", ".", regex=False)})
-    return _validate(
+    return validate_parsed(
         raw, plan.headers, lines, site, plan.source, plan.digest, plan.kind, plan.notes,
         original=lambda: text, malformed=malformed, whole_file=False,
     )  # fmt: skip

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from slem_ml.cli_models import DEFAULT_MODELS_DIR, ModelsDir, TrackingUri, find_models, forecast, train
+from slem_ml.cli_models import DEFAULT_MODELS_DIR, Db, ModelsDir, TrackingUri, find_models, forecast, train
 from slem_ml.cli_serve import serve
 from slem_ml.cli_users import users_app
 from slem_ml.errors import SlemError
@@ -39,7 +39,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_DB = "sqlite:///slem.db"
 SAMPLE_CONTRACTS = Path(__file__).parent / "data" / "contracts.yaml"
 
 
@@ -125,10 +124,7 @@ def score(
     batch_rows: Annotated[
         int | None, typer.Option(min=10_000, help="Readings per batch (default 2,000,000).")
     ] = None,
-    db: Annotated[
-        str | None,
-        typer.Option(help="Database URL (default $SLEM_DATABASE_URL or sqlite:///slem.db)."),
-    ] = None,
+    db: Db = None,
     tracking_uri: TrackingUri = None,
     models_dir: ModelsDir = Path(DEFAULT_MODELS_DIR),
 ) -> None:
@@ -136,11 +132,12 @@ def score(
     from slem_ml.contracts import load_site
     from slem_ml.outputs import check_writable
     from slem_ml.pipeline import score_file
+    from slem_ml.storage import database_url
 
     if scheduler and engine is not Engine.dask:
         raise SlemError("--scheduler needs --engine dask")
     check_writable(out)
-    url = db or os.environ.get("SLEM_DATABASE_URL") or DEFAULT_DB
+    url = database_url(db)
     progress = _Progress()
     progress("config", 0.0)
     site = load_site(contracts)
@@ -255,7 +252,7 @@ def _print_summary(
         _say(f"  alerts: {len(alerts)} ({', '.join(f'{n} {k}' for k, n in kinds.items())})")
     if result.model_versions:
         _say(f"  models: {result.model_versions.get('models', '')}")
-    for note in result.notes:
+    for note in result.all_notes:
         _say(f"  note: {note}")
     run_note = "new run" if created else "identical run already stored"
     _say(f"  stored: run {run_id} in {_safe_url(url)} ({run_note})")

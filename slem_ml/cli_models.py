@@ -18,7 +18,7 @@ from slem_ml.errors import SlemError
 if TYPE_CHECKING:
     from slem_ml.bundle import ModelBundle
 
-__all__ = ["DEFAULT_MODELS_DIR", "find_models", "forecast", "train"]
+__all__ = ["DEFAULT_MODELS_DIR", "Db", "ModelsDir", "TrackingUri", "find_models", "forecast", "train"]
 
 DEFAULT_MODELS_DIR = "models"
 SAMPLE_CONTRACTS = Path(__file__).parent / "data" / "contracts.yaml"
@@ -27,6 +27,10 @@ TrackingUri = Annotated[
     typer.Option(help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
 ]
 ModelsDir = Annotated[Path, typer.Option(help="Exported champion bundle (joblib + manifest.json).")]
+Db = Annotated[
+    str | None,
+    typer.Option(help="Database URL (default $SLEM_DATABASE_URL or sqlite:///slem.db)."),
+]
 
 
 def _progress_line(stage: str, fraction: float) -> None:

@@ -8,14 +8,13 @@ refuses to start (exit 2) until ``slem users add`` has made one.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from slem_ml.cli_models import DEFAULT_MODELS_DIR, ModelsDir, TrackingUri
+from slem_ml.cli_models import DEFAULT_MODELS_DIR, Db, ModelsDir, TrackingUri
 from slem_ml.errors import SlemError
 
 __all__ = ["OPEN_USER", "serve"]
@@ -41,9 +40,7 @@ def serve(
     readings: Annotated[
         Path | None, typer.Option(help="Score this readings file before serving (as a local admin).")
     ] = None,
-    db: Annotated[
-        str | None, typer.Option(help="Database URL (default $SLEM_DATABASE_URL or sqlite:///slem.db).")
-    ] = None,
+    db: Db = None,
     tracking_uri: TrackingUri = None,
     models_dir: ModelsDir = Path(DEFAULT_MODELS_DIR),
     runs_dir: Annotated[Path, typer.Option(help="Where the app keeps each run's files.")] = Path("app_runs"),
@@ -52,10 +49,10 @@ def serve(
     """Serve the manager app (Gradio) on http://HOST:PORT."""
     from slem_ml.app.workspace import AppConfig, upload
     from slem_ml.contracts import load_site
-    from slem_ml.storage import open_database
+    from slem_ml.storage import database_url, open_database
     from slem_ml.storage.users import User, authenticate, count_users
 
-    url = db or os.environ.get("SLEM_DATABASE_URL") or "sqlite:///slem.db"
+    url = database_url(db)
     if contracts is not None:
         load_site(contracts)  # a broken configuration stops here, with its one line
     engine = open_database(url)

@@ -9,11 +9,12 @@ argument, where they would land in the shell's history and the process list.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
 import typer
+
+from slem_ml.cli_models import Db
 
 __all__ = ["users_app"]
 
@@ -21,17 +22,6 @@ users_app = typer.Typer(
     help="Who may sign in to the app: add, list and remove users.",
     no_args_is_help=True,
 )
-
-Db = Annotated[
-    str | None,
-    typer.Option(help="Database URL (default $SLEM_DATABASE_URL or sqlite:///slem.db)."),
-]
-
-
-def _url(db: str | None) -> str:
-    from slem_ml.storage import DEFAULT_URL
-
-    return db or os.environ.get("SLEM_DATABASE_URL") or DEFAULT_URL
 
 
 @users_app.command("add")
@@ -47,14 +37,14 @@ def add(
     db: Db = None,
 ) -> None:
     """Add a user; the password is asked for twice (hidden) unless --password-stdin."""
-    from slem_ml.storage import open_database
+    from slem_ml.storage import database_url, open_database
     from slem_ml.storage.users import add_user
 
     if password_stdin:
         password = sys.stdin.read().removesuffix("\n").removesuffix("\r")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    engine = open_database(_url(db))
+    engine = open_database(database_url(db))
     try:
         user = add_user(engine, name, password, role, client_id=client, actor="cli")
     finally:
@@ -66,10 +56,10 @@ def add(
 @users_app.command("list")
 def list_(db: Db = None) -> None:
     """List the users: name, role, client, when created (UTC)."""
-    from slem_ml.storage import open_database
+    from slem_ml.storage import database_url, open_database
     from slem_ml.storage.users import list_users
 
-    engine = open_database(_url(db))
+    engine = open_database(database_url(db))
     try:
         users = list_users(engine)
     finally:
@@ -91,10 +81,10 @@ def remove(
     db: Db = None,
 ) -> None:
     """Remove a user; they can no longer sign in."""
-    from slem_ml.storage import open_database
+    from slem_ml.storage import database_url, open_database
     from slem_ml.storage.users import remove_user
 
-    engine = open_database(_url(db))
+    engine = open_database(database_url(db))
     try:
         remove_user(engine, name, actor="cli")
     finally:

@@ -35,8 +35,9 @@ from slem_ml.billing import build_invoices
 from slem_ml.bundle import ModelBundle
 from slem_ml.contracts import SiteConfig
 from slem_ml.errors import InputError, SlemError
+from slem_ml.reader import UNKNOWN_CLIENT
 from slem_ml.result import Readings, ScoringResult, ValidationReport
-from slem_ml.scoring import Progress, is_unseen_zones_note, no_progress, unseen_zones_note
+from slem_ml.scoring import Progress, no_progress
 from slem_ml.summary import usage_minutes
 
 __all__ = ["BatchOutcome", "dask_client", "merge", "score_in_batches"]
@@ -199,8 +200,9 @@ def _data_end(plan: BatchPlan, probes: list[Probe]) -> int | None:
     reasons: Counter[str] = Counter()
     for _, batch_reasons in probes:
         reasons.update(batch_reasons)
-    unknown = sorted(r.split("'")[1] for r in reasons if r.startswith("unknown client_id '"))
-    if unknown and all(r.startswith("unknown client_id '") for r in reasons):
+    prefix, suffix = UNKNOWN_CLIENT.split("{}")
+    unknown = sorted(r.removeprefix(prefix).removesuffix(suffix) for r in reasons if r.startswith(prefix))
+    if unknown and len(unknown) == len(reasons):
         raise InputError(
             f"{plan.source}: no row has a client from the contracts (found {', '.join(unknown[:5])}); "
             "check the contracts file or the Client_ID column"
@@ -268,10 +270,10 @@ def merge(plan: BatchPlan, site: SiteConfig, outcomes: list[BatchOutcome]) -> Sc
         zones=sum(r.zones for r in reports),  # batches hold disjoint zones
         clients=len(frozenset().union(*(o.clients for o in outcomes))),
     )
+    expected = plan.rows + len(plan.malformed)
+    if report.rows_in != expected:  # every input row is scored, quarantined or a duplicate
+        raise RuntimeError(f"batches account for {report.rows_in:,} rows of {expected:,}")
     lines = _concat([o.lines for o in outcomes], _LINE_ORDER)
-    rows_in = report.rows_in
-    if rows_in != plan.rows + len(plan.malformed):  # every input row is scored, quarantined or a duplicate
-        raise RuntimeError(f"batches account for {rows_in:,} rows of {plan.rows + len(plan.malformed):,}")
     usage: Counter[str] = Counter()
     timings: Counter[str] = Counter()
     for outcome in outcomes:
@@ -288,16 +290,10 @@ def merge(plan: BatchPlan, site: SiteConfig, outcomes: list[BatchOutcome]) -> Sc
         report=report,
         timings=dict(timings),
         model_versions=outcomes[0].model_versions if outcomes else {},
-        notes=_notes(outcomes),
+        notes=tuple(dict.fromkeys(n for o in outcomes for n in o.notes)),
+        unknown_zones=tuple(sorted({z for o in outcomes for z in o.unknown_zones})),
         usage_minutes=usage_minutes(dict(usage)) if usage else {},
     )
-
-
-def _notes(outcomes: list[BatchOutcome]) -> tuple[str, ...]:
-    """The batches' notes once each, the zones new to the models in one note as one piece would have."""
-    notes = dict.fromkeys(n for o in outcomes for n in o.notes if not is_unseen_zones_note(n))
-    unknown = sorted({z for o in outcomes for z in o.unknown_zones})
-    return (*notes, *([unseen_zones_note(unknown)] if unknown else []))
 
 
 def _concat(frames: list[pd.DataFrame], order: list[str]) -> pd.DataFrame:

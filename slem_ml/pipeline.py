@@ -8,6 +8,7 @@ forked child while the files are written where that is safe (:func:`slem_ml.fork
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -122,24 +123,19 @@ def _score_batched(
     scheduler: str | None,
 ) -> tuple[ScoringResult, ModelBundle | None, str]:
     """Score the input batch by batch, here or on a Dask cluster (:mod:`slem_ml.engine`)."""
+    from slem_ml.batches import input_rows
     from slem_ml.engine import dask_client, score_in_batches
 
-    if engine != "dask":
+    # a Dask cluster starts while the models load (the CLI's thread)
+    cluster = dask_client(scheduler) if engine == "dask" else contextlib.nullcontext(None)
+    with cluster as client:
         bundle, source = models()
+        if client is not None:  # a batch per worker, at most batch_rows readings
+            workers = max(1, len(client.scheduler_info()["workers"]))
+            batch_rows = min(batch_rows, max(50_000, -(-input_rows(path) // workers)))
         result = score_in_batches(
             path, site, models=bundle, parts=scratch / "parts", spill=scratch / "spill",
-            batch_rows=batch_rows, progress=progress,
-        )  # fmt: skip
-        return result, bundle, source
-    from slem_ml.batches import input_rows
-
-    with dask_client(scheduler) as client:  # the cluster starts while the models load (the CLI's thread)
-        bundle, source = models()
-        workers = max(1, len(client.scheduler_info()["workers"]))
-        per_task = min(batch_rows, max(50_000, -(-input_rows(path) // workers)))  # a batch per worker
-        result = score_in_batches(
-            path, site, models=bundle, parts=scratch / "parts", spill=scratch / "spill",
-            batch_rows=per_task, client=client, progress=progress,
+            batch_rows=batch_rows, client=client, progress=progress,
         )  # fmt: skip
     return result, bundle, source
 

@@ -25,7 +25,14 @@ from slem_ml.localtime import localize_naive
 from slem_ml.result import Readings, ValidationReport
 from slem_ml.sources import file_digest, map_headers, read_csv, read_head, read_parquet
 
-__all__ = ["MAX_POWER_W", "read_readings", "validate_frame"]
+__all__ = [
+    "MAX_POWER_W",
+    "NULL_WORDS",
+    "UNKNOWN_CLIENT",
+    "read_readings",
+    "validate_frame",
+    "validate_parsed",
+]
 
 #: A single lighting zone drawing a megawatt is a broken meter, not a reading.
 MAX_POWER_W = 1_000_000.0
@@ -38,6 +45,8 @@ _GAP = "timestamp does not exist in site time (DST gap)"
 #: Readings outside these years are typos (2200 for 2025); they would also break the engine's time keys.
 _EARLIEST, _LATEST = np.datetime64("1990-01-01", "ms"), np.datetime64("2100-01-01", "ms")
 _RANGE = "timestamp out of range (before 1990 or after 2099)"
+#: The quarantine reason of a row whose client the contracts do not know (``{}``: the client id).
+UNKNOWN_CLIENT = "unknown client_id '{}' (not in contracts)"
 #: Cells that mean "no value" (pyarrow's CSV null words, lower case): missing, whichever way a file is read.
 NULL_WORDS = frozenset(word.lower() for word in pacsv.ConvertOptions().null_values)
 
@@ -56,11 +65,11 @@ def read_readings(path: str | Path, site: SiteConfig) -> Readings:
     digest, physical_lines = file_digest(path)
     if head.startswith(b"PAR1") or path.suffix.lower() in {".parquet", ".pq"}:
         raw, headers, lines, notes = read_parquet(path)
-        return _validate(raw, headers, lines, site, path.name, digest, "parquet", notes, original=None)
+        return validate_parsed(raw, headers, lines, site, path.name, digest, "parquet", notes, original=None)
     csv_file = read_csv(path, head, physical_lines)
     if _blank_rows(csv_file.frame).all() and csv_file.malformed.empty:
         raise InputError(f"{path.name}: no readings (only blank lines after the header)")
-    return _validate(
+    return validate_parsed(
         csv_file.frame,
         csv_file.headers,
         csv_file.lines,
@@ -81,13 +90,13 @@ def validate_frame(df: pd.DataFrame, site: SiteConfig, *, source: str = "frame")
     headers = map_headers([str(c) for c in df.columns], source)
     raw = df.rename(columns={h: c for c, h in headers.items()})[list(headers)].reset_index(drop=True)
     lines = np.arange(2, len(df) + 2, dtype=np.int64)
-    return _validate(raw, headers, lines, site, source, "", "frame", (), original=lambda: df)
+    return validate_parsed(raw, headers, lines, site, source, "", "frame", (), original=lambda: df)
 
 
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _validate(
+def validate_parsed(
     raw: pd.DataFrame,
     headers: dict[str, str],
     lines: np.ndarray,
@@ -101,7 +110,10 @@ def _validate(
     *,
     whole_file: bool = True,
 ) -> Readings:
-    """Validate parsed rows (see the module docstring). ``whole_file=False`` for a batch of a file's zones
+    """Validate parsed rows (the readers' and :mod:`slem_ml.batches`' common step; see the module docstring).
+
+    ``raw`` has canonical column names; ``lines`` the source line of each row. ``whole_file=False`` for a
+    batch of a file's zones
     (:mod:`slem_ml.batches`): then a batch without a known client is not yet an unusable file."""
     n = len(raw)
     reason = np.full(n, "", dtype=object)
@@ -133,7 +145,7 @@ def _validate(
             f"{source}: no row has a client from the contracts (found {shown}); "
             "check the contracts file or the Client_ID column"
         )
-    unknown_text = np.array([f"unknown client_id '{c}' (not in contracts)" for c in client.categories])
+    unknown_text = np.array([UNKNOWN_CLIENT.format(c) for c in client.categories])
     flag(~known, lambda rows: unknown_text[client.codes[rows]])
 
     power, findings = _power(raw[S.POWER_W])

@@ -103,6 +103,19 @@ class ScoringResult:
     unknown_zones: tuple[str, ...] = ()  # zones the models never saw (scored with a fallback)
     usage_minutes: dict[str, float] | None = None
 
+    @property
+    def all_notes(self) -> tuple[str, ...]:
+        """:attr:`notes`, then the zones the models never saw (the first ten named)."""
+        if not self.unknown_zones:
+            return self.notes
+        zones = sorted(self.unknown_zones)
+        unseen = (
+            f"{len(zones)} zone(s) the models never saw, scored from floor, building and calendar: "
+            + ", ".join(zones[:10])
+            + (" …" if len(zones) > 10 else "")
+        )
+        return (*self.notes, unseen)
+
     def summary(self) -> dict[str, Any]:
         """The content of ``summary.json`` (SPEC §7)."""
         from slem_ml.summary import build_summary

@@ -74,8 +74,6 @@ def score(
         clock = time.perf_counter()
         progress("models", 0.3)
         expected, unknown = expected_power(frame, coverage.is_on, site, models.forecaster)
-        if unknown:
-            notes.append(unseen_zones_note(unknown))
         scored[S.EXPECTED_POWER_W] = expected
         findings = maintenance_alerts(scored, site, models.spike, models.drift, data_end_ms=data_end_ms)
         scored[S.ANOMALY_SCORE] = findings.anomaly_score
@@ -116,22 +114,6 @@ def score(
         notes=tuple(notes),
         unknown_zones=unknown,
     )
-
-
-_UNSEEN = "zone(s) the models never saw"
-
-
-def unseen_zones_note(zones: tuple[str, ...] | list[str]) -> str:
-    """The run's note on zones new to the models (sorted ids, the first ten named)."""
-    return (
-        f"{len(zones)} {_UNSEEN}, scored from floor, building and calendar: "
-        + ", ".join(zones[:10])
-        + (" …" if len(zones) > 10 else "")
-    )
-
-
-def is_unseen_zones_note(note: str) -> bool:
-    return _UNSEEN in note
 
 
 def _scored_readings(frame: pd.DataFrame, coverage: ReadingCoverage) -> pd.DataFrame:

@@ -36,7 +36,7 @@ def build_summary(result: ScoringResult) -> dict[str, Any]:
         "rows_quarantined": report.rows_quarantined,
         "rows_duplicate": report.rows_duplicate,
         "quarantine_reasons": dict(sorted(report.reasons.items())),
-        "notes": [*report.notes, *result.notes],
+        "notes": [*report.notes, *result.all_notes],
         "first_timestamp": _local_iso(report.first_timestamp, site.timezone),
         "last_timestamp": _local_iso(report.last_timestamp, site.timezone),
         "zones": report.zones,

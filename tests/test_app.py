@@ -194,6 +194,7 @@ def test_lines_filters(uploaded: Handlers) -> None:
     assert set(both[S.ZONE_ID]) == {zone} and len(both) <= len(only)
     adjusted = uploaded.lines(None, None, True, request("mgr"))
     assert set(adjusted["adjusted"].astype(str)) <= {"True"}
+    assert len(adjusted) == (board.lines["adjusted"].astype(str) == "True").sum()  # all of them, no other
 
 
 def test_printable_invoice_and_revisions(uploaded: Handlers) -> None:

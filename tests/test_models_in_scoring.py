@@ -46,7 +46,7 @@ def test_model_columns_are_filled_and_a_normal_week_adjusts_nothing(plain, held_
     assert plain.alerts.empty
     assert plain.model_versions["models"]
     # the held-out zone is scored from floor, building and calendar, and the run says so
-    assert any(held_out_zone in note for note in plain.notes)
+    assert any(held_out_zone in note for note in plain.all_notes)
     unseen = scored[scored[S.ZONE_ID].astype(str) == held_out_zone]
     assert len(unseen) > 0 and unseen[S.EXPECTED_POWER_W].notna().all()
 

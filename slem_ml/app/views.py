@@ -7,7 +7,6 @@ client's invoices and only the zones that client leases — cleaning sessions, a
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from dataclasses import dataclass
 from decimal import Decimal
@@ -151,11 +150,3 @@ def _read_energy(path: str, mtime_ns: int, timezone: str) -> pd.DataFrame:
         local_time=local, kwh=np.nan_to_num(kwh)
     )
     return out[list(ENERGY_COLUMNS)]
-
-
-def period_of(view: RunView) -> tuple[dt.datetime, dt.datetime] | None:
-    """First and last local reading time of the visible energy, or ``None`` without readings."""
-    if view.energy.empty:
-        return None
-    times = view.energy["local_time"]
-    return times.min().to_pydatetime(), times.max().to_pydatetime()

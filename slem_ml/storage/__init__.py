@@ -14,7 +14,7 @@ money is ``Decimal`` end to end. See :mod:`slem_ml.storage.store` for the revisi
 :mod:`slem_ml.storage.maintenance` for acknowledging and resolving alerts.
 """
 
-from slem_ml.storage.database import DEFAULT_URL, StorageError, open_database
+from slem_ml.storage.database import DEFAULT_URL, StorageError, database_url, open_database
 from slem_ml.storage.maintenance import (
     MaintenanceError,
     acknowledge_alert,
@@ -63,6 +63,7 @@ __all__ = [
     "add_user",
     "alerts_frame",
     "audit_log",
+    "database_url",
     "authenticate",
     "can_see_client",
     "count_users",

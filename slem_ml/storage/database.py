@@ -26,6 +26,7 @@ then read the new file in ``slem_ml/migrations/versions`` (autogenerate is a dra
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,11 @@ _MIGRATE_THREAD_LOCK = threading.Lock()
 
 class StorageError(SlemError):
     """The database cannot be used: a bad URL, an unreachable server, a schema newer than this slem."""
+
+
+def database_url(given: str | None = None) -> str:
+    """The database to use: ``given`` (``--db``), else ``$SLEM_DATABASE_URL``, else :data:`DEFAULT_URL`."""
+    return given or os.environ.get("SLEM_DATABASE_URL") or DEFAULT_URL
 
 
 def open_database(url: str = DEFAULT_URL) -> Engine:
