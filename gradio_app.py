@@ -13,6 +13,6 @@ from slem_ml.app.ui import Handlers, build_app
 __all__ = ["Handlers", "build_app"]
 
 if __name__ == "__main__":
-    from slem_ml.cli import main
+    from slem_ml.cli.main import main
 
     main(["serve", *sys.argv[1:]])

@@ -1,4 +1,4 @@
-"""How fast ``slem_ml.generate`` makes a year of readings: 12 months × 200 zones × 5 min (≈ 21 M rows).
+"""How fast the generator makes a year of readings: 12 months × 200 zones × 5 min (≈ 21 M rows).
 
 Run from the repository root: ``.venv/bin/python benchmarks/bench_generate.py [--days N] [--zones Z]
 [--step M] [--seed S] [--csv]``. Times generation and Parquet writing separately (and CSV writing with
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from slem_ml.generate import GeneratorConfig, default_site, generate, write_generated  # noqa: E402
+from slem_ml.generator.generate import GeneratorConfig, default_site, generate, write_generated  # noqa: E402
 
 
 def peak_rss_gb() -> float:

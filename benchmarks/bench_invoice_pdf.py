@@ -1,4 +1,4 @@
-"""PDF invoices: time per line for invoices of 100, 1,000 and 5,000 lines (``slem_ml.invoice_pdf``).
+"""PDF invoices: time per line for invoices of 100, 1,000 and 5,000 lines (``slem_ml.outputs.invoice_pdf``).
 
 Run from the repository root: ``.venv/bin/python benchmarks/bench_invoice_pdf.py [--lines N …] [--repeat R]``.
 The lines are synthetic but shaped like the engine's: evening sessions in 40 zones over a month, times to
@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from slem_ml import schema  # noqa: E402
-from slem_ml.contracts import SiteConfig, load_site  # noqa: E402
+from slem_ml.config.site import SiteConfig, load_site  # noqa: E402
 
 CONTRACTS = ROOT / "slem_ml" / "data" / "contracts.yaml"  # Europe/Berlin; C001 Mon–Fri 08:00–18:00
 INVOICE = "INV-C001-202510"
@@ -107,8 +107,8 @@ def main() -> int:
     import fpdf  # noqa: F401  # the one-off cost, before the invoice modules import it
 
     import_s = time.perf_counter() - t0
-    from slem_ml.invoice_pdf import render_view_pdf
-    from slem_ml.invoice_render import invoice_view
+    from slem_ml.outputs.invoice_pdf import render_view_pdf
+    from slem_ml.outputs.invoice_render import invoice_view
 
     site = load_site(CONTRACTS)
     issued = dt.date(2025, 11, 3)

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from slem_ml.contracts import SiteConfig, load_site  # noqa: E402
-from slem_ml.reader import validate_frame  # noqa: E402
-from slem_ml.scoring import score  # noqa: E402
+from slem_ml.config.site import SiteConfig, load_site  # noqa: E402
+from slem_ml.io.reader import validate_frame  # noqa: E402
+from slem_ml.scoring.score import score  # noqa: E402
 from tests.reference import Record, reference_score  # noqa: E402
 from tests.test_oracle import (  # noqa: E402
     compare_cleaning,
@@ -70,9 +70,9 @@ def synthetic_readings(rows: int, seed: int, site: SiteConfig) -> pd.DataFrame:
 
 
 def generated_readings(rows: int, seed: int, site: SiteConfig) -> pd.DataFrame | None:
-    """Periodic 5-minute readings from ``slem_ml.generate`` (35 zones × 10 days), or ``None`` without it."""
+    """Periodic 5-minute readings from the generator (35 zones × 10 days), or ``None`` without it."""
     try:
-        from slem_ml.generate import GeneratorConfig, generate
+        from slem_ml.generator.generate import GeneratorConfig, generate
     except ImportError:
         return None
     zones = 35
@@ -105,12 +105,14 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best one counts")
-    parser.add_argument("--synthetic", action="store_true", help="own simple readings, not slem_ml.generate")
+    parser.add_argument(
+        "--synthetic", action="store_true", help="own simple readings, not slem_ml.generator.generate"
+    )
     args = parser.parse_args()
 
     site = load_site(CONTRACTS)
     raw = None if args.synthetic else generated_readings(args.rows, args.seed, site)
-    source = "slem_ml.generate"
+    source = "slem_ml.generator.generate"
     if raw is None:
         raw, source = synthetic_readings(args.rows, args.seed, site), "synthetic"
     readings = validate_frame(raw, site)
@@ -128,7 +130,7 @@ def main() -> int:
         compare_lines(result.invoice_lines, ref.lines)
         + compare_invoices(result.invoices, ref.invoices)
         + compare_cleaning(result.cleaning_sessions, ref.cleaning_sessions)
-        + compare_readings(result.readings, ref)
+        + compare_readings(result.readings.frame, ref)
     )
     if problems:
         print("\n".join(problems[:20]), file=sys.stderr)

@@ -1,7 +1,8 @@
 """Evaluate every model of SPEC §5 on generated data against the generator's ground truth (issue 3 figures).
 
 Protocol: ``slem generate`` data (default 200 zones × 120 days at 15 minutes, faults only in the last 40 %);
-models trained with :func:`slem_ml.training.train_models` on the first 60 % of the readings (fault-free),
+models trained with :func:`~slem_ml.models.training.train_models` on the first 60 % of the readings
+(fault-free),
 then applied to everything after that cut:
 
 * forecaster — the fixed model forecasts every hour of the test period from features that look back at
@@ -30,15 +31,15 @@ import time
 import numpy as np
 import pandas as pd
 
-from slem_ml import schema as S
-from slem_ml.coverage import compute_coverage
-from slem_ml.features import add_features, seasonal_baselines, zone_hours
-from slem_ml.generate import FaultRates, GeneratorConfig, default_site, generate
-from slem_ml.metrics import brier, coverage, cv_rmse, nmbe, per_group_wape, wape
-from slem_ml.reader import validate_frame
-from slem_ml.scoring import score
-from slem_ml.session_classifier import cleaning_match_scores
-from slem_ml.training import train_models
+from slem_ml.billing.coverage import compute_coverage
+from slem_ml.generator.generate import FaultRates, GeneratorConfig, default_site, generate
+from slem_ml.io import schema as S
+from slem_ml.io.reader import validate_frame
+from slem_ml.models.features import add_features, seasonal_baselines, zone_hours
+from slem_ml.models.metrics import brier, coverage, cv_rmse, nmbe, per_group_wape, wape
+from slem_ml.models.session_classifier import cleaning_match_scores
+from slem_ml.models.training import train_models
+from slem_ml.scoring.score import score
 
 
 def main() -> None:
@@ -124,7 +125,7 @@ def _forecaster(readings, site, bundle, cut) -> list[tuple[str, str, str]]:
 
 def _detectors(result, labels: pd.DataFrame, cut, site) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
-    scored = result.readings
+    scored = result.readings.frame
     alerts = result.alerts
     # spikes: reading level
     spikes = labels[labels["kind"] == "spike"]

@@ -8,8 +8,8 @@ Data (``--data``, default ``../shared/data/real/`` relative to the repository):
   Belgian public holidays; one client open 24/7; default on threshold (5 W, i.e. any light).
 
 Each series becomes canonical slem readings (tz-aware timestamps, ``zone_id``, ``client_id`` C1,
-``power_w`` [W]), is validated with :func:`slem_ml.reader.validate_frame` against a site made by
-:func:`slem_ml.contracts.parse_site`, and is aggregated with ``zone_hours`` + ``add_features`` (hourly mean
+``power_w`` [W]), is validated with :func:`slem_ml.io.reader.validate_frame` against a site made by
+:func:`slem_ml.config.site.parse_site`, and is aggregated with ``zone_hours`` + ``add_features`` (hourly mean
 power [W] = the research's hourly energy [Wh]).
 
 Protocol: test = the last 8 weeks before ``end`` (the end of the last complete hour), 8 weekly origins
@@ -17,7 +17,7 @@ Protocol: test = the last 8 weeks before ``end`` (the end of the last complete h
 fitted on every hour before the origin and forecasts the next 168 hours. One extra origin ``end − 9 w``
 is fitted only to calibrate: each test origin's interval margin (CQR) is learnt from the out-of-sample
 forecasts of all earlier origins. Baselines: seasonal-naive and the 4-week hour-of-week median
-(:func:`slem_ml.features.seasonal_baselines`), plus the all-zero forecast for reference.
+(:func:`slem_ml.models.features.seasonal_baselines`), plus the all-zero forecast for reference.
 
 Measures, pooled over the 8 × 168 test hours: WAPE, CV(RMSE), NMBE, daily WAPE (sums per local day), the
 80 % interval coverage (overall, lit and dark hours; also without the conformal margin), the mean interval
@@ -43,13 +43,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from slem_ml import schema as S
-from slem_ml.contracts import SiteConfig, parse_site
-from slem_ml.coverage import compute_coverage
-from slem_ml.features import HOUR_MS, LIT, add_features, lagged, seasonal_baselines, zone_hours
-from slem_ml.forecaster import ZoneForecaster
-from slem_ml.metrics import brier, coverage, cv_rmse, nmbe, wape
-from slem_ml.reader import validate_frame
+from slem_ml.billing.coverage import compute_coverage
+from slem_ml.config.site import SiteConfig, parse_site
+from slem_ml.io import schema as S
+from slem_ml.io.reader import validate_frame
+from slem_ml.models.features import HOUR_MS, LIT, add_features, lagged, seasonal_baselines, zone_hours
+from slem_ml.models.forecaster import ZoneForecaster
+from slem_ml.models.metrics import brier, coverage, cv_rmse, nmbe, wape
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "real"

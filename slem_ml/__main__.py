@@ -1,5 +1,5 @@
 """``python -m slem_ml`` runs the command line."""
 
-from slem_ml.cli import main
+from slem_ml.cli.main import main
 
 main()

@@ -16,12 +16,12 @@ import pytest
 from psycopg import sql
 from sqlalchemy import Engine
 
-from slem_ml import schema as S
-from slem_ml.generate import GeneratorConfig, default_site, generate
-from slem_ml.reader import validate_frame
-from slem_ml.result import Readings
+from slem_ml.generator.generate import GeneratorConfig, default_site, generate
+from slem_ml.io import schema as S
+from slem_ml.io.reader import validate_frame
+from slem_ml.io.readings import Readings
+from slem_ml.models.training import TrainingConfig, TrainingRun, train_models
 from slem_ml.storage import open_database
-from slem_ml.training import TrainingConfig, TrainingRun, train_models
 from tests.databases import BACKENDS, PG_HOST
 
 SITE = default_site()

@@ -24,7 +24,7 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from slem_ml.contracts import ClientContract, SiteConfig
+from slem_ml.config.site import ClientContract, SiteConfig
 
 __all__ = [
     "Record",

@@ -1,5 +1,6 @@
-"""Maintenance alerts (SPEC §5): the spike detector of slem_ml.anomaly, the drift detector of slem_ml.drift,
-the rules and the alerts table of slem_ml.alerts.
+"""Maintenance alerts (SPEC §5): the spike detector of slem_ml.models.anomaly, the drift detector of
+slem_ml.models.drift,
+the rules and the alerts table of slem_ml.models.alerts.
 
 Hand-made cases a reader can check on paper use one office zone of the shipped sample site (client C001,
 Mon–Fri 08:00–18:00 Europe/Berlin, readings every 15 min, lit at 400 W with 2 % noise, 0.5 W standby). One
@@ -17,14 +18,14 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from slem_ml import schema as S
-from slem_ml.alerts import alert_columns, dropout_alerts, stuck_on_alerts
-from slem_ml.anomaly import SpikeDetector, maintenance_alerts
-from slem_ml.drift import DriftDetector
 from slem_ml.errors import SlemError
-from slem_ml.generate import FaultRates, GeneratorConfig, default_site, generate
-from slem_ml.reader import validate_frame
-from slem_ml.scoring import score
+from slem_ml.generator.generate import FaultRates, GeneratorConfig, default_site, generate
+from slem_ml.io import schema as S
+from slem_ml.io.reader import validate_frame
+from slem_ml.models.alerts import alert_columns, dropout_alerts, stuck_on_alerts
+from slem_ml.models.anomaly import SpikeDetector, maintenance_alerts
+from slem_ml.models.drift import DriftDetector
+from slem_ml.scoring.score import score
 
 SITE = default_site()
 TZ = SITE.site.timezone
@@ -51,7 +52,7 @@ def office(
 
 def scored(readings: pd.DataFrame) -> pd.DataFrame:
     """The scored readings frame the detectors take (reader + orchestrator, as in production)."""
-    return score(validate_frame(readings, SITE), SITE).readings
+    return score(validate_frame(readings, SITE), SITE).readings.frame
 
 
 def set_power(readings: pd.DataFrame, start: str, end: str, power_w: float) -> pd.DataFrame:
@@ -313,7 +314,7 @@ def generated():
             fault_rates=FaultRates(drift_zone_share=0.15),
         )
     )  # fmt: skip
-    frame = score(validate_frame(data.readings, SITE), SITE).readings
+    frame = score(validate_frame(data.readings, SITE), SITE).readings.frame
     first, last = frame["timestamp"].min(), frame["timestamp"].max()
     train = frame[frame["timestamp"] < first + 0.6 * (last - first)]
     return frame, data.labels, SpikeDetector().fit(train, SITE), DriftDetector().fit(train, SITE)
@@ -424,7 +425,7 @@ def test_alert_ids_are_stable_and_unique_whatever_the_row_order(generated):
 def test_forest_scores_in_row_blocks_are_sklearns_bit_for_bit():
     from sklearn.ensemble import IsolationForest
 
-    from slem_ml.anomaly import _forest_scores
+    from slem_ml.models.anomaly import _forest_scores
 
     X = np.random.default_rng(5).normal(size=(120_000, 4))
     forest = IsolationForest(n_estimators=20, random_state=0).fit(X[:5_000])

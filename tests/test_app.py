@@ -15,13 +15,13 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from slem_ml import schema as S
 from slem_ml.app.ui import Handlers
 from slem_ml.app.workspace import AppConfig
-from slem_ml.bundle import save_bundle
-from slem_ml.generate import GeneratorConfig, generate, write_generated
-from slem_ml.reader import read_readings
-from slem_ml.scoring import score
+from slem_ml.generator.generate import GeneratorConfig, generate, write_generated
+from slem_ml.io import schema as S
+from slem_ml.io.reader import read_readings
+from slem_ml.models.bundle import save_bundle
+from slem_ml.scoring.score import score
 from slem_ml.storage import audit_log, open_database
 from slem_ml.storage.maintenance import maintenance_history
 from slem_ml.storage.users import add_user
@@ -258,7 +258,7 @@ def test_serve_refuses_a_public_address_without_users(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from slem_ml.cli_serve import is_loopback
+    from slem_ml.cli.serve import is_loopback
 
     done = subprocess.run(
         [sys.executable, "-m", "slem_ml", "serve", "--host", "0.0.0.0", "--port", "7999"],

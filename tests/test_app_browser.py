@@ -129,9 +129,9 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 def library_totals(sample: Path) -> dict[str, Decimal]:
     """The invoice totals ``slem_ml`` itself computes for the sample (no models, as the server has none)."""
-    from slem_ml.contracts import load_site
-    from slem_ml.reader import read_readings
-    from slem_ml.scoring import score
+    from slem_ml.config.site import load_site
+    from slem_ml.io.reader import read_readings
+    from slem_ml.scoring.score import score
 
     site = load_site(CONTRACTS)
     invoices = score(read_readings(sample, site), site).invoices

@@ -19,10 +19,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from slem_ml.contracts import SiteConfig, parse_site
-from slem_ml.reader import validate_frame
-from slem_ml.result import ScoringResult
-from slem_ml.scoring import score
+from slem_ml.config.site import SiteConfig, parse_site
+from slem_ml.io.reader import validate_frame
+from slem_ml.scoring.result import ScoringResult
+from slem_ml.scoring.score import score
 
 D = Decimal
 TZ = "Europe/Berlin"
@@ -335,7 +335,7 @@ def test_spring_forward_reading_covers_true_minutes() -> None:
     assert lines(result) == [
         line("2025-03-30 01:45", "2025-03-30 03:00", 15, 15, "0.15", "3.75", "0.03", "3.78")
     ]
-    assert result.readings["covered_minutes"].tolist() == pytest.approx([5, 5, 5, 15])
+    assert result.readings.frame["covered_minutes"].tolist() == pytest.approx([5, 5, 5, 15])
 
 
 def test_spring_forward_wall_time_that_does_not_exist_is_quarantined() -> None:
@@ -549,7 +549,7 @@ def test_24_7_client_is_never_billed() -> None:
         line("2025-02-09 02:00", "2025-02-09 02:15", 15, 15, "0.15", "3.75", "0.03", "3.78", zone=ZONE2)
     ]
     assert result.invoices["client_id"].tolist() == ["C001"]
-    c005 = result.readings[result.readings["client_id"] == "C005"]
+    c005 = result.readings.frame[result.readings.frame["client_id"] == "C005"]
     assert c005["usage_class"].tolist() == ["contract", "contract", "off", "contract", "off"]
 
 
@@ -605,7 +605,7 @@ def test_same_instant_the_later_row_stands() -> None:
         line("2025-02-10 18:00", "2025-02-10 18:15", 15, 15, "0.15", "3.75", "0.03", "3.78", zone=ZONE2)
     ]
     assert result.report.rows_duplicate == 0
-    zone2 = result.readings[result.readings["zone_id"] == ZONE2]
+    zone2 = result.readings.frame[result.readings.frame["zone_id"] == ZONE2]
     assert zone2["power_w"].tolist() == [0.0, 600.0, 0.0]
     assert zone2["covered_minutes"].tolist() == pytest.approx([0, 15, 15])
 
@@ -805,7 +805,7 @@ def test_cleaning_staff_outside_contract_is_not_billed() -> None:
     )
     assert result.invoice_lines.empty
     assert result.invoices.empty
-    assert set(result.readings.loc[result.readings["power_w"] > 0, "usage_class"]) == {"cleaning"}
+    assert set(result.readings.frame.loc[result.readings.frame["power_w"] > 0, "usage_class"]) == {"cleaning"}
 
 
 def test_missing_cleaning_value_is_billed() -> None:

@@ -18,10 +18,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from slem_ml.contracts import SiteConfig, parse_site
-from slem_ml.reader import validate_frame
-from slem_ml.result import ScoringResult
-from slem_ml.scoring import score
+from slem_ml.config.site import SiteConfig, parse_site
+from slem_ml.io.reader import validate_frame
+from slem_ml.scoring.result import ScoringResult
+from slem_ml.scoring.score import score
 
 D = Decimal
 TZ = "Europe/Berlin"
@@ -171,7 +171,7 @@ def test_cleaning_inside_contract_hours_is_contract() -> None:
     )
     assert result.cleaning_sessions.empty
     assert result.invoice_lines.empty
-    assert result.readings["usage_class"].tolist() == ["contract", "contract", "off"]
+    assert result.readings.frame["usage_class"].tolist() == ["contract", "contract", "off"]
 
 
 def test_cleaning_that_runs_past_opening_ends_at_opening() -> None:

@@ -6,10 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slem_ml.contracts import parse_site
-from slem_ml.coverage import compute_coverage
-from slem_ml.features import FORECAST_FEATURES, add_features, future_hours, seasonal_baselines, zone_hours
-from slem_ml.reader import validate_frame
+from slem_ml.billing.coverage import compute_coverage
+from slem_ml.config.site import parse_site
+from slem_ml.io.reader import validate_frame
+from slem_ml.models.features import (
+    FORECAST_FEATURES,
+    add_features,
+    future_hours,
+    seasonal_baselines,
+    zone_hours,
+)
 
 SITE = parse_site(
     {

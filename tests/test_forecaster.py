@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slem_ml.backtest import backtest, choose_strategy, fold_origins
-from slem_ml.coverage import compute_coverage
-from slem_ml.features import add_features, zone_hours
-from slem_ml.forecaster import ZoneForecaster
-from slem_ml.generate import GeneratorConfig, default_site, generate
-from slem_ml.reader import validate_frame
+from slem_ml.billing.coverage import compute_coverage
+from slem_ml.generator.generate import GeneratorConfig, default_site, generate
+from slem_ml.io.reader import validate_frame
+from slem_ml.models.backtest import backtest, choose_strategy, fold_origins
+from slem_ml.models.features import add_features, zone_hours
+from slem_ml.models.forecaster import ZoneForecaster
 
 SITE = default_site()
 

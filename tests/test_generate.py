@@ -18,10 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slem_ml import schema as S
-from slem_ml.contracts import SiteConfig
+from slem_ml.config.site import SiteConfig
 from slem_ml.errors import SlemError
-from slem_ml.generate import (
+from slem_ml.generator.generate import (
     LABEL_COLUMNS,
     LEGACY_COLUMNS,
     READING_COLUMNS,
@@ -31,6 +30,7 @@ from slem_ml.generate import (
     generate,
     write_generated,
 )
+from slem_ml.io import schema as S
 
 LEGACY_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "legacy_sample.csv"
 LEGACY_HEADER = "Timestamp,Room_ID,Client_ID,Power_Usage_W,Cleaning_Staff,Building,Floor,Zone"

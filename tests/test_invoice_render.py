@@ -1,4 +1,5 @@
-"""Tests for slem_ml.invoice_render and slem_ml.invoice_pdf: the printable invoice (SPEC §3.7, §7).
+"""Tests for slem_ml.outputs.invoice_render and slem_ml.outputs.invoice_pdf: the printable invoice
+(SPEC §3.7, §7).
 
 Built on the hand-made result of tests/test_outputs.py: INV-C001-202502 has two lines (67.5 and 10 minutes,
 the second spike-adjusted) adding up to 22.52 EUR; the client's name carries a <script> tag. The PDF's text
@@ -16,12 +17,12 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from slem_ml import schema
-from slem_ml.contracts import parse_site
-from slem_ml.invoice_render import (
+from slem_ml.config.site import parse_site
+from slem_ml.io import schema
+from slem_ml.outputs.invoice_pdf import pdf_text
+from slem_ml.outputs.invoice_render import (
     invoice_file_name,
     invoice_view,
-    pdf_text,
     render_invoice_html,
     render_invoice_pdf,
     write_invoice_files,

@@ -25,7 +25,7 @@ from slem_ml.storage import (
     store_result,
 )
 from slem_ml.storage.maintenance import ALERT_FRAME_COLUMNS, HISTORY_COLUMNS
-from slem_ml.storage.models import Alert, MaintenanceAction
+from slem_ml.storage.tables import Alert, MaintenanceAction
 from tests.test_storage import FEBRUARY, make_alert, make_result
 
 A1 = "stuck_on:HQ-F1-Z1:20250210T1800Z"

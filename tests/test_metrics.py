@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from slem_ml.metrics import brier, coverage, cv_rmse, mae, nmbe, per_group_wape, wape
+from slem_ml.models.metrics import brier, coverage, cv_rmse, mae, nmbe, per_group_wape, wape
 
 Y = np.array([10.0, 0.0, 30.0, np.nan])
 F = np.array([12.0, 1.0, 27.0, 5.0])  # the NaN actual is left out

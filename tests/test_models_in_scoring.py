@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from slem_ml import schema as S
-from slem_ml.reader import validate_frame
-from slem_ml.scoring import score
-from slem_ml.session_classifier import cleaning_match_scores
+from slem_ml.io import schema as S
+from slem_ml.io.reader import validate_frame
+from slem_ml.models.session_classifier import cleaning_match_scores
+from slem_ml.scoring.score import score
 from slem_ml.storage import open_database, store_result
-from slem_ml.storage.models import Alert
+from slem_ml.storage.tables import Alert
 from tests.conftest import SITE
 
 
@@ -37,7 +37,7 @@ def plain(last_week, run):
 
 
 def test_model_columns_are_filled_and_a_normal_week_adjusts_nothing(plain, held_out_zone: str) -> None:
-    scored = plain.readings
+    scored = plain.readings.frame
     assert scored[S.EXPECTED_POWER_W].notna().all() and (scored[S.EXPECTED_POWER_W] >= 0).all()
     lit = scored[S.IS_ON].to_numpy(dtype=bool)
     assert scored[S.ANOMALY_SCORE][lit].notna().all() and scored[S.ANOMALY_SCORE][~lit].isna().all()
@@ -46,7 +46,7 @@ def test_model_columns_are_filled_and_a_normal_week_adjusts_nothing(plain, held_
     assert plain.alerts.empty
     assert plain.model_versions["models"]
     # the held-out zone is scored from floor, building and calendar, and the run says so
-    assert any(held_out_zone in note for note in plain.all_notes)
+    assert any(held_out_zone in note.text for note in plain.all_notes)
     unseen = scored[scored[S.ZONE_ID].astype(str) == held_out_zone]
     assert len(unseen) > 0 and unseen[S.EXPECTED_POWER_W].notna().all()
 
@@ -66,7 +66,7 @@ def test_a_spike_in_overtime_is_billed_at_the_expected_power(last_week, plain, r
     spiked.loc[row, S.POWER_W] = 4 * lit_w
 
     result = score(validate_frame(spiked, SITE), SITE, models=run.bundle)
-    flagged = result.readings[result.readings[S.IS_ANOMALY].to_numpy(dtype=bool)]
+    flagged = result.readings.frame[result.readings.frame[S.IS_ANOMALY].to_numpy(dtype=bool)]
     assert flagged[S.POWER_W].tolist() == [4 * lit_w]
     same = result.invoice_lines[
         (result.invoice_lines["zone_id"] == line["zone_id"])
@@ -89,15 +89,15 @@ def test_without_the_cleaning_flag_the_classifier_decides(last_week, run) -> Non
     sessions = result.cleaning_sessions
     assert len(sessions) > 0 and sessions["inferred"].all()
     truth = validate_frame(last_week, SITE).frame  # the reader's row order, with the true flag
-    assert (truth[S.TIMESTAMP].to_numpy() == result.readings[S.TIMESTAMP].to_numpy()).all()
-    decided = result.readings[S.CLEANING_STAFF].to_numpy(dtype=bool)
+    assert (truth[S.TIMESTAMP].to_numpy() == result.readings.frame[S.TIMESTAMP].to_numpy()).all()
+    decided = result.readings.frame[S.CLEANING_STAFF].to_numpy(dtype=bool)
     scores = cleaning_match_scores(truth, decided, SITE)
     assert scores["session_f1"] >= 0.9, scores
 
 
 def test_without_models_the_model_columns_stay_empty(last_week) -> None:
     result = score(validate_frame(last_week, SITE), SITE)
-    assert result.readings[S.EXPECTED_POWER_W].isna().all() and result.alerts.empty
+    assert result.readings.frame[S.EXPECTED_POWER_W].isna().all() and result.alerts.empty
 
 
 def test_a_silent_zone_is_one_alert_open_then_ongoing_across_runs(last_week, run, tmp_path: Path) -> None:

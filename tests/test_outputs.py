@@ -1,4 +1,4 @@
-"""Tests for slem_ml.outputs, slem_ml.csvsafe and slem_ml.summary (SPEC §7).
+"""Tests for slem_ml.outputs.writer, slem_ml.outputs.csvsafe and slem_ml.outputs.summary (SPEC §7).
 
 The ScoringResult here is built by hand (no engine): two clients, three overtime sessions over a DST change,
 one cleaning session and a quarantine with formulas in it. Every expected cell is written out literally.
@@ -7,6 +7,7 @@ one cleaning session and a quarantine with formulas in it. Every expected cell i
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -18,11 +19,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slem_ml import outputs, schema
-from slem_ml.contracts import parse_site
-from slem_ml.csvsafe import escape_cell, escape_frame, escape_series, write_csv
+from slem_ml.config.site import parse_site
 from slem_ml.errors import SlemError
-from slem_ml.result import ScoringResult, ValidationReport
+from slem_ml.io import schema
+from slem_ml.io.readings import ValidationReport
+from slem_ml.outputs import formatting
+from slem_ml.outputs import writer as outputs
+from slem_ml.outputs.csvsafe import escape_cell, escape_frame, escape_series, write_csv
+from slem_ml.outputs.summary import build_summary
+from slem_ml.scoring.result import ScoredReadings, ScoringResult
 
 TZ = "Europe/Berlin"
 FORMULA_ZONE = '=HYPERLINK("http://x.invalid","pay")-F1-Z1'
@@ -264,7 +269,7 @@ def make_result(**changes) -> ScoringResult:
     )
     fields = {
         "site": _site(),
-        "readings": make_readings(),
+        "readings": ScoredReadings.in_memory(make_readings()),
         "invoice_lines": make_lines(),
         "invoices": make_invoices(),
         "cleaning_sessions": make_cleaning(),
@@ -377,48 +382,48 @@ def test_escaping_a_large_frame_is_vectorised():
     ],
 )
 def test_minutes_text(minutes, text):
-    assert outputs.minutes_text(pd.Series([minutes])).tolist() == [text]
+    assert formatting.minutes_text(pd.Series([minutes])).tolist() == [text]
 
 
 def test_iso_text_uses_the_site_offset_and_keeps_milliseconds():
     stamps = pd.Series(
         pd.to_datetime(["2025-02-10T17:00:00Z", "2025-07-10T17:00:00.250Z", None], utc=True, format="ISO8601")
     )
-    assert outputs.iso_text(stamps, TZ).tolist() == [
+    assert formatting.iso_text(stamps, TZ).tolist() == [
         "2025-02-10T18:00:00+01:00",
         "2025-07-10T19:00:00.250+02:00",
         "",
     ]
-    assert outputs.iso_text(stamps.iloc[:1], "UTC").tolist() == ["2025-02-10T17:00:00+00:00"]
+    assert formatting.iso_text(stamps.iloc[:1], "UTC").tolist() == ["2025-02-10T17:00:00+00:00"]
 
 
 def test_iso_text_refuses_naive_timestamps():
     with pytest.raises(TypeError, match="tz-aware"):
-        outputs.iso_text(pd.Series(pd.to_datetime(["2025-02-10 18:00"]), name="start"), TZ)
+        formatting.iso_text(pd.Series(pd.to_datetime(["2025-02-10 18:00"]), name="start"), TZ)
 
 
 def test_minutes_text_writes_decimals_as_stored():
     values = pd.Series([Decimal("67.500"), Decimal("0.017"), None], dtype=object)
-    assert outputs.minutes_text(values).tolist() == ["67.500", "0.017", ""]
+    assert formatting.minutes_text(values).tolist() == ["67.500", "0.017", ""]
 
 
 def test_decimal_text_is_exact_and_refuses_floats():
     values = pd.Series([Decimal("0.50"), Decimal("1E+1"), Decimal("0.000000"), None], dtype=object)
-    assert outputs.decimal_text(values).tolist() == ["0.50", "10", "0.000000", ""]
+    assert formatting.decimal_text(values).tolist() == ["0.50", "10", "0.000000", ""]
     with pytest.raises(TypeError, match="Decimal"):
-        outputs.decimal_text(pd.Series([0.1], dtype=object))
+        formatting.decimal_text(pd.Series([0.1], dtype=object))
 
 
 def test_bool_text():
     values = pd.Series(pd.array([True, False, pd.NA], dtype="boolean"))
-    assert outputs.bool_text(values).tolist() == ["true", "false", ""]
+    assert formatting.bool_text(values).tolist() == ["true", "false", ""]
 
 
 def test_date_text_takes_dates_and_instants():
     dates = pd.Series([dt.date(2025, 2, 10)])
-    assert outputs.date_text(dates, TZ).tolist() == ["2025-02-10"]
+    assert formatting.date_text(dates, TZ).tolist() == ["2025-02-10"]
     late = pd.Series([pd.Timestamp("2025-02-10T23:30Z")])  # already the 11th in Berlin
-    assert outputs.date_text(late, TZ).tolist() == ["2025-02-11"]
+    assert formatting.date_text(late, TZ).tolist() == ["2025-02-11"]
 
 
 # --- write_outputs ------------------------------------------------------------------------------
@@ -620,7 +625,7 @@ def test_summary_json(written):
     assert summary["timings"] == {"read": 0.123, "score": 1.5}
     assert summary["usage_minutes"] == {"off": 15.0, "contract": 0.0, "overtime": 30.0, "cleaning": 15.0}
     assert summary["slem_version"]
-    assert summary == json.loads(json.dumps(make_result().summary()))
+    assert summary == json.loads(json.dumps(build_summary(make_result())))
 
 
 def test_summary_of_an_empty_run():
@@ -630,7 +635,7 @@ def test_summary_of_an_empty_run():
         cleaning_sessions=make_cleaning().iloc[0:0],
         quarantine=pd.DataFrame(),
     )
-    summary = empty.summary()
+    summary = build_summary(empty)
     json.dumps(summary)
     assert summary["totals"]["amount"] == "0" and summary["clients"] == {}
     assert summary["cleaning"]["sessions"] == 0
@@ -723,8 +728,8 @@ def test_out_dir_that_is_a_file_is_refused(tmp_path):
 
 def test_scored_outputs_reproduce_the_content_hash(tmp_path):
     """End to end: each invoice's lines in invoice_lines.csv hash to its content_hash (SPEC §3.8)."""
-    from slem_ml.reader import validate_frame
-    from slem_ml.scoring import score
+    from slem_ml.io.reader import validate_frame
+    from slem_ml.scoring.score import score
 
     site = _site()
     rows = [  # 2025-02-10 is a Monday; C001 closes at 18:00 (+5 min grace)
@@ -767,14 +772,13 @@ def test_scored_outputs_reproduce_the_content_hash(tmp_path):
 
 
 def test_staged_outputs_appear_only_at_the_end_and_can_be_rerendered(tmp_path):
-    from slem_ml.outputs import staged_outputs
+    from slem_ml.outputs.writer import staged_outputs
 
     result = make_result()
     out = tmp_path / "out"
     with staged_outputs(result, out) as staging:
         assert not out.exists()  # nothing visible while staged
-        revised = result.invoices.assign(revision=2)
-        result.invoices = revised
+        result = dataclasses.replace(result, invoices=result.invoices.assign(revision=2))
         staging.rewrite_invoices(result)
     with (out / "invoices.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -783,7 +787,7 @@ def test_staged_outputs_appear_only_at_the_end_and_can_be_rerendered(tmp_path):
 
 
 def test_staged_outputs_are_discarded_when_the_block_fails(tmp_path):
-    from slem_ml.outputs import staged_outputs
+    from slem_ml.outputs.writer import staged_outputs
 
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="store failed"), staged_outputs(make_result(), out):

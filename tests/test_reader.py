@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 
 import slem_ml
-from slem_ml import schema as S
-from slem_ml.contracts import load_site
+from slem_ml.config.site import load_site
 from slem_ml.errors import InputError
-from slem_ml.reader import read_readings, validate_frame
-from slem_ml.result import Readings
+from slem_ml.io import schema as S
+from slem_ml.io.reader import read_readings, validate_frame
+from slem_ml.io.readings import Readings, note_texts
 
 DATA = Path(__file__).parent / "data" / "readings"
 SHIPPED = Path(slem_ml.__file__).parent / "data" / "contracts.yaml"
@@ -216,7 +216,7 @@ def test_semicolon_export_with_decimal_commas_and_day_first_dates() -> None:
     assert result.frame[S.POWER_W].dtype == np.float64
     assert rows[2][S.TIMESTAMP] == utc("2025-01-30 04:01")  # 30.01.2025 05:01 CET
     assert rows[11][S.TIMESTAMP] == utc("2025-02-10 04:35")  # 10.02.2025 is 10 February, not 2 October
-    notes = " | ".join(result.report.notes)
+    notes = " | ".join(note_texts(result.report.notes))
     assert "';'" in notes and "separated" in notes
     assert "decimal comma" in notes
 
@@ -240,7 +240,7 @@ def test_windows_1252_file_loads_and_says_so() -> None:
     assert result.report.rows_valid == 4
     assert set(result.frame[S.ZONE_ID].astype(str)) == {"Bäckerei-F1-Z5", "HQ-F2-Z4"}
     assert set(result.frame[S.BUILDING].astype(str)) == {"Bäckerei Café", "HQ"}
-    assert any("1252" in note for note in result.report.notes)
+    assert any("1252" in note for note in note_texts(result.report.notes))
 
 
 def test_windows_1252_file_with_its_only_accent_in_the_last_bytes_loads() -> None:
@@ -248,7 +248,7 @@ def test_windows_1252_file_with_its_only_accent_in_the_last_bytes_loads() -> Non
     result = read("cp1252_tail.csv")
     assert result.report.rows_valid == 2
     assert set(result.frame[S.BUILDING].astype(str)) == {"HQ", "Café"}
-    assert any("1252" in note for note in result.report.notes)
+    assert any("1252" in note for note in note_texts(result.report.notes))
 
 
 def test_quoted_line_break_in_a_cell_keeps_source_line_numbers() -> None:
@@ -491,7 +491,7 @@ def test_without_cleaning_column_no_row_is_cleaning(tmp_path: Path) -> None:
     assert result.has_cleaning_flag is False
     assert result.frame[S.CLEANING_STAFF].dtype == bool
     assert not result.frame[S.CLEANING_STAFF].any()
-    assert "no cleaning_staff column" in result.report.notes
+    assert "no cleaning_staff column" in note_texts(result.report.notes)
 
 
 # --- order and in-memory frames ------------------------------------------------------------------
@@ -584,7 +584,7 @@ def test_parquet_tz_aware_timestamps_and_row_numbers(tmp_path: Path) -> None:
         4: "unknown client_id 'C999' (not in contracts)",
     }
     assert str(result.frame[S.TIMESTAMP].dtype) == "datetime64[ms, UTC]"
-    assert any("Parquet row" in note for note in result.report.notes)
+    assert any("Parquet row" in note for note in note_texts(result.report.notes))
 
 
 def test_parquet_naive_timestamps_are_site_wall_time(tmp_path: Path) -> None:

@@ -13,11 +13,11 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from slem_ml import schema as S
-from slem_ml.contracts import load_site
-from slem_ml.generate import GeneratorConfig, generate
-from slem_ml.reader import validate_frame
-from slem_ml.scoring import score
+from slem_ml.config.site import load_site
+from slem_ml.generator.generate import GeneratorConfig, generate
+from slem_ml.io import schema as S
+from slem_ml.io.reader import validate_frame
+from slem_ml.scoring.score import score
 
 SITE = load_site("slem_ml/data/contracts.yaml")
 
@@ -85,8 +85,8 @@ def result():
 
 
 def test_scored_readings_keep_their_contract(result) -> None:
-    READINGS.validate(result.readings)
-    order = result.readings[[S.ZONE_ID, S.TIMESTAMP]].astype({S.ZONE_ID: str})
+    READINGS.validate(result.readings.frame)
+    order = result.readings.frame[[S.ZONE_ID, S.TIMESTAMP]].astype({S.ZONE_ID: str})
     assert order.equals(order.sort_values([S.ZONE_ID, S.TIMESTAMP], kind="stable"))  # zone, time order
     assert result.report.rows_in == (
         result.report.rows_valid + result.report.rows_quarantined + result.report.rows_duplicate

@@ -19,11 +19,11 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from slem_ml import schema as S
-from slem_ml.coverage import compute_coverage
-from slem_ml.generate import GeneratorConfig, default_site, generate
-from slem_ml.reader import validate_frame
-from slem_ml.session_classifier import (
+from slem_ml.billing.coverage import compute_coverage
+from slem_ml.generator.generate import GeneratorConfig, default_site, generate
+from slem_ml.io import schema as S
+from slem_ml.io.reader import validate_frame
+from slem_ml.models.session_classifier import (
     FEATURES,
     SessionClassifier,
     after_hours_segments,

@@ -34,9 +34,10 @@ import pytest
 from sqlalchemy import Engine, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
-from slem_ml.contracts import parse_site
-from slem_ml.result import ScoringResult, ValidationReport
-from slem_ml.schema import ALERT_COLUMNS, CLEANING_COLUMNS, INVOICE_COLUMNS, INVOICE_LINE_COLUMNS
+from slem_ml.config.site import parse_site
+from slem_ml.io.readings import ValidationReport
+from slem_ml.io.schema import ALERT_COLUMNS, CLEANING_COLUMNS, INVOICE_COLUMNS, INVOICE_LINE_COLUMNS
+from slem_ml.scoring.result import ScoredReadings, ScoringResult
 from slem_ml.storage import (
     StorageError,
     audit_log,
@@ -50,7 +51,7 @@ from slem_ml.storage import (
 )
 from slem_ml.storage import store as store_module
 from slem_ml.storage.database import HEAD_REVISION, VERSION_TABLE
-from slem_ml.storage.models import Alert, Base, Invoice
+from slem_ml.storage.tables import Alert, Base, Invoice
 from tests.databases import BACKENDS, PG_HOST
 
 TZ = "Europe/Berlin"
@@ -148,7 +149,7 @@ def make_result(
     )
     return ScoringResult(
         site=SITE,
-        readings=pd.DataFrame(),
+        readings=ScoredReadings.in_memory(pd.DataFrame()),
         invoice_lines=lines,
         invoices=pd.DataFrame(invoices, columns=list(INVOICE_COLUMNS)),
         cleaning_sessions=make_cleaning() if cleaning is None else cleaning,
@@ -576,7 +577,7 @@ def test_head_revision_constant_matches_the_migrations() -> None:
 
 
 def test_planned_revisions_match_what_the_store_assigns(tmp_path: Path) -> None:
-    from slem_ml.storage.background import planned_revisions, start_store
+    from slem_ml.run.store_job import planned_revisions, start_store
 
     url = f"sqlite:///{tmp_path / 'plan.db'}"
     first = make_result(FEBRUARY)
@@ -595,7 +596,7 @@ def test_planned_revisions_match_what_the_store_assigns(tmp_path: Path) -> None:
 
 
 def test_an_abandoned_store_leaves_nothing(tmp_path: Path) -> None:
-    from slem_ml.storage.background import start_store
+    from slem_ml.run.store_job import start_store
 
     url = f"sqlite:///{tmp_path / 'abandon.db'}"
     open_database(url).dispose()

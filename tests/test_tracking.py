@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from slem_ml.bundle import MANIFEST_FILE, load_bundle
 from slem_ml.errors import ConfigError
-from slem_ml.generate import default_site
-from slem_ml.training import TrainingConfig, TrainingRun, data_fingerprint, train_models
+from slem_ml.generator.generate import default_site
+from slem_ml.models.bundle import MANIFEST_FILE, load_bundle
+from slem_ml.models.training import TrainingConfig, TrainingRun, data_fingerprint, train_models
 
 SITE = default_site()
 
@@ -33,7 +33,8 @@ def test_training_run_carries_what_the_issue_asks_for(run: TrainingRun, readings
 
 
 def test_fit_log_load_gives_identical_predictions(run: TrainingRun, store: str, tmp_path: Path):
-    from slem_ml.tracking import load_champion, log_training
+    from slem_ml.models.registry import load_champion
+    from slem_ml.models.tracking import log_training
 
     outcome = log_training(run, tracking_uri=store, models_dir=tmp_path / "models")
     assert outcome.promoted and outcome.version == "1" and "first model" in outcome.reason
@@ -53,7 +54,7 @@ def test_a_worse_model_does_not_take_the_alias(run: TrainingRun, readings, store
     import mlflow
     from mlflow import MlflowClient
 
-    from slem_ml.tracking import log_training
+    from slem_ml.models.tracking import log_training
 
     log_training(run, tracking_uri=store, models_dir=tmp_path / "models")
     weak = train_models(readings, SITE, TrainingConfig(forecaster={"n_estimators": 1, "num_leaves": 2}))
@@ -67,7 +68,7 @@ def test_a_worse_model_does_not_take_the_alias(run: TrainingRun, readings, store
     assert logged.tags["promotion"] == outcome.reason
 
     # the champion as scoring reads it (one SQL query, no MLflow import) is the client's champion
-    from slem_ml.tracking import _champion_in_sqlite
+    from slem_ml.models.registry import _champion_in_sqlite
 
     champion = client.get_model_version_by_alias("slem", "champion")
     assert _champion_in_sqlite(store) == (str(champion.version), champion.run_id)
@@ -77,11 +78,11 @@ def test_scoring_loads_the_exported_champion_without_importing_mlflow(run, store
     import subprocess
     import sys
 
-    from slem_ml.tracking import log_training
+    from slem_ml.models.tracking import log_training
 
     log_training(run, tracking_uri=store, models_dir=tmp_path / "models")
     check = (
-        "import sys; from slem_ml.tracking import load_champion; "
+        "import sys; from slem_ml.models.registry import load_champion; "
         f"bundle, source = load_champion(tracking_uri={store!r}, models_dir={str(tmp_path / 'models')!r}); "
         "print(source); print('mlflow' in sys.modules)"
     )
@@ -92,8 +93,8 @@ def test_scoring_loads_the_exported_champion_without_importing_mlflow(run, store
 
 
 def test_without_a_store_the_export_is_used_and_no_store_is_created(run, store: str, tmp_path: Path):
-    from slem_ml.bundle import save_bundle
-    from slem_ml.tracking import load_champion
+    from slem_ml.models.bundle import save_bundle
+    from slem_ml.models.registry import load_champion
 
     save_bundle(run.bundle, tmp_path / "models")
     bundle, source = load_champion(tracking_uri=store, models_dir=tmp_path / "models")
@@ -102,7 +103,39 @@ def test_without_a_store_the_export_is_used_and_no_store_is_created(run, store: 
 
 
 def test_with_neither_the_message_says_to_train(store: str, tmp_path: Path):
-    from slem_ml.tracking import load_champion
+    from slem_ml.models.registry import load_champion
 
     with pytest.raises(ConfigError, match="run `slem train"):
         load_champion(tracking_uri=store, models_dir=tmp_path / "models")
+
+
+def test_a_bundle_pickled_before_the_modules_moved_still_loads(run: TrainingRun, tmp_path: Path):
+    """A champion exported by slem 0.1 before issue 11 names its classes by their old modules
+    (``slem_ml.forecaster.ZoneForecaster``, …); it loads and predicts as before, and the old names do not
+    stay behind in ``sys.modules``."""
+    import sys
+
+    import joblib
+
+    from slem_ml.models.bundle import BUNDLE_FILE, save_bundle
+
+    save_bundle(run.bundle, tmp_path)
+    plain = tmp_path / "plain.joblib"
+    joblib.dump(run.bundle, plain, protocol=2)  # protocol 2 names classes as text: "c<module>\n<name>\n"
+    data = plain.read_bytes()
+    moved = {
+        b"slem_ml.models.forecaster\n": b"slem_ml.forecaster\n",
+        b"slem_ml.models.anomaly\n": b"slem_ml.anomaly\n",
+    }
+    moved |= {b"slem_ml.models.drift\n": b"slem_ml.drift\n", b"slem_ml.models.bundle\n": b"slem_ml.bundle\n"}
+    for new, old in moved.items():
+        assert new in data
+        data = data.replace(new, old)
+    assert b"cslem_ml.forecaster\nZoneForecaster\n" in data
+    (tmp_path / BUNDLE_FILE).write_bytes(data)
+
+    loaded = load_bundle(tmp_path)
+    assert loaded is not None
+    expected = run.bundle.forecaster.predict(run.hours)
+    pd.testing.assert_frame_equal(loaded.forecaster.predict(run.hours), expected)
+    assert "slem_ml.forecaster" not in sys.modules

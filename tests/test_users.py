@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from slem_ml.cli_users import users_app
+from slem_ml.cli.users import users_app
 from slem_ml.errors import SlemError
 from slem_ml.storage import (
     ROLES,
@@ -40,8 +40,8 @@ from slem_ml.storage import (
 )
 from slem_ml.storage import users as users_module
 from slem_ml.storage.database import VERSION_TABLE, alembic_config
-from slem_ml.storage.models import Base
-from slem_ml.storage.models import User as UserRow
+from slem_ml.storage.tables import Base
+from slem_ml.storage.tables import User as UserRow
 from tests.test_storage import FEBRUARY, make_result
 
 PASSWORD = "correct horse"
@@ -291,7 +291,7 @@ def test_a_0001_database_upgrades_to_users_and_keeps_its_runs(db_url: str) -> No
 
 
 def cli() -> typer.Typer:
-    """``slem`` as :mod:`slem_ml.cli` registers the users commands."""
+    """``slem`` as :mod:`slem_ml.cli.main` registers the users commands."""
     app = typer.Typer()
     app.add_typer(users_app, name="users")
     return app

@@ -4,10 +4,10 @@
         [--strategy global|per_zone|both] [--n-estimators 100] [--learning-rate 0.15] [--num-leaves 63] \
         [--backtest-days 14] [--jobs 0]
 
-It runs the same two library calls as ``slem train`` — :func:`slem_ml.training.train_models` and
-:func:`slem_ml.tracking.log_training` — so every run lands in the same MLflow store, is registered, and takes
-the ``champion`` alias only when it beats the current champion on the same backtest weeks. Compare runs in
-the MLflow UI: ``.venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db``.
+It runs the same job as ``slem train`` — :func:`slem_ml.run.train_job.train_file`: read, fit every model,
+log to MLflow — so every run lands in the same MLflow store, is registered,
+and takes the ``champion`` alias only when it beats the current champion on the same backtest weeks. Compare
+runs in the MLflow UI: ``.venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from typing import Annotated
 
 import typer
 
-from slem_ml.cli import run_app
+from slem_ml.cli.main import run_app
+from slem_ml.config import SAMPLE_CONTRACTS
 from slem_ml.errors import SlemError
-
-SAMPLE_CONTRACTS = Path(__file__).resolve().parents[1] / "slem_ml" / "data" / "contracts.yaml"
 
 
 def main(
@@ -36,16 +35,15 @@ def main(
     jobs: Annotated[int, typer.Option(min=0, help="Models fitted at once (0: one per core).")] = 0,
 ) -> None:
     """Train with the given settings and log the run to MLflow (see the module docstring)."""
-    from slem_ml.contracts import load_site
-    from slem_ml.reader import read_readings
-    from slem_ml.tracking import log_training
-    from slem_ml.training import TrainingConfig, train_models
+    # lazy: keeps `--help` free of scikit-learn, LightGBM and MLflow
+    from slem_ml.config.site import load_site
+    from slem_ml.models.training import TrainingConfig
+    from slem_ml.run.train_job import train_file
 
     strategies = {"both": ("global", "per_zone"), "global": ("global",), "per_zone": ("per_zone",)}
     if strategy not in strategies:
         raise SlemError(f"--strategy must be global, per_zone or both, not {strategy!r}")
     site = load_site(contracts)
-    validated = read_readings(readings, site)
     config = TrainingConfig(
         strategies=strategies[strategy],
         backtest_days=backtest_days,
@@ -56,11 +54,8 @@ def main(
             "n_jobs": jobs or None,
         },
     )
-    try:
-        run = train_models(validated, site, config)
-    except ValueError as exc:
-        raise SlemError(f"{readings}: {exc}") from None
-    outcome = log_training(run, tracking_uri=tracking_uri, models_dir=models_dir)
+    done = train_file(readings, site, tracking_uri=tracking_uri, models_dir=models_dir, config=config)
+    run, outcome = done.run, done.outcome
     metrics = run.backtest.metrics
     typer.echo(f"{run.strategy_reason}")
     typer.echo(

@@ -12,11 +12,16 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from slem_ml import schema as S
 from slem_ml.app.views import RunView
 from slem_ml.app.workspace import run_input
-from slem_ml.bundle import ModelBundle
+from slem_ml.billing.coverage import compute_coverage
 from slem_ml.errors import SlemError
+from slem_ml.io import schema as S
+from slem_ml.io.localtime import ms_to_local
+from slem_ml.io.reader import read_readings
+from slem_ml.models.bundle import ModelBundle
+from slem_ml.models.features import add_features, zone_hours
+from slem_ml.models.forecast import forecast, peak_hours
 
 __all__ = ["ForecastView", "cleaning_ranking", "fix_effects", "forecast_view", "zone_series"]
 
@@ -54,17 +59,18 @@ def zone_series(view: RunView, zone_id: str, models: ModelBundle | None) -> pd.D
     Columns ``hour`` (local, naive for charts), ``actual_w``, ``lit`` and, with models, ``expected_w``,
     ``lower_w``, ``upper_w`` [W]. Raises :class:`SlemError` for a zone the user may not see.
     """
-    from slem_ml.coverage import compute_coverage
-    from slem_ml.features import add_features, zone_hours
-
     if zone_id not in view.zones:
         raise SlemError(f"no zone {zone_id!r} in this run")
     readings = _zone_readings(view, zone_id, view.user.client_id)
     coverage = compute_coverage(readings, view.site)
     hours = zone_hours(readings, coverage.is_on)
-    local = pd.to_datetime(hours["hour_ms"], unit="ms", utc=True).dt.tz_convert(view.site.site.timezone)
+    local = ms_to_local(hours["hour_ms"].to_numpy(dtype="int64"), view.site.site.timezone)
     out = pd.DataFrame(
-        {"hour": local.dt.tz_localize(None), "actual_w": hours[S.POWER_W], "lit": hours["lit"]}
+        {
+            "hour": local.tz_localize(None),
+            "actual_w": hours[S.POWER_W].to_numpy(),
+            "lit": hours["lit"].to_numpy(),
+        }
     )
     if models is not None:
         predicted = models.forecaster.predict(add_features(hours, view.site))
@@ -126,8 +132,6 @@ def forecast_view(view: RunView, models: ModelBundle, *, days: int = 7) -> Forec
     full = _forecast(str(source), view, models, days)
     if view.user.client_id is None:
         return full
-    from slem_ml.forecast import peak_hours
-
     table = full.forecasts[full.forecasts[S.ZONE_ID].isin(view.zones)].reset_index(drop=True)
     zone_peaks, building_peaks = peak_hours(table)  # over the zones this user sees, not the building's
     return ForecastView(table, zone_peaks, building_peaks)
@@ -141,9 +145,6 @@ def _forecast(path: str, view: RunView, models: ModelBundle, days: int) -> Forec
     key = (path, view.run.run_id, models.version, days)
     cached = _FORECASTS.get(key)
     if cached is None:
-        from slem_ml.forecast import forecast
-        from slem_ml.reader import read_readings
-
         result = forecast(read_readings(path, view.site), view.site, models.forecaster, days=days)
         cached = ForecastView(result.forecasts, result.zone_peaks, result.building_peaks)
         _FORECASTS.clear()
@@ -152,7 +153,7 @@ def _forecast(path: str, view: RunView, models: ModelBundle, days: int) -> Forec
 
 
 def _zone_readings(view: RunView, zone_id: str, client_id: str | None) -> pd.DataFrame:
-    """The zone's scored readings as the engine sees them: canonical columns, timestamps in UTC; only
+    """The zone's scored readings as scoring sees them: canonical columns, timestamps in UTC; only
     ``client_id``'s when given (a zone let to another client before or after)."""
     frame = pd.read_parquet(
         view.folder / "scored_readings.parquet",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from slem_ml import schema as S
+from slem_ml.io import schema as S
 
 __all__ = [
     "cleaning_by_hour",

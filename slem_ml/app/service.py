@@ -8,26 +8,29 @@ money as exact decimals with two places) and Plotly figures. Problems a user can
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from slem_ml import schema as S
 from slem_ml.app import analysis, charts
 from slem_ml.app.views import RunView, latest_view, tiles
-from slem_ml.app.workspace import AppConfig
+from slem_ml.app.workspace import AppConfig, run_input
 from slem_ml.app.workspace import upload as score_upload
-from slem_ml.bundle import ModelBundle
-from slem_ml.csvsafe import write_csv
+from slem_ml.atomic import staged_folder
 from slem_ml.errors import SlemError
-from slem_ml.scoring import Progress, no_progress
+from slem_ml.io import schema as S
+from slem_ml.models.bundle import ModelBundle
+from slem_ml.models.registry import find_champion, training_runs
+from slem_ml.outputs.csvsafe import write_csv
+from slem_ml.outputs.validation_text import validation_markdown
+from slem_ml.progress import Progress, no_progress
 from slem_ml.storage import invoice_history, open_database
 from slem_ml.storage.maintenance import acknowledge_alert, maintenance_history, resolve_alert
 from slem_ml.storage.users import User, count_users, get_user, role_allows
@@ -318,7 +321,6 @@ def forecast_for(
 
 def models_overview(config: AppConfig, username: str | None) -> tuple[str, pd.DataFrame]:
     """The champion's figures (markdown) and the latest training runs in the MLflow store."""
-    from slem_ml.tracking import training_runs
 
     _user(config, username)
     models = _models(config)
@@ -338,10 +340,8 @@ def models_overview(config: AppConfig, username: str | None) -> tuple[str, pd.Da
 
 def retrain(config: AppConfig, username: str | None, progress: Progress = no_progress) -> str:
     """Train on the latest run's readings, log to MLflow, promote if better (data scientists, admins)."""
-    from slem_ml.app.workspace import run_input
-    from slem_ml.reader import read_readings
-    from slem_ml.tracking import log_training
-    from slem_ml.training import train_models
+    # lazy: MLflow and the training stack, for retraining only
+    from slem_ml.run.train_job import CannotTrainError, train_file
 
     view = _require(_view(config, username))
     if not role_allows(view.user, "retrain") or view.user.client_id is not None:
@@ -350,10 +350,15 @@ def retrain(config: AppConfig, username: str | None, progress: Progress = no_pro
     if source is None:
         raise SlemError("the latest run's readings are not kept by the app: upload them first")
     try:
-        run = train_models(read_readings(source, view.site), view.site, progress=progress)
-    except ValueError as exc:
-        raise SlemError(f"cannot train on {view.run.source}: {exc}") from None
-    outcome = log_training(run, tracking_uri=config.tracking_uri, models_dir=config.models_dir)
+        outcome = train_file(
+            source,
+            view.site,
+            tracking_uri=config.tracking_uri,
+            models_dir=config.models_dir,
+            progress=progress,
+        ).outcome
+    except CannotTrainError as exc:  # named by the file the user uploaded, not the app's copy of it
+        raise CannotTrainError(view.run.source, exc.reason) from None
     return f"MLflow run {outcome.run_id}, registered version {outcome.version}: {outcome.reason}"
 
 
@@ -361,9 +366,7 @@ def retrain(config: AppConfig, username: str | None, progress: Progress = no_pro
 
 
 def _models(config: AppConfig) -> ModelBundle | None:
-    from slem_ml.cli_models import find_models
-
-    return find_models(config.tracking_uri, config.models_dir, required=False)[0]
+    return find_champion(config.tracking_uri, config.models_dir, required=False).bundle
 
 
 #: Alert columns as the tables show them: the explanation last, so it gets the room that is left.
@@ -397,25 +400,7 @@ def _notes(view: RunView) -> str:
     summary = view.folder / "summary.json"
     if not summary.exists() or view.user.client_id is not None:  # the notes name zones and clients
         return ""
-    import json
-
-    data = json.loads(summary.read_text(encoding="utf-8"))
-    report = [
-        "**Validation report** — every row is scored, quarantined (with its line and a reason; download "
-        "`quarantine.csv` below) or counted as a duplicate:",
-        "",
-        "| rows in | scored | quarantined | duplicates | first reading | last reading | zones | clients |",
-        "|---:|---:|---:|---:|---|---|---:|---:|",
-        f"| {data['rows_in']:,} | {data['rows_scored']:,} | {data['rows_quarantined']:,} | "
-        f"{data['rows_duplicate']:,} | {data.get('first_timestamp') or '–'} | "
-        f"{data.get('last_timestamp') or '–'} | {data.get('zones', 0):,} | {data.get('clients_seen', 0):,} |",
-        "",
-    ]
-    reasons = data.get("quarantine_reasons") or {}
-    report += [f"- quarantined {count:,}: {reason}" for reason, count in reasons.items()]
-    quarantined = data.get("rows_quarantined", 0) > 0  # "line = ..." says how to read the quarantine
-    report += [f"- {n}" for n in data.get("notes", []) if quarantined or not n.startswith("line = ")]
-    return "\n".join(report)
+    return validation_markdown(json.loads(summary.read_text(encoding="utf-8")))
 
 
 def _downloads(view: RunView) -> list[Path]:
@@ -428,22 +413,20 @@ def _downloads(view: RunView) -> list[Path]:
     own = view.folder / f"for-client-{client}"  # written once per run and client
     if own.exists():
         return sorted(own.glob("*.csv"), key=lambda p: names.index(p.name))
-    staging = Path(tempfile.mkdtemp(prefix=".for-", dir=view.folder))
     kept: list[Path] = []
-    for path in files:
-        if path.name == "quarantine.csv":
-            continue  # raw rows of every client
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        if "client_id" in frame.columns:
-            frame = frame[frame["client_id"] == view.user.client_id]
-        elif S.ZONE_ID in frame.columns:
-            frame = frame[frame[S.ZONE_ID].isin(view.zones)]
-        write_csv(frame, staging / path.name)  # cells stay as escaped in the run's file
-        kept.append(own / path.name)
-    try:
-        os.replace(staging, own)
-    except OSError:  # another request for the same client wrote them first
-        shutil.rmtree(staging, ignore_errors=True)
+    with staged_folder(view.folder, "for") as staging:
+        for path in files:
+            if path.name == "quarantine.csv":
+                continue  # raw rows of every client
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            if "client_id" in frame.columns:
+                frame = frame[frame["client_id"] == view.user.client_id]
+            elif S.ZONE_ID in frame.columns:
+                frame = frame[frame[S.ZONE_ID].isin(view.zones)]
+            write_csv(frame, staging / path.name)  # cells stay as escaped in the run's file
+            kept.append(own / path.name)
+        with contextlib.suppress(OSError):  # another request for the same client wrote them first
+            os.replace(staging, own)
     return kept
 
 

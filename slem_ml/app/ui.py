@@ -2,7 +2,7 @@
 
 Every handler is a thin adapter: it calls exactly one function of :mod:`slem_ml.app.service` with the
 signed-in user's name and turns a :class:`~slem_ml.errors.SlemError` into a message on screen. Started by
-``slem serve`` (:mod:`slem_ml.cli_serve`) or ``python gradio_app.py``.
+``slem serve`` (:mod:`slem_ml.cli.serve`) or ``python gradio_app.py``.
 """
 
 from __future__ import annotations

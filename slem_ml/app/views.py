@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from slem_ml import schema as S
 from slem_ml.app.workspace import RUN_CONTRACTS, AppConfig, run_folder
-from slem_ml.contracts import SiteConfig, load_site
+from slem_ml.config.site import SiteConfig, load_site
 from slem_ml.errors import SlemError
+from slem_ml.io import schema as S
 from slem_ml.storage import RunRecord, latest_run, open_database, run_cleaning, run_invoices
 from slem_ml.storage.maintenance import alerts_frame
 from slem_ml.storage.users import User, can_see_client

@@ -4,20 +4,24 @@ The database holds what a run decided (invoices and their revisions, cleaning se
 log); the run's folder ``<runs_dir>/run-<id>/`` holds its files (SPEC §7), the input as uploaded and the site
 configuration it was scored with, so that a reload, the charts and the forecast find everything again.
 
-:func:`upload` is the app's one way to score: :func:`slem_ml.pipeline.score_file` into a fresh folder, which
-then becomes the run's folder.
+:func:`upload` is the app's one way to score: :func:`~slem_ml.run.pipeline.score_file` into a fresh folder,
+which then becomes the run's folder.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from slem_ml.atomic import staged_folder
+from slem_ml.config.site import load_site
 from slem_ml.errors import InputError, SlemError
-from slem_ml.scoring import Progress, no_progress
+from slem_ml.io.sources import is_parquet
+from slem_ml.models.registry import find_champion
+from slem_ml.progress import Progress, no_progress
+from slem_ml.run.pipeline import RunSettings, score_file
 from slem_ml.storage.users import User, role_allows
 
 __all__ = ["AppConfig", "RUN_CONTRACTS", "run_folder", "run_input", "upload"]
@@ -67,10 +71,6 @@ def upload(
     Raises :class:`SlemError` with one readable line: not allowed for the user's role, file too large, no
     contracts, unusable file or configuration.
     """
-    from slem_ml.cli_models import find_models
-    from slem_ml.contracts import load_site
-    from slem_ml.pipeline import score_file
-
     if not role_allows(user, "upload") or user.client_id is not None:  # a run bills every client
         raise SlemError(f"{user.name} ({user.role}) may not upload readings; ask a manager")
     readings = Path(readings)
@@ -84,16 +84,14 @@ def upload(
     if site_file is None:
         raise SlemError("no site contracts: upload a contracts.yaml beside the readings")
     site = load_site(site_file)
-    config.runs_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=config.runs_dir))
-    try:
+    with staged_folder(config.runs_dir, "upload") as staging:
         done = score_file(
             readings,
             site,
             out=staging / "out",
             database_url=config.database_url,
-            models=lambda: find_models(config.tracking_uri, config.models_dir, required=False),
-            actor=user.name,
+            models=lambda: find_champion(config.tracking_uri, config.models_dir, required=False),
+            settings=RunSettings(actor=user.name),
             progress=progress,
         )
         folder = staging / "out"
@@ -103,12 +101,9 @@ def upload(
         if final.exists():  # the identical run uploaded again: fresh files replace the old ones
             shutil.rmtree(final)
         os.replace(folder, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return done.run_id
 
 
 def _suffix(path: Path) -> str:
-    """``.parquet`` for Parquet (by its magic bytes; uploads may lose their name), else ``.csv``."""
-    with path.open("rb") as handle:
-        return ".parquet" if handle.read(4) == b"PAR1" else ".csv"
+    """``.parquet`` for Parquet (uploads may lose their name: by its magic bytes too), else ``.csv``."""
+    return ".parquet" if is_parquet(path) else ".csv"

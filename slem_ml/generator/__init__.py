@@ -1,6 +1,7 @@
-"""Internals of :mod:`slem_ml.generate` (synthetic readings with labels); import from there, not from here.
+"""Synthetic readings with labels: :mod:`~slem_ml.generator.generate` is the public module; the others are its
+steps.
 
-One module per step of :func:`slem_ml.generate.generate`, in the order it runs them:
+One module per step of :func:`slem_ml.generator.generate.generate`, in the order it runs them:
 
 * ``_calendar`` — the period's local days (DST, holidays) and each client's contracted hours on them;
 * ``_layout`` — buildings → floors → zones, their clients, rated power and the cleaning crews' walks;

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from slem_ml.contracts import SiteConfig
+from slem_ml.config.site import SiteConfig
 from slem_ml.generator._layout import Layout
 
 

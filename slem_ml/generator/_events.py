@@ -1,7 +1,7 @@
 """Intervals in zones (:class:`Events`), the unit every step of the generator works in, and their codes.
 
 ``kind`` 0 is occupancy (lights on in contracted hours, not a label); 1–6 are the label kinds in the order of
-:data:`slem_ml.generate.LABEL_KINDS`. ``cause`` indexes :data:`CAUSES`.
+:data:`slem_ml.generator.generate.LABEL_KINDS`. ``cause`` indexes :data:`CAUSES`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# 1 + index into slem_ml.generate.LABEL_KINDS; keep the two in the same order
+# 1 + index into slem_ml.generator.generate.LABEL_KINDS; keep the two in the same order
 OCCUPANCY, OVERTIME, CLEANING, DRIFT, SPIKE, STUCK, DROPOUT = range(7)
 CAUSES = ("", "after_closing", "before_opening", "closed_day", "crew", "lights_left_on")
 BIG = 1 << 40  # zone stride of the (zone, minute) sort keys; far above any period in minutes
@@ -28,7 +28,7 @@ class Events:
     level: np.ndarray  # float64, share of the zone's rated power while lit
     kind: np.ndarray  # int8
     cause: np.ndarray  # int8, index into CAUSES
-    magnitude: np.ndarray  # float64, see slem_ml.generate.LABEL_COLUMNS
+    magnitude: np.ndarray  # float64, see slem_ml.generator.generate.LABEL_COLUMNS
     aux: np.ndarray  # int64: crew index for cleaning, else 0
 
     def __len__(self) -> int:

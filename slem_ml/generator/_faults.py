@@ -4,7 +4,7 @@ in the fault window (at or after ``window_start``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,11 +13,19 @@ from slem_ml.generator._events import DRIFT, DROPOUT, SPIKE, STUCK, Events
 from slem_ml.generator._grid import Grid
 from slem_ml.generator._layout import Layout
 
-if TYPE_CHECKING:
-    from slem_ml.generate import FaultRates
-
 _MIN_STUCK_MINUTES = 13 * 60  # stuck-on faults last over 12 h (SPEC §5) with room for grid snapping
 DRIFT_CAP = 0.6  # drift stops rising at +60 %
+
+
+@dataclass(frozen=True)
+class FaultRates:
+    """How many faults to inject (SPEC §5). At least one of each kind when it fits in the fault window."""
+
+    drift_zone_share: float = 0.03  # share of zones whose on-power drifts
+    drift_per_day: tuple[float, float] = (0.005, 0.02)  # range the drifts' rises are drawn from [1/day]
+    stuck_on_per_zone_day: float = 0.002  # stuck-on events per zone and day of the fault window
+    dropout_per_zone_day: float = 0.001  # dropouts per zone and day of the fault window
+    spike_share: float = 0.001  # share of lit readings in the fault window that spike
 
 
 def fault_events(

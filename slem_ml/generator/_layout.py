@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from slem_ml import schema as S
-from slem_ml.contracts import SiteConfig
+from slem_ml.config.site import SiteConfig
+from slem_ml.io import schema as S
 
 _ZONES_PER_CREW = 6
 

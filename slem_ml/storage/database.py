@@ -1,4 +1,4 @@
-"""Opening slem's database (SPEC §6 ``--db``): the engine, its locking, and the schema migrations.
+"""Opening slem's database (SPEC §6 ``--db``): the SQLAlchemy engine, its locking, and the schema migrations.
 
 :func:`open_database` creates the schema on an empty database and upgrades an older one with Alembic
 ``upgrade head``, run programmatically from the migrations shipped inside the package (no ``alembic.ini``).
@@ -15,13 +15,14 @@ Locking, so that several processes can store results at once:
   ``BEGIN IMMEDIATE``: it takes the database's write lock up front and waits (up to 30 s) for another
   writer instead of failing on a lock upgrade.
 
-To write a new migration after changing :mod:`~slem_ml.storage.models`::
+To write a new migration after changing :mod:`~slem_ml.storage.tables`::
 
     from alembic import command
     from slem_ml.storage.database import alembic_config
     command.revision(alembic_config(url="sqlite:///dev.db"), message="...", autogenerate=True)
 
-then read the new file in ``slem_ml/migrations/versions`` (autogenerate is a draft) and run ``ruff`` on it.
+then read the new file in ``slem_ml/storage/migrations/versions`` (autogenerate is a draft) and run
+``ruff`` on it.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ __all__ = [
 DEFAULT_URL = "sqlite:///slem.db"
 #: Not Alembic's default ``alembic_version``: the database may be shared with another Alembic user (MLflow).
 VERSION_TABLE = "slem_alembic_version"
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _WRITE = "slem_write"  # execution option: this transaction writes (BEGIN IMMEDIATE on SQLite)
 _STORE_LOCK_KEY = 0x736C656D_0001  # "slem" + 1: advisory lock held by every write transaction
@@ -203,6 +204,7 @@ def _at_head(engine: Engine) -> bool:
 def _upgrade(engine: Engine) -> None:
     if _at_head(engine):
         return
+    # lazy: Alembic is needed only when the schema must be created or upgraded
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from slem_ml.errors import SlemError
 from slem_ml.storage.database import write_session
-from slem_ml.storage.models import ALERT_STATUSES, Alert, AuditEntry, MaintenanceAction
+from slem_ml.storage.tables import ALERT_STATUSES, Alert, AuditEntry, MaintenanceAction
 
 __all__ = [
     "ALERT_FRAME_COLUMNS",

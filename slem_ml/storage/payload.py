@@ -1,4 +1,5 @@
-"""A :class:`~slem_ml.result.ScoringResult` turned into database rows, checked before anything is written.
+"""A :class:`~slem_ml.scoring.result.ScoringResult` turned into database rows, checked before anything is
+written.
 
 Every value is converted to what its column holds (``Decimal`` with the column's scale, UTC ``datetime``,
 ``date``, ``int``, ``float``, ``bool``). A malformed result is refused with a ``ValueError`` naming the table,
@@ -21,9 +22,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy
 
-from slem_ml.result import ScoringResult
-from slem_ml.storage.models import ALERT_STATUSES
+from slem_ml import __version__
+from slem_ml.scoring.result import ScoringResult
+from slem_ml.storage.tables import ALERT_STATUSES
 from slem_ml.storage.types import to_exact_decimal, to_utc
 
 __all__ = ["InvoicePayload", "RunPayload", "prepare"]
@@ -305,16 +308,11 @@ def _json_float(value: Any) -> float | None:
 
 
 def _versions(model_versions: Mapping[str, str]) -> Row:
-    import numpy
-    import sqlalchemy
-
-    from slem_ml import __version__
-
     return {
         "slem": __version__,
         "python": platform.python_version(),
         "pandas": pd.__version__,
-        "numpy": numpy.__version__,
+        "numpy": np.__version__,
         "sqlalchemy": sqlalchemy.__version__,
         "models": {str(k): str(v) for k, v in model_versions.items()},
     }

@@ -17,8 +17,8 @@ import pandas as pd
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload
 
-from slem_ml.schema import CLEANING_COLUMNS, INVOICE_LINE_COLUMNS
-from slem_ml.storage.models import AuditEntry, CleaningSession, Invoice, RunInvoice, ScoreRun
+from slem_ml.io.schema import CLEANING_COLUMNS, INVOICE_LINE_COLUMNS
+from slem_ml.storage.tables import AuditEntry, CleaningSession, Invoice, RunInvoice, ScoreRun
 
 __all__ = [
     "AuditRecord",

@@ -34,9 +34,10 @@ from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from slem_ml.result import ScoringResult
+from slem_ml.scoring.result import ScoringResult
 from slem_ml.storage.database import write_session
-from slem_ml.storage.models import (
+from slem_ml.storage.payload import InvoicePayload, Row, RunPayload, prepare
+from slem_ml.storage.tables import (
     Alert,
     AuditEntry,
     CleaningSession,
@@ -45,7 +46,6 @@ from slem_ml.storage.models import (
     RunInvoice,
     ScoreRun,
 )
-from slem_ml.storage.payload import InvoicePayload, Row, RunPayload, prepare
 
 __all__ = ["StoredRun", "store_result", "with_revisions"]
 

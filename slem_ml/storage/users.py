@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session
 
 from slem_ml.errors import SlemError
 from slem_ml.storage.database import write_session
-from slem_ml.storage.models import USER_ROLES, AuditEntry
-from slem_ml.storage.models import User as UserRow
+from slem_ml.storage.tables import USER_ROLES, AuditEntry
+from slem_ml.storage.tables import User as UserRow
 
 __all__ = [
     "ACTIONS",

@@ -1,0 +1,160 @@
+"""Overtime sessions, invoice lines and invoices (SPEC §3.4–3.8), exact to the cent.
+
+Sessions are found vectorised (:func:`slem_ml.billing.sessions.find_runs`); money is computed per session with
+Python integers and ``Decimal`` (sessions are few compared with readings), rounding half up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from decimal import ROUND_HALF_UP, Decimal
+
+import numpy as np
+import pandas as pd
+
+from slem_ml.billing.coverage import OVERTIME, ReadingCoverage
+from slem_ml.billing.sessions import (
+    MS_PER_KWH_UNIT,
+    decimal_kwh,
+    decimal_minutes,
+    find_runs,
+    labels_at,
+    round_cents,
+)
+from slem_ml.config.site import SiteConfig
+from slem_ml.io import schema as S
+from slem_ml.io.localtime import day_to_date, iso_local, ms_to_local
+
+__all__ = ["LINE_ORDER", "build_invoices", "canonical_lines_text", "invoice_lines"]
+
+#: The order of invoice lines (stable sort keys): by client, local date, zone, session start.
+LINE_ORDER = ["client_id", "date", "zone_id", "start"]
+
+
+def invoice_lines(
+    frame: pd.DataFrame,
+    coverage: ReadingCoverage,
+    site: SiteConfig,
+    *,
+    billed_power_mw: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """One line per overtime session (SPEC §3.4–3.6), ordered by client, date, zone and start.
+
+    ``billed_power_mw`` (one per reading [mW]) replaces the measured power where the models flagged a spike
+    (SPEC §3.9): such a line bills the replaced energy, says ``adjusted`` and keeps the measured kWh in
+    ``original_energy_kwh``.
+    """
+    pieces = coverage.pieces
+    zone = frame[S.ZONE_ID].cat.codes.to_numpy()
+    client = frame[S.CLIENT_ID].cat.codes.to_numpy()
+    keys = (pieces.usage == OVERTIME, zone[pieces.reading], client[pieces.reading], pieces.day)
+    runs = find_runs(pieces, *keys)
+    if len(runs.first_piece) == 0:
+        return _empty_lines()
+    measured = runs.energy
+    billed_energy = measured
+    if billed_power_mw is not None:
+        billed = dataclasses.replace(pieces, power_mw=billed_power_mw[pieces.reading])
+        billed_energy = find_runs(billed, *keys).energy
+
+    zone_ids = labels_at(frame[S.ZONE_ID], runs.reading)
+    client_ids = labels_at(frame[S.CLIENT_ID], runs.reading)
+    billable = _billable_minutes(runs.covered_ms, site.billing.block_minutes)
+    currency = site.site.currency
+    hours, energy, amount, kwh = [], [], [], []
+    rates = {  # exact (numerator, denominator) pairs of each client's rates
+        cid: (c.hourly_rate.as_integer_ratio(), c.energy_rate.as_integer_ratio())
+        for cid, c in site.clients.items()
+    }
+    for cid, minutes, units in zip(client_ids, billable.tolist(), billed_energy.tolist(), strict=True):
+        (h_num, h_den), (e_num, e_den) = rates[cid]
+        hours_charge = round_cents(minutes * h_num, 60 * h_den)  # SPEC §3.6
+        energy_charge = round_cents(units * e_num, MS_PER_KWH_UNIT * e_den)
+        hours.append(hours_charge)
+        energy.append(energy_charge)
+        amount.append(hours_charge + energy_charge)
+        kwh.append(decimal_kwh(units))
+    dates = day_to_date(runs.day)
+    lines = pd.DataFrame(
+        {
+            "invoice_id": [
+                f"INV-{c}-{d.year:04d}{d.month:02d}" for c, d in zip(client_ids, dates, strict=True)
+            ],
+            "client_id": client_ids,
+            "zone_id": zone_ids,
+            "date": dates,
+            "start": ms_to_local(runs.start_ms, site.site.timezone),
+            "end": ms_to_local(runs.end_ms, site.site.timezone),
+            "minutes": [decimal_minutes(ms) for ms in runs.covered_ms.tolist()],
+            "billable_minutes": billable,
+            "energy_kwh": kwh,
+            "hours_charge": hours,
+            "energy_charge": energy,
+            "amount": amount,
+            "currency": currency,
+            "adjusted": billed_energy != measured,
+            "original_energy_kwh": [decimal_kwh(units) for units in measured.tolist()],
+        }
+    )
+    lines = lines.sort_values(LINE_ORDER, kind="stable")
+    return lines.reset_index(drop=True)[list(S.INVOICE_LINE_COLUMNS)]
+
+
+def _billable_minutes(covered_ms: np.ndarray, block_minutes: int) -> np.ndarray:
+    """``ceil(minutes / block) × block`` in integer milliseconds (SPEC §3.4)."""
+    block_ms = block_minutes * S.MS_PER_MINUTE
+    return (-(-covered_ms // block_ms) * block_minutes).astype(np.int64)
+
+
+def _empty_lines() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in S.INVOICE_LINE_COLUMNS})
+
+
+def canonical_lines_text(lines: pd.DataFrame) -> np.ndarray:
+    """The canonical text of each line; an invoice's ``content_hash`` is the sha256 of its lines' texts.
+
+    The invoice_lines.csv columns except ``invoice_id``, comma-separated, ``\\n`` after each line; times in
+    ISO 8601 with the site offset, Decimals as written, booleans ``true``/``false`` (SPEC §3.8).
+    """
+    text = pd.Series("", index=lines.index, dtype=object)
+    columns = [c for c in S.INVOICE_LINE_COLUMNS if c != "invoice_id"]
+    for i, column in enumerate(columns):
+        values = lines[column]
+        if column in ("start", "end"):
+            cell = pd.Series(iso_local(pd.DatetimeIndex(values)), index=lines.index)
+        elif column == "adjusted":
+            cell = pd.Series(np.where(values.to_numpy(dtype=bool), "true", "false"), index=lines.index)
+        else:
+            cell = values.astype(str).astype(object)
+        text = text + ("," if i else "") + cell
+    return (text + "\n").to_numpy(dtype=object)
+
+
+def build_invoices(lines: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
+    """One invoice per client and month of session dates (SPEC §3.7); revision 1 until stored."""
+    columns = list(S.INVOICE_COLUMNS)
+    if lines.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    rows = []
+    texts = canonical_lines_text(lines)
+    for invoice_id, group in lines.groupby("invoice_id", sort=True):
+        first_date = group["date"].iloc[0]
+        billable = int(group["billable_minutes"].sum())
+        rows.append(
+            {
+                "invoice_id": invoice_id,
+                "client_id": group["client_id"].iloc[0],
+                "period": f"{first_date.year:04d}-{first_date.month:02d}",
+                "revision": 1,
+                "lines": len(group),
+                "billable_hours": (Decimal(billable) / 60).quantize(Decimal("0.01"), ROUND_HALF_UP),
+                "energy_kwh": sum(group["energy_kwh"], Decimal("0.000000")),
+                "total": sum(group["amount"], Decimal("0.00")),
+                "currency": site.site.currency,
+                "content_hash": hashlib.sha256(
+                    "".join(texts[lines.index.get_indexer(group.index)]).encode("utf-8")
+                ).hexdigest(),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)

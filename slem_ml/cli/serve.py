@@ -1,0 +1,100 @@
+"""``slem serve`` (SPEC §6): the manager app, signed in against slem's users.
+
+With users in the database everyone signs in (argon2 hashes, :mod:`slem_ml.storage.users`). Without any,
+the app only listens on a loopback address, where everyone acts as a local admin; on any other address it
+refuses to start (exit 2) until ``slem users add`` has made one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from slem_ml.cli.models import DEFAULT_MODELS_DIR, Db, ModelsDir, TrackingUri
+from slem_ml.errors import SlemError
+
+__all__ = ["OPEN_USER", "serve"]
+
+OPEN_USER = "local"  # who everyone is in the open local mode
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) resolves only to loopback addresses."""
+    try:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 7860,
+    contracts: Annotated[
+        Path | None, typer.Option(help="The site's contracts (otherwise each upload brings its own).")
+    ] = None,
+    readings: Annotated[
+        Path | None, typer.Option(help="Score this readings file before serving (as a local admin).")
+    ] = None,
+    db: Db = None,
+    tracking_uri: TrackingUri = None,
+    models_dir: ModelsDir = Path(DEFAULT_MODELS_DIR),
+    runs_dir: Annotated[Path, typer.Option(help="Where the app keeps each run's files.")] = Path("app_runs"),
+    max_upload_mb: Annotated[float, typer.Option(min=1, help="Largest upload [MB].")] = 500.0,
+) -> None:
+    """Serve the manager app (Gradio) on http://HOST:PORT."""
+    # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
+    from slem_ml.app.workspace import AppConfig, upload
+    from slem_ml.config.site import load_site
+    from slem_ml.storage import database_url, open_database
+    from slem_ml.storage.users import User, authenticate, count_users
+
+    url = database_url(db)
+    if contracts is not None:
+        load_site(contracts)  # a broken configuration stops here, with its one line
+    engine = open_database(url)
+    try:
+        users = count_users(engine)
+    finally:
+        engine.dispose()
+    if users == 0 and not is_loopback(host):
+        raise SlemError(
+            f"refusing to serve on {host} with no users: add one with "
+            "`slem users add NAME --role admin`, or serve on 127.0.0.1"
+        )
+    config = AppConfig(
+        database_url=url,
+        contracts=contracts,
+        models_dir=models_dir,
+        tracking_uri=tracking_uri,
+        runs_dir=runs_dir,
+        max_upload_mb=max_upload_mb,
+        open_user=OPEN_USER if users == 0 else None,
+    )
+    if readings is not None:
+        typer.echo(f"slem serve — scoring {readings} first …")
+        local = User(OPEN_USER, "admin", None, dt.datetime.now(dt.UTC))
+        run_id = upload(config, local, readings)
+        typer.echo(f"  stored as run {run_id}")
+
+    def sign_in(name: str, password: str) -> bool:
+        engine = open_database(url)
+        try:
+            return authenticate(engine, name, password) is not None
+        finally:
+            engine.dispose()
+
+    # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
+    from slem_ml.app.ui import launch
+
+    typer.echo(f"slem serve — http://{host}:{port}  (Ctrl-C stops)")
+    if users == 0:
+        typer.echo(
+            "  no users yet: open to everyone on this machine as a local admin (`slem users add` to sign in)"
+        )
+    launch(config, host=host, port=port, auth=sign_in if users else None)

@@ -1,0 +1,85 @@
+"""What the reader returns (SPEC §1): validated readings, their quarantine and the validation report.
+
+Only :func:`slem_ml.io.reader.read_readings` and :func:`~slem_ml.io.reader.validate_frame` make
+:class:`Readings`, so nothing downstream sees unchecked input. :class:`Note` is how every layer tells a user
+something about a run: a kind a program can test and a text a person reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["Note", "NoteKind", "Readings", "ValidationReport", "note_texts"]
+
+
+class NoteKind:
+    """The kinds of :class:`Note` (plain strings, so they survive JSON and pickling unchanged)."""
+
+    INPUT = "input"  # how the file was read: delimiter, encoding, decimal commas, missing optional column
+    LINE_NUMBERS = "line_numbers"  # what the quarantine's ``line`` column counts (Parquet inputs)
+    MODELS = "models"  # which models scored the run, or why none did
+    UNSEEN_ZONES = "unseen_zones"  # zones the models never saw
+    CLEANING = "cleaning"  # how cleaning was told apart from overtime
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something a user should know about a run. Programs test :attr:`kind`; people read :attr:`text`."""
+
+    kind: str  # one of :class:`NoteKind`
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def note_texts(notes: tuple[Note, ...]) -> list[str]:
+    """The texts of ``notes`` in order (what ``summary.json`` and the CLI show)."""
+    return [note.text for note in notes]
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What the reader found (SPEC §1). ``rows_in == rows_valid + rows_quarantined + rows_duplicate``."""
+
+    source: str  # file name as given
+    input_sha256: str  # of the file's bytes ("" for an in-memory frame)
+    file_format: str  # "csv" | "parquet" | "frame"
+    columns: dict[str, str]  # canonical name -> header found in the file
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    rows_duplicate: int
+    reasons: dict[str, int]  # quarantine reason -> count
+    notes: tuple[Note, ...] = ()  # things a user should know (delimiter sniffed, columns ignored, ...)
+    first_timestamp: pd.Timestamp | None = None  # UTC
+    last_timestamp: pd.Timestamp | None = None  # UTC
+    zones: int = 0
+    clients: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (timestamps as ISO 8601)."""
+        out = dict(self.__dict__)
+        out["notes"] = note_texts(self.notes)
+        for key in ("first_timestamp", "last_timestamp"):
+            value = out[key]
+            out[key] = None if value is None else value.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class Readings:
+    """Validated readings: only the reader makes these, so scoring never sees unchecked input.
+
+    ``frame`` is sorted by (zone_id, timestamp, line) and has the canonical columns with ``timestamp``
+    tz-aware UTC [ms resolution], ``power_w`` float [W], ``cleaning_staff`` bool (all False with
+    ``has_cleaning_flag`` False when the input had no such column), ``building``/``floor``/``zone`` filled.
+    """
+
+    frame: pd.DataFrame
+    quarantine: pd.DataFrame
+    report: ValidationReport
+    has_cleaning_flag: bool

@@ -1,0 +1,254 @@
+"""Write everything ``slem score`` produces into one output folder (SPEC §7).
+
+The folder gets ``scored_readings.parquet``, ``invoice_lines.csv``, ``invoices.csv``,
+``cleaning_sessions.csv``, ``alerts.csv``, ``quarantine.csv``, ``summary.json`` and ``invoices/INV-….html``.
+Writing is all or nothing: every file is written into a hidden staging folder beside ``out_dir`` and only then
+moved into place, the previous run's files moved aside first and restored if anything fails. Files of ours
+that the new run does not produce (an old month's invoice) go; files that are not ours stay.
+
+Cell formats: ``start``/``end`` and alert times are ISO 8601 with the site's UTC offset
+(``2025-02-10T18:00:00+01:00``), ``date`` is ``YYYY-MM-DD``, Decimals are written exactly as stored
+(2 dp money, 6 dp kWh), minutes with at most 3 decimals, booleans ``true``/``false``. Every CSV goes
+through :func:`slem_ml.outputs.csvsafe.write_csv`, so a cell a spreadsheet would run as a formula is escaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from slem_ml.atomic import staged_folder
+from slem_ml.config.site import SiteConfig
+from slem_ml.errors import SlemError
+from slem_ml.io import schema
+from slem_ml.outputs.csvsafe import write_csv
+from slem_ml.outputs.formatting import (
+    format_alerts,
+    format_cleaning_sessions,
+    format_invoice_lines,
+    format_invoices,
+    format_quarantine,
+)
+from slem_ml.outputs.invoice_render import start_invoice_files, write_invoice_files
+from slem_ml.outputs.summary import build_summary
+from slem_ml.scoring.result import ScoringResult
+
+__all__ = [
+    "INVOICE_DIR",
+    "OUTPUT_FILES",
+    "Staging",
+    "check_writable",
+    "staged_outputs",
+    "write_readings",
+    "write_outputs",
+]
+
+#: The files of one run, by what they hold.
+OUTPUT_FILES: dict[str, str] = {
+    "scored_readings": "scored_readings.parquet",
+    "invoice_lines": "invoice_lines.csv",
+    "invoices": "invoices.csv",
+    "cleaning_sessions": "cleaning_sessions.csv",
+    "alerts": "alerts.csv",
+    "quarantine": "quarantine.csv",
+    "summary": "summary.json",
+}
+#: Sub-folder with one printable invoice per invoice; replaced as a whole on every run.
+INVOICE_DIR = "invoices"
+
+# --- the output folder ---------------------------------------------------------------------------
+
+
+def write_outputs(result: ScoringResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write all outputs of ``result`` into ``out_dir`` (created if needed), all or nothing.
+
+    Returns the written files by their path relative to ``out_dir`` (``"invoice_lines.csv"``,
+    ``"invoices/INV-C001-202502.html"``, …). Raises :class:`SlemError` when ``out_dir`` is not a folder.
+    """
+    with staged_outputs(result, out_dir) as staging:
+        pass
+    return staging.written
+
+
+class Staging:
+    """Outputs written into a hidden folder beside ``out_dir``, not yet visible there."""
+
+    def __init__(self, result: ScoringResult, out_dir: Path, folder: Path) -> None:
+        self.out_dir, self.folder = out_dir, folder
+        self.names = _write_all(result, folder)
+
+    @property
+    def written(self) -> dict[str, Path]:
+        return {name: self.out_dir / name for name in self.names}
+
+    def rewrite_invoices(self, result: ScoringResult) -> None:
+        """Write invoices.csv and the printable invoices again (their revisions changed)."""
+        write_csv(format_invoices(result.invoices, result.site), self.folder / OUTPUT_FILES["invoices"])
+        shutil.rmtree(self.folder / INVOICE_DIR, ignore_errors=True)
+        invoices = write_invoice_files(result, self.folder)
+        self.names = [*OUTPUT_FILES.values(), *(p.relative_to(self.folder).as_posix() for p in invoices)]
+
+
+def check_writable(out_dir: str | Path) -> None:
+    """Refuse, before any work, an output folder that cannot be written (SPEC §6: exit 2, nothing written).
+
+    Probes the folder, or its nearest existing ancestor, by making and removing a temporary folder there.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SlemError(f"--out {out_dir}: exists and is not a folder")
+    place = out_dir.absolute()
+    while not place.exists():
+        place = place.parent
+    if not place.is_dir():
+        raise SlemError(f"--out {out_dir}: {place} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".slem-probe-", dir=place))
+    except OSError as exc:
+        raise SlemError(f"--out {out_dir}: cannot write in {place} ({exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
+def staged_outputs(result: ScoringResult, out_dir: str | Path) -> Iterator[Staging]:
+    """Write every output into a staging folder; they move into ``out_dir`` when the block ends without
+    an error, and are discarded otherwise (so a failure elsewhere leaves the previous outputs in place)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SlemError(f"{out_dir}: exists and is not a folder; choose another --out")
+    with staged_folder(out_dir.absolute().parent, f"{out_dir.name}.writing") as folder:
+        staging = Staging(result, out_dir, folder)
+        yield staging
+        _install(folder, out_dir, [*OUTPUT_FILES.values(), INVOICE_DIR])
+
+
+def _write_all(result: ScoringResult, folder: Path) -> list[str]:
+
+    site = result.site
+    finish_invoices = start_invoice_files(result, folder)  # PDFs start now, on the other core
+    if result.readings.parts is not None:  # scored in batches: the parts become a Parquet folder
+        shutil.move(result.readings.parts, folder / OUTPUT_FILES["scored_readings"])
+    else:
+        write_readings(result.readings.frame, site, folder / OUTPUT_FILES["scored_readings"])
+    write_csv(format_invoice_lines(result.invoice_lines, site), folder / OUTPUT_FILES["invoice_lines"])
+    write_csv(format_invoices(result.invoices, site), folder / OUTPUT_FILES["invoices"])
+    write_csv(
+        format_cleaning_sessions(result.cleaning_sessions, site),
+        folder / OUTPUT_FILES["cleaning_sessions"],
+    )
+    write_csv(format_alerts(result.alerts, site), folder / OUTPUT_FILES["alerts"])
+    write_csv(format_quarantine(result.quarantine), folder / OUTPUT_FILES["quarantine"])
+    summary = json.dumps(build_summary(result), indent=2, ensure_ascii=False, default=_json_default)
+    (folder / OUTPUT_FILES["summary"]).write_text(summary + "\n", encoding="utf-8")
+    invoices = finish_invoices()  # folder/invoices exists even when there are no invoices
+    return [*OUTPUT_FILES.values(), *(p.relative_to(folder).as_posix() for p in invoices)]
+
+
+def write_readings(readings: pd.DataFrame, site: SiteConfig, path: Path) -> None:
+    """Scored readings with canonical columns first; instants tz-aware in the site timezone.
+
+    Ids are written as dictionary columns with int32 indices whatever their count, so that the parts of a
+    run scored in batches share one schema."""
+    first = [
+        *schema.REQUIRED_COLUMNS,
+        *schema.OPTIONAL_COLUMNS,
+        schema.IN_CONTRACT,
+        schema.IS_ON,
+        schema.USAGE_CLASS,
+        schema.COVERED_MINUTES,
+        schema.EXPECTED_POWER_W,
+        schema.ANOMALY_SCORE,
+        schema.IS_ANOMALY,
+    ]
+    order = [c for c in first if c in readings.columns]
+    order += [c for c in readings.columns if c not in order]
+    frame = readings.loc[:, order]  # copy-on-write: the columns are not copied
+    local = {
+        column: frame[column].dt.tz_convert(site.site.timezone)
+        for column in frame.columns
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype)
+    }
+    pq.write_table(_arrow_table(frame.assign(**local)), path)
+
+
+def _arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as an Arrow table, categoricals as dictionaries with int32 indices (one schema for every
+    batch's part, whatever its number of zones)."""
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes = values.cat.codes.to_numpy().astype(np.int32)
+            categories = values.cat.categories
+            kind = None if len(categories) else pa.string()  # an empty batch: still text ids, not nulls
+            columns[str(name)] = pa.DictionaryArray.from_arrays(
+                pa.array(codes, mask=codes < 0), pa.array(categories.to_numpy(), type=kind)
+            )
+        elif isinstance(values.dtype, pd.DatetimeTZDtype):  # UTC instants, shown in the column's zone
+            utc = values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+            columns[str(name)] = pa.array(utc, pa.timestamp(values.dtype.unit, str(values.dtype.tz)))
+        elif isinstance(values.dtype, np.dtype):
+            columns[str(name)] = pa.array(values.to_numpy())
+        else:  # other extension arrays (nullable booleans, strings) convert themselves
+            columns[str(name)] = pa.array(values.array)
+    return pa.table(columns)
+
+
+def _install(staging: Path, out_dir: Path, names: list[str]) -> None:
+    """Move ``names`` from ``staging`` into ``out_dir``; on any failure put the previous files back."""
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    backup = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.previous-", dir=out_dir.absolute().parent))
+    moved_aside: list[str] = []
+    moved_in: list[str] = []
+    try:
+        for name in names:
+            target = out_dir / name
+            if target.exists() or target.is_symlink():
+                os.replace(target, backup / name)
+                moved_aside.append(name)
+        for name in names:
+            if (staging / name).exists():
+                os.replace(staging / name, out_dir / name)
+                moved_in.append(name)
+    except BaseException:
+        # Best effort, one file at a time: one file that cannot be put back must not strand the others.
+        for name in moved_in:
+            with contextlib.suppress(OSError):
+                _remove(out_dir / name)
+        for name in moved_aside:
+            with contextlib.suppress(OSError):
+                os.replace(backup / name, out_dir / name)
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

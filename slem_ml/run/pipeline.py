@@ -1,0 +1,186 @@
+"""A readings file in, every output written and the run stored: what ``slem score`` and the app's upload do.
+
+:func:`score_file` is the one way to run the whole job (SPEC §6–§7): read and validate, score with the
+champion models when there are any, write the output folder and store the run in one transaction — a run is
+never stored without its files, and a failure leaves the previous outputs in place. The store runs in a
+forked child while the files are written where that is safe (:func:`slem_ml.forked.can_fork`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from slem_ml.atomic import staged_folder
+from slem_ml.config.site import SiteConfig
+from slem_ml.errors import InputError, SlemError
+from slem_ml.io.reader import read_readings
+from slem_ml.io.readings import Note, NoteKind
+from slem_ml.models.registry import Champion
+from slem_ml.outputs.writer import check_writable, staged_outputs
+from slem_ml.progress import Progress, no_progress
+from slem_ml.run.batched import dask_client, score_in_batches
+from slem_ml.run.batches import BATCH_ROWS, input_rows
+from slem_ml.run.store_job import planned_revisions, start_store
+from slem_ml.scoring.result import ScoringResult
+from slem_ml.scoring.score import score
+from slem_ml.storage import open_database, with_revisions
+
+__all__ = ["ENGINES", "ModelsLoader", "RunSettings", "ScoredFile", "score_file"]
+
+#: Returns the champion (its bundle may be None: then it says why there is none); called once the input
+#: has been read, so that a caller can load the models in a thread meanwhile.
+ModelsLoader = Callable[[], Champion]
+
+ENGINES = ("local", "dask")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How :func:`score_file` runs the job; the defaults score on this machine.
+
+    ``engine="local"`` scores an input of up to ``batch_rows`` readings (default
+    :data:`slem_ml.run.batches.BATCH_ROWS`) in one piece and a larger one (or a folder) batch by batch, so
+    that memory stays bounded; ``engine="dask"`` scores the batches on a Dask cluster (``scheduler``
+    address, or a LocalCluster on this machine) with the same results (:mod:`slem_ml.run.batched`).
+    """
+
+    engine: str = "local"
+    scheduler: str | None = None
+    batch_rows: int | None = None
+    actor: str = "slem"  # who the audit log names
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise SlemError(f"engine {self.engine!r}: use 'local' or 'dask'")
+        if self.scheduler and self.engine != "dask":
+            raise SlemError("--scheduler needs --engine dask")
+
+
+@dataclass(frozen=True)
+class ScoredFile:
+    """The result of :func:`score_file`: the scoring result (revisions applied), the stored run, the files."""
+
+    result: ScoringResult
+    run_id: int
+    created: bool  # False: the identical run was already stored
+    written: dict[str, Path]  # output name -> path
+
+
+def score_file(
+    path: str | Path,
+    site: SiteConfig,
+    *,
+    out: str | Path,
+    database_url: str,
+    models: ModelsLoader,
+    settings: RunSettings = RunSettings(),
+    progress: Progress = no_progress,
+) -> ScoredFile:
+    """Score the readings in ``path`` (a CSV or Parquet file, or a folder of Parquet files) and write
+    ``out`` and the database (``database_url``), as ``settings`` say.
+
+    ``models`` is called once the input has been read (the CLI loads them in a thread meanwhile). Progress
+    goes to ``progress(stage, fraction 0..1)``. Raises :class:`~slem_ml.errors.SlemError` for unusable
+    input, output folder or database, before anything is written.
+    """
+    check_writable(out)
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    rows = settings.batch_rows or BATCH_ROWS
+    if settings.engine == "local" and path.is_file() and input_rows(path) <= rows:
+        result, champion = _score_whole(path, site, models, progress)
+        return _finish(
+            result, champion, out=out, database_url=database_url, actor=settings.actor, progress=progress
+        )
+    with staged_folder(Path(out).absolute().parent, f"{Path(out).name}.batches") as scratch:
+        result, champion = _score_batched(
+            path, site, models, progress, scratch, replace(settings, batch_rows=rows)
+        )
+        return _finish(
+            result, champion, out=out, database_url=database_url, actor=settings.actor, progress=progress
+        )
+
+
+def _score_whole(
+    path: Path, site: SiteConfig, models: ModelsLoader, progress: Progress
+) -> tuple[ScoringResult, Champion]:
+    """Read and score the input in one piece (the fastest way while it fits in memory easily)."""
+    progress("reading", 0.05)
+    clock = time.perf_counter()
+    validated = read_readings(path, site)
+    read_s = time.perf_counter() - clock
+
+    def scoring_progress(stage: str, fraction: float) -> None:
+        progress(stage, 0.3 + 0.4 * min(fraction, 0.99))
+
+    progress("models", 0.25)
+    champion = models()
+    result = score(validated, site, models=champion.bundle, progress=scoring_progress)
+    return replace(result, timings={"read_s": read_s, **result.timings}), champion
+
+
+def _score_batched(
+    path: Path,
+    site: SiteConfig,
+    models: ModelsLoader,
+    progress: Progress,
+    scratch: Path,
+    settings: RunSettings,
+) -> tuple[ScoringResult, Champion]:
+    """Score the input batch by batch, here or on a Dask cluster (:mod:`slem_ml.run.batched`)."""
+    batch_rows = settings.batch_rows or BATCH_ROWS
+    # a Dask cluster starts while the models load (the CLI's thread)
+    cluster = dask_client(settings.scheduler) if settings.engine == "dask" else contextlib.nullcontext(None)
+    with cluster as client:
+        champion = models()
+        if client is not None:  # a batch per worker, at most batch_rows readings
+            workers = max(1, len(client.scheduler_info()["workers"]))
+            batch_rows = min(batch_rows, max(50_000, -(-input_rows(path) // workers)))
+        result = score_in_batches(
+            path, site, models=champion.bundle, parts=scratch / "parts", spill=scratch / "spill",
+            batch_rows=batch_rows, client=client, progress=progress,
+        )  # fmt: skip
+    return result, champion
+
+
+def _finish(
+    result: ScoringResult,
+    champion: Champion,
+    *,
+    out: str | Path,
+    database_url: str,
+    actor: str,
+    progress: Progress,
+) -> ScoredFile:
+    """Write the outputs and store the run (one transaction), the files first."""
+    if champion.bundle is None:
+        note = Note(
+            NoteKind.MODELS,
+            f"scored without models ({champion.source}): no expected power, spike checks or alerts; "
+            "`slem train READINGS` fits them",
+        )
+        result = replace(result, notes=(*result.notes, note))
+    progress("storing", 0.75)
+    database = open_database(database_url)  # creates or upgrades the schema; a bad URL stops here
+    try:
+        planned = planned_revisions(database, result)
+    finally:
+        database.dispose()
+    result = replace(result, invoices=with_revisions(result.invoices, planned))
+    job = start_store(database_url, result, actor=actor)  # prepared while the files are written
+    try:
+        progress("writing", 0.8)
+        with staged_outputs(result, out) as staging:
+            stored = job.commit()  # the files are staged: now the run may be committed
+            if stored.revisions != planned:  # another run stored these invoices in between
+                result = replace(result, invoices=with_revisions(result.invoices, stored.revisions))
+                staging.rewrite_invoices(result)
+    finally:
+        job.abandon()  # rolls the store back if anything above failed; nothing once committed
+    progress("done", 1.0)
+    return ScoredFile(result, stored.run_id, stored.created, staging.written)

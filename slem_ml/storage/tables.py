@@ -1,0 +1,259 @@
+"""The database schema as SQLAlchemy 2 declarative models (SPEC §3.7–3.8, §7).
+
+Conventions, the same on SQLite and PostgreSQL:
+
+* Every ``*_at`` column, ``start_at``/``end_at`` and the alert times are **UTC instants**
+  (:class:`~slem_ml.storage.types.UTCDateTime`): ``timestamptz`` on PostgreSQL, UTC text on SQLite, always
+  read back tz-aware UTC. The site's IANA timezone is kept beside them (``score_runs.timezone``,
+  ``invoices.timezone``) so that local times (SPEC §7: "ISO 8601 with the site's UTC offset") are rebuilt
+  exactly; ``date`` columns hold the local date billing assigned.
+* Money and energy are :class:`~slem_ml.storage.types.ExactDecimal`: ``NUMERIC(14, 2)`` for currency,
+  ``NUMERIC(18, 6)`` for kWh and hours — never a float.
+* ``start``/``end`` are SQL keywords, so the columns are ``start_at``/``end_at``.
+
+The schema is created and upgraded only by the Alembic migrations in ``slem_ml/migrations``; a test checks
+that these models and the migrated database agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from slem_ml.storage.types import ExactDecimal, UTCDateTime
+
+__all__ = [
+    "ALERT_STATUSES",
+    "USER_ROLES",
+    "Alert",
+    "AuditEntry",
+    "Base",
+    "CleaningSession",
+    "Invoice",
+    "InvoiceLine",
+    "MaintenanceAction",
+    "RunInvoice",
+    "ScoreRun",
+    "User",
+]
+
+#: Deterministic constraint names, so that later migrations can refer to them on both backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ALERT_STATUSES: tuple[str, ...] = ("open", "ongoing", "resolved")  # SPEC §5
+#: What each role may do is in :mod:`slem_ml.storage.users`; migration 0002 spells the list out again.
+USER_ROLES: tuple[str, ...] = ("viewer", "manager", "data_scientist", "admin")
+
+MONEY = ExactDecimal(14, 2)  # [currency]
+QUANTITY = ExactDecimal(18, 6)  # [kWh] or [h]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        dt.datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class ScoreRun(Base):
+    """One stored ``slem score`` run and the facts of its input (SPEC §7 ``summary.json``)."""
+
+    __tablename__ = "score_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))  # "complete": a run is written whole or not at all
+    #: sha256 over the input hash, row counts and every output's content: equal = the identical run.
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    input_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(500))
+    timezone: Mapped[str] = mapped_column(String(64))  # the site's IANA zone
+    currency: Mapped[str] = mapped_column(String(3))
+    rows_in: Mapped[int]
+    rows_scored: Mapped[int]
+    rows_quarantined: Mapped[int]
+    rows_duplicate: Mapped[int]
+    first_timestamp: Mapped[dt.datetime | None]
+    last_timestamp: Mapped[dt.datetime | None]
+    timings: Mapped[dict[str, Any]]  # stage -> seconds
+    versions: Mapped[dict[str, Any]]  # slem, python, pandas, ... and "models": {name: version}
+
+
+class Invoice(Base):
+    """One revision of one invoice (SPEC §3.7–3.8). Revisions are never updated or deleted."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("invoice_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(String(64))  # INV-C001-202502; indexed by the unique key
+    revision: Mapped[int]  # 1, 2, ... per invoice_id
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM, site time
+    content_hash: Mapped[str] = mapped_column(String(64))
+    lines: Mapped[int]
+    billable_hours: Mapped[Decimal] = mapped_column(QUANTITY)
+    energy_kwh: Mapped[Decimal] = mapped_column(QUANTITY)
+    total: Mapped[Decimal] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(String(3))
+    timezone: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id"), index=True)  # the run that created it
+    created_at: Mapped[dt.datetime]
+
+    items: Mapped[list[InvoiceLine]] = relationship(
+        back_populates="invoice", order_by="InvoiceLine.line_no", cascade="all, delete-orphan"
+    )
+
+
+class InvoiceLine(Base):
+    """One overtime session billed on one invoice revision (SPEC §3.4–3.6, §3.9)."""
+
+    __tablename__ = "invoice_lines"
+    __table_args__ = (UniqueConstraint("invoice_pk", "line_no"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invoice_pk: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    line_no: Mapped[int]  # 1-based order within the revision
+    zone_id: Mapped[str] = mapped_column(String(64))
+    date: Mapped[dt.date] = mapped_column(Date)  # local date of the session start
+    start_at: Mapped[dt.datetime]
+    end_at: Mapped[dt.datetime]
+    minutes: Mapped[float] = mapped_column(Double)  # [min] covered, may be fractional
+    billable_minutes: Mapped[int]  # [min] rounded up to whole blocks
+    energy_kwh: Mapped[Decimal] = mapped_column(QUANTITY)
+    hours_charge: Mapped[Decimal] = mapped_column(MONEY)
+    energy_charge: Mapped[Decimal] = mapped_column(MONEY)
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    adjusted: Mapped[bool] = mapped_column(Boolean)  # energy re-priced at expected power (SPEC §3.9)
+    original_energy_kwh: Mapped[Decimal | None] = mapped_column(QUANTITY)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="items")
+
+
+class RunInvoice(Base):
+    """Which invoice revision each run produced or confirmed unchanged."""
+
+    __tablename__ = "run_invoices"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id"), primary_key=True)
+    invoice_pk: Mapped[int] = mapped_column(ForeignKey("invoices.id"), primary_key=True, index=True)
+
+
+class CleaningSession(Base):
+    """A cleaning session found by one run (SPEC §4)."""
+
+    __tablename__ = "cleaning_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id"), index=True)
+    zone_id: Mapped[str] = mapped_column(String(64))
+    building: Mapped[str] = mapped_column(String(64))
+    floor: Mapped[str] = mapped_column(String(32))
+    date: Mapped[dt.date] = mapped_column(Date)  # local date of the session start
+    start_at: Mapped[dt.datetime]
+    end_at: Mapped[dt.datetime]
+    minutes: Mapped[float] = mapped_column(Double)
+    flagged: Mapped[bool] = mapped_column(Boolean)
+    excess_minutes: Mapped[float] = mapped_column(Double)
+    wasted_kwh: Mapped[Decimal] = mapped_column(QUANTITY)
+    savings: Mapped[Decimal] = mapped_column(MONEY)
+    inferred: Mapped[bool] = mapped_column(Boolean)
+
+
+class Alert(Base):
+    """A maintenance alert (SPEC §5), raised once and then moved through open → ongoing → resolved."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'ongoing', 'resolved')", name="status"),
+        Index(None, "zone_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(128), unique=True)
+    zone_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))  # spike / drift / stuck_on / dropout
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    detected_at: Mapped[dt.datetime]
+    first_seen: Mapped[dt.datetime]
+    last_seen: Mapped[dt.datetime]
+    score: Mapped[float | None] = mapped_column(Double)  # higher = more anomalous
+    detail: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id"))  # the run that raised it
+    last_run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id"))  # the last run that saw it
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    acknowledged_at: Mapped[dt.datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    resolved_at: Mapped[dt.datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class MaintenanceAction(Base):
+    """What someone did about a zone (relamping, sensor fix, ...), optionally in answer to an alert."""
+
+    __tablename__ = "maintenance_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    user_name: Mapped[str] = mapped_column(String(100))  # "user" is reserved in PostgreSQL
+    at: Mapped[dt.datetime]
+    alert_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class AuditEntry(Base):
+    """Who did what to which record, and what changed (SPEC §3.8)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))  # run.stored, invoice.created, invoice.revised, ...
+    entity: Mapped[str] = mapped_column(String(64))  # score_run, invoice, alert, ...
+    entity_id: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any]]
+
+
+class User(Base):
+    """Someone who signs in to the app; only an argon2id hash of the password is kept."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(f"role IN ({', '.join(repr(role) for role in USER_ROLES)})", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2 PHC string, about 100 characters
+    role: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[str | None] = mapped_column(String(64))  # set: sees only this client's data
+    created_at: Mapped[dt.datetime]
