@@ -48,6 +48,7 @@ lint: setup
 	$(PY) -m ruff check slem_ml tests benchmarks training gradio_app.py
 	$(PY) -m ruff format --check slem_ml tests benchmarks training gradio_app.py
 	$(PY) -m mypy
+	.venv/bin/lint-imports --no-cache  # the rooms' layers and no cycles (.importlinter, docs/architecture.md)
 
 bench: setup
 	$(PY) benchmarks/run_all.py
