@@ -1,8 +1,8 @@
 """The fast engine against the slow reference (``tests/reference.py``), to the cent.
 
 First the reference itself on cases worked out by hand from ``docs/billing-rules.md``, then Hypothesis
-properties that feed the same random readings to ``slem_ml.scoring.score`` and to the reference and compare
-every invoice line, invoice and cleaning session exactly.
+properties that feed the same random readings to ``slem_ml.scoring.score.score`` and to the reference and
+compare every invoice line, invoice and cleaning session exactly.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from slem_ml.contracts import SiteConfig, parse_site
+from slem_ml.config.site import SiteConfig, parse_site
+from slem_ml.io.reader import validate_frame  # imported, never skipped: the oracle must run
+from slem_ml.scoring.score import score
 from tests.reference import (
     Record,
     ReferenceResult,
@@ -71,30 +73,20 @@ def iso(value: dt.datetime) -> str:
 
 
 def ref(records: list[Record], site: SiteConfig) -> ReferenceResult:
-    """The reference's result; when the engine is there, it must agree on the same readings."""
-    if _engine_available():
-        rows = [
-            {
-                "ms": to_ms(r.timestamp),
-                "zone_id": r.zone_id,
-                "client_id": r.client_id,
-                "power_w": r.power_w,
-                "cleaning_staff": r.cleaning_staff,
-            }
-            for r in sorted(records, key=lambda r: r.input_order)
-        ]
-        problems, _ = engine_vs_reference(site, rows)
-        assert not problems, "engine differs:\n" + "\n".join(problems)
+    """The reference's result; the engine must agree with it on the same readings."""
+    rows = [
+        {
+            "ms": to_ms(r.timestamp),
+            "zone_id": r.zone_id,
+            "client_id": r.client_id,
+            "power_w": r.power_w,
+            "cleaning_staff": r.cleaning_staff,
+        }
+        for r in sorted(records, key=lambda r: r.input_order)
+    ]
+    problems, _ = engine_vs_reference(site, rows)
+    assert not problems, "engine differs:\n" + "\n".join(problems)
     return reference_score(records, site)
-
-
-def _engine_available() -> bool:
-    try:
-        import slem_ml.reader
-        import slem_ml.scoring  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 # --- the reference on hand-computed cases --------------------------------------------------------
@@ -675,9 +667,6 @@ def compare_readings(engine: pd.DataFrame, ref: ReferenceResult) -> list[str]:
 
 
 def engine_vs_reference(site: SiteConfig, rows: list[dict[str, Any]]) -> tuple[list[str], ReferenceResult]:
-    from slem_ml.reader import validate_frame
-    from slem_ml.scoring import score
-
     readings = validate_frame(_frame(rows, site), site)
     records, duplicates = drop_exact_duplicates(_records(rows))
     problems = []
@@ -690,7 +679,7 @@ def engine_vs_reference(site: SiteConfig, rows: list[dict[str, Any]]) -> tuple[l
     problems += compare_lines(result.invoice_lines, ref.lines)
     problems += compare_invoices(result.invoices, ref.invoices)
     problems += compare_cleaning(result.cleaning_sessions, ref.cleaning_sessions)
-    problems += compare_readings(result.readings, ref)
+    problems += compare_readings(result.readings.frame, ref)
     return problems, ref
 
 
@@ -713,19 +702,13 @@ def _describe(site: SiteConfig, rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-@pytest.fixture(scope="module")
-def engine() -> None:
-    pytest.importorskip("slem_ml.scoring", reason="the engine is not written yet")
-    pytest.importorskip("slem_ml.reader", reason="the reader is not written yet")
-
-
 @settings(
     max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(scenarios())
-def test_engine_matches_reference(engine: None, scenario: tuple[SiteConfig, list[dict[str, Any]]]) -> None:
+def test_engine_matches_reference(scenario: tuple[SiteConfig, list[dict[str, Any]]]) -> None:
     site, rows = scenario
     problems, ref = engine_vs_reference(site, rows)
     event(f"invoice lines: {min(len(ref.lines), 3)}{'+' if len(ref.lines) >= 3 else ''}")
