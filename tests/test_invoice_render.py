@@ -19,7 +19,7 @@ import pytest
 
 from slem_ml.config.site import parse_site
 from slem_ml.io import schema
-from slem_ml.outputs.invoice_pdf import pdf_text
+from slem_ml.outputs.pdf_text import pdf_text
 from slem_ml.outputs.invoice_render import (
     invoice_file_name,
     invoice_view,

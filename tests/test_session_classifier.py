@@ -23,10 +23,9 @@ from slem_ml.billing.coverage import compute_coverage
 from slem_ml.generator.generate import GeneratorConfig, default_site, generate
 from slem_ml.io import schema as S
 from slem_ml.io.reader import validate_frame
+from slem_ml.models.segments import FEATURES, after_hours_segments
 from slem_ml.models.session_classifier import (
-    FEATURES,
     SessionClassifier,
-    after_hours_segments,
     cleaning_match_scores,
     rule_cleaning,
 )

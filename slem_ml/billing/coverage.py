@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from slem_ml.billing.intervals import GROUP_SPAN_MS, merge_intervals
-from slem_ml.config.site import SiteConfig
+from slem_ml.config.site import ClientContract, SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import local_day_numbers, wall_to_utc
 
@@ -159,21 +159,14 @@ class Calendar:
         days = np.arange(lo - 1, hi + 3, dtype=np.int64)
         midnight = wall_to_utc(days, np.zeros(len(days), np.int64), tz).view(np.int64)
         days = days[:-1]
-        holidays = site.site.holidays_between(_date(days[0]), _date(days[-1]))
-        holiday = np.isin(days, [(d - _EPOCH).days for d in holidays])
-        weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+        holiday = holiday_mask(site, days)
         edges, cuts = [], []
         for index, contract in enumerate(site.clients.values()):
             if contract.always_open:
-                opens, closes = midnight[:-1], midnight[1:]
+                opens, closes = merge_intervals(midnight[:-1], midnight[1:])
             else:
-                start = np.array([w.open_minute if w else -1 for w in contract.week])[weekday]
-                stop = np.array([w.close_minute if w else -1 for w in contract.week])[weekday]
-                working = (start >= 0) & (contract.work_on_holidays | ~holiday)
-                grace = contract.grace_minutes * S.MS_PER_MINUTE
-                opens = wall_to_utc(days[working], start[working], tz).view(np.int64) - grace
-                closes = wall_to_utc(days[working], stop[working], tz).view(np.int64) + grace
-            merged = np.column_stack(merge_intervals(opens, closes)).ravel()  # [o1, c1, o2, c2, …]
+                opens, closes, _ = contract_windows(contract, days, holiday, tz)
+            merged = np.column_stack([opens, closes]).ravel()  # [o1, c1, o2, c2, …]
             edges.append(index * GROUP_SPAN_MS + merged)
             cuts.append(index * GROUP_SPAN_MS + np.union1d(merged, midnight))
         return cls(
@@ -200,6 +193,29 @@ class Calendar:
 
 def _date(day: int) -> dt.date:
     return _EPOCH + dt.timedelta(days=int(day))
+
+
+def holiday_mask(site: SiteConfig, days: np.ndarray) -> np.ndarray:
+    """Which of the local ``days`` (day numbers since 1970-01-01, ascending) are the site's holidays."""
+    holidays = site.site.holidays_between(_date(days[0]), _date(days[-1]))
+    return np.isin(days, [(d - _EPOCH).days for d in holidays])
+
+
+def contract_windows(
+    contract: ClientContract, days: np.ndarray, holiday: np.ndarray, timezone: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A client's contracted hours on the local ``days`` (day numbers; ``holiday`` marks the site's
+    holidays among them), widened by its grace (SPEC §3.1–3.2): the opens and closes [UTC ms] of their
+    union, sorted, and which of ``days`` are working days."""
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    start = np.array([w.open_minute if w else -1 for w in contract.week])[weekday]
+    stop = np.array([w.close_minute if w else -1 for w in contract.week])[weekday]
+    working = (start >= 0) & (contract.work_on_holidays | ~holiday)
+    grace = contract.grace_minutes * S.MS_PER_MINUTE
+    opens = wall_to_utc(days[working], start[working], timezone).view(np.int64) - grace
+    closes = wall_to_utc(days[working], stop[working], timezone).view(np.int64) + grace
+    opens, closes = merge_intervals(opens, closes)
+    return opens, closes, working
 
 
 def _cut(

@@ -20,13 +20,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["pdf_text", "render_view_pdf"]
+from slem_ml.outputs.pdf_text import FontMetrics, clip_text, pdf_text, wrap_text
+
+__all__ = ["render_view_pdf"]
 
 _CONTROL = str.maketrans({**{code: " " for code in range(32)}, 127: " "})
 _ESCAPE = str.maketrans({"\\": "\\\\", "(": "\\(", ")": "\\)"})  # in PDF string literals
@@ -45,7 +46,6 @@ _WIDTHS = (24.0, 24.0, 26.0, 15.0, 13.0, 27.0, 18.0, 18.0, 21.0)  # 186: from ma
 _NUMERIC = (False, False, False, True, True, True, True, True, True)  # right-aligned
 _KEYS = ("minutes", "billable_minutes", "energy_kwh", "hours_charge", "energy_charge", "amount")
 _ENERGY = 5  # the energy column carries the spike mark †
-_MAX_LINES = 12  # a cell wraps onto at most this many lines (a zone id of ~150 characters), then is cut
 _X0 = f"{_LEFT * _K:.2f}"
 
 
@@ -76,17 +76,17 @@ def _invoice_class() -> type:
             label = pdf_text(f"{view['invoice_id']} · revision {view['revision']} · ")
             self.set_title(label[:-3])
             self.set_author("slem")
-            self.metrics: dict[str, _Metrics] = {}
+            self.metrics: dict[str, FontMetrics] = {}
             font: Any  # fpdf2's CoreFont: key, widths (cw) and number (i) in the document
             for family, style in (("courier", ""), (_FONT, "B"), (_FONT, "")):
                 self.set_font(family, style, _BODY_PT)
                 font = self.current_font
-                self.metrics[family + style] = _Metrics.of(font.fontkey, font.cw)
+                self.metrics[family + style] = FontMetrics.of(font.fontkey, font.cw)
             self.regular_id = font.i
             self.period = pdf_text(f"{view['period_label']} · continued")
             room = _RIGHT - 4 - _width(self, self.period, 7.5) - _LEFT - _width(self, label, 7.5)
             client = pdf_text(f"{view['client_name']} (client id {view['client_id']})")
-            self.running_head = label + _clip(client, room * _K * 1000 / 7.5, self.metrics[_FONT])
+            self.running_head = label + clip_text(client, room * _K * 1000 / 7.5, self.metrics[_FONT])
             self.page_label = label + "page "
             self.hash = pdf_text(view["content_hash"])
             self.hash_x = (
@@ -139,7 +139,7 @@ def _block(
     pdf: Any, text: str, x: float, top: float, width: float, size: float, style: str = "", **how: Any
 ) -> float:
     """A paragraph wrapped to ``width`` [mm], ragged right; returns the y below it."""
-    for row in _wrap(pdf_text(text), width * _K * 1000 / size, pdf.metrics[_FONT + style]):
+    for row in wrap_text(pdf_text(text), width * _K * 1000 / size, pdf.metrics[_FONT + style]):
         _put(pdf, x, top, row, size, style, **how)
         top += how.get("line", 3.5)
     return top
@@ -279,7 +279,7 @@ def _heading_ops(
     names = ["Date", "Zone", f"Time ({view['site_timezone']})", "Minutes", "Billable min", "Energy kWh"]
     names += ["Hours charge", "Energy charge", f"Amount {view['currency']}"]
     wrapped = [
-        _wrap(pdf_text(name), (end - start) * _K * 1000 / _HEAD_PT, pdf.metrics[_FONT + "B"])
+        wrap_text(pdf_text(name), (end - start) * _K * 1000 / _HEAD_PT, pdf.metrics[_FONT + "B"])
         for name, start, end in zip(names, starts, ends, strict=True)
     ]
     depth = max(len(lines) for lines in wrapped)
@@ -304,14 +304,14 @@ def _heading(pdf: Any, heading: tuple[float, list], y: float) -> float:
 
 
 def _wrapped(
-    metrics: _Metrics, texts: list[list[str]], i: int, line: Any, geometry: tuple
+    metrics: FontMetrics, texts: list[list[str]], i: int, line: Any, geometry: tuple
 ) -> tuple[int, list]:
     """A row of more than one line: its depth in lines, and each line's (x [pt], line, text, size, tone)."""
     starts, ends, room, mark = geometry
     parts: list[tuple[float, int, str, float, float]] = []
     depth = energy = 1
     for column, limit in enumerate(room):
-        cell = _wrap(texts[column][i], limit, metrics)
+        cell = wrap_text(texts[column][i], limit, metrics)
         for row, text in enumerate(cell):
             x = ends[column] - metrics.width(text) * _BODY_PT / 1000 if _NUMERIC[column] else starts[column]
             parts.append((x, row, text.translate(_ESCAPE), _BODY_PT, _INK))
@@ -320,7 +320,7 @@ def _wrapped(
         parts.append((ends[_ENERGY] + mark - metrics.width("†") * _BODY_PT / 1000, 0, "†", _BODY_PT, _INK))
         metered = pdf_text(f"metered {line['original_energy_kwh']}").translate(_CONTROL)
         for row, text in enumerate(
-            _wrap(metered, room[_ENERGY] * _BODY_PT / _SMALL_PT, metrics), start=energy
+            wrap_text(metered, room[_ENERGY] * _BODY_PT / _SMALL_PT, metrics), start=energy
         ):
             x = ends[_ENERGY] - metrics.width(text) * _SMALL_PT / 1000
             parts.append((x, row, text.translate(_ESCAPE), _SMALL_PT, _GREY))
@@ -372,9 +372,9 @@ def _note(pdf: Any, view: Mapping[str, Any], y: float) -> None:
         f"{view['slem_version']}."
     )
     width, regular = _RIGHT - _LEFT, pdf.metrics[_FONT]
-    height = 6.5 + 3.4 * len(_wrap(pdf_text(closing), width * _K * 1000 / 7.5, regular))
+    height = 6.5 + 3.4 * len(wrap_text(pdf_text(closing), width * _K * 1000 / 7.5, regular))
     height += sum(
-        4.0 * len(_wrap(pdf_text(text), width * _K * 1000 / 8.5, regular)) + 1.5 for text in view["note"]
+        4.0 * len(wrap_text(pdf_text(text), width * _K * 1000 / 8.5, regular)) + 1.5 for text in view["note"]
     )
     if y + height > _BOTTOM:
         pdf.add_page()
@@ -384,108 +384,3 @@ def _note(pdf: Any, view: Mapping[str, Any], y: float) -> None:
     for text in view["note"]:
         y = _block(pdf, text, _LEFT, y, width, 8.5, line=4.0) + 1.5
     _block(pdf, closing, _LEFT, y + 2, width, 7.5, tone=_GREY, line=3.4)
-
-
-# --- text metrics --------------------------------------------------------------------------------
-
-
-class _Metrics:
-    """String widths in a core font [1/1000 of the type size], from its per-character widths."""
-
-    _SIZE = 0x2123  # code points up to "™", the highest in Windows-1252; one slot more for any other
-    _cache: dict[str, _Metrics] = {}
-
-    def __init__(self, char_widths: Mapping[str, int]) -> None:
-        """From fpdf2's core font widths, keyed by the Windows-1252 byte as a Latin-1 character."""
-        self.table = np.zeros(self._SIZE + 1, dtype=np.int64)  # code point 0 (numpy's padding): width 0
-        for byte in range(32, 256):
-            if byte not in (0x81, 0x8D, 0x8F, 0x90, 0x9D):  # not in Windows-1252
-                self.table[ord(bytes([byte]).decode("cp1252"))] = char_widths[chr(byte)]
-        self.table[-1] = self.other = char_widths["?"]
-        self.char = {chr(code): width for code, width in enumerate(self.table.tolist()) if width}
-        self._memo: dict[str, int] = {}
-
-    @classmethod
-    def of(cls, font: str, char_widths: Mapping[str, int]) -> _Metrics:
-        if font not in cls._cache:
-            cls._cache[font] = cls(char_widths)
-        return cls._cache[font]
-
-    def width(self, text: str) -> int:
-        """Width of ``text`` [1/1000 of the type size]; memoised: zone ids and dates repeat on every page."""
-        found = self._memo.get(text)
-        if found is None:
-            char, other = self.char, self.other
-            found = self._memo[text] = sum(char.get(c, other) for c in text)
-        return found
-
-    def widths(self, texts: list[str]) -> np.ndarray:
-        """The widths of many strings at once: their code points looked up in the table and summed."""
-        if not texts:
-            return np.zeros(0, dtype=np.int64)
-        codes = np.array(texts, dtype=np.str_).view(np.uint32).reshape(len(texts), -1)
-        return self.table[np.minimum(codes, self._SIZE)].sum(axis=1)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _wrap(text: str, room: float, metrics: _Metrics) -> tuple[str, ...]:
-    """``text`` in lines no wider than ``room`` [1/1000 of the type size]: broken at spaces, and inside a
-    word only when the word alone is too wide (as CSS ``overflow-wrap: anywhere``)."""
-    if metrics.width(text) <= room:
-        return (text,)
-    lines: list[str] = []
-    current = ""
-    for word in text.split(" "):
-        candidate = f"{current} {word}" if current else word
-        if metrics.width(candidate) <= room:
-            current = candidate
-            continue
-        if current:
-            lines.append(current)
-        while metrics.width(word) > room:
-            cut = _fitting(word, room, metrics)
-            lines.append(word[:cut])
-            word = word[cut:]
-        current = word
-    lines.append(current)
-    if len(lines) > _MAX_LINES:
-        lines = lines[: _MAX_LINES - 1] + [_clip(" ".join(lines[_MAX_LINES - 1 :]), room, metrics)]
-    return tuple(lines)
-
-
-def _fitting(word: str, room: float, metrics: _Metrics) -> int:
-    """How many leading characters of ``word`` fit in ``room`` (at least one)."""
-    width = 0
-    for count, char in enumerate(word):
-        width += metrics.width(char)
-        if width > room:
-            return max(count, 1)
-    return len(word)
-
-
-def _clip(text: str, room: float, metrics: _Metrics) -> str:
-    """``text``, cut with an ellipsis when wider than ``room``."""
-    if metrics.width(text) <= room:
-        return text
-    return text[: _fitting(text, room - metrics.width("…"), metrics)].rstrip() + "…"
-
-
-_PDF_FALLBACK = str.maketrans({"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "ı": "i"})
-
-
-def pdf_text(text: str) -> str:
-    """Text the PDF core fonts (Windows-1252) can show: accents kept, other letters reduced to ASCII."""
-    try:
-        text.encode("cp1252")
-        return text
-    except UnicodeEncodeError:
-        pass
-    out = []
-    for char in text.translate(_PDF_FALLBACK):
-        try:
-            char.encode("cp1252")
-            out.append(char)
-        except UnicodeEncodeError:
-            base = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode("ascii")
-            out.append(base or "?")
-    return "".join(out)
