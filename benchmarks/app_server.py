@@ -18,8 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from slem_ml.config import SAMPLE_CONTRACTS
+
 REPO = Path(__file__).resolve().parents[1]
-CONTRACTS = REPO / "slem_ml" / "data" / "contracts.yaml"
+CONTRACTS = SAMPLE_CONTRACTS
 CHROMIUM = Path("/usr/bin/chromium")
 
 __all__ = ["CHROMIUM", "CONTRACTS", "REPO", "browser", "env", "serving", "slem"]

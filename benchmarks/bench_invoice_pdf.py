@@ -25,10 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from slem_ml import schema  # noqa: E402
+from slem_ml.config import SAMPLE_CONTRACTS  # noqa: E402
 from slem_ml.config.site import SiteConfig, load_site  # noqa: E402
+from slem_ml.io import schema  # noqa: E402
 
-CONTRACTS = ROOT / "slem_ml" / "data" / "contracts.yaml"  # Europe/Berlin; C001 Mon–Fri 08:00–18:00
+CONTRACTS = SAMPLE_CONTRACTS  # Europe/Berlin; C001 Mon–Fri 08:00–18:00
 INVOICE = "INV-C001-202510"
 CENT, MICRO = Decimal("0.01"), Decimal("0.000001")
 

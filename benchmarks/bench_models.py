@@ -25,8 +25,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from slem_ml.config import SAMPLE_CONTRACTS
+
 REPO = Path(__file__).resolve().parents[1]
-CONTRACTS = REPO / "slem_ml" / "data" / "contracts.yaml"
+CONTRACTS = SAMPLE_CONTRACTS
 
 
 def run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from slem_ml.config import SAMPLE_CONTRACTS  # noqa: E402
 from slem_ml.config.site import SiteConfig, load_site  # noqa: E402
 from slem_ml.io.reader import validate_frame  # noqa: E402
 from slem_ml.scoring.score import score  # noqa: E402
@@ -32,7 +33,7 @@ from tests.test_oracle import (  # noqa: E402
     compare_readings,
 )
 
-CONTRACTS = ROOT / "slem_ml" / "data" / "contracts.yaml"  # Europe/Berlin, DE holidays, six clients
+CONTRACTS = SAMPLE_CONTRACTS  # Europe/Berlin, DE holidays, six clients
 START = "2025-10-20T00:00:00+02:00"  # the period holds the autumn DST change (2025-10-26)
 
 

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import psutil
 
+from slem_ml.config import SAMPLE_CONTRACTS
+
 REPO = Path(__file__).resolve().parents[1]
-CONTRACTS = REPO / "slem_ml" / "data" / "contracts.yaml"
+CONTRACTS = SAMPLE_CONTRACTS
 START = dt.date(2025, 1, 6)
 
 

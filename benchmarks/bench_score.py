@@ -27,8 +27,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from slem_ml.config import SAMPLE_CONTRACTS
+
 REPO = Path(__file__).resolve().parents[1]
-CONTRACTS = REPO / "slem_ml" / "data" / "contracts.yaml"
+CONTRACTS = SAMPLE_CONTRACTS
 ZONES = 200
 PER_DAY = {"periodic": 288, "legacy": 48}  # readings per zone and day (legacy: 1-3 an hour, about 2)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,14 +20,21 @@ __all__ = ["atomic_path", "staged_folder"]
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, mode: int = 0o666) -> Iterator[Path]:
     """A temporary path in ``path``'s folder (created if needed) to write one file to; when the block ends
-    without an error it replaces ``path`` in one rename, otherwise it is removed."""
+    without an error it replaces ``path`` in one rename, otherwise it is removed.
+
+    The file is created with ``mode`` less the process umask, as ``open()`` would create it (0o600 for a
+    file only its owner may read)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    temp = Path(name)
+    while True:
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+            break
+        except FileExistsError:  # pragma: no cover - 32 random bits
+            continue
     try:
         yield temp
         os.replace(temp, path)

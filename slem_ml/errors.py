@@ -18,4 +18,12 @@ class InputError(SlemError):
 
 
 class ConfigError(SlemError):
-    """A malformed site configuration (SPEC §2)."""
+    """A malformed site configuration (SPEC §2), or models that cannot be used.
+
+    :attr:`reason` is the problem in one clause, without the advice that may follow it in the message
+    (what a run's note quotes when it goes on without the thing that failed).
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason

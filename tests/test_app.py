@@ -17,6 +17,7 @@ import pytest
 
 from slem_ml.app.ui import Handlers
 from slem_ml.app.workspace import AppConfig
+from slem_ml.config import SAMPLE_CONTRACTS
 from slem_ml.generator.generate import GeneratorConfig, generate, write_generated
 from slem_ml.io import schema as S
 from slem_ml.io.reader import read_readings
@@ -28,7 +29,7 @@ from slem_ml.storage.users import add_user
 from tests.conftest import SITE
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-CONTRACTS = Path(__file__).resolve().parents[1] / "slem_ml" / "data" / "contracts.yaml"
+CONTRACTS = SAMPLE_CONTRACTS
 PASSWORD = "correct horse battery"
 
 

@@ -26,9 +26,11 @@ from pathlib import Path
 
 import pytest
 
+from slem_ml.config import SAMPLE_CONTRACTS
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "legacy_sample.csv"
-CONTRACTS = REPO / "slem_ml" / "data" / "contracts.yaml"
+CONTRACTS = SAMPLE_CONTRACTS
 CHROMIUM = Path("/usr/bin/chromium")
 USER, PASSWORD = "mia", "a-long-test-passphrase"
 TIMEOUT_MS = 30_000  # any one step: scoring the sample takes about 2 s

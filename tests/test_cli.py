@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from slem_ml.config import SAMPLE_CONTRACTS
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "legacy_sample.csv"
-CONTRACTS = REPO / "slem_ml" / "data" / "contracts.yaml"
+CONTRACTS = SAMPLE_CONTRACTS
 
 needs_sample = pytest.mark.skipif(not SAMPLE.exists(), reason=f"{SAMPLE} is not on this machine")
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from slem_ml.config import SAMPLE_CONTRACTS
+
 REPO = Path(__file__).resolve().parents[1]
-CONTRACTS = REPO / "slem_ml" / "data" / "contracts.yaml"
+CONTRACTS = SAMPLE_CONTRACTS
 
 
 def slem(

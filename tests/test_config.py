@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-import slem_ml
+from slem_ml.config import SAMPLE_CONTRACTS
 from slem_ml.config.site import DayWindow, SiteConfig, load_site, parse_site
 from slem_ml.errors import ConfigError
 
 D = Decimal
 DATA = Path(__file__).parent / "data" / "contracts"
-SHIPPED = Path(slem_ml.__file__).parent / "data" / "contracts.yaml"
+SHIPPED = SAMPLE_CONTRACTS
 
 #: The smallest valid site: every section but ``clients`` is left to its default.
 MINIMAL: dict[str, Any] = {"clients": {"C001": {"hours": {"mon-fri": "08:00-18:00"}}}}

@@ -1,4 +1,4 @@
-"""Hourly zone features (slem_ml/features.py): hand-checked lags, calendar in local time, no look-ahead."""
+"""Hourly zone features (slem_ml/models/features.py): hand-checked lags, local calendar, no look-ahead."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The zone forecaster and its backtest (slem_ml/forecaster.py, slem_ml/backtest.py) on generated data."""
+"""The zone forecaster and its backtest (slem_ml/models/forecaster.py, backtest.py) on generated data."""
 
 from __future__ import annotations
 

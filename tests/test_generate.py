@@ -1,4 +1,4 @@
-"""Tests of the synthetic readings generator (slem_ml/generate.py).
+"""Tests of the synthetic readings generator (slem_ml/generator/generate.py).
 
 The strongest checks compare the readings against the labels with an independent, obviously-correct
 reference: which readings are lit outside their client's contracted hours (SPEC §3) must be exactly the

@@ -19,7 +19,6 @@ import pytest
 
 from slem_ml.config.site import parse_site
 from slem_ml.io import schema
-from slem_ml.outputs.pdf_text import pdf_text
 from slem_ml.outputs.invoice_render import (
     invoice_file_name,
     invoice_view,
@@ -27,6 +26,7 @@ from slem_ml.outputs.invoice_render import (
     render_invoice_pdf,
     write_invoice_files,
 )
+from slem_ml.outputs.pdf_text import pdf_text
 from tests.test_outputs import FORMULA_ZONE, TZ, _hash, _local, make_invoices, make_lines, make_result
 
 ISSUED = dt.date(2025, 3, 3)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import slem_ml
+from slem_ml.config import SAMPLE_CONTRACTS
 from slem_ml.config.site import load_site
 from slem_ml.errors import InputError
 from slem_ml.io import schema as S
@@ -25,7 +25,7 @@ from slem_ml.io.reader import read_readings, validate_frame
 from slem_ml.io.readings import Readings, note_texts
 
 DATA = Path(__file__).parent / "data" / "readings"
-SHIPPED = Path(slem_ml.__file__).parent / "data" / "contracts.yaml"
+SHIPPED = SAMPLE_CONTRACTS
 LEGACY_SAMPLE = Path(__file__).parents[2] / "shared" / "data" / "legacy_sample.csv"
 SITE = load_site(SHIPPED)
 

@@ -13,13 +13,14 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
+from slem_ml.config import SAMPLE_CONTRACTS
 from slem_ml.config.site import load_site
 from slem_ml.generator.generate import GeneratorConfig, generate
 from slem_ml.io import schema as S
 from slem_ml.io.reader import validate_frame
 from slem_ml.scoring.score import score
 
-SITE = load_site("slem_ml/data/contracts.yaml")
+SITE = load_site(SAMPLE_CONTRACTS)
 
 
 def _decimal_places(places: int) -> pa.Check:

@@ -9,7 +9,7 @@ import pytest
 
 from slem_ml.errors import ConfigError
 from slem_ml.generator.generate import default_site
-from slem_ml.models.bundle import MANIFEST_FILE, load_bundle
+from slem_ml.models.bundle import BUNDLE_FILE, MANIFEST_FILE, load_bundle
 from slem_ml.models.training import TrainingConfig, TrainingRun, data_fingerprint, train_models
 
 SITE = default_site()
@@ -117,7 +117,7 @@ def test_a_bundle_pickled_before_the_modules_moved_still_loads(run: TrainingRun,
 
     import joblib
 
-    from slem_ml.models.bundle import BUNDLE_FILE, save_bundle
+    from slem_ml.models.bundle import save_bundle
 
     save_bundle(run.bundle, tmp_path)
     plain = tmp_path / "plain.joblib"
@@ -139,3 +139,20 @@ def test_a_bundle_pickled_before_the_modules_moved_still_loads(run: TrainingRun,
     expected = run.bundle.forecaster.predict(run.hours)
     pd.testing.assert_frame_equal(loaded.forecaster.predict(run.hours), expected)
     assert "slem_ml.forecaster" not in sys.modules
+
+
+def test_an_unusable_export_means_scoring_without_models_unless_models_are_required(tmp_path: Path):
+    """An export from another model schema is no champion: scoring goes on without models and its note
+    names the problem; forecasting, which needs models, refuses with the advice to retrain."""
+    from slem_ml.models.registry import find_champion
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / MANIFEST_FILE).write_text('{"schema_version": 999}')
+    (models / BUNDLE_FILE).write_bytes(b"not read: the manifest is checked first")
+    store = f"sqlite:///{tmp_path / 'no-store.db'}"
+    champion = find_champion(store, models, required=False)
+    assert champion.bundle is None
+    assert "another slem model schema (999" in champion.source and "slem train" not in champion.source
+    with pytest.raises(ConfigError, match="another slem model schema.*run `slem train` again"):
+        find_champion(store, models, required=True)

@@ -358,7 +358,7 @@ def retrain(config: AppConfig, username: str | None, progress: Progress = no_pro
             progress=progress,
         ).outcome
     except CannotTrainError as exc:  # named by the file the user uploaded, not the app's copy of it
-        raise CannotTrainError(view.run.source, exc.reason) from None
+        raise SlemError(f"cannot train on {view.run.source}: {exc.reason}") from None
     return f"MLflow run {outcome.run_id}, registered version {outcome.version}: {outcome.reason}"
 
 

@@ -75,7 +75,10 @@ def validate(
 
     site = load_site(contracts)
     report = read_readings(readings, site).report
-    for line in validation_lines({**report_facts(report, site.site.timezone), "columns": report.columns}):
+    facts = report_facts(report, site.site.timezone)
+    # the reasons in the reader's order (most frequent first), the columns as found
+    facts |= {"quarantine_reasons": dict(report.reasons), "columns": report.columns}
+    for line in validation_lines(facts):
         _say(line)
 
 
@@ -188,14 +191,14 @@ def _print_summary(
 ) -> None:
     # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
     from slem_ml.outputs.summary import report_facts
-    from slem_ml.outputs.validation_text import validation_lines
+    from slem_ml.outputs.validation_text import validation_summary
 
     report = result.report
     currency = result.site.site.currency
     _say()
-    _say("slem score")
-    notes = (*report.notes, *result.all_notes)
-    for line in validation_lines(report_facts(report, result.site.site.timezone, notes=notes)):
+    _say(f"slem score — {report.source}")
+    facts = report_facts(report, result.site.site.timezone) | {"quarantine_reasons": dict(report.reasons)}
+    for line in validation_summary(facts):
         _say(line)
     invoices = result.invoices
     if invoices.empty:
@@ -225,6 +228,8 @@ def _print_summary(
         _say(f"  alerts: {len(alerts)} ({', '.join(f'{n} {k}' for k, n in kinds.items())})")
     if result.model_versions:
         _say(f"  models: {result.model_versions.get('models', '')}")
+    for note in result.all_notes:
+        _say(f"  note: {note}")
     run_note = "new run" if created else "identical run already stored"
     _say(f"  stored: run {run_id} in {_safe_url(url)} ({run_note})")
     printable = sum(1 for name in written if str(name).startswith("invoices/"))

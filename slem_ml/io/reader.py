@@ -105,7 +105,7 @@ def validate_parsed(
     source: str,
     digest: str,
     fmt: str,
-    notes: tuple,
+    notes: tuple[Note, ...],
     original: Callable[[], pd.DataFrame] | None,
     malformed: pd.DataFrame | None = None,
     *,

@@ -1,14 +1,14 @@
 """What the reader returns (SPEC §1): validated readings, their quarantine and the validation report.
 
-Only :func:`slem_ml.io.reader.read_readings` and :func:`~slem_ml.io.reader.validate_frame` make
-:class:`Readings`, so nothing downstream sees unchecked input. :class:`Note` is how every layer tells a user
+Only the reader makes :class:`Readings` (:func:`slem_ml.io.reader.read_readings`,
+:func:`~slem_ml.io.reader.validate_frame`, and :func:`~slem_ml.io.reader.validate_parsed` for the batches of
+:mod:`slem_ml.run.batches`), so nothing downstream sees unchecked input. :class:`Note` is how every layer tells a user
 something about a run: a kind a program can test and a text a person reads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
@@ -59,15 +59,6 @@ class ValidationReport:
     last_timestamp: pd.Timestamp | None = None  # UTC
     zones: int = 0
     clients: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (timestamps as ISO 8601)."""
-        out = dict(self.__dict__)
-        out["notes"] = note_texts(self.notes)
-        for key in ("first_timestamp", "last_timestamp"):
-            value = out[key]
-            out[key] = None if value is None else value.isoformat()
-        return out
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from slem_ml.billing.intervals import GROUP_SPAN_MS
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
-from slem_ml.io.localtime import ms_to_utc
+from slem_ml.io.localtime import ms_to_local, ms_to_utc
 
 __all__ = [
     "ALERT_ORDER",
@@ -321,7 +321,7 @@ _SEVERITY_MEASURE: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
 
 
 def _local(ms: int, timezone: str) -> pd.Timestamp:
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC").tz_convert(timezone)
+    return ms_to_local(np.array([ms], dtype=np.int64), timezone)[0]
 
 
 def _day_time(ms: int, timezone: str) -> str:

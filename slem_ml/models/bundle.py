@@ -91,7 +91,7 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
             lambda path: Path(path).write_text(json.dumps(manifest, indent=2, default=str) + "\n"),
         ),
     ):
-        with atomic_path(folder / name) as temp:
+        with atomic_path(folder / name, mode=0o600) as temp:  # a pickle: its owner's only
             write(temp)
     return folder / BUNDLE_FILE
 
@@ -104,7 +104,8 @@ def read_manifest(directory: str | Path) -> dict[str, Any] | None:
     try:
         manifest: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: unreadable model manifest ({exc}); run `slem train` again") from None
+        reason = f"{path}: unreadable model manifest ({exc})"
+        raise ConfigError(f"{reason}; run `slem train` again", reason=reason) from None
     return manifest
 
 
@@ -119,14 +120,16 @@ def load_bundle(directory: str | Path) -> ModelBundle | None:
     if manifest is None:
         return None
     if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ConfigError(
+        reason = (
             f"{Path(directory) / BUNDLE_FILE} was written by another slem model schema "
-            f"({manifest.get('schema_version')} ≠ {SCHEMA_VERSION}); run `slem train` again"
+            f"({manifest.get('schema_version')} ≠ {SCHEMA_VERSION})"
         )
+        raise ConfigError(f"{reason}; run `slem train` again", reason=reason)
     with legacy_module_names():
         bundle = joblib.load(Path(directory) / BUNDLE_FILE)
     if not isinstance(bundle, ModelBundle):
-        raise ConfigError(f"{Path(directory) / BUNDLE_FILE} is not a slem model bundle; run `slem train`")
+        reason = f"{Path(directory) / BUNDLE_FILE} is not a slem model bundle"
+        raise ConfigError(f"{reason}; run `slem train`", reason=reason)
     return bundle
 
 

@@ -27,18 +27,18 @@ from slem_ml.models.bundle import BUNDLE_FILE, ModelBundle, legacy_module_names,
 
 __all__ = [
     "CHAMPION",
+    "Champion",
     "DEFAULT_TRACKING_URI",
     "EXPERIMENT",
+    "NoChampionError",
     "REGISTERED_NAME",
     "RUN_COLUMNS",
-    "Champion",
-    "NoChampionError",
     "find_champion",
     "load_champion",
     "mlflow_module",
     "quiet",
-    "store_exists",
     "resolve_tracking_uri",
+    "store_exists",
     "training_runs",
 ]
 
@@ -131,8 +131,7 @@ class NoChampionError(ConfigError):
     """No trained models anywhere: :attr:`reason` says where none was found, the message what to do."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        super().__init__(f"{reason}{detail}; run `slem train READINGS --contracts C` first")
+        super().__init__(f"{reason}{detail}; run `slem train READINGS --contracts C` first", reason=reason)
 
 
 @dataclass(frozen=True)
@@ -144,11 +143,11 @@ class Champion:
 
 
 def find_champion(tracking_uri: str | None, models_dir: str | Path, *, required: bool) -> Champion:
-    """:func:`load_champion`, as a :class:`Champion` whose bundle is None when there is none and it is not
-    ``required`` (then a :class:`NoChampionError` is raised)."""
+    """:func:`load_champion`, as a :class:`Champion` whose bundle is None, saying why, when there is none or
+    it cannot be loaded and it is not ``required`` (then the :class:`ConfigError` is raised)."""
     try:
         bundle, source = load_champion(tracking_uri=tracking_uri, models_dir=models_dir)
-    except NoChampionError as exc:
+    except ConfigError as exc:
         if required:
             raise
         return Champion(None, exc.reason)

@@ -244,6 +244,3 @@ def _plots(run: TrainingRun) -> dict[str, Any]:
     figures["backtest.png"] = fig
     plt.close("all")
     return figures
-
-
-#: Columns of :func:`training_runs`.

@@ -1,6 +1,7 @@
-"""The validation report (SPEC §1) as people read it: plain lines for the CLI, Markdown for the app.
+"""The validation report (SPEC §1) as people read it: the full report and a summary for the CLI, Markdown
+for the app.
 
-Both take the report as ``summary.json`` spells it (:func:`slem_ml.outputs.summary.report_facts`), so a run
+All take the report as ``summary.json`` spells it (:func:`slem_ml.outputs.summary.report_facts`), so a run
 reloaded from its folder reads the same as one just scored.
 """
 
@@ -8,34 +9,45 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["validation_lines", "validation_markdown"]
+from slem_ml.io.sources import parquet_line_note
+
+__all__ = ["validation_lines", "validation_markdown", "validation_summary"]
+
+#: What a Parquet input's quarantine line numbers count: worth saying only when there is a quarantine.
+_LINE_NOTES = frozenset(parquet_line_note(folder=folder).text for folder in (False, True))
 
 
-def _reasons(facts: dict[str, Any]) -> list[tuple[str, int]]:
-    """Quarantine reasons, the most frequent first."""
+def _by_count(facts: dict[str, Any]) -> list[tuple[str, int]]:
+    """Quarantine reasons, the most frequent first (ties in the order given)."""
     return sorted((facts.get("quarantine_reasons") or {}).items(), key=lambda kv: -kv[1])
 
 
 def validation_lines(facts: dict[str, Any]) -> list[str]:
-    """The report as aligned plain-text lines (``slem validate``, ``slem score``)."""
-    lines = [
-        f"{facts['source']}: {facts['file_format']}, sha256 {facts['input_sha256'][:12]}…",
-        *(
-            [f"  columns      {', '.join(f'{k}←{v}' for k, v in facts['columns'].items())}"]
-            if "columns" in facts
-            else []
-        ),
+    """The whole report as aligned plain-text lines (``slem validate``)."""
+    lines = [f"{facts['source']}: {facts['file_format']}, sha256 {facts['input_sha256'][:12]}…"]
+    if "columns" in facts:
+        lines.append(f"  columns      {', '.join(f'{k}←{v}' for k, v in facts['columns'].items())}")
+    lines += [
         f"  rows in      {facts['rows_in']:>12,}",
         f"  valid        {facts['rows_scored']:>12,}",
         f"  quarantined  {facts['rows_quarantined']:>12,}",
         f"  duplicates   {facts['rows_duplicate']:>12,}",
     ]
-    lines += [f"    {count:>8,}  {reason}" for reason, count in _reasons(facts)]
+    lines += [f"    {count:>8,}  {reason}" for reason, count in _by_count(facts)]
     if facts.get("first_timestamp"):
         lines.append(f"  period       {facts['first_timestamp']} … {facts.get('last_timestamp') or ''}")
     lines.append(f"  zones        {facts.get('zones', 0):>12,}    clients {facts.get('clients_seen', 0)}")
     lines += [f"  note: {note}" for note in facts.get("notes", [])]
     return lines
+
+
+def validation_summary(facts: dict[str, Any], *, reasons: int = 5) -> list[str]:
+    """The counts on one line and the ``reasons`` most frequent quarantine reasons (``slem score``)."""
+    line = (
+        f"  rows in {facts['rows_in']:,}  scored {facts['rows_scored']:,}  "
+        f"quarantined {facts['rows_quarantined']:,}  duplicates {facts['rows_duplicate']:,}"
+    )
+    return [line, *(f"    {count:>8,}  {reason}" for reason, count in _by_count(facts)[:reasons])]
 
 
 def validation_markdown(facts: dict[str, Any]) -> str:
@@ -52,6 +64,8 @@ def validation_markdown(facts: dict[str, Any]) -> str:
         f"{facts.get('clients_seen', 0):,} |",
         "",
     ]
-    report += [f"- quarantined {count:,}: {reason}" for reason, count in _reasons(facts)]
-    report += [f"- {note}" for note in facts.get("notes", [])]
+    reasons = facts.get("quarantine_reasons") or {}
+    report += [f"- quarantined {count:,}: {reason}" for reason, count in reasons.items()]
+    quarantined = facts.get("rows_quarantined", 0) > 0
+    report += [f"- {n}" for n in facts.get("notes", []) if quarantined or n not in _LINE_NOTES]
     return "\n".join(report)

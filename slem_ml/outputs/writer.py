@@ -209,32 +209,30 @@ def _install(staging: Path, out_dir: Path, names: list[str]) -> None:
     """Move ``names`` from ``staging`` into ``out_dir``; on any failure put the previous files back."""
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    backup = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.previous-", dir=out_dir.absolute().parent))
-    moved_aside: list[str] = []
-    moved_in: list[str] = []
-    try:
-        for name in names:
-            target = out_dir / name
-            if target.exists() or target.is_symlink():
-                os.replace(target, backup / name)
-                moved_aside.append(name)
-        for name in names:
-            if (staging / name).exists():
-                os.replace(staging / name, out_dir / name)
-                moved_in.append(name)
-    except BaseException:
-        # Best effort, one file at a time: one file that cannot be put back must not strand the others.
-        for name in moved_in:
-            with contextlib.suppress(OSError):
-                _remove(out_dir / name)
-        for name in moved_aside:
-            with contextlib.suppress(OSError):
-                os.replace(backup / name, out_dir / name)
-        if created:
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(backup, ignore_errors=True)
+    with staged_folder(out_dir.absolute().parent, f"{out_dir.name}.previous") as backup:
+        moved_aside: list[str] = []
+        moved_in: list[str] = []
+        try:
+            for name in names:
+                target = out_dir / name
+                if target.exists() or target.is_symlink():
+                    os.replace(target, backup / name)
+                    moved_aside.append(name)
+            for name in names:
+                if (staging / name).exists():
+                    os.replace(staging / name, out_dir / name)
+                    moved_in.append(name)
+        except BaseException:
+            # Best effort, one file at a time: one file that cannot be put back must not strand the others.
+            for name in moved_in:
+                with contextlib.suppress(OSError):
+                    _remove(out_dir / name)
+            for name in moved_aside:
+                with contextlib.suppress(OSError):
+                    os.replace(backup / name, out_dir / name)
+            if created:
+                shutil.rmtree(out_dir, ignore_errors=True)
+            raise
 
 
 def _remove(path: Path) -> None:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from sqlalchemy import Engine, func, select
 
 from slem_ml import forked
-from slem_ml.forked import ForkJob
 from slem_ml.scoring.result import ScoringResult
 from slem_ml.storage.database import open_database
 from slem_ml.storage.store import StoredRun, store_result
@@ -61,7 +60,7 @@ class StoreJob:
 
     def __init__(self, url: str, result: ScoringResult, actor: str) -> None:
         self._url, self._result, self._actor = url, result, actor
-        self._job: ForkJob[StoredRun] | None = None
+        self._job: forked.ForkJob[StoredRun] | None = None
         self._go = -1
         if forked.can_fork():
             go_read, self._go = os.pipe()

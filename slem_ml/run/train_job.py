@@ -23,11 +23,11 @@ __all__ = ["CannotTrainError", "TrainedFile", "train_file"]
 
 
 class CannotTrainError(SlemError):
-    """The readings cannot be trained on; :attr:`reason` says why without naming the file."""
+    """The readings cannot be trained on: ``"{file}: {reason}"``; :attr:`reason` says why without the file."""
 
-    def __init__(self, source: str, reason: str) -> None:
+    def __init__(self, source: str | Path, reason: str) -> None:
         self.reason = reason
-        super().__init__(f"cannot train on {source}: {reason}")
+        super().__init__(f"{source}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,11 @@ def train_file(
     Raises :class:`CannotTrainError` when the file has no valid reading or too little history to train on.
     """
     validated = read_readings(path, site)
-    name = validated.report.source
     if validated.report.rows_valid == 0:
-        raise CannotTrainError(name, "no valid readings")
+        raise CannotTrainError(path, "no valid readings to train on")
     try:
         run = train_models(validated, site, config, progress=progress)
     except ValueError as exc:  # too little history, or nothing to tell apart
-        raise CannotTrainError(name, str(exc)) from None
+        raise CannotTrainError(path, str(exc)) from None
     outcome = log_training(run, tracking_uri=tracking_uri, models_dir=models_dir)
     return TrainedFile(validated.report, run, outcome)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from slem_ml.config import SiteConfig
+from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.readings import Note, NoteKind, ValidationReport
 

@@ -187,7 +187,7 @@ def _check_reachable(engine: Engine) -> None:
         raise StorageError(f"cannot open database {_safe(engine.url)}: {_reason(exc)}") from None
 
 
-#: The newest migration in slem_ml/migrations/versions; a test checks it is Alembic's head.
+#: The newest migration in slem_ml/storage/migrations/versions; a test checks it is Alembic's head.
 HEAD_REVISION = "0002"
 
 

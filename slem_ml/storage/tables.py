@@ -11,8 +11,8 @@ Conventions, the same on SQLite and PostgreSQL:
   ``NUMERIC(18, 6)`` for kWh and hours — never a float.
 * ``start``/``end`` are SQL keywords, so the columns are ``start_at``/``end_at``.
 
-The schema is created and upgraded only by the Alembic migrations in ``slem_ml/migrations``; a test checks
-that these models and the migrated database agree.
+The schema is created and upgraded only by the Alembic migrations in ``slem_ml/storage/migrations``; a test
+checks that these models and the migrated database agree.
 """
 
 from __future__ import annotations
