@@ -18,6 +18,7 @@ from slem_ml.config.site import load_site
 from slem_ml.generator.generate import GeneratorConfig, generate
 from slem_ml.io import schema as S
 from slem_ml.io.reader import validate_frame
+from slem_ml.scoring.result import ScoredReadings, usage_ms
 from slem_ml.scoring.score import score
 
 SITE = load_site(SAMPLE_CONTRACTS)
@@ -106,3 +107,21 @@ def test_cleaning_sessions_keep_their_contract(result) -> None:
     CLEANING.validate(result.cleaning_sessions)
     over = result.cleaning_sessions["minutes"] > SITE.cleaning.flag_after_minutes
     assert (result.cleaning_sessions["flagged"] | ~over).all()  # shown over the limit → flagged
+
+
+def test_covered_time_per_usage_class_is_exact_whatever_the_column_type() -> None:
+    """Five readings: 5 + 10 min of overtime, 2.5 min of contract, 7 min of cleaning, one unclassified."""
+    frame = pd.DataFrame(
+        {
+            S.USAGE_CLASS: ["overtime", "contract", "overtime", "cleaning", None],
+            S.COVERED_MINUTES: [5.0, 2.5, 10.0, 7.0, 99.0],
+        }
+    )
+    expected = {"off": 0, "contract": 150_000, "overtime": 900_000, "cleaning": 420_000}
+    assert usage_ms(frame) == expected
+    categorical = frame.astype({S.USAGE_CLASS: pd.CategoricalDtype(list(S.USAGE_CLASSES))})
+    assert usage_ms(categorical) == expected
+    assert ScoredReadings.in_memory(categorical).usage_minutes == {
+        "off": 0.0, "contract": 2.5, "overtime": 15.0, "cleaning": 7.0
+    }  # fmt: skip
+    assert usage_ms(frame.drop(columns=[S.USAGE_CLASS])) == {}

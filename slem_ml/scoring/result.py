@@ -46,9 +46,14 @@ def usage_ms(readings: pd.DataFrame) -> dict[str, int]:
     empty for a frame without the usage columns."""
     if S.USAGE_CLASS not in readings.columns or S.COVERED_MINUTES not in readings.columns:
         return {}
-    ms = np.rint(readings[S.COVERED_MINUTES].to_numpy(dtype=float) * S.MS_PER_MINUTE)
-    totals = pd.Series(ms.astype(np.int64)).groupby(readings[S.USAGE_CLASS].to_numpy()).sum()
-    return {cls: int(totals.get(cls, 0)) for cls in S.USAGE_CLASSES}
+    ms = np.rint(readings[S.COVERED_MINUTES].to_numpy(dtype=float) * S.MS_PER_MINUTE).astype(np.int64)
+    usage = readings[S.USAGE_CLASS]
+    if isinstance(usage.dtype, pd.CategoricalDtype):  # compare small integer codes, not a million strings
+        codes = usage.cat.codes.to_numpy()
+        code_of = {str(name): code for code, name in enumerate(usage.cat.categories)}
+        return {cls: int(ms[codes == code_of[cls]].sum()) if cls in code_of else 0 for cls in S.USAGE_CLASSES}
+    values = usage.to_numpy()
+    return {cls: int(ms[values == cls].sum()) for cls in S.USAGE_CLASSES}
 
 
 @dataclass(frozen=True)
