@@ -12,7 +12,7 @@ vectorised, with a reason for every row that fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ __all__ = [
     "MAX_POWER_W",
     "NULL_WORDS",
     "UNKNOWN_CLIENT",
+    "no_known_client",
     "read_readings",
     "validate_frame",
     "validate_parsed",
@@ -50,6 +51,16 @@ _RANGE = "timestamp out of range (before 1990 or after 2099)"
 UNKNOWN_CLIENT = "unknown client_id '{}' (not in contracts)"
 #: Cells that mean "no value" (pyarrow's CSV null words, lower case): missing, whichever way a file is read.
 NULL_WORDS = frozenset(word.lower() for word in pacsv.ConvertOptions().null_values)
+
+
+def no_known_client(source: str, found: Iterable[str]) -> InputError:
+    """The error for an input none of whose clients the contracts know: the contracts are the likely
+    mistake, so the input is refused as a whole (SPEC §1), naming the first five clients found."""
+    shown = ", ".join(sorted(found)[:5])
+    return InputError(
+        f"{source}: no row has a client from the contracts (found {shown}); "
+        "check the contracts file or the Client_ID column"
+    )
 
 
 def read_readings(path: str | Path, site: SiteConfig) -> Readings:
@@ -142,13 +153,11 @@ def validate_parsed(
     known = np.isin(client.categories, list(site.clients))[client.codes]
     named = (client.codes != _code(client, "")) & ~blank
     if whole_file and named.any() and not (known & named).any():
-        shown = ", ".join(sorted(pd.unique(client[named].astype(str)))[:5])
-        raise InputError(
-            f"{source}: no row has a client from the contracts (found {shown}); "
-            "check the contracts file or the Client_ID column"
-        )
+        raise no_known_client(source, pd.unique(client[named].astype(str)))
     unknown_text = np.array([UNKNOWN_CLIENT.format(c) for c in client.categories])
+    unknown = ~known & ~bad  # the rows this check quarantines (the first reason found stands)
     flag(~known, lambda rows: unknown_text[client.codes[rows]])
+    unknown_clients = pd.Series(client[unknown].astype(str)).value_counts().to_dict() if unknown.any() else {}
 
     power, findings = _power(raw[S.POWER_W])
     for mask, text in findings:
@@ -218,6 +227,7 @@ def validate_parsed(
         last_timestamp=frame[S.TIMESTAMP].max() if len(frame) else None,
         zones=int(frame[S.ZONE_ID].nunique()),
         clients=int(frame[S.CLIENT_ID].nunique()),
+        unknown_clients={str(k): int(v) for k, v in unknown_clients.items()},
     )
     return Readings(frame=frame, quarantine=quarantine, report=report, has_cleaning_flag=has_flag)
 

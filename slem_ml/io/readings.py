@@ -2,13 +2,13 @@
 
 Only the reader makes :class:`Readings` (:func:`slem_ml.io.reader.read_readings`,
 :func:`~slem_ml.io.reader.validate_frame`, and :func:`~slem_ml.io.reader.validate_parsed` for the batches of
-:mod:`slem_ml.run.batches`), so nothing downstream sees unchecked input. :class:`Note` is how every layer tells a user
-something about a run: a kind a program can test and a text a person reads.
+:mod:`slem_ml.run.batches`), so nothing downstream sees unchecked input. :class:`Note` is how every layer
+tells a user something about a run: a kind a program can test and a text a person reads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -59,6 +59,8 @@ class ValidationReport:
     last_timestamp: pd.Timestamp | None = None  # UTC
     zones: int = 0
     clients: int = 0
+    #: client id -> rows quarantined because the contracts do not know that client
+    unknown_clients: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

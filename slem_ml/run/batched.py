@@ -33,9 +33,9 @@ import pandas as pd
 from slem_ml.billing.cleaning import SESSION_ORDER
 from slem_ml.billing.invoices import LINE_ORDER, build_invoices
 from slem_ml.config.site import SiteConfig
-from slem_ml.errors import InputError, SlemError
+from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
-from slem_ml.io.reader import UNKNOWN_CLIENT
+from slem_ml.io.reader import no_known_client
 from slem_ml.io.readings import Note, Readings, ValidationReport
 from slem_ml.models.alerts import ALERT_ORDER
 from slem_ml.models.bundle import ModelBundle
@@ -176,16 +176,18 @@ def _read_score(
     return _score_batch(readings, index, site, models, data_end_ms, parts, time.perf_counter() - clock)
 
 
-#: What pass 1 learns of a batch: its last valid reading [UTC ms] and its quarantine reasons.
-Probe = tuple[int | None, dict[str, int]]
+#: What pass 1 learns of a batch: its last valid reading [UTC ms], how many rows it quarantined, and of those
+#: how many per client the contracts do not know.
+Probe = tuple[int | None, int, dict[str, int]]
 
 
 def _probe(readings: Readings | None) -> Probe:
     if readings is None:
-        return None, {}
-    last = readings.report.last_timestamp
+        return None, 0, {}
+    report = readings.report
+    last = report.last_timestamp
     last_ms = None if last is None else int(last.to_datetime64().astype("datetime64[ms]").astype(np.int64))
-    return last_ms, dict(readings.report.reasons)
+    return last_ms, report.rows_quarantined, dict(report.unknown_clients)
 
 
 def _data_end(plan: BatchPlan, probes: list[Probe]) -> int | None:
@@ -193,19 +195,15 @@ def _data_end(plan: BatchPlan, probes: list[Probe]) -> int | None:
 
     The file-wide check of reading in one piece: when every row is quarantined for a client the contracts
     do not know, the contracts file is the likely mistake, and the input is refused as a whole."""
-    found = [end for end, _ in probes if end is not None]
+    found = [end for end, _, _ in probes if end is not None]
     if found:
         return max(found)
-    reasons: Counter[str] = Counter()
-    for _, batch_reasons in probes:
-        reasons.update(batch_reasons)
-    prefix, suffix = UNKNOWN_CLIENT.split("{}")
-    unknown = sorted(r.removeprefix(prefix).removesuffix(suffix) for r in reasons if r.startswith(prefix))
-    if unknown and len(unknown) == len(reasons):
-        raise InputError(
-            f"{plan.source}: no row has a client from the contracts (found {', '.join(unknown[:5])}); "
-            "check the contracts file or the Client_ID column"
-        )
+    quarantined = sum(count for _, count, _ in probes)
+    unknown: Counter[str] = Counter()
+    for _, _, clients in probes:
+        unknown.update(clients)
+    if unknown and unknown.total() == quarantined:
+        raise no_known_client(plan.source, unknown)
     return None
 
 
@@ -264,6 +262,7 @@ def merge(plan: BatchPlan, site: SiteConfig, outcomes: list[BatchOutcome], parts
         last_timestamp=max(lasts) if lasts else None,
         zones=sum(r.zones for r in reports),  # batches hold disjoint zones
         clients=len(frozenset().union(*(o.clients for o in outcomes))),
+        unknown_clients=dict(sum((Counter(r.unknown_clients) for r in reports), Counter())),
     )
     expected = plan.rows + len(plan.malformed)
     if report.rows_in != expected:  # every input row is scored, quarantined or a duplicate
