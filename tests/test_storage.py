@@ -577,7 +577,8 @@ def test_head_revision_constant_matches_the_migrations() -> None:
 
 
 def test_planned_revisions_match_what_the_store_assigns(tmp_path: Path) -> None:
-    from slem_ml.run.store_job import planned_revisions, start_store
+    from slem_ml.run.store_job import start_store
+    from slem_ml.storage.store import planned_revisions
 
     url = f"sqlite:///{tmp_path / 'plan.db'}"
     first = make_result(FEBRUARY)

@@ -31,7 +31,7 @@ def main(
     n_estimators: Annotated[int, typer.Option(min=10, help="Trees of the point model.")] = 100,
     learning_rate: Annotated[float, typer.Option(min=0.001, max=1.0, help="LightGBM learning rate.")] = 0.15,
     num_leaves: Annotated[int, typer.Option(min=2, help="Leaves per tree.")] = 63,
-    backtest_days: Annotated[int, typer.Option(min=7, help="Days of rolling-origin backtest [days].")] = 14,
+    backtest_days: Annotated[int, typer.Option(min=7, help="Days of rolling-origin backtest.")] = 14,
     jobs: Annotated[int, typer.Option(min=0, help="Models fitted at once (0: one per core).")] = 0,
 ) -> None:
     """Train with the given settings and log the run to MLflow (see the module docstring)."""

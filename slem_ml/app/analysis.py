@@ -22,6 +22,7 @@ from slem_ml.io.reader import read_readings
 from slem_ml.models.bundle import ModelBundle
 from slem_ml.models.features import add_features, zone_hours
 from slem_ml.models.forecast import forecast, peak_hours
+from slem_ml.outputs.writer import OUTPUT_FILES
 
 __all__ = ["ForecastView", "cleaning_ranking", "fix_effects", "forecast_view", "zone_series"]
 
@@ -156,7 +157,7 @@ def _zone_readings(view: RunView, zone_id: str, client_id: str | None) -> pd.Dat
     """The zone's scored readings as scoring sees them: canonical columns, timestamps in UTC; only
     ``client_id``'s when given (a zone let to another client before or after)."""
     frame = pd.read_parquet(
-        view.folder / "scored_readings.parquet",
+        view.folder / OUTPUT_FILES["scored_readings"],
         columns=[
             S.TIMESTAMP,
             S.ZONE_ID,

@@ -30,6 +30,7 @@ from slem_ml.models.bundle import ModelBundle
 from slem_ml.models.registry import find_champion, training_runs
 from slem_ml.outputs.csvsafe import write_csv
 from slem_ml.outputs.validation_text import validation_markdown
+from slem_ml.outputs.writer import OUTPUT_FILES
 from slem_ml.progress import Progress, no_progress
 from slem_ml.storage import invoice_history, open_database
 from slem_ml.storage.maintenance import acknowledge_alert, maintenance_history, resolve_alert
@@ -397,7 +398,7 @@ def _invoices_shown(invoices: pd.DataFrame) -> pd.DataFrame:
 
 
 def _notes(view: RunView) -> str:
-    summary = view.folder / "summary.json"
+    summary = view.folder / OUTPUT_FILES["summary"]
     if not summary.exists() or view.user.client_id is not None:  # the notes name zones and clients
         return ""
     return validation_markdown(json.loads(summary.read_text(encoding="utf-8")))
@@ -405,7 +406,8 @@ def _notes(view: RunView) -> str:
 
 def _downloads(view: RunView) -> list[Path]:
     """The run's CSVs; for a user tied to a client, copies holding only that client's rows."""
-    names = ["invoices.csv", "invoice_lines.csv", "cleaning_sessions.csv", "alerts.csv", "quarantine.csv"]
+    kinds = ("invoices", "invoice_lines", "cleaning_sessions", "alerts", "quarantine")
+    names = [OUTPUT_FILES[kind] for kind in kinds]
     files = [view.folder / name for name in names if (view.folder / name).exists()]
     if view.user.client_id is None or not files:
         return files
@@ -416,7 +418,7 @@ def _downloads(view: RunView) -> list[Path]:
     kept: list[Path] = []
     with staged_folder(view.folder, "for") as staging:
         for path in files:
-            if path.name == "quarantine.csv":
+            if path.name == OUTPUT_FILES["quarantine"]:
                 continue  # raw rows of every client
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
             if "client_id" in frame.columns:

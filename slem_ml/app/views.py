@@ -19,6 +19,7 @@ from slem_ml.app.workspace import RUN_CONTRACTS, AppConfig, run_folder
 from slem_ml.config.site import SiteConfig, load_site
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
+from slem_ml.outputs.writer import OUTPUT_FILES
 from slem_ml.storage import RunRecord, latest_run, open_database, run_cleaning, run_invoices
 from slem_ml.storage.maintenance import alerts_frame
 from slem_ml.storage.users import User, can_see_client
@@ -76,7 +77,7 @@ def latest_view(config: AppConfig, user: User) -> RunView | None:
         alerts = alerts_frame(engine)
     finally:
         engine.dispose()
-    energy = _energy(folder / "scored_readings.parquet", site.site.timezone)
+    energy = _energy(folder / OUTPUT_FILES["scored_readings"], site.site.timezone)
     if user.client_id is not None:
         visible = [c for c in energy[S.CLIENT_ID].unique() if can_see_client(user, str(c))]
         energy = energy[energy[S.CLIENT_ID].isin(visible)]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from slem_ml.billing.intervals import GROUP_SPAN_MS, merge_intervals
+from slem_ml.billing.intervals import merge_intervals
 from slem_ml.config.site import ClientContract, SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import local_day_numbers, wall_to_utc
@@ -30,6 +30,8 @@ __all__ = [
     "ReadingCoverage",
     "classified_readings",
     "compute_coverage",
+    "contract_windows",
+    "holiday_mask",
     "in_contract_at",
 ]
 
@@ -85,7 +87,7 @@ def compute_coverage(frame: pd.DataFrame, site: SiteConfig) -> ReadingCoverage:
         return ReadingCoverage(empty, empty.astype(bool), empty.astype(bool), empty.astype(np.int8), pieces)
 
     calendar = Calendar.build(site, int(t.min()), int(end.max()))
-    key = client * GROUP_SPAN_MS + t
+    key = client * S.GROUP_SPAN_MS + t
     in_contract = calendar.inside(key)
     usage = _classify(is_on, in_contract, cleaning)
     pieces = _cut(t, end, client, calendar, is_on, cleaning, power_mw)
@@ -115,7 +117,7 @@ def in_contract_at(instant_ms: np.ndarray, client: pd.Series, site: SiteConfig) 
         return np.zeros(0, dtype=bool)
     index = _client_index(client, site)
     calendar = Calendar.build(site, int(instant_ms.min()), int(instant_ms.max()))
-    inside = calendar.inside(np.maximum(index, 0) * GROUP_SPAN_MS + instant_ms)
+    inside = calendar.inside(np.maximum(index, 0) * S.GROUP_SPAN_MS + instant_ms)
     return inside & (index >= 0)
 
 
@@ -139,7 +141,7 @@ def _classify(is_on: np.ndarray, in_contract: np.ndarray, cleaning: np.ndarray) 
 class Calendar:
     """Local midnights and every client's widened contract windows, merged, as sorted lookup keys.
 
-    ``window_edges`` holds ``client × GROUP_SPAN_MS + instant`` of each merged window's start and end, in
+    ``window_edges`` holds ``client × S.GROUP_SPAN_MS + instant`` of each merged window's start and end, in
     order, so
     a key lies inside a window exactly when an odd number of edges are ≤ it. ``cut_keys`` adds every
     local midnight to each client's edges: the instants at which a piece must end.
@@ -167,8 +169,8 @@ class Calendar:
             else:
                 opens, closes, _ = contract_windows(contract, days, holiday, tz)
             merged = np.column_stack([opens, closes]).ravel()  # [o1, c1, o2, c2, …]
-            edges.append(index * GROUP_SPAN_MS + merged)
-            cuts.append(index * GROUP_SPAN_MS + np.union1d(merged, midnight))
+            edges.append(index * S.GROUP_SPAN_MS + merged)
+            cuts.append(index * S.GROUP_SPAN_MS + np.union1d(merged, midnight))
         return cls(
             first_day=int(days[0]),
             midnight=midnight,
@@ -177,7 +179,7 @@ class Calendar:
         )
 
     def inside(self, key: np.ndarray) -> np.ndarray:
-        """Whether each key (client × GROUP_SPAN_MS + instant) lies in one of its client's windows."""
+        """Whether each key (client × S.GROUP_SPAN_MS + instant) lies in one of its client's windows."""
         return (np.searchsorted(self.window_edges, key, side="right") & 1).astype(bool)
 
     def next_cut(self, key: np.ndarray) -> np.ndarray:
@@ -231,7 +233,7 @@ def _cut(
 
     Most readings cross nothing and stay one piece; the few that do are cut one boundary at a time.
     """
-    offset = client * GROUP_SPAN_MS
+    offset = client * S.GROUP_SPAN_MS
     starts, ends, owners = [], [], []
     todo = np.flatnonzero(end > t)
     begin = t[todo]

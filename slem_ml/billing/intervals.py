@@ -1,19 +1,14 @@
 """Intervals and instants on slem's integer time [UTC ms], vectorised.
 
-Two things several rooms need: the union of half-open intervals, and the span that makes one sortable int64
-key per (group, instant) pair — ``group × GROUP_SPAN_MS + instant`` — so that a single ``np.searchsorted``
-looks up every group at once.
+The union of half-open intervals, which coverage (contract windows) and the session classifier both need.
+The (group, instant) key span they sort by is :data:`slem_ml.io.schema.GROUP_SPAN_MS`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GROUP_SPAN_MS", "merge_intervals"]
-
-#: Each group's instants live in their own range [group × span, (group + 1) × span) of the keys: 2^42 ms is
-#: 139 years, so instants relative to any base within a century never reach the next group's range.
-GROUP_SPAN_MS = np.int64(1 << 42)
+__all__ = ["merge_intervals"]
 
 
 def merge_intervals(opens: np.ndarray, closes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

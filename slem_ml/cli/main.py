@@ -141,7 +141,7 @@ def generate(
     ] = Format.periodic,
     labels: Annotated[Path | None, typer.Option(help="Where to write the ground-truth labels.")] = None,
     zones: Annotated[int, typer.Option(min=1, max=100_000, help="Number of zones.")] = 40,
-    step_minutes: Annotated[int, typer.Option(min=1, max=60, help="Periodic step [min].")] = 5,
+    step_minutes: Annotated[int, typer.Option(min=1, max=60, help="Periodic step in minutes.")] = 5,
     faults_after: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Faults only after this fraction of the period.")
     ] = 0.0,

@@ -401,7 +401,7 @@ def _dedupe_and_sort(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.reset_index(drop=True)
     ts = frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
     zone = frame[S.ZONE_ID].cat.codes.to_numpy().astype(np.int64)
-    key = (zone << 42) | (ts - ts.min())  # 2^42 ms = 139 years of readings per zone
+    key = zone * S.GROUP_SPAN_MS + (ts - ts.min())
     # By zone first (a radix sort of small codes), then by key: input that is chronological within each
     # zone is then already in order, and the stable sort only checks it.
     by_zone = np.argsort(frame[S.ZONE_ID].cat.codes.to_numpy(), kind="stable")

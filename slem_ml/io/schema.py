@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 __all__ = [
+    "GROUP_SPAN_MS",
     "ALERT_COLUMNS",
     "BUILDING",
     "CLEANING_COLUMNS",
@@ -81,6 +84,9 @@ USAGE_CLASSES: tuple[str, ...] = ("off", "contract", "overtime", "cleaning")
 
 #: slem counts time in integer milliseconds.
 MS_PER_MINUTE = 60_000
+#: Keys of (group, instant) pairs are ``group × GROUP_SPAN_MS + instant`` [int64]: each group's
+#: instants live in their own range of 2^42 ms (139 years), and 2^21 groups still fit in int64.
+GROUP_SPAN_MS = np.int64(1 << 42)
 
 # --- output tables (SPEC §7) ----------------------------------------------------------------------
 INVOICE_LINE_COLUMNS: tuple[str, ...] = (

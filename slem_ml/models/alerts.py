@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from slem_ml.billing.intervals import GROUP_SPAN_MS
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
@@ -127,7 +126,7 @@ def zoned_readings(frame: pd.DataFrame, *extra: str) -> ZonedReadings:
         zone_col = zone_col.astype("category")
     codes = zone_col.cat.codes.to_numpy().astype(np.int64)
     t = frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
-    key = codes * GROUP_SPAN_MS + t
+    key = codes * S.GROUP_SPAN_MS + t
     n = len(key)
     order = np.arange(n) if bool(np.all(key[1:] >= key[:-1])) else np.argsort(key, kind="stable")
     zone = codes[order]

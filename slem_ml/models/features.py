@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 from slem_ml.billing.coverage import in_contract_at
-from slem_ml.billing.intervals import GROUP_SPAN_MS
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import local_day_numbers, ms_to_local
@@ -189,7 +188,7 @@ def lagged(rows: pd.DataFrame, past: pd.DataFrame, column: str, lag_ms: int) -> 
     ``past`` has at most one row per zone and hour (a :func:`zone_hours` frame).
     """
     zones = pd.concat([rows[S.ZONE_ID].astype(str), past[S.ZONE_ID].astype(str)], ignore_index=True)
-    codes = pd.factorize(zones)[0].astype(np.int64) * GROUP_SPAN_MS
+    codes = pd.factorize(zones)[0].astype(np.int64) * S.GROUP_SPAN_MS
     wanted = codes[: len(rows)] + (rows["hour_ms"].to_numpy(dtype=np.int64) - lag_ms)
     have = codes[len(rows) :] + past["hour_ms"].to_numpy(dtype=np.int64)
     position = pd.Index(have).get_indexer(wanted)

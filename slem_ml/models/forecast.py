@@ -15,6 +15,7 @@ import pandas as pd
 from slem_ml.billing.coverage import compute_coverage
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
+from slem_ml.io.localtime import ms_to_local
 from slem_ml.io.readings import Readings
 from slem_ml.models.features import HOUR_MS, LIT, add_features, future_hours, zone_hours
 from slem_ml.models.forecaster import ZoneForecaster
@@ -62,9 +63,7 @@ def forecast(
         start += hours * HOUR_MS
         remaining -= hours
     table = pd.concat(parts, ignore_index=True)
-    table[S.TIMESTAMP] = pd.to_datetime(table["hour_ms"].to_numpy(), unit="ms", utc=True).tz_convert(
-        site.site.timezone
-    )
+    table[S.TIMESTAMP] = ms_to_local(table["hour_ms"].to_numpy(dtype="int64"), site.site.timezone)
     table = table[[*FORECAST_COLUMNS, S.BUILDING, S.FLOOR, "known_zone"]]
     unknown = tuple(sorted(table.loc[~table["known_zone"], S.ZONE_ID].unique()))
     zone_peaks, building_peaks = peak_hours(table)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from slem_ml.billing.intervals import GROUP_SPAN_MS
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.models.features import HOUR_MS, add_features, zone_hours
@@ -42,13 +41,13 @@ def expected_power(
     point = forecaster.predict_point(hours)
     seen = set(forecaster.categories_[S.ZONE_ID])
     unknown = tuple(sorted(set(hours[S.ZONE_ID].astype(str).unique()) - seen))
-    # each reading's zone-hour row, matched on integer keys (zone code × GROUP_SPAN_MS + hour [ms])
+    # each reading's zone-hour row, matched on integer keys (zone code × S.GROUP_SPAN_MS + hour [ms])
     zone = frame[S.ZONE_ID].astype("category")  # the reader's categorical: no copy
     code_of = pd.Index(zone.cat.categories.astype(str))
     hour_zone = code_of.get_indexer(hours[S.ZONE_ID].astype(str).to_numpy()).astype(np.int64)
     t = frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
-    have = hour_zone * GROUP_SPAN_MS + hours["hour_ms"].to_numpy(dtype=np.int64)
-    wanted = zone.cat.codes.to_numpy().astype(np.int64) * GROUP_SPAN_MS + (t - t % HOUR_MS)
+    have = hour_zone * S.GROUP_SPAN_MS + hours["hour_ms"].to_numpy(dtype=np.int64)
+    wanted = zone.cat.codes.to_numpy().astype(np.int64) * S.GROUP_SPAN_MS + (t - t % HOUR_MS)
     position = pd.Index(have).get_indexer(wanted)
     return np.where(position >= 0, point[position], np.nan), unknown
 

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from slem_ml.billing.coverage import compute_coverage, contract_windows, holiday_mask
-from slem_ml.billing.intervals import GROUP_SPAN_MS
 from slem_ml.billing.sessions import labels_at
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
@@ -213,8 +212,8 @@ def _nearest_other(group: np.ndarray, zone: np.ndarray, at: np.ndarray, other: n
         return np.zeros(0)
     base = min(int(at.min()), int(other.min()))
     order = np.lexsort((other, group))
-    keys = group[order] * GROUP_SPAN_MS + (other[order] - base)
-    pos = np.searchsorted(keys, group * GROUP_SPAN_MS + (at - base))
+    keys = group[order] * S.GROUP_SPAN_MS + (other[order] - base)
+    pos = np.searchsorted(keys, group * S.GROUP_SPAN_MS + (at - base))
     best = np.full(len(at), np.nan)
     for offset in range(-_NEIGHBOURS, _NEIGHBOURS):
         j = order[np.clip(pos + offset, 0, len(keys) - 1)]
@@ -231,9 +230,9 @@ def _lit_at(group: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarra
     if len(start) == 0:
         return np.zeros(0, dtype=np.int64)
     base = int(start.min())
-    starts = np.sort(group * GROUP_SPAN_MS + (start - base))
-    stops = np.sort(group * GROUP_SPAN_MS + (stop - base))
-    key = group * GROUP_SPAN_MS + (start - base)
+    starts = np.sort(group * S.GROUP_SPAN_MS + (start - base))
+    stops = np.sort(group * S.GROUP_SPAN_MS + (stop - base))
+    key = group * S.GROUP_SPAN_MS + (start - base)
     return np.searchsorted(starts, key, side="right") - np.searchsorted(stops, key, side="right") - 1
 
 
@@ -242,6 +241,6 @@ def _within(group: np.ndarray, start: np.ndarray, radius_ms: int) -> np.ndarray:
     if len(start) == 0:
         return np.zeros(0, dtype=np.int64)
     base = int(start.min()) - radius_ms
-    keys = np.sort(group * GROUP_SPAN_MS + (start - base))
-    key = group * GROUP_SPAN_MS + (start - base)
+    keys = np.sort(group * S.GROUP_SPAN_MS + (start - base))
+    key = group * S.GROUP_SPAN_MS + (start - base)
     return np.searchsorted(keys, key + radius_ms, side="right") - np.searchsorted(keys, key - radius_ms) - 1

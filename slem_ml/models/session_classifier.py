@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from slem_ml.billing.coverage import CLEANING, compute_coverage
-from slem_ml.billing.intervals import GROUP_SPAN_MS
 from slem_ml.billing.sessions import find_runs
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
@@ -232,11 +231,11 @@ def _found_share(
     # Sessions of a zone are disjoint and ordered, so the candidates of each wanted one are contiguous.
     base = min(int(w_start.min()), int(f_start.min()))
     f_start_key, f_end_key = (
-        f_zone * GROUP_SPAN_MS + (f_start - base),
-        f_zone * GROUP_SPAN_MS + (f_end - base),
+        f_zone * S.GROUP_SPAN_MS + (f_start - base),
+        f_zone * S.GROUP_SPAN_MS + (f_end - base),
     )
-    lo = np.searchsorted(f_end_key, w_zone * GROUP_SPAN_MS + (w_start - base), side="right")
-    hi = np.searchsorted(f_start_key, w_zone * GROUP_SPAN_MS + (w_end - base), side="left")
+    lo = np.searchsorted(f_end_key, w_zone * S.GROUP_SPAN_MS + (w_start - base), side="right")
+    hi = np.searchsorted(f_start_key, w_zone * S.GROUP_SPAN_MS + (w_end - base), side="left")
     count = np.maximum(hi - lo, 0)
     owner = np.repeat(np.arange(len(w_zone)), count)
     candidate = np.repeat(lo, count) + (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))

@@ -24,10 +24,11 @@ from slem_ml.outputs.writer import check_writable, staged_outputs
 from slem_ml.progress import Progress, no_progress
 from slem_ml.run.batched import dask_client, score_in_batches
 from slem_ml.run.batches import BATCH_ROWS, input_rows
-from slem_ml.run.store_job import planned_revisions, start_store
+from slem_ml.run.store_job import start_store
 from slem_ml.scoring.result import ScoringResult
 from slem_ml.scoring.score import score
 from slem_ml.storage import open_database, with_revisions
+from slem_ml.storage.store import planned_revisions
 
 __all__ = ["ENGINES", "ModelsLoader", "RunSettings", "ScoredFile", "score_file"]
 

@@ -1,9 +1,10 @@
 """Storing a run while the outputs are written: the two are independent and each takes about a second.
 
 ``slem score`` writes its files and stores the run at once, in two processes: a forked child stores (it
-inherits the result, nothing is copied), the parent writes. Before that, :func:`planned_revisions` reads the
-revision each invoice will get, so the files can show it; if another writer got in between, the caller
-re-renders the invoices with the revisions the store actually assigned.
+inherits the result, nothing is copied), the parent writes. Before that,
+:func:`slem_ml.storage.store.planned_revisions` reads the revision each invoice will get, so the files can
+show it; if another writer got in between, the caller re-renders the invoices with the revisions the store
+actually assigned.
 
 Where forking is not safe (no ``os.fork``, or a threaded process such as the app) the store simply runs
 first, in the same process (:func:`slem_ml.forked.can_fork`).
@@ -14,40 +15,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from sqlalchemy import Engine, func, select
-
 from slem_ml import forked
 from slem_ml.scoring.result import ScoringResult
 from slem_ml.storage.database import open_database
 from slem_ml.storage.store import StoredRun, store_result
-from slem_ml.storage.tables import Invoice
 
-__all__ = ["StoreJob", "planned_revisions", "start_store"]
-
-
-def planned_revisions(engine: Engine, result: ScoringResult) -> dict[str, int]:
-    """The revision each invoice of ``result`` gets if stored now (SPEC §3.8): same content, same revision."""
-    ids = [str(i) for i in result.invoices["invoice_id"]]
-    if not ids:
-        return {}
-    newest = (
-        select(Invoice.invoice_id, func.max(Invoice.revision).label("revision"))
-        .where(Invoice.invoice_id.in_(ids))
-        .group_by(Invoice.invoice_id)
-        .subquery()
-    )
-    query = select(Invoice.invoice_id, Invoice.revision, Invoice.content_hash).join(
-        newest,
-        (Invoice.invoice_id == newest.c.invoice_id) & (Invoice.revision == newest.c.revision),
-    )
-    with engine.connect() as connection:
-        latest = {row.invoice_id: (row.revision, row.content_hash) for row in connection.execute(query)}
-    hashes = dict(zip(result.invoices["invoice_id"], result.invoices["content_hash"], strict=True))
-    planned = {}
-    for invoice_id in ids:
-        revision, content_hash = latest.get(invoice_id, (0, None))
-        planned[invoice_id] = revision if content_hash == hashes[invoice_id] else revision + 1
-    return planned
+__all__ = ["StoreJob", "start_store"]
 
 
 class StoreJob:

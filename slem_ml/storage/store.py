@@ -30,7 +30,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Engine, Table, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -47,7 +47,7 @@ from slem_ml.storage.tables import (
     ScoreRun,
 )
 
-__all__ = ["StoredRun", "store_result", "with_revisions"]
+__all__ = ["StoredRun", "planned_revisions", "store_result", "with_revisions"]
 
 _ATTEMPTS = 4
 #: Line fields compared between revisions; a line is identified by its zone and start.
@@ -135,6 +135,36 @@ def _store(session: Session, payload: RunPayload, actor: str) -> StoredRun:
     return StoredRun(run.id, True, revisions, tuple(new))
 
 
+def planned_revisions(engine: Engine, result: ScoringResult) -> dict[str, int]:
+    """The revision each invoice of ``result`` gets if stored now (SPEC §3.8): same content, same revision."""
+    ids = [str(i) for i in result.invoices["invoice_id"]]
+    if not ids:
+        return {}
+    newest = (
+        select(Invoice.invoice_id, func.max(Invoice.revision).label("revision"))
+        .where(Invoice.invoice_id.in_(ids))
+        .group_by(Invoice.invoice_id)
+        .subquery()
+    )
+    query = select(Invoice.invoice_id, Invoice.revision, Invoice.content_hash).join(
+        newest,
+        (Invoice.invoice_id == newest.c.invoice_id) & (Invoice.revision == newest.c.revision),
+    )
+    with engine.connect() as connection:
+        latest = {row.invoice_id: (row.revision, row.content_hash) for row in connection.execute(query)}
+    hashes = dict(zip(result.invoices["invoice_id"], result.invoices["content_hash"], strict=True))
+    return {
+        invoice_id: _next_revision(*latest.get(invoice_id, (0, None)), hashes[invoice_id])
+        for invoice_id in ids
+    }
+
+
+def _next_revision(latest_revision: int, latest_hash: str | None, content_hash: str) -> int:
+    """SPEC §3.8: the latest stored revision when the content is the same, else the next one (1 when the
+    invoice has none yet: ``latest_revision`` 0)."""
+    return latest_revision if latest_hash == content_hash else latest_revision + 1
+
+
 def _latest_revisions(session: Session, invoice_ids: list[str]) -> dict[str, Invoice]:
     if not invoice_ids:
         return {}
@@ -179,7 +209,9 @@ def _write_invoices(
             continue
         invoice = Invoice(
             **inv.row,
-            revision=1 if previous is None else previous.revision + 1,
+            revision=_next_revision(0, None, inv.content_hash)
+            if previous is None
+            else _next_revision(previous.revision, previous.content_hash, inv.content_hash),
             run_id=run.id,
             created_at=run.created_at,
         )
