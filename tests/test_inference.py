@@ -1,7 +1,8 @@
 """Applying trained models to readings (slem_ml/models/inference.py).
 
-``billed_power_mw`` and ``infer_cleaning`` are checked on hand-made frames. ``expected_power`` needs a
-forecaster: a small one is fitted on two generated, fault-free weeks of 3 zones at 30 minutes (about 2 s).
+``billed_power_w`` (with ``billing.invoices.billed_power_mw``) and ``infer_cleaning`` are checked on
+hand-made frames. ``expected_power`` needs a forecaster: a small one is fitted on two generated, fault-free
+weeks of 3 zones at 30 minutes (about 2 s).
 Its forecasts are whatever the model says; what is checked is that each reading gets the forecast of its
 own zone and UTC hour (SPEC §5: one forecast per zone and hour), looked up independently here.
 """
@@ -12,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from slem_ml.billing.invoices import billed_power_mw
 from slem_ml.generator.generate import GeneratorConfig, default_site, generate
 from slem_ml.io import schema as S
 from slem_ml.io.reader import validate_frame
 from slem_ml.models.features import add_features, zone_hours
 from slem_ml.models.forecaster import ZoneForecaster
-from slem_ml.models.inference import billed_power_mw, expected_power, infer_cleaning
+from slem_ml.models.inference import billed_power_w, expected_power, infer_cleaning
 
 SITE = default_site()
 
@@ -123,7 +125,7 @@ def test_no_readings_no_forecasts(frame: pd.DataFrame, forecaster: ZoneForecaste
     assert out.shape == (0,) and unknown == ()
 
 
-# --- billed_power_mw ------------------------------------------------------------------------------
+# --- billed_power_w -------------------------------------------------------------------------------
 
 
 def test_billed_power_is_the_measured_power_unless_a_spike_has_a_reference() -> None:
@@ -131,7 +133,9 @@ def test_billed_power_is_the_measured_power_unless_a_spike_has_a_reference() -> 
     frame = pd.DataFrame({S.POWER_W: [12.3456789, 40.0, 80.0, 80.0, 30.0, 0.0625, 0.1875]})
     is_spike = np.array([False, False, True, True, True, False, False])
     reference_w = np.array([50.0, 5.0, 20.0, nan, 50.0, nan, nan])
-    out = billed_power_mw(frame, is_spike, reference_w)
+    billed_w = billed_power_w(frame, is_spike, reference_w)
+    assert np.isnan(billed_w[[0, 1, 3, 5, 6]]).all()  # billed as measured
+    out = billed_power_mw(frame[S.POWER_W].to_numpy(), billed_w)
     assert out.dtype == np.int64
     assert out.tolist() == [
         12346,  # floor(12345.6789 + 0.5)
@@ -146,7 +150,9 @@ def test_billed_power_is_the_measured_power_unless_a_spike_has_a_reference() -> 
 
 def test_billed_power_accepts_a_spike_mask_of_integers() -> None:
     frame = pd.DataFrame({S.POWER_W: [80.0, 80.0]})
-    out = billed_power_mw(frame, np.array([1, 0]), np.array([20.0, 20.0]))
+    out = billed_power_mw(
+        frame[S.POWER_W].to_numpy(), billed_power_w(frame, np.array([1, 0]), np.array([20.0, 20.0]))
+    )
     assert out.tolist() == [20000, 80000]
 
 

@@ -26,7 +26,6 @@ import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -574,38 +573,3 @@ def test_head_revision_constant_matches_the_migrations() -> None:
     from slem_ml.storage.database import HEAD_REVISION, alembic_config
 
     assert ScriptDirectory.from_config(alembic_config(url="sqlite://")).get_heads() == [HEAD_REVISION]
-
-
-def test_planned_revisions_match_what_the_store_assigns(tmp_path: Path) -> None:
-    from slem_ml.run.store_job import start_store
-    from slem_ml.storage.store import planned_revisions
-
-    url = f"sqlite:///{tmp_path / 'plan.db'}"
-    first = make_result(FEBRUARY)
-    engine = open_database(url)
-    try:
-        assert planned_revisions(engine, first) == {i: 1 for i in first.invoices["invoice_id"]}
-    finally:
-        engine.dispose()
-    stored = start_store(url, first).commit()
-    assert stored.created and set(stored.revisions.values()) == {1}
-    engine = open_database(url)
-    try:
-        assert planned_revisions(engine, first) == stored.revisions  # unchanged content, same revision
-    finally:
-        engine.dispose()
-
-
-def test_an_abandoned_store_leaves_nothing(tmp_path: Path) -> None:
-    from slem_ml.run.store_job import start_store
-
-    url = f"sqlite:///{tmp_path / 'abandon.db'}"
-    open_database(url).dispose()
-    start_store(url, make_result(FEBRUARY)).abandon()  # the parent failed before its files were staged
-    engine = open_database(url)
-    try:
-        with engine.connect() as connection:
-            assert connection.execute(select(func.count()).select_from(Invoice)).scalar_one() == 0
-        assert latest_run(engine) is None
-    finally:
-        engine.dispose()

@@ -36,13 +36,12 @@ from slem_ml.storage import (
     open_database,
     remove_user,
     role_allows,
-    store_result,
 )
 from slem_ml.storage import users as users_module
-from slem_ml.storage.database import VERSION_TABLE, alembic_config
+from slem_ml.storage.database import HEAD_REVISION, VERSION_TABLE, alembic_config
 from slem_ml.storage.tables import Base
 from slem_ml.storage.tables import User as UserRow
-from tests.test_storage import FEBRUARY, make_result
+from tests.databases import insert_old_run_with_invoice
 
 PASSWORD = "correct horse"
 
@@ -260,7 +259,8 @@ def test_a_0001_database_upgrades_to_users_and_keeps_its_runs(db_url: str) -> No
     old = create_engine(db_url)
     try:
         assert "users" not in inspect(old).get_table_names()
-        stored = store_result(old, make_result(FEBRUARY))
+        with old.begin() as connection:
+            run_id = insert_old_run_with_invoice(connection)
     finally:
         old.dispose()
 
@@ -268,10 +268,10 @@ def test_a_0001_database_upgrades_to_users_and_keeps_its_runs(db_url: str) -> No
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            assert context.get_current_heads() == ("0002",)
+            assert context.get_current_heads() == (HEAD_REVISION,)
             assert compare_metadata(context, Base.metadata) == []
         run = latest_run(engine)
-        assert run is not None and run.run_id == stored.run_id
+        assert run is not None and run.run_id == run_id
         assert [r.revision for r in invoice_history(engine, "INV-C001-202502")] == [1]
         add_user(engine, "mia", PASSWORD, "manager")
         assert authenticate(engine, "mia", PASSWORD) is not None

@@ -94,6 +94,8 @@ def upload(
             settings=RunSettings(actor=user.name),
             progress=progress,
         )
+        if done.run_id is None:  # pragma: no cover - the app always has a database
+            raise SlemError("the upload was scored but not stored")
         folder = staging / "out"
         shutil.copyfile(readings, folder / f"{_INPUT}{_suffix(readings)}")
         shutil.copyfile(site_file, folder / RUN_CONTRACTS)

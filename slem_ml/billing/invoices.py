@@ -16,20 +16,43 @@ import pandas as pd
 from slem_ml.billing.coverage import OVERTIME, ReadingCoverage
 from slem_ml.billing.sessions import (
     MS_PER_KWH_UNIT,
+    cents,
     decimal_kwh,
     decimal_minutes,
     find_runs,
     labels_at,
-    round_cents,
 )
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import day_to_date, iso_local, ms_to_local
 
-__all__ = ["LINE_ORDER", "build_invoices", "canonical_lines_text", "invoice_lines"]
+__all__ = [
+    "LINE_ORDER",
+    "SESSION_COLUMNS",
+    "billed_power_mw",
+    "build_invoices",
+    "canonical_lines_text",
+    "empty_sessions",
+    "invoice_lines",
+    "lines_from_sessions",
+    "overtime_sessions",
+]
 
 #: The order of invoice lines (stable sort keys): by client, local date, zone, session start.
 LINE_ORDER = ["client_id", "date", "zone_id", "start"]
+#: The columns of :func:`overtime_sessions`: exact integers a store can keep and invoices are built from.
+SESSION_COLUMNS = (
+    "client_id", "zone_id", "day", "start_ms", "end_ms", "covered_ms", "billable_minutes",
+    "energy_units", "measured_units", "hours_cents", "energy_cents",
+)  # fmt: skip
+_CENT = Decimal("0.01")
+
+
+def billed_power_mw(power_w: np.ndarray, billed_w: np.ndarray) -> np.ndarray:
+    """Power [mW] each reading is billed at: ``billed_w`` [W] where it is a number (a spike re-priced by
+    the models, SPEC §3.9), else the measured ``power_w`` [W]; rounded as coverage rounds power."""
+    billed = np.where(np.isnan(billed_w), power_w, billed_w)
+    return np.floor(billed * 1000.0 + 0.5).astype(np.int64)
 
 
 def invoice_lines(
@@ -43,7 +66,25 @@ def invoice_lines(
 
     ``billed_power_mw`` (one per reading [mW]) replaces the measured power where the models flagged a spike
     (SPEC §3.9): such a line bills the replaced energy, says ``adjusted`` and keeps the measured kWh in
-    ``original_energy_kwh``.
+    ``original_energy_kwh``. The same as :func:`lines_from_sessions` of :func:`overtime_sessions`.
+    """
+    return lines_from_sessions(
+        overtime_sessions(frame, coverage, site, billed_power_mw=billed_power_mw), site
+    )
+
+
+def overtime_sessions(
+    frame: pd.DataFrame,
+    coverage: ReadingCoverage,
+    site: SiteConfig,
+    *,
+    billed_power_mw: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The overtime sessions (SPEC §3.4–3.6) in exact integers: :data:`SESSION_COLUMNS`, one row each.
+
+    ``day`` is the local date (day number since 1970-01-01), times are UTC [ms], energies [mW·ms] (billed
+    and measured), charges in cents. The readings store keeps these rows (:mod:`slem_ml.storage`) and builds
+    invoices from them with :func:`lines_from_sessions`.
     """
     pieces = coverage.pieces
     zone = frame[S.ZONE_ID].cat.codes.to_numpy()
@@ -51,49 +92,76 @@ def invoice_lines(
     keys = (pieces.usage == OVERTIME, zone[pieces.reading], client[pieces.reading], pieces.day)
     runs = find_runs(pieces, *keys)
     if len(runs.first_piece) == 0:
-        return _empty_lines()
+        return empty_sessions()
     measured = runs.energy
     billed_energy = measured
     if billed_power_mw is not None:
         billed = dataclasses.replace(pieces, power_mw=billed_power_mw[pieces.reading])
         billed_energy = find_runs(billed, *keys).energy
-
-    zone_ids = labels_at(frame[S.ZONE_ID], runs.reading)
     client_ids = labels_at(frame[S.CLIENT_ID], runs.reading)
     billable = _billable_minutes(runs.covered_ms, site.billing.block_minutes)
-    currency = site.site.currency
-    hours, energy, amount, kwh = [], [], [], []
     rates = {  # exact (numerator, denominator) pairs of each client's rates
         cid: (c.hourly_rate.as_integer_ratio(), c.energy_rate.as_integer_ratio())
         for cid, c in site.clients.items()
     }
+    hours, energy = [], []
     for cid, minutes, units in zip(client_ids, billable.tolist(), billed_energy.tolist(), strict=True):
         (h_num, h_den), (e_num, e_den) = rates[cid]
-        hours_charge = round_cents(minutes * h_num, 60 * h_den)  # SPEC §3.6
-        energy_charge = round_cents(units * e_num, MS_PER_KWH_UNIT * e_den)
-        hours.append(hours_charge)
-        energy.append(energy_charge)
-        amount.append(hours_charge + energy_charge)
-        kwh.append(decimal_kwh(units))
-    dates = day_to_date(runs.day)
+        hours.append(cents(minutes * h_num, 60 * h_den))  # SPEC §3.6
+        energy.append(cents(units * e_num, MS_PER_KWH_UNIT * e_den))
+    return pd.DataFrame(
+        {
+            "client_id": client_ids,
+            "zone_id": labels_at(frame[S.ZONE_ID], runs.reading),
+            "day": runs.day.astype(np.int64),
+            "start_ms": runs.start_ms,
+            "end_ms": runs.end_ms,
+            "covered_ms": runs.covered_ms,
+            "billable_minutes": billable,
+            "energy_units": billed_energy,
+            "measured_units": measured,
+            "hours_cents": np.asarray(hours, dtype=np.int64),
+            "energy_cents": np.asarray(energy, dtype=np.int64),
+        }
+    )
+
+
+def empty_sessions() -> pd.DataFrame:
+    """A :func:`overtime_sessions` frame without rows."""
+    dtypes = {"client_id": object, "zone_id": object}
+    return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, np.int64)) for c in SESSION_COLUMNS})
+
+
+def lines_from_sessions(sessions: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
+    """Invoice lines (``schema.INVOICE_LINE_COLUMNS``, Decimal money) of :func:`overtime_sessions` rows,
+    ordered by client, date, zone and start."""
+    if sessions.empty:
+        return _empty_lines()
+    client_ids = sessions["client_id"].to_numpy(dtype=object)
+    dates = day_to_date(sessions["day"].to_numpy(dtype=np.int64))
+    hours = [Decimal(c) * _CENT for c in sessions["hours_cents"].tolist()]
+    energy = [Decimal(c) * _CENT for c in sessions["energy_cents"].tolist()]
+    billed = sessions["energy_units"].to_numpy(dtype=np.int64)
+    measured = sessions["measured_units"].to_numpy(dtype=np.int64)
+    timezone = site.site.timezone
     lines = pd.DataFrame(
         {
             "invoice_id": [
                 f"INV-{c}-{d.year:04d}{d.month:02d}" for c, d in zip(client_ids, dates, strict=True)
             ],
             "client_id": client_ids,
-            "zone_id": zone_ids,
+            "zone_id": sessions["zone_id"].to_numpy(dtype=object),
             "date": dates,
-            "start": ms_to_local(runs.start_ms, site.site.timezone),
-            "end": ms_to_local(runs.end_ms, site.site.timezone),
-            "minutes": [decimal_minutes(ms) for ms in runs.covered_ms.tolist()],
-            "billable_minutes": billable,
-            "energy_kwh": kwh,
+            "start": ms_to_local(sessions["start_ms"].to_numpy(dtype=np.int64), timezone),
+            "end": ms_to_local(sessions["end_ms"].to_numpy(dtype=np.int64), timezone),
+            "minutes": [decimal_minutes(ms) for ms in sessions["covered_ms"].tolist()],
+            "billable_minutes": sessions["billable_minutes"].to_numpy(dtype=np.int64),
+            "energy_kwh": [decimal_kwh(units) for units in billed.tolist()],
             "hours_charge": hours,
             "energy_charge": energy,
-            "amount": amount,
-            "currency": currency,
-            "adjusted": billed_energy != measured,
+            "amount": [h + e for h, e in zip(hours, energy, strict=True)],
+            "currency": site.site.currency,
+            "adjusted": billed != measured,
             "original_energy_kwh": [decimal_kwh(units) for units in measured.tolist()],
         }
     )

@@ -14,6 +14,7 @@ from slem_ml.io import schema as S
 __all__ = [
     "MS_PER_KWH_UNIT",
     "Runs",
+    "cents",
     "decimal_kwh",
     "decimal_minutes",
     "find_runs",
@@ -83,10 +84,14 @@ def labels_at(column: pd.Series, rows: np.ndarray) -> np.ndarray:
     return categories[column.cat.codes.to_numpy()[rows]]
 
 
+def cents(numerator: int, denominator: int) -> int:
+    """``round_half_up(numerator / denominator, 2)`` in whole cents, exactly, for non-negative integers."""
+    return (200 * numerator + denominator) // (2 * denominator)
+
+
 def round_cents(numerator: int, denominator: int) -> Decimal:
     """``round_half_up(numerator / denominator, 2)`` exactly, for non-negative integers."""
-    cents = (200 * numerator + denominator) // (2 * denominator)
-    return Decimal(cents) * _CENT
+    return Decimal(cents(numerator, denominator)) * _CENT
 
 
 def decimal_kwh(energy: int) -> Decimal:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from slem_ml.cli.models import DEFAULT_MODELS_DIR, Db, ModelsDir, TrackingUri, forecast, train
+from slem_ml.cli.invoices import invoices_app
+from slem_ml.cli.models import DEFAULT_MODELS_DIR, ModelsDir, TrackingUri, forecast, train
 from slem_ml.cli.progress import ProgressLine, clear_progress_line
 from slem_ml.cli.serve import serve
 from slem_ml.cli.users import users_app
@@ -29,7 +30,7 @@ from slem_ml.config import SAMPLE_CONTRACTS
 from slem_ml.errors import SlemError
 
 if TYPE_CHECKING:
-    from slem_ml.scoring.result import ScoringResult
+    from slem_ml.run.pipeline import ScoredFile
 
 __all__ = ["app", "main", "run_app"]
 
@@ -98,11 +99,18 @@ def score(
     batch_rows: Annotated[
         int | None, typer.Option(min=10_000, help="Readings per batch (default 2,000,000).")
     ] = None,
-    db: Db = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Database URL (default $SLEM_DATABASE_URL or sqlite:///slem.db); 'none' scores the file "
+            "alone and stores nothing."
+        ),
+    ] = None,
     tracking_uri: TrackingUri = None,
     models_dir: ModelsDir = Path(DEFAULT_MODELS_DIR),
 ) -> None:
-    """Bill overtime, find cleaning waste, raise maintenance alerts, write every output and store the run."""
+    """Put the readings into the store, bill the months they touch from everything stored, find cleaning
+    waste, raise maintenance alerts, write every output and store the run (SPEC §7, §8.7)."""
     # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
     from slem_ml.config.site import load_site
     from slem_ml.models.registry import find_champion
@@ -112,7 +120,7 @@ def score(
 
     settings = RunSettings(engine=engine.value, scheduler=scheduler, batch_rows=batch_rows)
     check_writable(out)
-    url = database_url(db)
+    url = None if (db or "").strip().lower() == "none" else database_url(db)
     progress = ProgressLine()
     progress("config", 0.0)
     site = load_site(contracts)
@@ -122,7 +130,7 @@ def score(
     done = score_file(
         readings, site, out=out, database_url=url, models=loader.result, settings=settings, progress=progress
     )
-    _print_summary(done.result, out, done.written, url, done.run_id, done.created)
+    _print_summary(done, out, url)
 
 
 @app.command()
@@ -181,18 +189,18 @@ app.command()(train)
 app.command()(forecast)
 app.command()(serve)
 app.add_typer(users_app, name="users")
+app.add_typer(invoices_app, name="invoices")
 
 
 # --- the end-of-run screen ----------------------------------------------------------------------
 
 
-def _print_summary(
-    result: ScoringResult, out: Path, written: dict, url: str, run_id: int, created: bool
-) -> None:
+def _print_summary(done: ScoredFile, out: Path, url: str | None) -> None:
     # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
     from slem_ml.outputs.summary import report_facts
     from slem_ml.outputs.validation_text import validation_summary
 
+    result, written = done.result, done.written
     report = result.report
     currency = result.site.site.currency
     _say()
@@ -230,8 +238,21 @@ def _print_summary(
         _say(f"  models: {result.model_versions.get('models', '')}")
     for note in result.all_notes:
         _say(f"  note: {note}")
-    run_note = "new run" if created else "identical run already stored"
-    _say(f"  stored: run {run_id} in {_safe_url(url)} ({run_note})")
+    if url is None or done.upload is None:
+        _say("  stored: nothing (--db none: this file's own results)")
+    else:
+        readings = done.upload.readings
+        _say(
+            f"  store: {readings.added:,} readings added, {readings.unchanged:,} already stored, "
+            f"{readings.corrected:,} corrected"
+            + (f", {readings.superseded:,} superseded by a later row" if readings.superseded else "")
+        )
+        revised = done.upload.stored.new_revisions
+        if revised:
+            shown = ", ".join(f"{i} rev {done.upload.stored.revisions[i]}" for i in revised[:5])
+            _say(f"  new invoice revisions: {shown}{' …' if len(revised) > 5 else ''}")
+        run_note = "new run" if done.created else "identical run already stored"
+        _say(f"  stored: run {done.run_id} in {_safe_url(url)} ({run_note})")
     printable = sum(1 for name in written if str(name).startswith("invoices/"))
     _say(f"  results: {out}/ ({len(written) - printable} files, {printable} printable invoices in invoices/)")
 

@@ -18,6 +18,7 @@ __all__ = [
     "CLEANING_STAFF",
     "CLIENT_ID",
     "COVERED_MINUTES",
+    "BILLED_POWER_W",
     "EXPECTED_POWER_W",
     "ANOMALY_SCORE",
     "FLOOR",
@@ -80,6 +81,8 @@ COVERED_MINUTES = "covered_minutes"  # [min] true elapsed time the reading stand
 EXPECTED_POWER_W = "expected_power_w"  # [W] filled by the models layer
 ANOMALY_SCORE = "anomaly_score"  # higher = more anomalous; filled by the models layer
 IS_ANOMALY = "is_anomaly"
+#: [W] what an overtime spike is billed at (the zone's expected lit power, SPEC §3.9); NaN = as measured
+BILLED_POWER_W = "billed_power_w"
 USAGE_CLASSES: tuple[str, ...] = ("off", "contract", "overtime", "cleaning")
 
 #: slem counts time in integer milliseconds.

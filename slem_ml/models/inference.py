@@ -4,7 +4,7 @@ Three steps, each a pure function the orchestrator (:func:`slem_ml.scoring.score
 
 * :func:`infer_cleaning` — where the input has no cleaning flag, the session classifier sets it;
 * :func:`expected_power` — the forecaster's expected mean power of each reading's zone-hour [W];
-* :func:`billed_power_mw` — the power each reading is billed at: its own, or for a spike the zone's
+* :func:`billed_power_w` — the power a spike is billed at: the zone's
   expected lit power (SPEC §3.9).
 """
 
@@ -18,7 +18,7 @@ from slem_ml.io import schema as S
 from slem_ml.models.features import HOUR_MS, add_features, zone_hours
 from slem_ml.models.forecaster import ZoneForecaster
 
-__all__ = ["billed_power_mw", "expected_power", "infer_cleaning"]
+__all__ = ["billed_power_w", "expected_power", "infer_cleaning"]
 
 
 def infer_cleaning(frame: pd.DataFrame, site: SiteConfig, classifier: object) -> pd.DataFrame:
@@ -52,9 +52,9 @@ def expected_power(
     return np.where(position >= 0, point[position], np.nan), unknown
 
 
-def billed_power_mw(frame: pd.DataFrame, is_spike: np.ndarray, reference_w: np.ndarray) -> np.ndarray:
-    """Power [mW] each reading is billed at: a spike at its reference (expected lit) power (SPEC §3.9)."""
+def billed_power_w(frame: pd.DataFrame, is_spike: np.ndarray, reference_w: np.ndarray) -> np.ndarray:
+    """Power [W] a spike is billed at: its reference (expected lit) power, at most the measured power
+    (SPEC §3.9); NaN for every other reading (billed as measured)."""
     power_w = frame[S.POWER_W].to_numpy(dtype=float)
     use = np.asarray(is_spike, dtype=bool) & ~np.isnan(reference_w)
-    billed = np.where(use, np.minimum(reference_w, power_w), power_w)
-    return np.floor(billed * 1000.0 + 0.5).astype(np.int64)
+    return np.where(use, np.minimum(reference_w, power_w), np.nan)

@@ -38,6 +38,8 @@ __all__ = [
     "invoice_view",
     "render_invoice_html",
     "render_invoice_pdf",
+    "start_invoice_files",
+    "start_invoice_files_of",
     "write_invoice_files",
 ]
 
@@ -95,6 +97,7 @@ def invoice_view(
         "terms": terms,
         "lines": views,
         "has_adjusted": has_adjusted,
+        "void": not views,
         "totals": {
             "lines": len(views),
             "billable_minutes": str(int(sum(lines["billable_minutes"]))),
@@ -106,7 +109,7 @@ def invoice_view(
         },
         "content_hash": str(row["content_hash"]),
         "slem_version": __version__,
-        "note": _note(terms, currency, has_adjusted),
+        "note": ([VOID_TEXT] if not views else []) + _note(terms, currency, has_adjusted),
     }
 
 
@@ -177,6 +180,13 @@ def _terms(contract: ClientContract | None, site: SiteConfig) -> dict[str, Any]:
         "energy_rate": _rate(energy),
         "holidays_closed": holidays and not (contract is not None and contract.work_on_holidays),
     }
+
+
+#: The first paragraph of a void revision's note (SPEC §8.3); the HTML template shows it as a banner.
+VOID_TEXT = (
+    "VOID: this revision cancels the earlier revisions of this invoice. The readings now stored for the "
+    "period show no lighting outside contracted hours; nothing is owed."
+)
 
 
 def _note(terms: Mapping[str, Any], currency: str, has_adjusted: bool) -> list[str]:
@@ -363,12 +373,26 @@ def start_invoice_files(
 ) -> Callable[[], list[Path]]:
     """Start writing the printable invoices: the PDFs in a child process at once, the HTML when the
     returned function is called (which then waits for the PDFs and returns every path written)."""
+    return start_invoice_files_of(result.invoices, result.invoice_lines, result.site, out_dir, issued=issued)
+
+
+def start_invoice_files_of(
+    invoices: pd.DataFrame,
+    lines: pd.DataFrame,
+    site: SiteConfig,
+    out_dir: str | Path,
+    *,
+    issued: dt.date | None = None,
+) -> Callable[[], list[Path]]:
+    """:func:`start_invoice_files` for ``invoices`` and their ``lines`` (the ``invoices.csv`` and
+    ``invoice_lines.csv`` frames of SPEC §7)."""
     folder = Path(out_dir) / "invoices"
     folder.mkdir(parents=True, exist_ok=True)
-    by_invoice = dict(tuple(result.invoice_lines.groupby("invoice_id", sort=False)))
+    by_invoice = dict(tuple(lines.groupby("invoice_id", sort=False)))
+    no_lines = lines.iloc[:0]  # a void revision (SPEC §8.3)
     views = [
-        invoice_view(row, by_invoice[str(row["invoice_id"])], result.site, issued=issued)
-        for row in result.invoices.to_dict("records")
+        invoice_view(row, by_invoice.get(str(row["invoice_id"]), no_lines), site, issued=issued)
+        for row in invoices.to_dict("records")
     ]
     pdfs = forked.start(lambda: _write_pdfs(views, folder))  # on the other core
 

@@ -41,7 +41,7 @@ from slem_ml.outputs.formatting import (
     format_invoices,
     format_quarantine,
 )
-from slem_ml.outputs.invoice_render import start_invoice_files, write_invoice_files
+from slem_ml.outputs.invoice_render import start_invoice_files, start_invoice_files_of, write_invoice_files
 from slem_ml.outputs.summary import build_summary
 from slem_ml.scoring.result import ScoringResult
 
@@ -51,6 +51,7 @@ __all__ = [
     "Staging",
     "check_writable",
     "staged_outputs",
+    "write_invoice_export",
     "write_readings",
     "write_outputs",
 ]
@@ -99,6 +100,24 @@ class Staging:
         shutil.rmtree(self.folder / INVOICE_DIR, ignore_errors=True)
         invoices = write_invoice_files(result, self.folder)
         self.names = [*OUTPUT_FILES.values(), *(p.relative_to(self.folder).as_posix() for p in invoices)]
+
+
+def write_invoice_export(
+    invoices: pd.DataFrame, lines: pd.DataFrame, site: SiteConfig, out_dir: str | Path
+) -> list[Path]:
+    """``invoices.csv``, ``invoice_lines.csv`` and the printable invoices of a month as the store holds it
+    (``slem invoices export``, SPEC §8.7), staged and then moved into ``out_dir`` together."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SlemError(f"{out_dir}: exists and is not a folder; choose another --out")
+    names = [OUTPUT_FILES["invoices"], OUTPUT_FILES["invoice_lines"]]
+    with staged_folder(out_dir.absolute().parent, f"{out_dir.name}.writing") as folder:
+        finish = start_invoice_files_of(invoices, lines, site, folder)
+        write_csv(format_invoice_lines(lines, site), folder / names[1])
+        write_csv(format_invoices(invoices, site), folder / names[0])
+        printable = [p.relative_to(folder).as_posix() for p in finish()]
+        _install(folder, out_dir, [*names, INVOICE_DIR])
+    return [out_dir / name for name in [*names, *printable]]
 
 
 def check_writable(out_dir: str | Path) -> None:
@@ -170,6 +189,7 @@ def write_readings(readings: pd.DataFrame, site: SiteConfig, path: Path) -> None
         schema.EXPECTED_POWER_W,
         schema.ANOMALY_SCORE,
         schema.IS_ANOMALY,
+        schema.BILLED_POWER_W,
     ]
     order = [c for c in first if c in readings.columns]
     order += [c for c in readings.columns if c not in order]

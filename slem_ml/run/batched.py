@@ -63,6 +63,7 @@ class BatchOutcome:
     notes: tuple[Note, ...]
     unknown_zones: tuple[str, ...]
     model_versions: dict[str, str] = field(default_factory=dict)
+    cleaning_source: str = "given"
 
 
 def score_in_batches(
@@ -235,6 +236,7 @@ def _score_batch(
         notes=result.notes,
         unknown_zones=result.unknown_zones,
         model_versions=result.model_versions,
+        cleaning_source=result.cleaning_source,
     )
 
 
@@ -286,6 +288,7 @@ def merge(plan: BatchPlan, site: SiteConfig, outcomes: list[BatchOutcome], parts
         model_versions=outcomes[0].model_versions if outcomes else {},
         notes=tuple(dict.fromkeys(n for o in outcomes for n in o.notes)),
         unknown_zones=tuple(sorted({z for o in outcomes for z in o.unknown_zones})),
+        cleaning_source=outcomes[0].cleaning_source if outcomes else "given",
     )
 
 

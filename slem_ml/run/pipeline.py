@@ -1,18 +1,23 @@
 """A readings file in, every output written and the run stored: what ``slem score`` and the app's upload do.
 
 :func:`score_file` is the one way to run the whole job (SPEC §6–§7): read and validate, score with the
-champion models when there are any, write the output folder and store the run in one transaction — a run is
-never stored without its files, and a failure leaves the previous outputs in place. The store runs in a
-forked child while the files are written where that is safe (:func:`slem_ml.forked.can_fork`).
+champion models when there are any, put its readings into the readings store and store the run with the
+touched invoices as the store makes them (:mod:`slem_ml.storage.upload`), in one transaction, and write the
+output folder. The outputs are staged before the commit and moved into place after it: a run is never stored
+without its files, and a failure leaves the previous outputs and the database as they were. Without a
+database (``--db none``) it is the stateless batch job: the file's own results, nothing stored.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
 
 from slem_ml.atomic import staged_folder
 from slem_ml.config.site import SiteConfig
@@ -24,11 +29,11 @@ from slem_ml.outputs.writer import check_writable, staged_outputs
 from slem_ml.progress import Progress, no_progress
 from slem_ml.run.batched import dask_client, score_in_batches
 from slem_ml.run.batches import BATCH_ROWS, input_rows
-from slem_ml.run.store_job import start_store
 from slem_ml.scoring.result import ScoringResult
 from slem_ml.scoring.score import score
-from slem_ml.storage import open_database, with_revisions
-from slem_ml.storage.store import planned_revisions
+from slem_ml.storage import open_database
+from slem_ml.storage.database import write_session
+from slem_ml.storage.upload import Upload, store_upload
 
 __all__ = ["ENGINES", "ModelsLoader", "RunSettings", "ScoredFile", "score_file"]
 
@@ -66,9 +71,10 @@ class ScoredFile:
     """The result of :func:`score_file`: the scoring result (revisions applied), the stored run, the files."""
 
     result: ScoringResult
-    run_id: int
+    run_id: int | None  # None: scored without a database (``--db none``)
     created: bool  # False: the identical run was already stored
     written: dict[str, Path]  # output name -> path
+    upload: Upload | None = None  # what the upload did to the readings store
 
 
 def score_file(
@@ -76,7 +82,7 @@ def score_file(
     site: SiteConfig,
     *,
     out: str | Path,
-    database_url: str,
+    database_url: str | None,
     models: ModelsLoader,
     settings: RunSettings = RunSettings(),
     progress: Progress = no_progress,
@@ -154,11 +160,11 @@ def _finish(
     champion: Champion,
     *,
     out: str | Path,
-    database_url: str,
+    database_url: str | None,
     actor: str,
     progress: Progress,
 ) -> ScoredFile:
-    """Write the outputs and store the run (one transaction), the files first."""
+    """Store the readings and the run (one transaction) and write the outputs, the files staged first."""
     if champion.bundle is None:
         note = Note(
             NoteKind.MODELS,
@@ -166,22 +172,38 @@ def _finish(
             "`slem train READINGS` fits them",
         )
         result = replace(result, notes=(*result.notes, note))
+    if database_url is None:  # --db none: the stateless batch job
+        progress("writing", 0.8)
+        with staged_outputs(result, out) as staging:
+            pass
+        progress("done", 1.0)
+        return ScoredFile(result, None, True, staging.written, None)
     progress("storing", 0.75)
     database = open_database(database_url)  # creates or upgrades the schema; a bad URL stops here
     try:
-        planned = planned_revisions(database, result)
+        with contextlib.ExitStack() as files, write_session(database) as session:
+            clock = time.perf_counter()
+            upload = store_upload(
+                session, result, scored_frames(result), cleaning=result.cleaning_source, actor=actor
+            )
+            result = replace(
+                upload.result, timings={**upload.result.timings, "store_s": time.perf_counter() - clock}
+            )
+            progress("writing", 0.8)
+            staging = files.enter_context(staged_outputs(result, out))
+            # committed; leaving `files` moves the staged outputs into place
     finally:
         database.dispose()
-    result = replace(result, invoices=with_revisions(result.invoices, planned))
-    job = start_store(database_url, result, actor=actor)  # prepared while the files are written
-    try:
-        progress("writing", 0.8)
-        with staged_outputs(result, out) as staging:
-            stored = job.commit()  # the files are staged: now the run may be committed
-            if stored.revisions != planned:  # another run stored these invoices in between
-                result = replace(result, invoices=with_revisions(result.invoices, stored.revisions))
-                staging.rewrite_invoices(result)
-    finally:
-        job.abandon()  # rolls the store back if anything above failed; nothing once committed
     progress("done", 1.0)
-    return ScoredFile(result, stored.run_id, stored.created, staging.written)
+    return ScoredFile(result, upload.stored.run_id, upload.stored.created, staging.written, upload)
+
+
+def scored_frames(result: ScoringResult) -> Iterator[pd.DataFrame]:
+    """The scored readings of ``result``: the frame, or each Parquet part of a run scored in batches."""
+    if result.readings.frame is not None:
+        yield result.readings.frame
+        return
+    if result.readings.parts is None:
+        return
+    for part in sorted(Path(result.readings.parts).glob("*.parquet")):
+        yield pq.read_table(part).to_pandas()

@@ -100,6 +100,9 @@ class ScoringResult:
     model_versions: dict[str, str] = field(default_factory=dict)
     notes: tuple[Note, ...] = ()  # what a user should know about this run (fallbacks, missing models)
     unknown_zones: tuple[str, ...] = ()  # zones the models never saw (scored with a fallback)
+    #: where the readings' cleaning flags came from: "given" (the input), "inferred" (the session
+    #: classifier, SPEC §4) or "none" (after-hours light is overtime)
+    cleaning_source: str = "given"
 
     @property
     def all_notes(self) -> tuple[Note, ...]:

@@ -15,12 +15,12 @@ import pandas as pd
 
 from slem_ml.billing.cleaning import cleaning_sessions
 from slem_ml.billing.coverage import OVERTIME, ReadingCoverage, classified_readings, compute_coverage
-from slem_ml.billing.invoices import build_invoices, invoice_lines
+from slem_ml.billing.invoices import billed_power_mw, build_invoices, invoice_lines
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.readings import Note, NoteKind, Readings
 from slem_ml.models.bundle import ModelBundle
-from slem_ml.models.inference import billed_power_mw, expected_power, infer_cleaning
+from slem_ml.models.inference import billed_power_w, expected_power, infer_cleaning
 from slem_ml.progress import Progress, no_progress
 from slem_ml.scoring.result import ScoredReadings, ScoringResult
 
@@ -81,9 +81,11 @@ def score(
         scored[S.IS_ANOMALY] = pd.arrays.BooleanArray(
             np.asarray(findings.is_anomaly, dtype=bool), np.zeros(len(frame), dtype=bool)
         )
-        billed = billed_power_mw(
+        billed_w = billed_power_w(
             frame, findings.is_anomaly & (coverage.usage == OVERTIME), findings.reference_w
         )
+        scored[S.BILLED_POWER_W] = billed_w
+        billed = billed_power_mw(frame[S.POWER_W].to_numpy(dtype=float), billed_w)
         alerts = findings.alerts
         timings["models_s"] = time.perf_counter() - clock
 
@@ -114,6 +116,7 @@ def score(
         else {"models": models.version, "strategy": models.manifest.get("strategy", "")},
         notes=tuple(notes),
         unknown_zones=unknown,
+        cleaning_source="given" if readings.has_cleaning_flag else "inferred" if inferred else "none",
     )
 
 
@@ -123,6 +126,7 @@ def _scored_readings(frame: pd.DataFrame, coverage: ReadingCoverage) -> pd.DataF
         **{
             S.EXPECTED_POWER_W: np.nan,
             S.ANOMALY_SCORE: np.nan,
+            S.BILLED_POWER_W: np.nan,
             S.IS_ANOMALY: pd.arrays.BooleanArray(
                 np.zeros(len(frame), dtype=bool), np.ones(len(frame), dtype=bool)
             ),

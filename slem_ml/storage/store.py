@@ -30,7 +30,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Engine, Table, func, insert, select
+from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -47,7 +47,7 @@ from slem_ml.storage.tables import (
     ScoreRun,
 )
 
-__all__ = ["StoredRun", "planned_revisions", "store_result", "with_revisions"]
+__all__ = ["StoredRun", "store_payload", "store_result", "with_revisions"]
 
 _ATTEMPTS = 4
 #: Line fields compared between revisions; a line is identified by its zone and start.
@@ -87,7 +87,7 @@ def store_result(
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with write_session(engine) as session:
-                stored = _store(session, payload, actor)
+                stored = store_payload(session, payload, actor)
                 if before_commit is not None:
                     before_commit()
                 return stored
@@ -106,9 +106,13 @@ def with_revisions(invoices: pd.DataFrame, revisions: Mapping[str, int]) -> pd.D
 # --- the transaction ----------------------------------------------------------------------------------
 
 
-def _store(session: Session, payload: RunPayload, actor: str) -> StoredRun:
+def store_payload(
+    session: Session, payload: RunPayload, actor: str, *, new_readings: bool = False
+) -> StoredRun:
+    """Store ``payload`` in ``session``; ``new_readings``: the run changed the readings store, so it is
+    stored even when an identical run was (its corrections name it)."""
     latest = _latest_revisions(session, [inv.invoice_id for inv in payload.invoices])
-    same = _identical_run(session, payload, latest)
+    same = None if new_readings else _identical_run(session, payload, latest)
     if same is not None:
         revisions = {inv.invoice_id: latest[inv.invoice_id].revision for inv in payload.invoices}
         return StoredRun(same, False, revisions, ())
@@ -133,30 +137,6 @@ def _store(session: Session, payload: RunPayload, actor: str) -> StoredRun:
     session.add(_audit(now, actor, "run.stored", "score_run", str(run.id), detail))
     session.flush()
     return StoredRun(run.id, True, revisions, tuple(new))
-
-
-def planned_revisions(engine: Engine, result: ScoringResult) -> dict[str, int]:
-    """The revision each invoice of ``result`` gets if stored now (SPEC §3.8): same content, same revision."""
-    ids = [str(i) for i in result.invoices["invoice_id"]]
-    if not ids:
-        return {}
-    newest = (
-        select(Invoice.invoice_id, func.max(Invoice.revision).label("revision"))
-        .where(Invoice.invoice_id.in_(ids))
-        .group_by(Invoice.invoice_id)
-        .subquery()
-    )
-    query = select(Invoice.invoice_id, Invoice.revision, Invoice.content_hash).join(
-        newest,
-        (Invoice.invoice_id == newest.c.invoice_id) & (Invoice.revision == newest.c.revision),
-    )
-    with engine.connect() as connection:
-        latest = {row.invoice_id: (row.revision, row.content_hash) for row in connection.execute(query)}
-    hashes = dict(zip(result.invoices["invoice_id"], result.invoices["content_hash"], strict=True))
-    return {
-        invoice_id: _next_revision(*latest.get(invoice_id, (0, None)), hashes[invoice_id])
-        for invoice_id in ids
-    }
 
 
 def _next_revision(latest_revision: int, latest_hash: str | None, content_hash: str) -> int:
@@ -221,6 +201,8 @@ def _write_invoices(
         else:
             lines = [SimpleNamespace(**line) for line in inv.lines]
             action, detail = "invoice.revised", _revised(previous, invoice, lines, run)
+            if invoice.lines == 0:  # SPEC §8.3: no overtime left in the month
+                action = "invoice.voided"
         session.add(_audit(run.created_at, actor, action, "invoice", inv.invoice_id, detail))
         targets.append(invoice)
         created.append((invoice, inv))

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -45,12 +47,17 @@ __all__ = [
     "Alert",
     "AuditEntry",
     "Base",
+    "BillingSession",
     "CleaningSession",
     "Invoice",
     "InvoiceLine",
     "MaintenanceAction",
+    "ReadingBlock",
+    "ReadingCorrection",
     "RunInvoice",
     "ScoreRun",
+    "StoreClient",
+    "StoreZone",
     "User",
 ]
 
@@ -100,6 +107,11 @@ class ScoreRun(Base):
     rows_duplicate: Mapped[int]
     first_timestamp: Mapped[dt.datetime | None]
     last_timestamp: Mapped[dt.datetime | None]
+    #: What the run did to the readings store (SPEC §8.6); NULL for runs stored before the store existed
+    #: or scored with ``--db none``.
+    readings_added: Mapped[int | None]
+    readings_unchanged: Mapped[int | None]
+    readings_corrected: Mapped[int | None]
     timings: Mapped[dict[str, Any]]  # stage -> seconds
     versions: Mapped[dict[str, Any]]  # slem, python, pandas, ... and "models": {name: version}
 
@@ -257,3 +269,92 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32))
     client_id: Mapped[str | None] = mapped_column(String(64))  # set: sees only this client's data
     created_at: Mapped[dt.datetime]
+
+
+# --- the readings store (SPEC §8, docs/store.md) ------------------------------------------------------
+
+
+class StoreZone(Base):
+    """A zone the store holds readings of; blocks refer to it by ``id``."""
+
+    __tablename__ = "store_zones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone_id: Mapped[str] = mapped_column(String(64), unique=True)
+    building: Mapped[str] = mapped_column(String(64))
+    floor: Mapped[str] = mapped_column(String(32))
+
+
+class StoreClient(Base):
+    """A client id as blocks refer to it (``id`` fits in an int16)."""
+
+    __tablename__ = "store_clients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ReadingBlock(Base):
+    """One zone's readings of one UTC day as packed little-endian arrays of ``n`` entries, ordered by time
+    (:mod:`slem_ml.storage.blocks`). The key of a reading is (zone, instant): one entry per instant."""
+
+    __tablename__ = "reading_blocks"
+
+    zone_key: Mapped[int] = mapped_column(ForeignKey("store_zones.id"), primary_key=True)
+    utc_day: Mapped[int] = mapped_column(Integer, primary_key=True)  # days since 1970-01-01 (UTC)
+    n: Mapped[int]
+    ts: Mapped[bytes] = mapped_column(LargeBinary)  # int32 [ms] since the UTC day's midnight
+    power: Mapped[bytes] = mapped_column(LargeBinary)  # float64 [W]
+    client: Mapped[bytes] = mapped_column(LargeBinary)  # int16 store_clients.id
+    cleaning: Mapped[bytes] = mapped_column(LargeBinary)  # int8: 1 cleaning staff, 0 not, -1 not given
+    #: float64 [W] the reading is billed at where the models found a spike (SPEC §3.9), NaN elsewhere;
+    #: NULL when no reading of the block is adjusted.
+    billed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    updated_at: Mapped[dt.datetime]
+
+
+class ReadingCorrection(Base):
+    """A stored reading replaced by other values (SPEC §8.1): old → new, where from and who."""
+
+    __tablename__ = "reading_corrections"
+    __table_args__ = (Index(None, "zone_id", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone_id: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[dt.datetime]
+    old_power_w: Mapped[float] = mapped_column(Double)
+    new_power_w: Mapped[float] = mapped_column(Double)
+    old_client_id: Mapped[str] = mapped_column(String(64))
+    new_client_id: Mapped[str] = mapped_column(String(64))
+    old_cleaning: Mapped[bool | None] = mapped_column(Boolean)
+    new_cleaning: Mapped[bool | None] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(500))  # the file (or, live, the topic)
+    line: Mapped[int | None]  # 1-based source line of the new values
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("score_runs.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[dt.datetime]
+
+
+class BillingSession(Base):
+    """An overtime session as billing finds it in the stored readings now (SPEC §8.2), in exact integers.
+
+    Rows of a (zone, local date) are replaced whenever readings of that date change; an invoice revision is
+    built from its client's rows of the month (:mod:`slem_ml.storage.rebill`).
+    """
+
+    __tablename__ = "billing_sessions"
+    __table_args__ = (Index(None, "zone_id", "date"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    zone_id: Mapped[str] = mapped_column(String(64))
+    date: Mapped[dt.date] = mapped_column(Date)  # local date of the session
+    start_ms: Mapped[int] = mapped_column(BigInteger)  # UTC [ms]
+    end_ms: Mapped[int] = mapped_column(BigInteger)  # UTC [ms]
+    covered_ms: Mapped[int] = mapped_column(BigInteger)  # [ms]
+    billable_minutes: Mapped[int] = mapped_column(BigInteger)  # [min]
+    energy_units: Mapped[int] = mapped_column(BigInteger)  # billed energy [mW·ms]
+    measured_units: Mapped[int] = mapped_column(BigInteger)  # measured energy [mW·ms]
+    hours_cents: Mapped[int] = mapped_column(BigInteger)  # [cent]
+    energy_cents: Mapped[int] = mapped_column(BigInteger)  # [cent]

@@ -1,0 +1,140 @@
+"""Zone-day blocks: how the readings store keeps readings (SPEC §8, docs/store.md).
+
+One row of ``reading_blocks`` holds one zone's readings of one UTC day as packed little-endian arrays, in
+time order. :class:`ReadingArrays` is the unpacked form of any number of blocks: one entry per reading,
+ordered by (zone key, instant). Packing is :func:`encode`; :func:`load` reads the blocks of some zones and
+UTC days back.
+
+Cleaning codes (int8): ``1`` the input said cleaning staff, ``0`` it said not; ``-1`` the input had no
+flag and nothing inferred one, ``-2`` the input had no flag and the session classifier inferred cleaning
+(SPEC §4). A given flag (≥ 0) is a measurement that a later upload may correct; an inferred one is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, select
+
+from slem_ml.storage.tables import ReadingBlock
+
+__all__ = [
+    "CLEANING_INFERRED",
+    "CLEANING_NO",
+    "CLEANING_NOT_GIVEN",
+    "CLEANING_YES",
+    "MS_PER_DAY",
+    "ReadingArrays",
+    "encode",
+    "is_cleaning",
+    "load",
+]
+
+MS_PER_DAY = 86_400_000
+CLEANING_YES, CLEANING_NO, CLEANING_NOT_GIVEN, CLEANING_INFERRED = 1, 0, -1, -2
+_ZONES_PER_QUERY = 900  # below SQLite's bound-parameter limits, whatever the version
+
+
+def is_cleaning(codes: np.ndarray) -> np.ndarray:
+    """Whether billing treats each reading as cleaning staff (given or inferred)."""
+    return (codes == CLEANING_YES) | (codes == CLEANING_INFERRED)
+
+
+@dataclass(frozen=True)
+class ReadingArrays:
+    """Readings as parallel arrays, ordered by (``zone_key``, ``t_ms``) with one entry per key."""
+
+    zone_key: np.ndarray  # int64 store_zones.id
+    t_ms: np.ndarray  # int64 UTC [ms]
+    power_w: np.ndarray  # float64 [W]
+    client_key: np.ndarray  # int64 store_clients.id
+    cleaning: np.ndarray  # int8 code (module docstring)
+    billed_w: np.ndarray  # float64 [W] billed at after a spike (SPEC §3.9), NaN = as measured
+
+    def __len__(self) -> int:
+        return len(self.t_ms)
+
+    @classmethod
+    def empty(cls) -> ReadingArrays:
+        i64, f64 = np.empty(0, np.int64), np.empty(0, np.float64)
+        return cls(i64, i64, f64, i64, np.empty(0, np.int8), f64)
+
+    def take(self, index: np.ndarray) -> ReadingArrays:
+        """The readings at ``index`` (an integer or boolean array)."""
+        return ReadingArrays(
+            self.zone_key[index], self.t_ms[index], self.power_w[index], self.client_key[index],
+            self.cleaning[index], self.billed_w[index],
+        )  # fmt: skip
+
+    @classmethod
+    def concat(cls, parts: Sequence[ReadingArrays]) -> ReadingArrays:
+        if not parts:
+            return cls.empty()
+        return cls(
+            *(
+                np.concatenate([getattr(p, name) for p in parts])
+                for name in ("zone_key", "t_ms", "power_w", "client_key", "cleaning", "billed_w")
+            )
+        )
+
+
+def encode(readings: ReadingArrays, utc_day: int) -> dict[str, object]:
+    """The ``reading_blocks`` columns of one zone's readings of one UTC day (sorted by time)."""
+    ts = readings.t_ms - utc_day * MS_PER_DAY
+    if len(ts) and (ts.min() < 0 or ts.max() >= MS_PER_DAY):
+        raise ValueError(f"a block of UTC day {utc_day} got a reading of another day")
+    billed = readings.billed_w
+    return {
+        "n": len(ts),
+        "ts": ts.astype("<i4").tobytes(),
+        "power": readings.power_w.astype("<f8").tobytes(),
+        "client": readings.client_key.astype("<i2").tobytes(),
+        "cleaning": readings.cleaning.astype("i1").tobytes(),
+        "billed": None if np.isnan(billed).all() else billed.astype("<f8").tobytes(),
+    }
+
+
+def _decode(zone_key: int, utc_day: int, row: Any) -> ReadingArrays:
+    n = int(row.n)
+    billed = row.billed
+    return ReadingArrays(
+        zone_key=np.full(n, zone_key, dtype=np.int64),
+        t_ms=np.frombuffer(row.ts, "<i4").astype(np.int64) + utc_day * MS_PER_DAY,
+        power_w=np.frombuffer(row.power, "<f8").astype(np.float64),
+        client_key=np.frombuffer(row.client, "<i2").astype(np.int64),
+        cleaning=np.frombuffer(row.cleaning, "i1").astype(np.int8),
+        billed_w=np.full(n, np.nan) if billed is None else np.frombuffer(billed, "<f8").astype(np.float64),
+    )
+
+
+def load(
+    connection: Connection, ranges: Iterable[tuple[int, int, int]]
+) -> tuple[ReadingArrays, set[tuple[int, int]]]:
+    """The stored readings of each ``(zone_key, first_utc_day, last_utc_day)`` range, and the keys
+    ``(zone_key, utc_day)`` of the blocks they came from.
+
+    Zones that share a day range are read with one query per :data:`_ZONES_PER_QUERY` zones.
+    """
+    by_range: dict[tuple[int, int], list[int]] = {}
+    for zone_key, first, last in ranges:
+        by_range.setdefault((first, last), []).append(zone_key)
+    table = ReadingBlock.__table__
+    parts: list[ReadingArrays] = []
+    found: set[tuple[int, int]] = set()
+    for (first, last), zones in by_range.items():
+        for at in range(0, len(zones), _ZONES_PER_QUERY):
+            chunk = zones[at : at + _ZONES_PER_QUERY]
+            query = select(table).where(
+                table.c.zone_key.in_(chunk), table.c.utc_day >= first, table.c.utc_day <= last
+            )
+            for row in connection.execute(query):
+                found.add((row.zone_key, row.utc_day))
+                parts.append(_decode(row.zone_key, row.utc_day, row))
+    if not parts:
+        return ReadingArrays.empty(), found
+    merged = ReadingArrays.concat(parts)
+    order = np.lexsort((merged.t_ms, merged.zone_key))
+    return merged.take(order), found

@@ -1,0 +1,353 @@
+"""Putting readings into the store: idempotent, with corrections audited (SPEC §8.1).
+
+:func:`ingest` runs inside the caller's write transaction. It decodes the blocks the batch falls into,
+matches the batch against them by (zone, instant) in NumPy, and rewrites only the blocks that gain or change
+a reading (:mod:`~slem_ml.storage.blocks`, docs/store.md). Each reading of the batch is counted once:
+
+* **added** — its key was not stored;
+* **unchanged** — stored with the same ``power_w``, ``client_id`` and cleaning flag (a duplicate);
+* **corrected** — stored with other values: the new values stand and ``reading_corrections`` keeps
+  old → new, the source and line, the run and who;
+* **superseded** — a later row of the same batch has the same key: the later row stands (SPEC §3.1), and
+  the earlier one is compared with nothing (so uploading that file again is still all "unchanged").
+
+A batch without a cleaning flag does not overwrite a flag an earlier upload gave (the flag is a
+measurement; an inferred one is not, see the cleaning codes in :mod:`~slem_ml.storage.blocks`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Table, delete, insert, select, tuple_
+
+from slem_ml.io import schema as S
+from slem_ml.storage.blocks import (
+    CLEANING_INFERRED,
+    CLEANING_NO,
+    CLEANING_NOT_GIVEN,
+    CLEANING_YES,
+    MS_PER_DAY,
+    ReadingArrays,
+    encode,
+    is_cleaning,
+    load,
+)
+from slem_ml.storage.tables import ReadingBlock, ReadingCorrection, StoreClient, StoreZone
+
+__all__ = ["CLEANING_SOURCES", "IngestReport", "ingest", "record_corrections", "zone_keys"]
+
+#: Where a batch's cleaning flags come from: the input ("given"), the session classifier ("inferred"),
+#: or nowhere ("none").
+CLEANING_SOURCES = ("given", "inferred", "none")
+_MAX_CLIENT_KEY = np.iinfo(np.int16).max
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What :func:`ingest` did; ``added + unchanged + corrected + superseded`` is the batch's size."""
+
+    added: int
+    unchanged: int
+    corrected: int
+    superseded: int
+    #: The readings whose billing may have changed (added, corrected, or their cleaning flag completed):
+    #: zone key and UTC instant [ms], for :func:`slem_ml.storage.rebill.rebill`.
+    changed_zone_key: np.ndarray
+    changed_t_ms: np.ndarray
+    #: ``reading_corrections`` rows without their run: :func:`record_corrections` writes them.
+    corrections: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def nothing(cls) -> IngestReport:
+        return cls(0, 0, 0, 0, np.empty(0, np.int64), np.empty(0, np.int64))
+
+    def __add__(self, other: IngestReport) -> IngestReport:
+        return IngestReport(
+            self.added + other.added,
+            self.unchanged + other.unchanged,
+            self.corrected + other.corrected,
+            self.superseded + other.superseded,
+            np.r_[self.changed_zone_key, other.changed_zone_key],
+            np.r_[self.changed_t_ms, other.changed_t_ms],
+            self.corrections + other.corrections,
+        )
+
+
+def record_corrections(connection: Connection, report: IngestReport, run_id: int | None) -> None:
+    """Write the corrections of ``report`` to the audit table, naming the run they came with."""
+    if report.corrections:
+        rows = [{**row, "run_id": run_id} for row in report.corrections]
+        connection.execute(insert(cast(Table, ReadingCorrection.__table__)), rows)
+
+
+def ingest(
+    connection: Connection,
+    frame: pd.DataFrame,
+    *,
+    cleaning: str,
+    source: str,
+    actor: str,
+) -> IngestReport:
+    """Store the readings of ``frame`` (validated or scored readings: canonical columns, ``timestamp``
+    tz-aware UTC; ``billed_power_w`` [W] where the models adjusted a spike) in the caller's transaction.
+
+    ``cleaning`` says where ``cleaning_staff`` came from (:data:`CLEANING_SOURCES`); ``source`` names the
+    file (or topic) for the corrections audit, which :func:`record_corrections` writes once the run is known.
+    """
+    if cleaning not in CLEANING_SOURCES:
+        raise ValueError(f"cleaning must be one of {CLEANING_SOURCES}, not {cleaning!r}")
+    if frame.empty:
+        return IngestReport.nothing()
+    now = dt.datetime.now(dt.UTC)
+    batch, lines = _batch(connection, frame, cleaning)
+    batch, lines, superseded = _last_per_key(batch, lines)
+    ranges = _day_ranges(batch)
+    stored, found = load(connection, ranges)
+
+    # Stored readings first, then the batch in input order: for each key, every row is compared with the
+    # row before it, and the last row stands.
+    both = ReadingArrays.concat([stored, batch])
+    origin_batch = np.r_[np.zeros(len(stored), bool), np.ones(len(batch), bool)]
+    line = np.r_[np.full(len(stored), -1, np.int64), lines]
+    order = np.lexsort((np.arange(len(both)), both.t_ms, both.zone_key))
+    both, origin_batch, line = both.take(order), origin_batch[order], line[order]
+    same = np.zeros(len(both), bool)
+    same[1:] = (both.zone_key[1:] == both.zone_key[:-1]) & (both.t_ms[1:] == both.t_ms[:-1])
+    prev = np.maximum(np.arange(len(both)) - 1, 0)
+    new_given = both.cleaning >= 0
+    prev_given = both.cleaning[prev] >= 0
+    differs = same & (
+        (both.power_w != both.power_w[prev])
+        | (both.client_key != both.client_key[prev])
+        | (new_given & prev_given & (is_cleaning(both.cleaning) != is_cleaning(both.cleaning[prev])))
+    )
+    added = origin_batch & ~same
+    corrected = origin_batch & differs
+    unchanged = origin_batch & same & ~differs
+
+    # The values that stand: a flag not given keeps a given one; an unchanged reading keeps its billing.
+    keep_flag = same & ~new_given & prev_given
+    final_cleaning = np.where(keep_flag, both.cleaning[prev], both.cleaning).astype(np.int8)
+    final_billed = np.where(unchanged, both.billed_w[prev], both.billed_w)
+    cleaning_moved = same & (is_cleaning(final_cleaning) != is_cleaning(both.cleaning[prev]))
+    changed = added | corrected | (origin_batch & cleaning_moved)
+    dirty = changed | (origin_batch & same & (final_cleaning != both.cleaning[prev]))
+    last = np.r_[~same[1:], True]
+    final = ReadingArrays(
+        both.zone_key, both.t_ms, both.power_w, both.client_key, final_cleaning, final_billed
+    ).take(last)
+    # a key is dirty when any of its rows is (one entry per key, as in `final`)
+    key_id = np.cumsum(~same) - 1
+    dirty_key = np.bincount(key_id, weights=dirty, minlength=len(final)) > 0
+    _write_blocks(connection, final, dirty_key, found, now)
+    corrections = _corrections(connection, both, prev, corrected, line, source, actor, now)
+    return IngestReport(
+        added=int(added.sum()),
+        unchanged=int(unchanged.sum()),
+        corrected=int(corrected.sum()),
+        superseded=superseded,
+        changed_zone_key=both.zone_key[changed],
+        changed_t_ms=both.t_ms[changed],
+        corrections=corrections,
+    )
+
+
+# --- the batch ----------------------------------------------------------------------------------------
+
+
+def _batch(connection: Connection, frame: pd.DataFrame, cleaning: str) -> tuple[ReadingArrays, np.ndarray]:
+    """The batch as arrays with store keys, and each reading's source line (-1 where unknown)."""
+    zones = frame[S.ZONE_ID].astype("category")
+    buildings = frame[S.BUILDING] if S.BUILDING in frame.columns else None
+    floors = frame[S.FLOOR] if S.FLOOR in frame.columns else None
+    zone_codes = zones.cat.codes.to_numpy()
+    used = np.unique(zone_codes)
+    first_row = np.unique(zone_codes, return_index=True)[1]
+    names = [str(zones.cat.categories[c]) for c in used]
+    places = {
+        name: (
+            "" if buildings is None else str(buildings.iloc[row]),
+            "" if floors is None else str(floors.iloc[row]),
+        )
+        for name, row in zip(names, first_row.tolist(), strict=True)
+    }
+    zone_key_of = zone_keys(connection, places)
+    zone_lookup = np.full(len(zones.cat.categories), -1, np.int64)
+    zone_lookup[used] = [zone_key_of[name] for name in names]
+
+    clients = frame[S.CLIENT_ID].astype("category")
+    client_key_of = _client_keys(connection, [str(c) for c in clients.cat.categories])
+    client_lookup = np.array([client_key_of[str(c)] for c in clients.cat.categories], np.int64)
+
+    flag = frame[S.CLEANING_STAFF].to_numpy(dtype=bool) if S.CLEANING_STAFF in frame.columns else None
+    if cleaning == "given" and flag is not None:
+        codes = np.where(flag, CLEANING_YES, CLEANING_NO)
+    elif cleaning == "inferred" and flag is not None:
+        codes = np.where(flag, CLEANING_INFERRED, CLEANING_NOT_GIVEN)
+    else:
+        codes = np.full(len(frame), CLEANING_NOT_GIVEN)
+    billed = (
+        frame[S.BILLED_POWER_W].to_numpy(dtype=float)
+        if S.BILLED_POWER_W in frame.columns
+        else np.full(len(frame), np.nan)
+    )
+    batch = ReadingArrays(
+        zone_key=zone_lookup[zone_codes],
+        t_ms=frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64),
+        power_w=frame[S.POWER_W].to_numpy(dtype=float),
+        client_key=client_lookup[clients.cat.codes.to_numpy()],
+        cleaning=codes.astype(np.int8),
+        billed_w=billed,
+    )
+    lines = frame[S.LINE].to_numpy(dtype=np.int64) if S.LINE in frame.columns else np.full(len(frame), -1)
+    return batch, lines
+
+
+def _last_per_key(batch: ReadingArrays, lines: np.ndarray) -> tuple[ReadingArrays, np.ndarray, int]:
+    """The batch in (zone, time, line) order with only the last row of each key, and how many rows a
+    later one superseded."""
+    order = np.lexsort((lines, batch.t_ms, batch.zone_key))
+    batch, lines = batch.take(order), lines[order]
+    last = np.r_[(batch.zone_key[1:] != batch.zone_key[:-1]) | (batch.t_ms[1:] != batch.t_ms[:-1]), True]
+    return batch.take(last), lines[last], int((~last).sum())
+
+
+def _day_ranges(batch: ReadingArrays) -> list[tuple[int, int, int]]:
+    """Per zone of the batch, its first and last UTC day."""
+    day = batch.t_ms // MS_PER_DAY
+    keys, inverse = np.unique(batch.zone_key, return_inverse=True)
+    first = np.full(len(keys), np.iinfo(np.int64).max)
+    last = np.full(len(keys), np.iinfo(np.int64).min)
+    np.minimum.at(first, inverse, day)
+    np.maximum.at(last, inverse, day)
+    return list(zip(keys.tolist(), first.tolist(), last.tolist(), strict=True))
+
+
+def zone_keys(connection: Connection, places: dict[str, tuple[str, str]]) -> dict[str, int]:
+    """The store key of each zone id, adding the zones not stored yet with their (building, floor)."""
+    table = cast(Table, StoreZone.__table__)
+    known = _lookup(connection, table, table.c.zone_id, list(places))
+    missing = [z for z in places if z not in known]
+    if missing:
+        connection.execute(
+            insert(table),
+            [{"zone_id": z, "building": places[z][0][:64], "floor": places[z][1][:32]} for z in missing],
+        )
+        known.update(_lookup(connection, table, table.c.zone_id, missing))
+    return known
+
+
+def _client_keys(connection: Connection, client_ids: list[str]) -> dict[str, int]:
+    table = cast(Table, StoreClient.__table__)
+    known = _lookup(connection, table, table.c.client_id, client_ids)
+    missing = [c for c in client_ids if c not in known]
+    if missing:
+        connection.execute(insert(table), [{"client_id": c} for c in missing])
+        known.update(_lookup(connection, table, table.c.client_id, missing))
+    if known and max(known.values()) > _MAX_CLIENT_KEY:
+        raise ValueError(f"the readings store holds at most {_MAX_CLIENT_KEY} clients")
+    return known
+
+
+def _lookup(connection: Connection, table: Table, column: Any, names: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for at in range(0, len(names), 900):
+        chunk = names[at : at + 900]
+        out.update(
+            {
+                name: key
+                for key, name in connection.execute(select(table.c.id, column).where(column.in_(chunk)))
+            }
+        )
+    return out
+
+
+# --- writing ------------------------------------------------------------------------------------------
+
+
+def _write_blocks(
+    connection: Connection,
+    final: ReadingArrays,
+    dirty: np.ndarray,
+    found: set[tuple[int, int]],
+    now: dt.datetime,
+) -> None:
+    """Rewrite every (zone, UTC day) block that holds a dirty reading, from all its final readings."""
+    if not dirty.any():
+        return
+    day = final.t_ms // MS_PER_DAY
+    # block boundaries in (zone, time) order
+    starts = np.flatnonzero(np.r_[True, (final.zone_key[1:] != final.zone_key[:-1]) | (day[1:] != day[:-1])])
+    ends = np.r_[starts[1:], len(final)]
+    dirty_block = np.add.reduceat(dirty.astype(np.int64), starts) > 0
+    rows: list[dict[str, object]] = []
+    replaced: list[tuple[int, int]] = []
+    for start, end in zip(starts[dirty_block].tolist(), ends[dirty_block].tolist(), strict=True):
+        key = (int(final.zone_key[start]), int(day[start]))
+        part = final.take(slice(start, end))  # type: ignore[arg-type]
+        rows.append({"zone_key": key[0], "utc_day": key[1], **encode(part, key[1]), "updated_at": now})
+        if key in found:
+            replaced.append(key)
+    table = cast(Table, ReadingBlock.__table__)
+    for at in range(0, len(replaced), 400):
+        chunk = replaced[at : at + 400]
+        connection.execute(delete(table).where(tuple_(table.c.zone_key, table.c.utc_day).in_(chunk)))
+    connection.execute(insert(table), rows)
+
+
+def _corrections(
+    connection: Connection,
+    both: ReadingArrays,
+    prev: np.ndarray,
+    corrected: np.ndarray,
+    line: np.ndarray,
+    source: str,
+    actor: str,
+    now: dt.datetime,
+) -> tuple[dict[str, Any], ...]:
+    rows = np.flatnonzero(corrected)
+    if not len(rows):
+        return ()
+    before = prev[rows]
+    zone_names = _names(connection, StoreZone, "zone_id", both.zone_key[rows])
+    old_clients = _names(connection, StoreClient, "client_id", both.client_key[before])
+    new_clients = _names(connection, StoreClient, "client_id", both.client_key[rows])
+    stamps = pd.to_datetime(both.t_ms[rows], unit="ms", utc=True).to_pydatetime()
+
+    def flag(code: int) -> bool | None:
+        return None if code < 0 else bool(code == CLEANING_YES)
+
+    records = [
+        {
+            "zone_id": zone_names[i],
+            "timestamp": stamps[i],
+            "old_power_w": float(both.power_w[b]),
+            "new_power_w": float(both.power_w[r]),
+            "old_client_id": old_clients[i],
+            "new_client_id": new_clients[i],
+            "old_cleaning": flag(int(both.cleaning[b])),
+            "new_cleaning": flag(int(both.cleaning[r])),
+            "source": source[:500],
+            "line": None if line[r] < 0 else int(line[r]),
+            "actor": actor,
+            "at": now,
+        }
+        for i, (r, b) in enumerate(zip(rows.tolist(), before.tolist(), strict=True))
+    ]
+    return tuple(records)
+
+
+def _names(connection: Connection, model: type[Any], column: str, keys: np.ndarray) -> list[str]:
+    table = cast(Table, model.__table__)
+    wanted = np.unique(keys).tolist()
+    by_key: dict[int, str] = {}
+    for at in range(0, len(wanted), 900):
+        chunk = wanted[at : at + 900]
+        query = select(table.c.id, table.c[column]).where(table.c.id.in_(chunk))
+        by_key.update({key: name for key, name in connection.execute(query)})
+    return [by_key[k] for k in keys.tolist()]

@@ -1,0 +1,244 @@
+"""Billing from the readings store (SPEC §8.2): recompute only what an upload touched.
+
+Overtime sessions never cross local midnight (SPEC §3.3–3.4), so the sessions of a (zone, local date) depend
+only on that zone's readings from ``max_gap`` before the date to ``max_gap`` after it. A changed reading at
+``t`` changes coverage in ``[t, t + max_gap)`` only (its own, and its predecessor's that now ends at ``t``),
+so the touched dates are the local dates of ``t`` and ``t + max_gap``. :func:`rebill` recomputes the
+sessions of exactly those (zone, date)s from the store and replaces their rows in ``billing_sessions``;
+:func:`current_invoices` builds invoices from those rows — the same functions as one upload of everything
+(:func:`slem_ml.billing.invoices.overtime_sessions`, :func:`~slem_ml.billing.invoices.lines_from_sessions`,
+:func:`~slem_ml.billing.invoices.build_invoices`), hence the same invoices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import cast
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Table, delete, insert, select, tuple_
+
+from slem_ml.billing.coverage import compute_coverage
+from slem_ml.billing.invoices import (
+    SESSION_COLUMNS,
+    billed_power_mw,
+    build_invoices,
+    empty_sessions,
+    lines_from_sessions,
+    overtime_sessions,
+)
+from slem_ml.config.site import SiteConfig
+from slem_ml.io import schema as S
+from slem_ml.io.localtime import day_to_date, local_day_numbers, wall_to_utc
+from slem_ml.storage.blocks import MS_PER_DAY, ReadingArrays, is_cleaning, load
+from slem_ml.storage.tables import BillingSession, Invoice, StoreClient, StoreZone
+
+__all__ = ["Rebilled", "current_invoices", "rebill"]
+
+#: Zone-days recomputed at once: bounds memory (about 1,440 readings a zone-day at one a minute).
+ZONE_DAYS_PER_CHUNK = 2_000
+_EMPTY_HASH = hashlib.sha256(b"").hexdigest()
+
+
+@dataclass(frozen=True)
+class Rebilled:
+    """What :func:`rebill` did."""
+
+    invoice_ids: frozenset[str]  # invoices whose lines may have changed (a superset)
+    zone_days: int  # (zone, local date)s recomputed
+    left_out: int  # stored readings of clients no longer in the contracts, not billed
+
+
+def rebill(connection: Connection, site: SiteConfig, zone_key: np.ndarray, t_ms: np.ndarray) -> Rebilled:
+    """Recompute the billing sessions of every (zone, local date) that readings at (``zone_key``,
+    ``t_ms`` [UTC ms]) touch, in the caller's transaction."""
+    if not len(t_ms):
+        return Rebilled(frozenset(), 0, 0)
+    tz = site.site.timezone
+    gap = site.sampling.max_gap_minutes * S.MS_PER_MINUTE
+    days = local_day_numbers(np.r_[t_ms, t_ms + gap - 1], tz)
+    pairs = np.unique(np.c_[np.r_[zone_key, zone_key], days], axis=0)
+    zones = _zone_names(connection)
+    clients = _client_names(connection)
+    invoice_ids: set[str] = set()
+    left_out = 0
+    for chunk in _chunks(pairs):
+        ids, dropped = _rebill_chunk(connection, site, chunk, zones, clients, gap)
+        invoice_ids |= ids
+        left_out += dropped
+    return Rebilled(frozenset(invoice_ids), len(pairs), left_out)
+
+
+def _chunks(pairs: np.ndarray) -> list[np.ndarray]:
+    """Split (zone, day) pairs, sorted by zone, into whole zones of about :data:`ZONE_DAYS_PER_CHUNK`."""
+    chunks, start = [], 0
+    zone_starts = np.r_[np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]), len(pairs)]
+    for i in range(1, len(zone_starts)):
+        end = zone_starts[i]
+        if end - start >= ZONE_DAYS_PER_CHUNK or i == len(zone_starts) - 1:
+            chunks.append(pairs[start:end])
+            start = end
+    return chunks
+
+
+def _rebill_chunk(
+    connection: Connection,
+    site: SiteConfig,
+    pairs: np.ndarray,
+    zones: dict[int, str],
+    clients: dict[int, str],
+    gap: int,
+) -> tuple[set[str], int]:
+    tz = site.site.timezone
+    keys, inverse = np.unique(pairs[:, 0], return_inverse=True)
+    first = np.full(len(keys), np.iinfo(np.int64).max)
+    last = np.full(len(keys), np.iinfo(np.int64).min)
+    np.minimum.at(first, inverse, pairs[:, 1])
+    np.maximum.at(last, inverse, pairs[:, 1])
+    # readings whose coverage can reach into the dates: from max_gap before the first midnight to
+    # max_gap after the last one
+    lo = wall_to_utc(first, np.zeros(len(first)), tz).astype(np.int64) - gap
+    hi = wall_to_utc(last + 1, np.zeros(len(last)), tz).astype(np.int64) + gap
+    ranges = list(
+        zip(keys.tolist(), (lo // MS_PER_DAY).tolist(), ((hi - 1) // MS_PER_DAY).tolist(), strict=True)
+    )
+    readings, _ = load(connection, ranges)
+    where = np.searchsorted(keys, readings.zone_key)
+    readings = readings.take((readings.t_ms >= lo[where]) & (readings.t_ms < hi[where]))
+    known = np.array([clients.get(int(k)) in site.clients for k in np.unique(readings.client_key)], bool)
+    billable = np.isin(readings.client_key, np.unique(readings.client_key)[known])
+    left_out = int((~billable).sum())
+    readings = readings.take(billable)
+
+    sessions = _sessions(readings, site, zones, clients)
+    wanted = pd.MultiIndex.from_arrays([[zones[int(z)] for z in pairs[:, 0]], pairs[:, 1]])
+    found = pd.MultiIndex.from_arrays([sessions["zone_id"], sessions["day"]])
+    sessions = sessions[found.isin(wanted)]
+
+    table = cast(Table, BillingSession.__table__)
+    zone_names = [zones[int(z)] for z in keys]
+    dates = day_to_date(pairs[:, 1])
+    before = set(
+        connection.execute(
+            select(table.c.invoice_id)
+            .where(table.c.zone_id.in_(zone_names))
+            .where(table.c.date >= min(dates), table.c.date <= max(dates))
+            .distinct()
+        ).scalars()
+    )
+    targets = list(zip((zones[int(z)] for z in pairs[:, 0]), dates, strict=True))
+    for at in range(0, len(targets), 400):
+        chunk = targets[at : at + 400]
+        connection.execute(delete(table).where(tuple_(table.c.zone_id, table.c.date).in_(chunk)))
+    rows = _session_rows(sessions)
+    if rows:
+        connection.execute(insert(table), rows)
+    return before | {str(row["invoice_id"]) for row in rows}, left_out
+
+
+def _sessions(
+    readings: ReadingArrays, site: SiteConfig, zones: dict[int, str], clients: dict[int, str]
+) -> pd.DataFrame:
+    """:func:`~slem_ml.billing.invoices.overtime_sessions` of stored readings."""
+    if not len(readings):
+        return empty_sessions()
+    zone_keys, zone_codes = np.unique(readings.zone_key, return_inverse=True)
+    client_keys, client_codes = np.unique(readings.client_key, return_inverse=True)
+    frame = pd.DataFrame(
+        {
+            S.TIMESTAMP: pd.DatetimeIndex(readings.t_ms.astype("datetime64[ms]")).tz_localize("UTC"),
+            S.ZONE_ID: pd.Categorical.from_codes(zone_codes, [zones[int(k)] for k in zone_keys]),
+            S.CLIENT_ID: pd.Categorical.from_codes(client_codes, [clients[int(k)] for k in client_keys]),
+            S.POWER_W: readings.power_w,
+            S.CLEANING_STAFF: is_cleaning(readings.cleaning),
+        }
+    )
+    coverage = compute_coverage(frame, site)
+    billed = billed_power_mw(readings.power_w, readings.billed_w)
+    return overtime_sessions(frame, coverage, site, billed_power_mw=billed)
+
+
+def _session_rows(sessions: pd.DataFrame) -> list[dict[str, object]]:
+    if sessions.empty:
+        return []
+    dates = day_to_date(sessions["day"].to_numpy(dtype=np.int64))
+    ids = [f"INV-{c}-{d.year:04d}{d.month:02d}" for c, d in zip(sessions["client_id"], dates, strict=True)]
+    out = sessions.drop(columns="day").assign(invoice_id=ids, date=dates)
+    integer = [c for c in SESSION_COLUMNS if c not in ("client_id", "zone_id", "day")]
+    records = out.to_dict("records")
+    for record in records:  # NumPy integers -> Python ints for the drivers
+        for column in integer:
+            record[column] = int(record[column])
+    return records
+
+
+def current_invoices(
+    connection: Connection, site: SiteConfig, invoice_ids: frozenset[str] | set[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The invoices ``invoice_ids`` as the stored sessions make them now: (lines, invoices) frames in the
+    :class:`~slem_ml.scoring.result.ScoringResult` layout, revision 1 until stored.
+
+    An invoice that has a stored revision but no session left comes back **void** (SPEC §8.3): no lines,
+    totals 0, the hash of no lines. One without any stored revision and no sessions does not come back.
+    """
+    table = cast(Table, BillingSession.__table__)
+    ids = sorted(invoice_ids)
+    parts = []
+    for at in range(0, len(ids), 900):
+        query = select(*(table.c[c] for c in (*SESSION_COLUMNS[:2], "date", *SESSION_COLUMNS[3:])))
+        query = query.where(table.c.invoice_id.in_(ids[at : at + 900]))
+        parts.append(
+            pd.DataFrame(
+                connection.execute(query).all(), columns=[*SESSION_COLUMNS[:2], "date", *SESSION_COLUMNS[3:]]
+            )
+        )
+    sessions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(SESSION_COLUMNS))
+    if "date" in sessions.columns:
+        days = pd.to_datetime(sessions["date"]).to_numpy(dtype="datetime64[D]").view(np.int64)
+        sessions = sessions.drop(columns="date").assign(day=days)[list(SESSION_COLUMNS)]
+    lines = lines_from_sessions(sessions, site)
+    invoices = build_invoices(lines, site)
+    void = sorted(set(ids) - set(invoices["invoice_id"]) & _stored_ids(connection, ids))
+    if void:
+        invoices = pd.concat([invoices, _void_rows(void, site)], ignore_index=True)
+    return lines, invoices
+
+
+def _stored_ids(connection: Connection, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for at in range(0, len(ids), 900):
+        query = select(Invoice.invoice_id).where(Invoice.invoice_id.in_(ids[at : at + 900])).distinct()
+        found |= set(connection.execute(query).scalars())
+    return found
+
+
+def _void_rows(invoice_ids: list[str], site: SiteConfig) -> pd.DataFrame:
+    rows = []
+    for invoice_id in invoice_ids:
+        client_id, month = invoice_id.removeprefix("INV-").rsplit("-", 1)
+        rows.append(
+            {
+                "invoice_id": invoice_id,
+                "client_id": client_id,
+                "period": f"{month[:4]}-{month[4:]}",
+                "revision": 1,
+                "lines": 0,
+                "billable_hours": Decimal("0.00"),
+                "energy_kwh": Decimal("0.000000"),
+                "total": Decimal("0.00"),
+                "currency": site.site.currency,
+                "content_hash": _EMPTY_HASH,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(S.INVOICE_COLUMNS))
+
+
+def _zone_names(connection: Connection) -> dict[int, str]:
+    return dict(connection.execute(select(StoreZone.id, StoreZone.zone_id)).all())
+
+
+def _client_names(connection: Connection) -> dict[int, str]:
+    return dict(connection.execute(select(StoreClient.id, StoreClient.client_id)).all())

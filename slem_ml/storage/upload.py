@@ -1,0 +1,73 @@
+"""One upload into the store (SPEC §8): readings in, touched invoices recomputed, the run stored — one
+transaction.
+
+:func:`store_upload` is what ``slem score`` and the app's upload do with a scored file when there is a
+database: ingest every reading (:mod:`~slem_ml.storage.ingest`), recompute the billing of the (zone, local
+date)s that changed (:mod:`~slem_ml.storage.rebill`), and store the run with the invoices as the store now
+makes them (:mod:`~slem_ml.storage.store`: revisions, voids, audit). The result it returns carries those
+invoices, with their stored revisions, in place of the file's own: the output folder shows the months as
+they stand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+import pandas as pd
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from slem_ml.scoring.result import ScoringResult
+from slem_ml.storage.ingest import IngestReport, ingest, record_corrections
+from slem_ml.storage.payload import prepare
+from slem_ml.storage.rebill import Rebilled, current_invoices, rebill
+from slem_ml.storage.store import StoredRun, store_payload, with_revisions
+from slem_ml.storage.tables import ScoreRun
+
+__all__ = ["Upload", "store_upload"]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What :func:`store_upload` did: the result to write, the run, and the store's counts."""
+
+    result: ScoringResult  # invoices from the store, revisions applied
+    stored: StoredRun
+    readings: IngestReport
+    rebilled: Rebilled
+
+
+def store_upload(
+    session: Session,
+    result: ScoringResult,
+    frames: Iterable[pd.DataFrame],
+    *,
+    cleaning: str,
+    actor: str,
+) -> Upload:
+    """Ingest ``frames`` (the scored readings of ``result``, in one or more parts), rebill what changed and
+    store the run, in ``session``'s transaction (the caller commits; see the module docstring)."""
+    connection = session.connection()
+    source = result.report.source
+    report = IngestReport.nothing()
+    for frame in frames:
+        report = report + ingest(connection, frame, cleaning=cleaning, source=source, actor=actor)
+    rebilled = rebill(connection, result.site, report.changed_zone_key, report.changed_t_ms)
+    wanted = rebilled.invoice_ids | frozenset(str(i) for i in result.invoices["invoice_id"])
+    lines, invoices = current_invoices(connection, result.site, wanted)
+    result = replace(result, invoice_lines=lines, invoices=invoices)
+    stored = store_payload(session, prepare(result), actor, new_readings=report.added + report.corrected > 0)
+    if stored.created:
+        session.execute(
+            update(ScoreRun)
+            .where(ScoreRun.id == stored.run_id)
+            .values(
+                readings_added=report.added,
+                readings_unchanged=report.unchanged,
+                readings_corrected=report.corrected,
+            )
+        )
+        record_corrections(connection, report, stored.run_id)
+    result = replace(result, invoices=with_revisions(result.invoices, stored.revisions))
+    return Upload(result, stored, report, rebilled)

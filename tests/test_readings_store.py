@@ -1,0 +1,321 @@
+"""The readings store (SPEC §8; slem_ml/storage/ingest.py, rebill.py, upload.py).
+
+Hand-made cases check ingest's counts and the corrections audit, voids and the run columns on SQLite and
+on the local PostgreSQL. A Hypothesis test feeds the oracle's random scenarios (tests/test_oracle.py) to the
+store in random, overlapping, shuffled parts and checks that the invoices standing in the store afterwards
+are the slow reference's (tests/reference.py) for the whole — to the cent, whatever the order of the parts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, func, select
+
+from slem_ml.io.reader import validate_frame
+from slem_ml.scoring.score import score
+from slem_ml.storage import open_database
+from slem_ml.storage.database import write_session
+from slem_ml.storage.rebill import current_invoices
+from slem_ml.storage.tables import (
+    AuditEntry,
+    BillingSession,
+    Invoice,
+    ReadingBlock,
+    ReadingCorrection,
+    ScoreRun,
+)
+from slem_ml.storage.upload import Upload, store_upload
+from tests.databases import insert_old_run_with_invoice
+from tests.reference import drop_exact_duplicates, reference_score
+from tests.test_oracle import _frame, _records, compare_invoices, compare_lines, make_site, scenarios
+
+SITE = make_site("Europe/Berlin")  # C001 mon-fri 08:00-18:00, 15 min blocks, 15 EUR/h, 0.20 EUR/kWh
+
+
+def upload(engine: Engine, frame: pd.DataFrame, site: Any = SITE, actor: str = "tester") -> Upload:
+    """Validate, score and store one upload, as ``slem score`` does (without the output files)."""
+    readings = validate_frame(frame, site)
+    result = score(readings, site)
+    with write_session(engine) as session:
+        return store_upload(
+            session, result, [result.readings.frame], cleaning=result.cleaning_source, actor=actor
+        )
+
+
+def evening(*rows: tuple[str, float], zone: str = "HQ-F1-Z1", client: str = "C001") -> pd.DataFrame:
+    """Readings of Monday 2025-02-10 (local wall time) with a cleaning flag of No."""
+    return pd.DataFrame(
+        {
+            "timestamp": [f"2025-02-10T{clock}" for clock, _ in rows],
+            "zone_id": zone,
+            "client_id": client,
+            "power_w": [power for _, power in rows],
+            "cleaning_staff": "No",
+        }
+    )
+
+
+def count(engine: Engine, model: Any) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+# --- ingest: idempotent, with corrections -----------------------------------------------------------------
+
+
+def test_the_same_file_twice_adds_nothing_the_second_time(engine: Engine) -> None:
+    frame = evening(("18:00", 40.0), ("18:15", 40.0), ("18:30", 0.0))
+    first = upload(engine, frame)
+    assert (first.readings.added, first.readings.unchanged, first.readings.corrected) == (3, 0, 0)
+    # 18:00-18:30 lit after closing: 30 min → 2 blocks × 15 EUR/h = 7.50, 0.02 kWh → 0.00 EUR
+    assert [str(t) for t in first.result.invoices["total"]] == ["7.50"]
+    again = upload(engine, frame)
+    assert (again.readings.added, again.readings.unchanged, again.readings.corrected) == (0, 3, 0)
+    assert not again.stored.created  # the identical run: nothing new is stored
+    assert count(engine, Invoice) == 1 and count(engine, ReadingBlock) == 1
+
+
+def test_a_correction_keeps_the_old_values_in_the_audit_and_revises_the_invoice(engine: Engine) -> None:
+    upload(engine, evening(("18:00", 40.0), ("18:15", 40.0), ("18:30", 0.0)))
+    fixed = upload(engine, evening(("18:15", 0.0)), actor="clerk")  # the 18:15 lamp was off after all
+    assert (fixed.readings.added, fixed.readings.unchanged, fixed.readings.corrected) == (0, 0, 1)
+    # now only 18:00-18:15 is lit: 1 block = 3.75 EUR; 40 W × 0.25 h = 0.01 kWh → 0.00 EUR
+    assert [str(t) for t in fixed.result.invoices["total"]] == ["3.75"]
+    assert fixed.result.invoices["revision"].tolist() == [2]
+    with engine.connect() as connection:
+        row = connection.execute(select(ReadingCorrection)).one()
+        runs = connection.execute(select(ScoreRun).order_by(ScoreRun.id)).all()
+    assert (row.zone_id, row.old_power_w, row.new_power_w, row.actor) == ("HQ-F1-Z1", 40.0, 0.0, "clerk")
+    assert row.timestamp == dt.datetime(2025, 2, 10, 17, 15, tzinfo=dt.UTC)  # 18:15 in Berlin
+    assert row.line == 2 and row.run_id == runs[-1].id  # the file's first data line is line 2
+    assert (runs[-1].readings_added, runs[-1].readings_unchanged, runs[-1].readings_corrected) == (0, 0, 1)
+
+
+def test_two_rows_of_one_file_at_one_instant_the_later_stands_and_a_re_upload_is_unchanged(
+    engine: Engine,
+) -> None:
+    frame = evening(("18:00", 40.0), ("18:00", 0.0), ("18:15", 0.0))
+    done = upload(engine, frame)
+    assert (done.readings.added, done.readings.superseded, done.readings.corrected) == (2, 1, 0)
+    assert done.result.invoices.empty  # the later row (0 W) stands: no overtime
+    again = upload(engine, frame)
+    assert (again.readings.unchanged, again.readings.superseded, again.readings.corrected) == (2, 1, 0)
+    assert count(engine, ReadingCorrection) == 0
+
+
+def test_a_file_without_the_cleaning_flag_does_not_overwrite_a_given_one(engine: Engine) -> None:
+    flagged = evening(("18:00", 40.0), ("18:15", 40.0), ("18:30", 0.0)).assign(cleaning_staff="Yes")
+    upload(engine, flagged)
+    again = upload(engine, flagged.drop(columns="cleaning_staff"))
+    assert (again.readings.unchanged, again.readings.corrected) == (3, 0)
+    assert again.result.invoices.empty  # still cleaning: never billed
+
+
+def test_an_invoice_whose_overtime_is_corrected_away_is_voided(engine: Engine) -> None:
+    upload(engine, evening(("18:00", 40.0), ("18:15", 0.0)))
+    done = upload(engine, evening(("18:00", 0.0)))
+    invoice = done.result.invoices.iloc[0]
+    assert (invoice["revision"], invoice["lines"], str(invoice["total"])) == (2, 0, "0.00")
+    assert done.result.invoice_lines.empty
+    with engine.connect() as connection:
+        actions = connection.execute(select(AuditEntry.action).order_by(AuditEntry.id)).scalars().all()
+        assert count(engine, BillingSession) == 0
+    assert "invoice.voided" in actions
+    # voided once: the same correction again changes nothing
+    assert upload(engine, evening(("18:00", 0.0))).stored.new_revisions == ()
+
+
+def test_the_second_half_of_a_month_keeps_the_first_halfs_lines(engine: Engine) -> None:
+    first = evening(("18:00", 40.0), ("18:30", 0.0))
+    second = first.assign(timestamp=first["timestamp"].str.replace("2025-02-10", "2025-02-24"))
+    upload(engine, first)
+    done = upload(engine, second)
+    invoice = done.result.invoices.iloc[0]
+    # each evening: 40 W for 15 min (max_gap) = 1 block, 3.75 EUR
+    assert (invoice["lines"], str(invoice["total"]), invoice["revision"]) == (2, "7.50", 2)
+
+
+def test_a_reading_just_after_midnight_rebills_the_evening_before(engine: Engine) -> None:
+    """A late reading bounds the coverage of the previous day's last reading (SPEC §3.1)."""
+    upload(engine, evening(("23:50", 40.0)))  # covers 23:50-00:05, cut at midnight: 10 min on the 10th
+    before = current(engine)
+    assert before["minutes"].astype(str).tolist() == ["10.000", "5.000"]
+    upload(engine, evening(("23:55", 0.0)))  # now it ends at 23:55
+    after = current(engine)
+    assert after["minutes"].astype(str).tolist() == ["5.000"]
+
+
+def current(engine: Engine) -> pd.DataFrame:
+    """Every invoice line standing in the store."""
+    with engine.connect() as connection:
+        ids = set(connection.execute(select(BillingSession.invoice_id)).scalars())
+        lines, _ = current_invoices(connection, SITE, ids)
+    return lines
+
+
+# --- any parts, any order: the invoices of the whole --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated SQLite database to copy for each example."""
+    path = tmp_path_factory.mktemp("store") / "template.db"
+    open_database(f"sqlite:///{path}").dispose()
+    return path
+
+
+def copy_of(template: Path) -> Iterator[Engine]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "slem.db"
+        shutil.copy(template, path)
+        engine = open_database(f"sqlite:///{path}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@st.composite
+def parts_of(draw: st.DrawFn, n: int) -> list[list[int]]:
+    """Two to four parts of ``range(n)``: every row in at least one part, some in several, each part
+    shuffled."""
+    k = draw(st.integers(2, 4))
+    home = [draw(st.integers(0, k - 1)) for _ in range(n)]
+    parts: list[list[int]] = [[i for i in range(n) if home[i] == p] for p in range(k)]
+    for i in range(n):
+        if draw(st.integers(0, 4)) == 0:  # overlapping uploads: the row again in another part
+            parts[draw(st.integers(0, k - 1))].append(i)
+    return [draw(st.permutations(sorted(set(part)))) for part in parts if part]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(scenario=scenarios(), data=st.data())
+def test_parts_in_any_order_bill_as_the_whole(template_db: Path, scenario: Any, data: st.DataObject) -> None:
+    site, rows = scenario
+    # The whole, as one upload reads it: at one (zone, instant) the later row stands (SPEC §3.1). Parts
+    # that overlap carry the same values for a key, so the order of the parts cannot matter.
+    last: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in rows:
+        last[(row["zone_id"], row["ms"])] = row
+    whole = list(last.values())
+    records, _ = drop_exact_duplicates(_records(whole))
+    want = reference_score(records, site)
+    parts = data.draw(parts_of(len(whole)))
+    for engine in copy_of(template_db):
+        for part in parts:
+            upload(engine, _frame([whole[i] for i in part], site), site)
+        with engine.connect() as connection:
+            ids = set(connection.execute(select(BillingSession.invoice_id)).scalars())
+            ids |= set(connection.execute(select(Invoice.invoice_id)).scalars())
+            lines, invoices = current_invoices(connection, site, ids)
+    standing = invoices[invoices["lines"] > 0]  # a month whose overtime a later part took away is void
+    problems = compare_lines(lines, want.lines) + compare_invoices(standing, want.invoices)
+    assert not problems, "\n".join(problems)
+
+
+@st.composite
+def around_midnight(draw: st.DrawFn) -> tuple[Any, list[dict[str, Any]]]:
+    """Readings of one or two zones within three hours of a local midnight (where a late reading changes
+    the day before), with a random max_gap and DST-free and DST-changing nights."""
+    tz = draw(st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]))
+    gap = draw(st.sampled_from([5, 15, 60, 240]))
+    site = make_site(tz, sampling={"max_gap_minutes": gap})
+    night = draw(st.sampled_from([dt.date(2025, 2, 11), dt.date(2025, 3, 30), dt.date(2025, 11, 2)]))
+    midnight = dt.datetime.combine(night, dt.time(), site.site.tz).astimezone(dt.UTC)
+    rows = []
+    for zone in ["HQ-F1-Z1", "HQ-F1-Z2"][: draw(st.integers(1, 2))]:
+        minutes = draw(st.lists(st.integers(-180, 180), min_size=1, max_size=12, unique=True))
+        for m in minutes:
+            instant = midnight + dt.timedelta(minutes=m)
+            rows.append(
+                {
+                    "ms": int(instant.timestamp() * 1000),
+                    "zone_id": zone,
+                    "client_id": "C001",
+                    "power_w": draw(st.sampled_from([0.0, 40.0, 120.5])),
+                    "cleaning_staff": draw(st.booleans()),
+                }
+            )
+    return site, rows
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=around_midnight(), data=st.data())
+def test_late_readings_around_midnight_bill_as_the_whole(
+    template_db: Path, scenario: Any, data: st.DataObject
+) -> None:
+    test_parts_in_any_order_bill_as_the_whole.hypothesis.inner_test(template_db, scenario, data)
+
+
+# --- an older database keeps its history ------------------------------------------------------------------
+
+
+def test_a_database_from_before_the_store_keeps_its_invoices_and_history(db_url: str) -> None:
+    """Migrate an 0002 database that holds a run and an invoice revision: both survive, and the next
+    upload of the same month revises that invoice instead of starting again at revision 1."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from slem_ml.storage.database import alembic_config
+    from slem_ml.storage.queries import invoice_history
+
+    old = create_engine(db_url)
+    with old.begin() as connection:
+        command.upgrade(alembic_config(connection=connection), "0002")
+        run_id = insert_old_run_with_invoice(connection)
+    old.dispose()
+    engine = open_database(db_url)  # upgrades to head
+    try:
+        assert [r.total for r in invoice_history(engine, "INV-C001-202502")] == [Decimal("15.10")]
+        done = upload(engine, evening(("18:00", 40.0), ("18:15", 0.0)))
+        assert done.result.invoices["revision"].tolist() == [2]
+        history = invoice_history(engine, "INV-C001-202502")
+        assert [(r.revision, str(r.total)) for r in history] == [(1, "15.10"), (2, "3.75")]
+        with engine.connect() as connection:
+            old_run = connection.execute(select(ScoreRun).where(ScoreRun.id == run_id)).one()
+        assert old_run.readings_added is None and old_run.source == "old.csv"
+    finally:
+        engine.dispose()
+
+
+# --- a month as it stands ------------------------------------------------------------------------------
+
+
+def test_export_writes_the_month_as_it_stands_with_a_void_revision_marked(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from slem_ml.outputs.writer import write_invoice_export
+    from slem_ml.storage.periods import latest_invoices, period_invoices
+
+    upload(engine, evening(("18:00", 40.0), ("18:15", 0.0)))
+    upload(
+        engine,
+        evening(("18:00", 40.0), ("18:15", 0.0), client="C002"),
+        make_site(
+            "Europe/Berlin",
+            clients={"C001": {"hours": {"mon-fri": "08:00-18:00"}}, "C002": {"hours": "24/7"}},
+        ),
+    )
+    lines, invoices = period_invoices(engine, SITE, "2025-02")
+    assert invoices[["invoice_id", "revision", "lines"]].values.tolist() == [["INV-C001-202502", 2, 0]]
+    assert [s.void for s in latest_invoices(engine, period="2025-02")] == [True]
+    written = write_invoice_export(invoices, lines, SITE, tmp_path / "feb")
+    names = sorted(p.relative_to(tmp_path / "feb").as_posix() for p in written)
+    assert names == [
+        "invoice_lines.csv", "invoices.csv", "invoices/INV-C001-202502.html", "invoices/INV-C001-202502.pdf"
+    ]  # fmt: skip
+    assert "VOID" in (tmp_path / "feb" / "invoices" / "INV-C001-202502.html").read_text()
+    assert (tmp_path / "feb" / "invoice_lines.csv").read_text().count("\n") == 1  # the header only
