@@ -55,6 +55,7 @@ class BatchOutcome:
     report: ValidationReport
     clients: frozenset[str]
     lines: pd.DataFrame
+    sessions: pd.DataFrame | None
     cleaning: pd.DataFrame
     alerts: pd.DataFrame
     quarantine: pd.DataFrame
@@ -228,6 +229,7 @@ def _score_batch(
         report=readings.report,
         clients=clients,
         lines=result.invoice_lines,
+        sessions=result.sessions,
         cleaning=result.cleaning_sessions,
         alerts=result.alerts,
         quarantine=result.quarantine,
@@ -280,6 +282,11 @@ def merge(plan: BatchPlan, site: SiteConfig, outcomes: list[BatchOutcome], parts
         readings=ScoredReadings(dict(usage), parts=parts),
         invoice_lines=lines,
         invoices=build_invoices(lines, site),
+        sessions=None
+        if any(o.sessions is None for o in outcomes)
+        else pd.concat([o.sessions for o in outcomes], ignore_index=True)
+        if outcomes
+        else None,
         cleaning_sessions=_concat([o.cleaning for o in outcomes], SESSION_ORDER),
         alerts=_concat([o.alerts for o in outcomes], ALERT_ORDER),
         quarantine=_concat([o.quarantine for o in outcomes], [S.LINE]),

@@ -103,6 +103,9 @@ class ScoringResult:
     #: where the readings' cleaning flags came from: "given" (the input), "inferred" (the session
     #: classifier, SPEC §4) or "none" (after-hours light is overtime)
     cleaning_source: str = "given"
+    #: the overtime sessions behind ``invoice_lines`` in exact integers
+    #: (:func:`slem_ml.billing.invoices.overtime_sessions`); None when not kept
+    sessions: pd.DataFrame | None = None
 
     @property
     def all_notes(self) -> tuple[Note, ...]:

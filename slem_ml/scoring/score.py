@@ -15,7 +15,12 @@ import pandas as pd
 
 from slem_ml.billing.cleaning import cleaning_sessions
 from slem_ml.billing.coverage import OVERTIME, ReadingCoverage, classified_readings, compute_coverage
-from slem_ml.billing.invoices import billed_power_mw, build_invoices, invoice_lines
+from slem_ml.billing.invoices import (
+    billed_power_mw,
+    build_invoices,
+    lines_from_sessions,
+    overtime_sessions,
+)
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.readings import Note, NoteKind, Readings
@@ -91,7 +96,8 @@ def score(
 
     clock = time.perf_counter()
     progress("billing", 0.5)
-    lines = invoice_lines(frame, coverage, site, billed_power_mw=billed)
+    sessions = overtime_sessions(frame, coverage, site, billed_power_mw=billed)
+    lines = lines_from_sessions(sessions, site)
     invoices = build_invoices(lines, site)
     timings["billing_s"] = time.perf_counter() - clock
 
@@ -106,6 +112,7 @@ def score(
         readings=ScoredReadings.in_memory(scored),
         invoice_lines=lines,
         invoices=invoices,
+        sessions=sessions,
         cleaning_sessions=cleaning,
         alerts=alerts,
         quarantine=readings.quarantine,

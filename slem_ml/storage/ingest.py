@@ -61,10 +61,13 @@ class IngestReport:
     changed_t_ms: np.ndarray
     #: ``reading_corrections`` rows without their run: :func:`record_corrections` writes them.
     corrections: tuple[dict[str, Any], ...] = ()
+    #: Nothing was stored for the batch's zones from two days before its first reading to two days after
+    #: its last: the billing of its days is the batch's own (:func:`slem_ml.storage.rebill.bill_fresh`).
+    fresh: bool = False
 
     @classmethod
     def nothing(cls) -> IngestReport:
-        return cls(0, 0, 0, 0, np.empty(0, np.int64), np.empty(0, np.int64))
+        return cls(0, 0, 0, 0, np.empty(0, np.int64), np.empty(0, np.int64), fresh=True)
 
     def __add__(self, other: IngestReport) -> IngestReport:
         return IngestReport(
@@ -75,6 +78,7 @@ class IngestReport:
             np.r_[self.changed_zone_key, other.changed_zone_key],
             np.r_[self.changed_t_ms, other.changed_t_ms],
             self.corrections + other.corrections,
+            self.fresh and other.fresh,
         )
 
 
@@ -108,6 +112,14 @@ def ingest(
     batch, lines, superseded = _last_per_key(batch, lines)
     ranges = _day_ranges(batch)
     stored, found = load(connection, ranges)
+
+    if not len(stored):  # nothing stored where the batch falls: every reading is new
+        fresh = not _any_blocks(connection, [(z, first - 2, last + 2) for z, first, last in ranges])
+        _write_blocks(connection, batch, np.ones(len(batch), bool), found, now)
+        return IngestReport(
+            added=len(batch), unchanged=0, corrected=0, superseded=superseded,
+            changed_zone_key=batch.zone_key, changed_t_ms=batch.t_ms, fresh=fresh,
+        )  # fmt: skip
 
     # Stored readings first, then the batch in input order: for each key, every row is compared with the
     # row before it, and the last row stands.
@@ -211,10 +223,38 @@ def _batch(connection: Connection, frame: pd.DataFrame, cleaning: str) -> tuple[
 def _last_per_key(batch: ReadingArrays, lines: np.ndarray) -> tuple[ReadingArrays, np.ndarray, int]:
     """The batch in (zone, time, line) order with only the last row of each key, and how many rows a
     later one superseded."""
-    order = np.lexsort((lines, batch.t_ms, batch.zone_key))
-    batch, lines = batch.take(order), lines[order]
+    if not _in_key_order(batch, lines):  # the reader's frames already are: skip the sort
+        order = np.lexsort((lines, batch.t_ms, batch.zone_key))
+        batch, lines = batch.take(order), lines[order]
     last = np.r_[(batch.zone_key[1:] != batch.zone_key[:-1]) | (batch.t_ms[1:] != batch.t_ms[:-1]), True]
     return batch.take(last), lines[last], int((~last).sum())
+
+
+def _any_blocks(connection: Connection, ranges: list[tuple[int, int, int]]) -> bool:
+    """Whether any block lies in one of the ``(zone_key, first_utc_day, last_utc_day)`` ranges."""
+    table = cast(Table, ReadingBlock.__table__)
+    by_range: dict[tuple[int, int], list[int]] = {}
+    for zone_key, first, last in ranges:
+        by_range.setdefault((first, last), []).append(zone_key)
+    for (first, last), zones in by_range.items():
+        for at in range(0, len(zones), 900):
+            query = (
+                select(table.c.zone_key)
+                .where(table.c.zone_key.in_(zones[at : at + 900]))
+                .where(table.c.utc_day >= first, table.c.utc_day <= last)
+                .limit(1)
+            )
+            if connection.execute(query).first() is not None:
+                return True
+    return False
+
+
+def _in_key_order(batch: ReadingArrays, lines: np.ndarray) -> bool:
+    """Whether the batch is sorted by (zone key, instant, line)."""
+    dz = np.diff(batch.zone_key)
+    dt_ = np.diff(batch.t_ms)
+    same = (dz == 0) & (dt_ == 0)
+    return bool(np.all((dz > 0) | ((dz == 0) & (dt_ > 0)) | (same & (np.diff(lines) >= 0))))
 
 
 def _day_ranges(batch: ReadingArrays) -> list[tuple[int, int, int]]:

@@ -36,7 +36,7 @@ from slem_ml.io.localtime import day_to_date, local_day_numbers, wall_to_utc
 from slem_ml.storage.blocks import MS_PER_DAY, ReadingArrays, is_cleaning, load
 from slem_ml.storage.tables import BillingSession, Invoice, StoreClient, StoreZone
 
-__all__ = ["Rebilled", "current_invoices", "rebill"]
+__all__ = ["Rebilled", "bill_fresh", "current_invoices", "rebill"]
 
 #: Zone-days recomputed at once: bounds memory (about 1,440 readings a zone-day at one a minute).
 ZONE_DAYS_PER_CHUNK = 2_000
@@ -59,8 +59,7 @@ def rebill(connection: Connection, site: SiteConfig, zone_key: np.ndarray, t_ms:
         return Rebilled(frozenset(), 0, 0)
     tz = site.site.timezone
     gap = site.sampling.max_gap_minutes * S.MS_PER_MINUTE
-    days = local_day_numbers(np.r_[t_ms, t_ms + gap - 1], tz)
-    pairs = np.unique(np.c_[np.r_[zone_key, zone_key], days], axis=0)
+    pairs = _zone_days(zone_key, local_day_numbers(np.r_[t_ms, t_ms + gap - 1], tz))
     zones = _zone_names(connection)
     clients = _client_names(connection)
     invoice_ids: set[str] = set()
@@ -70,6 +69,26 @@ def rebill(connection: Connection, site: SiteConfig, zone_key: np.ndarray, t_ms:
         invoice_ids |= ids
         left_out += dropped
     return Rebilled(frozenset(invoice_ids), len(pairs), left_out)
+
+
+def bill_fresh(connection: Connection, sessions: pd.DataFrame) -> Rebilled:
+    """Store ``sessions`` (:func:`~slem_ml.billing.invoices.overtime_sessions` of an upload) as the billing
+    of its zones' days, when nothing was stored around them before (``IngestReport.fresh``): then the
+    store's readings of those days are the upload's, and so are their sessions — no need to compute them
+    again."""
+    rows = _session_rows(sessions)
+    if rows:
+        connection.execute(insert(cast(Table, BillingSession.__table__)), rows)
+    return Rebilled(frozenset(str(row["invoice_id"]) for row in rows), 0, 0)
+
+
+def _zone_days(zone_key: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """The distinct (zone key, day) pairs, sorted, as an (n, 2) array; ``days`` holds two days per reading
+    (first the readings' own, then those ``max_gap`` later), each half in (zone, time) order."""
+    keys = np.r_[zone_key, zone_key].astype(np.int64) << 32 | (days.astype(np.int64) + (1 << 31))
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]]  # runs of one zone-day: cheap before the sort
+    keys = np.unique(keys)
+    return np.c_[keys >> 32, (keys & 0xFFFFFFFF) - (1 << 31)]
 
 
 def _chunks(pairs: np.ndarray) -> list[np.ndarray]:

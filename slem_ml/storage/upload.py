@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from slem_ml.scoring.result import ScoringResult
 from slem_ml.storage.ingest import IngestReport, ingest, record_corrections
 from slem_ml.storage.payload import prepare
-from slem_ml.storage.rebill import Rebilled, current_invoices, rebill
+from slem_ml.storage.rebill import Rebilled, bill_fresh, current_invoices, rebill
 from slem_ml.storage.store import StoredRun, store_payload, with_revisions
 from slem_ml.storage.tables import ScoreRun
 
@@ -53,7 +53,10 @@ def store_upload(
     report = IngestReport.nothing()
     for frame in frames:
         report = report + ingest(connection, frame, cleaning=cleaning, source=source, actor=actor)
-    rebilled = rebill(connection, result.site, report.changed_zone_key, report.changed_t_ms)
+    if report.fresh and result.sessions is not None:  # nothing stored around: the file's billing is it
+        rebilled = bill_fresh(connection, result.sessions)
+    else:
+        rebilled = rebill(connection, result.site, report.changed_zone_key, report.changed_t_ms)
     wanted = rebilled.invoice_ids | frozenset(str(i) for i in result.invoices["invoice_id"])
     lines, invoices = current_invoices(connection, result.site, wanted)
     result = replace(result, invoice_lines=lines, invoices=invoices)
