@@ -183,6 +183,29 @@ def test_a_30_h_silence_is_a_dropout_20_h_is_not():
     assert dropout_alerts(twenty, SITE).empty
 
 
+def test_a_silence_every_zone_shares_is_missing_data_not_a_dropout():
+    """Two exports a week apart in one file (the legacy sample): nobody reported, so nothing dropped out;
+    one zone silent while the other reports is a dropout, detected at the silence threshold."""
+    first = pd.concat(
+        [office("2025-02-03", "2025-02-05", seed=1), office("2025-02-03", "2025-02-05", zone="HQ-F1-Z2")]
+    )
+    later = pd.concat(
+        [office("2025-02-10", "2025-02-12", seed=2), office("2025-02-10", "2025-02-12", zone="HQ-F1-Z2")]
+    )
+    assert dropout_alerts(scored(pd.concat([first, later])), SITE).empty
+
+    week = pd.concat(
+        [
+            drop(office("2025-02-03", "2025-02-08", seed=6), "2025-02-04 10:15", "2025-02-05 15:45"),
+            office("2025-02-03", "2025-02-08", zone="HQ-F1-Z2", seed=3),
+        ]
+    )
+    alerts = dropout_alerts(scored(week), SITE)
+    assert alerts[["zone_id", "first_seen", "detected_at"]].values.tolist() == [
+        [ZONE, local("2025-02-04 10:00"), local("2025-02-05 10:00")]
+    ]
+
+
 def test_a_zone_that_reports_twice_a_day_is_not_judged_by_the_24_h_rule():
     twice = office("2025-02-03", "2025-02-15", seed=6).iloc[::48]  # every 12 h
     frame = scored(drop(twice, "2025-02-08", "2025-02-08 12:00"))  # one gap of 36 h

@@ -28,6 +28,7 @@ An episode frame has one row per episode: ``zone_id`` (str), ``first_ms``, ``det
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,7 @@ __all__ = [
     "STUCK_ON_HOURS",
     "ZonedReadings",
     "alert_columns",
+    "active_hours",
     "dropout_alerts",
     "dropout_episodes",
     "empty_alerts",
@@ -214,11 +216,27 @@ def stuck_on_episodes(z: ZonedReadings, site: SiteConfig, min_hours: float) -> p
     )
 
 
+def active_hours(t_ms: np.ndarray) -> np.ndarray:
+    """The UTC hours [hours since the epoch, sorted, distinct] in which any reading was taken."""
+    return np.unique(np.asarray(t_ms, dtype=np.int64) // _HOUR_MS)
+
+
 def dropout_episodes(
-    z: ZonedReadings, silence_hours: float, regular_hours: float, end_ms: int | None = None
+    z: ZonedReadings,
+    silence_hours: float,
+    regular_hours: float,
+    end_ms: int | None = None,
+    site_hours: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Episodes behind :func:`dropout_alerts`; silence runs until ``end_ms`` [UTC ms], the end of the
-    readings (default: the last reading in ``z``; a batch of zones passes the whole input's end)."""
+    readings (default: the last reading in ``z``; a batch of zones passes the whole input's end).
+
+    A zone's silence is a dropout only where the site went on reporting through it: other zones reported
+    in at least ``silence_hours − 1`` of the whole hours of the silence (``site_hours``: :func:`active_hours`
+    of the whole input; default those of ``z``). A gap that every zone shares — two exports a week apart in
+    one file — is missing data, not a fault (SPEC §8.5). The dropout is detected at the later of the
+    silence threshold and the end of the last of those hours it needed. Readings of a single zone have no
+    site to compare with: there every silence longer than ``silence_hours`` counts."""
     inner = np.flatnonzero(z.same_next)
     if len(inner) == 0:
         return pd.DataFrame()
@@ -229,21 +247,40 @@ def dropout_episodes(
     regular = interval <= regular_hours * _HOUR_MS  # a zone with one reading (NaN) is not regular
     silence = int(silence_hours * _HOUR_MS)
     end_ms = int(z.t.max()) if end_ms is None else end_ms
+    if site_hours is None and len(np.unique(z.zone)) < 2:
+        hours = None  # one zone: no site to compare its silence with, every long silence counts
+    else:
+        hours = active_hours(z.t) if site_hours is None else site_hours
     lasts = np.flatnonzero(~z.same_next)
     inside = inner[(gap[inner] > silence) & regular[z.zone[inner]]]
     trailing = lasts[(end_ms - z.t[lasts] > silence) & regular[z.zone[lasts]]]
     pos = np.concatenate([inside, trailing])
+    until = np.concatenate([z.t[inside + 1], np.full(len(trailing), end_ms)])
+    # the first hour, after the silence threshold and before the zone's next reading (or the end of the
+    # data, whose hour counts), in which the site reported
+    detected = z.t[pos] + silence
+    n_inside = len(inside)
+    if hours is not None:
+        # hours of the silence in which the site reported: after the zone's last reading's hour, before
+        # its next reading's (a silence open at the end of the data: up to and with the last hour)
+        after = z.t[pos] // _HOUR_MS + 1
+        before = np.where(np.arange(len(pos)) < len(inside), until // _HOUR_MS, until // _HOUR_MS + 1)
+        lo, hi = np.searchsorted(hours, after), np.searchsorted(hours, before)
+        need = max(1, math.ceil(silence_hours) - 1)
+        seen = hi - lo >= need
+        pos, until, n_inside = pos[seen], until[seen], int(seen[: len(inside)].sum())
+        reached = (hours[lo[seen] + need - 1] + 1) * _HOUR_MS  # the end of the site's need-th hour
+        detected = np.maximum(detected[seen], reached)
     if len(pos) == 0:
         return pd.DataFrame()
-    until = np.concatenate([z.t[inside + 1], np.full(len(trailing), end_ms)])
     hours = (until - z.t[pos]) / _HOUR_MS
     return pd.DataFrame(
         {
             S.ZONE_ID: z.names[z.zone[pos]],
             "first_ms": z.t[pos],
-            "detected_ms": z.t[pos] + silence,
+            "detected_ms": detected,
             "last_ms": until,
-            "open": np.arange(len(pos)) >= len(inside),
+            "open": np.arange(len(pos)) >= n_inside,
             "score": hours,
             "hours": hours,
             "interval_minutes": interval[z.zone[pos]] / S.MS_PER_MINUTE,

@@ -95,6 +95,8 @@ class MaintenanceFindings:
     is_anomaly: np.ndarray
     reference_w: np.ndarray
     alerts: pd.DataFrame
+    #: zones the drift detector did not judge: too few days of readings (``DriftDetector.short_history``)
+    short_history: tuple[str, ...] = ()
 
 
 def _local_hour(t_ms: np.ndarray, timezone: str) -> np.ndarray:
@@ -304,12 +306,14 @@ def maintenance_alerts(
     *,
     spike_merge_minutes: float = 60.0,
     data_end_ms: int | None = None,
+    site_hours: np.ndarray | None = None,
 ) -> MaintenanceFindings:
     """Every maintenance finding of the scored readings (SPEC §5): per-reading spike scores, the alerts.
 
     Spikes of one zone less than ``spike_merge_minutes`` apart make one alert. Alerts are ordered by
     ``detected_at``, then kind and zone. ``data_end_ms`` [UTC ms] is the end of the whole input when
-    ``frame`` holds only some of its zones (a batch): a zone silent until then has dropped out.
+    ``frame`` holds only some of its zones (a batch): a zone silent until then has dropped out;
+    ``site_hours`` the hours the whole input has readings in (:func:`~slem_ml.models.alerts.active_hours`).
     """
     z = zoned_readings(frame, S.IN_CONTRACT)
     tz = site.site.timezone
@@ -318,7 +322,9 @@ def maintenance_alerts(
         render_alerts("spike", _spike_episodes(z, found, spike_merge_minutes), tz),
         render_alerts("drift", drift._episodes(z, site), tz),
         render_alerts("stuck_on", stuck_on_episodes(z, site, STUCK_ON_HOURS), tz),
-        render_alerts("dropout", dropout_episodes(z, DROPOUT_HOURS, REGULAR_HOURS, data_end_ms), tz),
+        render_alerts(
+            "dropout", dropout_episodes(z, DROPOUT_HOURS, REGULAR_HOURS, data_end_ms, site_hours), tz
+        ),
     ]
     alerts = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(map(len, parts)) else None
     if alerts is None:
@@ -326,4 +332,6 @@ def maintenance_alerts(
     else:
         alerts = alerts.sort_values(ALERT_ORDER, kind="stable", ignore_index=True)
     score, is_spike, reference, _ = found
-    return MaintenanceFindings(z.scatter(score), z.scatter(is_spike), z.scatter(reference), alerts)
+    return MaintenanceFindings(
+        z.scatter(score), z.scatter(is_spike), z.scatter(reference), alerts, drift.short_history(z, site)
+    )

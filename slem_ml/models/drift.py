@@ -114,6 +114,9 @@ class DriftDetector(BaseEstimator):
         plus the mean spacing of the ``ceiling_order`` brightest ones.
     baseline_days : complete days a zone needs in fit to be learnt, and days an unseen zone's baseline takes.
     resolve_days : complete days with ``C == 0`` that end an alert.
+    min_history_days : complete lit days of a zone the scored readings must hold before its later days
+        are judged at all: two days of a new export say nothing about a trend (:meth:`short_history` names the
+        zones still short of it).
 
     Attributes
     ----------
@@ -142,6 +145,7 @@ class DriftDetector(BaseEstimator):
         ceiling_order: int = 8,
         baseline_days: int = 7,
         resolve_days: int = 7,
+        min_history_days: int = 3,
     ) -> None:
         self.step_tolerance = step_tolerance
         self.min_segment_readings = min_segment_readings
@@ -158,6 +162,7 @@ class DriftDetector(BaseEstimator):
         self.ceiling_order = ceiling_order
         self.baseline_days = baseline_days
         self.resolve_days = resolve_days
+        self.min_history_days = min_history_days
 
     def fit(self, frame: pd.DataFrame, site: SiteConfig) -> DriftDetector:
         """Learn each zone's median and full-brightness daily level from (preferably fault-free) readings."""
@@ -199,6 +204,18 @@ class DriftDetector(BaseEstimator):
     def detect(self, frame: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
         """Drift alerts (:func:`slem_ml.models.alerts.alert_columns`) of the scored readings."""
         return render_alerts("drift", self._episodes(zoned_readings(frame), site), site.site.timezone)
+
+    def short_history(self, z: ZonedReadings, site: SiteConfig) -> tuple[str, ...]:
+        """The zones of ``z`` with fewer than ``min_history_days`` complete lit days: not judged."""
+        days = _days(self._runs(z, self._breaks(z, site)))
+        counts = np.bincount(days.zone[days.complete], minlength=len(z.names))
+        present = np.unique(z.zone)
+        short = present[counts[present] < self.min_history()]
+        return tuple(sorted(str(name) for name in z.names[short]))
+
+    def min_history(self) -> int:
+        """``min_history_days`` (3 for a bundle pickled before it existed)."""
+        return int(getattr(self, "min_history_days", 3))
 
     # --- the daily level ----------------------------------------------------------------------------
 
@@ -261,6 +278,7 @@ class DriftDetector(BaseEstimator):
         ceiling = np.log(self.ceiling_w_.reindex(z.names[zones]).to_numpy(dtype=float))
         ceiling = np.where(own, base + self.headroom_, ceiling)
         judged = ~warm & (~own | (n_warm >= self.baseline_days))[zi]
+        judged &= rank >= self.min_history()  # too little history: not judged (SPEC §8.5)
         shape = (len(zones), len(day_numbers))
         level = np.full(shape, np.nan)
         level[zi[judged], di[judged]] = days.level[judged]

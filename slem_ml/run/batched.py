@@ -37,7 +37,7 @@ from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
 from slem_ml.io.reader import no_known_client
 from slem_ml.io.readings import Note, Readings, ValidationReport
-from slem_ml.models.alerts import ALERT_ORDER
+from slem_ml.models.alerts import ALERT_ORDER, active_hours
 from slem_ml.models.bundle import ModelBundle
 from slem_ml.outputs.writer import write_readings
 from slem_ml.progress import Progress, no_progress
@@ -169,44 +169,55 @@ def _read_score(
     index: int,
     site: SiteConfig,
     models: ModelBundle | None,
-    data_end_ms: int | None,
+    span: InputSpan,
     parts: str,
 ) -> BatchOutcome | None:
     """Pass 2 of a batch: read it again and score it."""
     clock = time.perf_counter()
     readings = read_batch(plan, index, site)
-    return _score_batch(readings, index, site, models, data_end_ms, parts, time.perf_counter() - clock)
+    return _score_batch(readings, index, site, models, span, parts, time.perf_counter() - clock)
 
 
-#: What pass 1 learns of a batch: its last valid reading [UTC ms], how many rows it quarantined, and of those
-#: how many per client the contracts do not know.
-Probe = tuple[int | None, int, dict[str, int]]
+#: What pass 1 learns of a batch: its last valid reading [UTC ms], how many rows it quarantined, of those
+#: how many per client the contracts do not know, and the UTC hours it has readings in.
+Probe = tuple[int | None, int, dict[str, int], np.ndarray]
 
 
 def _probe(readings: Readings | None) -> Probe:
     if readings is None:
-        return None, 0, {}
+        return None, 0, {}, np.empty(0, np.int64)
     report = readings.report
     last = report.last_timestamp
     last_ms = None if last is None else int(last.to_datetime64().astype("datetime64[ms]").astype(np.int64))
-    return last_ms, report.rows_quarantined, dict(report.unknown_clients)
+    t_ms = readings.frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
+    return last_ms, report.rows_quarantined, dict(report.unknown_clients), active_hours(t_ms)
 
 
-def _data_end(plan: BatchPlan, probes: list[Probe]) -> int | None:
-    """The last valid reading of the whole input [UTC ms] (``None`` when no row is valid).
+@dataclass(frozen=True)
+class InputSpan:
+    """What every batch needs of the whole input: its last valid reading [UTC ms] and its active hours."""
+
+    end_ms: int | None
+    hours: np.ndarray
+
+
+def _data_end(plan: BatchPlan, probes: list[Probe]) -> InputSpan:
+    """The last valid reading of the whole input [UTC ms] (``None`` when no row is valid), and the hours it
+    has readings in.
 
     The file-wide check of reading in one piece: when every row is quarantined for a client the contracts
     do not know, the contracts file is the likely mistake, and the input is refused as a whole."""
-    found = [end for end, _, _ in probes if end is not None]
+    hours = np.unique(np.concatenate([p[3] for p in probes])) if probes else np.empty(0, np.int64)
+    found = [p[0] for p in probes if p[0] is not None]
     if found:
-        return max(found)
-    quarantined = sum(count for _, count, _ in probes)
+        return InputSpan(max(found), hours)
+    quarantined = sum(p[1] for p in probes)
     unknown: Counter[str] = Counter()
-    for _, _, clients in probes:
-        unknown.update(clients)
+    for probe in probes:
+        unknown.update(probe[2])
     if unknown and unknown.total() == quarantined:
         raise no_known_client(plan.source, unknown)
-    return None
+    return InputSpan(None, hours)
 
 
 def _score_batch(
@@ -214,14 +225,14 @@ def _score_batch(
     index: int,
     site: SiteConfig,
     models: ModelBundle | None,
-    data_end_ms: int | None,
+    span: InputSpan,
     parts: str,
     read_s: float = 0.0,
 ) -> BatchOutcome | None:
     """Score batch ``index``'s validated readings; write its scored readings as a Parquet part."""
     if readings is None:
         return None
-    result = score(readings, site, models=models, data_end_ms=data_end_ms)
+    result = score(readings, site, models=models, data_end_ms=span.end_ms, site_hours=span.hours)
     clock = time.perf_counter()
     write_readings(result.readings.frame, site, Path(parts) / f"part-{index:05d}.parquet")
     clients = frozenset(str(c) for c in readings.frame[S.CLIENT_ID].unique())

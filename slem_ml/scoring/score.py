@@ -39,12 +39,14 @@ def score(
     models: ModelBundle | None = None,
     progress: Progress = no_progress,
     data_end_ms: int | None = None,
+    site_hours: np.ndarray | None = None,
 ) -> ScoringResult:
     """Bill overtime, find cleaning waste, classify every reading and raise alerts (SPEC §3, §4, §5, §7).
 
     ``data_end_ms`` [UTC ms]: the last valid reading of the whole input when ``readings`` is a batch of its
     zones (:mod:`~slem_ml.run.batched`), so that a zone silent until the end drops out as it would in one
-    piece.
+    piece; ``site_hours`` the UTC hours in which the whole input has readings
+    (:func:`slem_ml.models.alerts.active_hours`), so that a zone's silence is judged against the site's.
     """
     timings: dict[str, float] = {}
     frame = readings.frame
@@ -81,7 +83,9 @@ def score(
         progress("models", 0.3)
         expected, unknown = expected_power(frame, coverage.is_on, site, models.forecaster)
         scored[S.EXPECTED_POWER_W] = expected
-        findings = maintenance_alerts(scored, site, models.spike, models.drift, data_end_ms=data_end_ms)
+        findings = maintenance_alerts(
+            scored, site, models.spike, models.drift, data_end_ms=data_end_ms, site_hours=site_hours
+        )
         scored[S.ANOMALY_SCORE] = findings.anomaly_score
         scored[S.IS_ANOMALY] = pd.arrays.BooleanArray(
             np.asarray(findings.is_anomaly, dtype=bool), np.zeros(len(frame), dtype=bool)
@@ -92,6 +96,17 @@ def score(
         scored[S.BILLED_POWER_W] = billed_w
         billed = billed_power_mw(frame[S.POWER_W].to_numpy(dtype=float), billed_w)
         alerts = findings.alerts
+        if findings.short_history:
+            short = findings.short_history
+            notes.append(
+                Note(
+                    NoteKind.MODELS,
+                    f"drift not judged for {len(short)} zone(s) with fewer than "
+                    f"{models.drift.min_history()} complete lit days here: "
+                    + ", ".join(short[:10])
+                    + (" …" if len(short) > 10 else ""),
+                )
+            )
         timings["models_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
