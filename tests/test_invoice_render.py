@@ -258,6 +258,7 @@ def long_result(count: int):
                 "currency": "EUR",
                 "adjusted": adjusted,
                 "original_energy_kwh": energy * 5 if adjusted else energy,
+                "status": "billed",
             }
         )
     lines = pd.DataFrame(rows)[list(schema.INVOICE_LINE_COLUMNS)]

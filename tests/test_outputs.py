@@ -137,6 +137,7 @@ def make_lines() -> pd.DataFrame:
     for column in ("minutes", "energy_kwh", "hours_charge", "energy_charge", "amount", "original_energy_kwh"):
         frame[column] = frame[column].map(Decimal)
     frame["currency"] = "EUR"
+    frame["status"] = "billed"
     return frame[list(schema.INVOICE_LINE_COLUMNS)]
 
 
@@ -153,6 +154,7 @@ def make_invoices() -> pd.DataFrame:
             Decimal("22.52"),
             "EUR",
             _hash("C001"),
+            Decimal("0.00"),
         ),
         (
             "INV-C004-202503",
@@ -165,6 +167,7 @@ def make_invoices() -> pd.DataFrame:
             Decimal("6.25"),
             "EUR",
             _hash("C004"),
+            Decimal("0.00"),
         ),
     ]
     return pd.DataFrame(rows, columns=list(schema.INVOICE_COLUMNS))
@@ -477,6 +480,7 @@ def test_invoice_lines_csv(written):
         "currency": "EUR",
         "adjusted": "false",
         "original_energy_kwh": "0.112500",
+        "status": "billed",
     }
     assert rows[1]["zone_id"] == "'" + FORMULA_ZONE
     assert (rows[1]["minutes"], rows[1]["adjusted"], rows[1]["original_energy_kwh"]) == (
@@ -503,6 +507,7 @@ def test_invoices_csv(written):
         "total": "22.52",
         "currency": "EUR",
         "content_hash": _hash("C001"),
+        "held_total": "0.00",
     }
 
 
@@ -754,7 +759,9 @@ def test_scored_outputs_reproduce_the_content_hash(tmp_path):
     by_invoice: dict[str, str] = {}
     for row in read_rows(out / "invoice_lines.csv"):
         invoice_id = row.pop("invoice_id")
-        by_invoice[invoice_id] = by_invoice.get(invoice_id, "") + ",".join(row.values()) + "\n"
+        status = row.pop("status")  # in the hash only when the line is not simply billed (SPEC §8.4)
+        text = ",".join(row.values()) + ("" if status == "billed" else f",{status}")
+        by_invoice[invoice_id] = by_invoice.get(invoice_id, "") + text + "\n"
     for invoice in read_rows(out / "invoices.csv"):
         text = by_invoice[invoice["invoice_id"]]
         assert hashlib.sha256(text.encode("utf-8")).hexdigest() == invoice["content_hash"]

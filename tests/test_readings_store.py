@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
+from slem_ml.errors import SlemError
 from slem_ml.io.reader import validate_frame
 from slem_ml.scoring.score import score
 from slem_ml.storage import open_database
@@ -309,13 +310,223 @@ def test_export_writes_the_month_as_it_stands_with_a_void_revision_marked(
             clients={"C001": {"hours": {"mon-fri": "08:00-18:00"}}, "C002": {"hours": "24/7"}},
         ),
     )
-    lines, invoices = period_invoices(engine, SITE, "2025-02")
+    lines, invoices, service = period_invoices(engine, SITE, "2025-02")
+    assert service == {"INV-C001-202502": (dt.date(2025, 2, 10), dt.date(2025, 2, 10))}
     assert invoices[["invoice_id", "revision", "lines"]].values.tolist() == [["INV-C001-202502", 2, 0]]
     assert [s.void for s in latest_invoices(engine, period="2025-02")] == [True]
-    written = write_invoice_export(invoices, lines, SITE, tmp_path / "feb")
+    written = write_invoice_export(invoices, lines, SITE, tmp_path / "feb", service)
     names = sorted(p.relative_to(tmp_path / "feb").as_posix() for p in written)
     assert names == [
         "invoice_lines.csv", "invoices.csv", "invoices/INV-C001-202502.html", "invoices/INV-C001-202502.pdf"
     ]  # fmt: skip
     assert "VOID" in (tmp_path / "feb" / "invoices" / "INV-C001-202502.html").read_text()
     assert (tmp_path / "feb" / "invoice_lines.csv").read_text().count("\n") == 1  # the header only
+
+
+# --- held lines (SPEC §8.4) ----------------------------------------------------------------------------
+
+
+def stuck_alert(first: str, last: str, zone: str = "HQ-F1-Z1") -> pd.DataFrame:
+    """A stuck_on alert of ``zone`` from ``first`` to ``last`` (Berlin wall time), as the models raise it."""
+    tz = "Europe/Berlin"
+    return pd.DataFrame(
+        {
+            "alert_id": [f"stuck_on:{zone}:{first}"],
+            "zone_id": [zone],
+            "kind": ["stuck_on"],
+            "severity": ["high"],
+            "detected_at": [pd.Timestamp(last, tz=tz)],
+            "first_seen": [pd.Timestamp(first, tz=tz)],
+            "last_seen": [pd.Timestamp(last, tz=tz)],
+            "score": [13.0],
+            "detail": ["lit 13 h outside contracted hours"],
+            "status": ["resolved"],
+        }
+    )
+
+
+def upload_with_alerts(engine: Engine, frame: pd.DataFrame, alerts: pd.DataFrame) -> Upload:
+    """:func:`upload`, with ``alerts`` as if the models had raised them on this file."""
+    from dataclasses import replace
+
+    from slem_ml.billing.holds import apply_holds, stuck_on_spans
+    from slem_ml.billing.invoices import build_invoices
+
+    result = score(validate_frame(frame, SITE), SITE)
+    lines = apply_holds(result.invoice_lines, stuck_on_spans(alerts))
+    result = replace(result, alerts=alerts, invoice_lines=lines, invoices=build_invoices(lines, SITE))
+    with write_session(engine) as session:
+        return store_upload(session, result, [result.readings.frame], cleaning="given", actor="tester")
+
+
+def test_overtime_during_a_stuck_on_episode_is_held_until_released_or_waived(engine: Engine) -> None:
+    from slem_ml.storage.decisions import DecisionError, decide_line
+    from slem_ml.storage.queries import audit_log, invoice_history
+
+    evening_and_fault = evening(
+        ("18:00", 40.0), ("18:15", 40.0), ("18:30", 0.0), ("20:00", 40.0), ("20:15", 0.0)
+    )
+    done = upload_with_alerts(engine, evening_and_fault, stuck_alert("2025-02-10 19:45", "2025-02-11 07:00"))
+    lines = done.result.invoice_lines
+    assert lines["status"].tolist() == ["billed", "held"]  # 18:00-18:30, and 20:00-20:15 in the episode
+    invoice = done.result.invoices.iloc[0]
+    # 30 min = 7.50 EUR billed; 15 min = 3.75 EUR held for review, not in the total
+    assert (str(invoice["total"]), str(invoice["held_total"]), invoice["lines"]) == ("7.50", "3.75", 2)
+
+    start = lines["start"].iloc[1].isoformat()  # 2025-02-10T20:00:00+01:00
+    with pytest.raises(DecisionError, match="needs a note"):
+        decide_line(engine, SITE, "INV-C001-202502", "HQ-F1-Z1", start, "release", " ", "mia")
+    with pytest.raises(DecisionError, match="no line in zone HQ-F1-Z1 starting at"):
+        decide_line(
+            engine, SITE, "INV-C001-202502", "HQ-F1-Z1", "2025-02-10T21:00+01:00", "release", "x", "mia"
+        )
+    released = decide_line(
+        engine,
+        SITE,
+        "INV-C001-202502",
+        "HQ-F1-Z1",
+        start,
+        "release",
+        "tenant confirms they worked late",
+        "mia",
+    )
+    assert (released.status, released.revision, released.total, released.held_total) == (
+        "released",
+        2,
+        "11.25",
+        "0.00",
+    )
+    waived = decide_line(
+        engine, SITE, "INV-C001-202502", "HQ-F1-Z1", start, "waive", "fault after all", "mia"
+    )
+    assert (waived.revision, waived.total, waived.held_total) == (3, "7.50", "0.00")
+    again = decide_line(engine, SITE, "INV-C001-202502", "HQ-F1-Z1", start, "waive", "sure", "mia")
+    assert (again.changed, again.revision) == (False, 3)  # what already stands makes no revision
+
+    history = invoice_history(engine, "INV-C001-202502")
+    assert [h.line_items["status"].tolist() for h in history] == [
+        ["billed", "held"],
+        ["billed", "released"],
+        ["billed", "waived"],
+    ]
+    assert [str(h.total) for h in history] == ["7.50", "11.25", "7.50"]
+    actions = [e.action for e in audit_log(engine)]
+    assert actions.count("invoice.line_released") == 1 and actions.count("invoice.line_waived") == 2
+
+    # a later upload of the same month keeps the decision
+    later = upload(
+        engine,
+        evening(("18:00", 40.0), ("18:15", 40.0), ("18:30", 0.0)).assign(
+            timestamp=lambda f: f["timestamp"].str.replace("2025-02-10", "2025-02-17")
+        ),
+    )
+    assert later.result.invoice_lines["status"].tolist() == ["billed", "waived", "billed"]
+    assert str(later.result.invoices.iloc[0]["total"]) == "15.00"
+
+
+def test_the_cli_releases_a_held_line(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from slem_ml.cli.main import app
+
+    upload_with_alerts(
+        engine, evening(("20:00", 40.0), ("20:15", 0.0)), stuck_alert("2025-02-10 19:45", "2025-02-11 07:00")
+    )
+    contracts = tmp_path / "contracts.yaml"
+    contracts.write_text(
+        "site: {timezone: Europe/Berlin, currency: EUR}\n"
+        "clients:\n  C001: {hours: {mon-fri: '08:00-18:00'}}\n",
+        encoding="utf-8",
+    )
+    common = [
+        "--zone",
+        "HQ-F1-Z1",
+        "--start",
+        "2025-02-10T20:00:00+01:00",
+        "--contracts",
+        str(contracts),
+        "--db",
+        db_url,
+    ]
+    refused = CliRunner().invoke(app, ["invoices", "release", "INV-C001-202502", *common, "--note", ""])
+    # a SlemError: `slem` (run_app) prints its one line and exits with code 2
+    assert isinstance(refused.exception, SlemError) and "needs a note" in str(refused.exception)
+    done = CliRunner().invoke(
+        app, ["invoices", "release", "INV-C001-202502", *common, "--note", "worked late"]
+    )
+    assert done.exit_code == 0, done.output
+    assert (
+        "INV-C001-202502 rev 2: the line in HQ-F1-Z1 at 2025-02-10T20:00:00+01:00 is released" in done.output
+    )
+    listed = CliRunner().invoke(app, ["invoices", "list", "--db", db_url])
+    assert "INV-C001-202502" in listed.output and "3.75 EUR  issued" in listed.output
+
+
+# --- concurrent writers and readers ------------------------------------------------------------------------
+
+
+def month_of_evenings(first_day: int, last_day: int, zone: str = "HQ-F1-Z1") -> pd.DataFrame:
+    """Weekday evenings of February 2025: lit 18:00-18:30 (2 blocks, 7.50 EUR a day)."""
+    days = [
+        d for d in pd.date_range(f"2025-02-{first_day:02d}", f"2025-02-{last_day:02d}") if d.day_of_week < 5
+    ]
+    parts = [
+        evening(("18:00", 40.0), ("18:15", 40.0), ("18:30", 0.0), zone=zone).assign(
+            timestamp=lambda f, d=d: f["timestamp"].str.replace("2025-02-10", d.strftime("%Y-%m-%d"))
+        )
+        for d in days
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_two_uploads_at_once_and_readers_meanwhile_see_whole_states(db_url: str) -> None:
+    """Two writers (the halves of a month) and a reader at the same time, each with its own engine: the
+    writers queue on slem's write lock, the reader never fails and only ever sees a whole upload."""
+    import threading
+
+    from slem_ml.storage.periods import period_invoices
+
+    open_database(db_url).dispose()  # migrated once, before the threads start
+    halves = [month_of_evenings(1, 14), month_of_evenings(15, 28)]
+    seen: list[str] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write(frame: pd.DataFrame) -> None:
+        engine = open_database(db_url)
+        try:
+            upload(engine, frame)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    def read() -> None:
+        engine = open_database(db_url)
+        try:
+            while not done.is_set():
+                _, invoices, _ = period_invoices(engine, SITE, "2025-02")
+                seen.append(str(invoices["total"].sum()) if len(invoices) else "none")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    reader = threading.Thread(target=read)
+    writers = [threading.Thread(target=write, args=(half,)) for half in halves]
+    reader.start()
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    done.set()
+    reader.join()
+    assert not errors, errors
+    # nothing, one half (10 weekdays each: 75.00), or the whole month (150.00) — never a part of an upload
+    assert set(seen) <= {"none", "75.00", "150.00"} and seen
+    engine = open_database(db_url)
+    try:
+        _, invoices, _ = period_invoices(engine, SITE, "2025-02")
+    finally:
+        engine.dispose()
+    assert str(invoices.iloc[0]["total"]) == "150.00"

@@ -105,6 +105,7 @@ def make_line(client: str, zone: str, start: str, minutes: int, kwh: str) -> dic
         "currency": "EUR",
         "adjusted": False,
         "original_energy_kwh": None,
+        "status": "billed",
     }
 
 
@@ -131,6 +132,7 @@ def make_result(
                 "total": sum(group["amount"], Decimal("0.00")),
                 "currency": "EUR",
                 "content_hash": hashlib.sha256(json.dumps(canonical).encode()).hexdigest(),
+                "held_total": Decimal("0.00"),
             }
         )
     report = ValidationReport(
@@ -381,7 +383,7 @@ def test_a_failure_halfway_leaves_nothing(engine: Engine, monkeypatch: pytest.Mo
         ("cleaning_sessions", "savings", 0.03, "cleaning_sessions row 1: savings: expected a Decimal"),
         ("invoice_lines", "amount", Decimal("11.335"), "more than 2 decimal places"),
         ("invoice_lines", "start", pd.Timestamp("2025-02-03 18:00"), "naive datetime"),
-        ("invoices", "total", Decimal("99.99"), "is not the sum of its lines"),
+        ("invoices", "total", Decimal("99.99"), "is not the sum of its billed lines"),
         ("cleaning_sessions", "flagged", "maybe", "'maybe' is not true/false"),
     ],
 )

@@ -7,6 +7,7 @@ Python integers and ``Decimal`` (sessions are few compared with readings), round
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from slem_ml.billing.coverage import OVERTIME, ReadingCoverage
+from slem_ml.billing.holds import counts_in_total
 from slem_ml.billing.sessions import (
     MS_PER_KWH_UNIT,
     cents,
@@ -24,18 +26,20 @@ from slem_ml.billing.sessions import (
 )
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
-from slem_ml.io.localtime import day_to_date, iso_local, ms_to_local
+from slem_ml.io.localtime import day_to_date, iso_local, local_day_numbers, ms_to_local
 
 __all__ = [
     "LINE_ORDER",
     "SESSION_COLUMNS",
     "billed_power_mw",
     "build_invoices",
+    "client_day_periods",
     "canonical_lines_text",
     "empty_sessions",
     "invoice_lines",
     "lines_from_sessions",
     "overtime_sessions",
+    "service_periods",
 ]
 
 #: The order of invoice lines (stable sort keys): by client, local date, zone, session start.
@@ -46,6 +50,32 @@ SESSION_COLUMNS = (
     "energy_units", "measured_units", "hours_cents", "energy_cents",
 )  # fmt: skip
 _CENT = Decimal("0.01")
+
+
+def service_periods(frame: pd.DataFrame, site: SiteConfig) -> dict[str, tuple[dt.date, dt.date]]:
+    """Per invoice id (client and local month), the first and last local date the client has readings
+    (SPEC §8: the printable invoice's service period). ``frame`` has ``timestamp``, ``client_id``."""
+    if frame.empty:
+        return {}
+    t = frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
+    days = local_day_numbers(t, site.site.timezone)
+    clients = frame[S.CLIENT_ID].astype("category")
+    return client_day_periods(clients.cat.codes.to_numpy(), days, list(clients.cat.categories))
+
+
+def client_day_periods(
+    client_code: np.ndarray, days: np.ndarray, client_ids: list[str]
+) -> dict[str, tuple[dt.date, dt.date]]:
+    """:func:`service_periods` from (client code, local day number) pairs, any order, repeats allowed."""
+    key = np.unique(client_code.astype(np.int64) << 32 | (days.astype(np.int64) + (1 << 31)))
+    codes, day_numbers = key >> 32, (key & 0xFFFFFFFF) - (1 << 31)
+    dates = day_to_date(day_numbers)
+    out: dict[str, tuple[dt.date, dt.date]] = {}
+    for code, date in zip(codes.tolist(), dates, strict=True):
+        invoice_id = f"INV-{client_ids[code]}-{date.year:04d}{date.month:02d}"
+        first, last = out.get(invoice_id, (date, date))
+        out[invoice_id] = (min(first, date), max(last, date))
+    return out
 
 
 def billed_power_mw(power_w: np.ndarray, billed_w: np.ndarray) -> np.ndarray:
@@ -163,6 +193,7 @@ def lines_from_sessions(sessions: pd.DataFrame, site: SiteConfig) -> pd.DataFram
             "currency": site.site.currency,
             "adjusted": billed != measured,
             "original_energy_kwh": [decimal_kwh(units) for units in measured.tolist()],
+            "status": "billed",  # until holds are applied (slem_ml.billing.holds)
         }
     )
     lines = lines.sort_values(LINE_ORDER, kind="stable")
@@ -182,11 +213,13 @@ def _empty_lines() -> pd.DataFrame:
 def canonical_lines_text(lines: pd.DataFrame) -> np.ndarray:
     """The canonical text of each line; an invoice's ``content_hash`` is the sha256 of its lines' texts.
 
-    The invoice_lines.csv columns except ``invoice_id``, comma-separated, ``\\n`` after each line; times in
-    ISO 8601 with the site offset, Decimals as written, booleans ``true``/``false`` (SPEC §3.8).
+    The invoice_lines.csv columns except ``invoice_id`` and ``status``, comma-separated, ``\\n`` after each
+    line; times in ISO 8601 with the site offset, Decimals as written, booleans ``true``/``false`` (SPEC
+    §3.8). A line not simply billed (held, released, waived: SPEC §8.4) ends with ``,`` and its status, so a
+    decision changes the hash (a new revision) while the hashes of ordinary invoices stay what they were.
     """
     text = pd.Series("", index=lines.index, dtype=object)
-    columns = [c for c in S.INVOICE_LINE_COLUMNS if c != "invoice_id"]
+    columns = [c for c in S.INVOICE_LINE_COLUMNS if c not in ("invoice_id", "status")]
     for i, column in enumerate(columns):
         values = lines[column]
         if column in ("start", "end"):
@@ -196,11 +229,17 @@ def canonical_lines_text(lines: pd.DataFrame) -> np.ndarray:
         else:
             cell = values.astype(str).astype(object)
         text = text + ("," if i else "") + cell
+    if "status" in lines.columns:
+        status = lines["status"].astype(object)
+        text = text.where(status == "billed", text + "," + status.astype(str))
     return (text + "\n").to_numpy(dtype=object)
 
 
 def build_invoices(lines: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
-    """One invoice per client and month of session dates (SPEC §3.7); revision 1 until stored."""
+    """One invoice per client and month of session dates (SPEC §3.7); revision 1 until stored.
+
+    ``lines`` counts every line; the total, hours and energy are those of the billed and released lines,
+    ``held_total`` the amount of the held ones (SPEC §8.4)."""
     columns = list(S.INVOICE_COLUMNS)
     if lines.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
@@ -208,7 +247,10 @@ def build_invoices(lines: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
     texts = canonical_lines_text(lines)
     for invoice_id, group in lines.groupby("invoice_id", sort=True):
         first_date = group["date"].iloc[0]
-        billable = int(group["billable_minutes"].sum())
+        status = group["status"] if "status" in group.columns else pd.Series("billed", index=group.index)
+        billed = group[counts_in_total(status)]  # SPEC §8.4: billed and released lines make the total
+        held = group[status.to_numpy(dtype=object) == "held"]
+        billable = int(billed["billable_minutes"].sum())
         rows.append(
             {
                 "invoice_id": invoice_id,
@@ -217,12 +259,13 @@ def build_invoices(lines: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
                 "revision": 1,
                 "lines": len(group),
                 "billable_hours": (Decimal(billable) / 60).quantize(Decimal("0.01"), ROUND_HALF_UP),
-                "energy_kwh": sum(group["energy_kwh"], Decimal("0.000000")),
-                "total": sum(group["amount"], Decimal("0.00")),
+                "energy_kwh": sum(billed["energy_kwh"], Decimal("0.000000")),
+                "total": sum(billed["amount"], Decimal("0.00")),
                 "currency": site.site.currency,
                 "content_hash": hashlib.sha256(
                     "".join(texts[lines.index.get_indexer(group.index)]).encode("utf-8")
                 ).hexdigest(),
+                "held_total": sum(held["amount"], Decimal("0.00")),
             }
         )
     return pd.DataFrame(rows, columns=columns)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from slem_ml.config.supplier import SupplierInfo, parse_supplier
 from slem_ml.errors import ConfigError
 
 __all__ = [
@@ -143,6 +144,7 @@ class SiteConfig:
     billing: BillingConfig = field(default_factory=BillingConfig)
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     clients: Mapping[str, ClientContract] = field(default_factory=lambda: MappingProxyType({}))
+    supplier: SupplierInfo | None = None  # the invoice header and tax (SPEC §8)
 
 
 # --- loading ----------------------------------------------------------------------------------------
@@ -169,7 +171,7 @@ def load_site(path: str | Path) -> SiteConfig:
 def parse_site(raw: Any, *, source: str = "contracts.yaml") -> SiteConfig:
     """Build a :class:`SiteConfig` from the parsed YAML mapping."""
     p = _Parser(source)
-    top = p.mapping(raw, "", {"site", "sampling", "billing", "cleaning", "clients"})
+    top = p.mapping(raw, "", {"site", "sampling", "billing", "cleaning", "clients", "supplier"})
     site_raw = p.mapping(top.get("site", {}), "site", {"timezone", "currency", "holidays"})
     site = p.site(site_raw)
     smp = p.mapping(top.get("sampling", {}), "sampling", {"on_threshold_w", "max_gap_minutes"})
@@ -202,7 +204,8 @@ def parse_site(raw: Any, *, source: str = "contracts.yaml") -> SiteConfig:
     if not clients_raw:
         raise ConfigError(f"{source}: clients: at least one client is needed")
     clients = {str(cid): p.client(str(cid), body, billing) for cid, body in clients_raw.items()}
-    return SiteConfig(site, sampling, billing, cleaning, MappingProxyType(clients))
+    supplier = parse_supplier(top.get("supplier"), source)
+    return SiteConfig(site, sampling, billing, cleaning, MappingProxyType(clients), supplier)
 
 
 class _Parser:

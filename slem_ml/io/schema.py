@@ -28,6 +28,7 @@ __all__ = [
     "IS_ANOMALY",
     "IS_ON",
     "LINE",
+    "LINE_STATUSES",
     "MS_PER_MINUTE",
     "OPTIONAL_COLUMNS",
     "POWER_W",
@@ -108,7 +109,10 @@ INVOICE_LINE_COLUMNS: tuple[str, ...] = (
     "currency",
     "adjusted",
     "original_energy_kwh",
+    "status",  # billed / held / released / waived (SPEC §8.4)
 )
+#: An invoice line's ``status`` (SPEC §8.4): the total counts billed and released lines only.
+LINE_STATUSES: tuple[str, ...] = ("billed", "held", "released", "waived")
 INVOICE_COLUMNS: tuple[str, ...] = (
     "invoice_id",
     "client_id",
@@ -120,6 +124,7 @@ INVOICE_COLUMNS: tuple[str, ...] = (
     "total",
     "currency",
     "content_hash",
+    "held_total",  # the amount of the lines held for review, not in the total (SPEC §8.4)
 )
 CLEANING_COLUMNS: tuple[str, ...] = (
     "zone_id",

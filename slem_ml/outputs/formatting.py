@@ -144,7 +144,7 @@ def format_invoices(invoices: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
     out = _columns(invoices, schema.INVOICE_COLUMNS, "invoices", site.site.timezone)
     for column in ("revision", "lines"):
         out[column] = _integer_text(out[column])
-    for column in ("billable_hours", "energy_kwh", "total"):
+    for column in ("billable_hours", "energy_kwh", "total", "held_total"):
         out[column] = decimal_text(out[column])
     return out
 

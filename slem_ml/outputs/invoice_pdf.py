@@ -156,6 +156,8 @@ def _head(pdf: Any, view: Mapping[str, Any]) -> float:
     terms, cur = view["terms"], view["currency"]
     facts_x = _RIGHT - 70.0
     y = _block(pdf, view["supplier_title"], _LEFT, _TOP, facts_x - _LEFT - 6, 15, "B", line=6.5)
+    for line in view.get("supplier_lines", ()):
+        y = _block(pdf, line, _LEFT, y, facts_x - _LEFT - 6, 8.5, line=4.2)
     site = f"Site time zone {view['site_timezone']} · amounts in {cur}"
     left_end = _block(pdf, site, _LEFT, y, facts_x - _LEFT - 6, 8.5, tone=_GREY, line=4.2)
     facts = [
@@ -351,6 +353,12 @@ def _totals(pdf: Any, view: Mapping[str, Any], y: float) -> float:
         ("Hours charges", f"{totals['hours_charge']} {cur}"),
         ("Energy charges", f"{totals['energy_charge']} {cur}"),
     ]
+    if view.get("has_held"):
+        rows.append(("Held for review (not in the total)", f"{totals['held_total']} {cur}"))
+    tax = view.get("tax")
+    if tax:
+        rows += [("Net", f"{tax['net']} {cur}"), (tax["label"], f"{tax['tax']} {cur}")]
+    grand = ("Total due (gross)", tax["gross"]) if tax else ("Total", totals["total"])
     if y + 4.8 * len(rows) + 8.5 > _BOTTOM:
         pdf.add_page()
         y = float(pdf.get_y())
@@ -359,8 +367,8 @@ def _totals(pdf: Any, view: Mapping[str, Any], y: float) -> float:
         _put(pdf, _RIGHT, y, pdf_text(value), 9, line=4.8, right=True)
         y += 4.8
     _rule(pdf, y + 1, 0.4, _INK, left=_RIGHT - 120)
-    _put(pdf, _RIGHT - 120, y + 2, "Total", 11, "B", line=6)
-    _put(pdf, _RIGHT, y + 2, pdf_text(f"{totals['total']} {cur}"), 11, "B", line=6, right=True)
+    _put(pdf, _RIGHT - 120, y + 2, grand[0], 11, "B", line=6)
+    _put(pdf, _RIGHT, y + 2, pdf_text(f"{grand[1]} {cur}"), 11, "B", line=6, right=True)
     return y + 14
 
 

@@ -27,6 +27,7 @@ from markupsafe import Markup, escape
 
 from slem_ml import __version__, forked
 from slem_ml.config.site import ClientContract, SiteConfig
+from slem_ml.config.supplier import SupplierInfo, tax_of
 from slem_ml.outputs.formatting import aware_instants as _aware
 from slem_ml.outputs.formatting import minutes_text
 from slem_ml.outputs.invoice_pdf import render_view_pdf
@@ -54,8 +55,12 @@ def invoice_view(
     site: SiteConfig,
     *,
     issued: dt.date | None = None,
+    service: tuple[dt.date, dt.date] | None = None,
 ) -> dict[str, Any]:
     """Everything a printed invoice shows, as display text; shared by the HTML and the PDF renderer.
+
+    ``service`` is the first and last date the client has readings in the month (SPEC §8: the service
+    period); without it the whole month is shown.
 
     ``lines_frame`` may hold other invoices' lines too: only those with the row's ``invoice_id`` are used.
     ``issued`` defaults to today in the site timezone. Raises ``ValueError`` when the lines do not add up to
@@ -65,7 +70,8 @@ def invoice_view(
     invoice_id = str(row["invoice_id"])
     tz = site.site.timezone
     lines = _invoice_lines(lines_frame, invoice_id, tz)
-    amounts = sum(lines["amount"], Decimal("0"))
+    billed = [s in ("billed", "released") for s in lines["status"]]  # SPEC §8.4: what the total counts
+    amounts = sum((a for a, b in zip(lines["amount"], billed, strict=True) if b), Decimal("0"))
     if len(lines["date"]) != int(row["lines"]) or amounts != row["total"]:
         raise ValueError(
             f"{invoice_id}: {len(lines['date'])} line(s) adding up to {amounts} do not match the invoice "
@@ -82,8 +88,12 @@ def invoice_view(
     views = _line_views(lines)
     terms = _terms(contract, site)
     has_adjusted = any(view["adjusted"] for view in views)
+    supplier = site.supplier
+    tax = _tax(row["total"], supplier)
     return {
-        "supplier_title": SUPPLIER_TITLE,
+        "supplier_title": SUPPLIER_TITLE if supplier is None or not supplier.name else supplier.name,
+        "supplier_lines": _supplier_lines(supplier),
+        "tax": tax,
         "site_timezone": tz,
         "currency": currency,
         "invoice_id": invoice_id,
@@ -91,7 +101,7 @@ def invoice_view(
         "issued": issued.isoformat(),
         "period": str(row["period"]),
         "period_label": f"{month_name} {year}",
-        "period_days": f"1–{last_day} {month_name} {year}",
+        "period_days": _service_days(service, year, month, last_day),
         "client_id": client_id,
         "client_name": contract.name if contract is not None else client_id,
         "terms": terms,
@@ -100,16 +110,20 @@ def invoice_view(
         "void": not views,
         "totals": {
             "lines": len(views),
-            "billable_minutes": str(int(sum(lines["billable_minutes"]))),
+            "billable_minutes": str(int(_billed_sum(lines["billable_minutes"], billed))),
             "billable_hours": _number(row["billable_hours"]),
             "energy_kwh": _number(row["energy_kwh"]),
-            "hours_charge": _number(sum(lines["hours_charge"], Decimal("0.00"))),
-            "energy_charge": _number(sum(lines["energy_charge"], Decimal("0.00"))),
+            "hours_charge": _number(_billed_sum(lines["hours_charge"], billed)),
+            "energy_charge": _number(_billed_sum(lines["energy_charge"], billed)),
             "total": _number(row["total"]),
+            "held_total": _number(row.get("held_total") or Decimal("0.00")),
         },
+        "has_held": any(s == "held" for s in lines["status"]),
         "content_hash": str(row["content_hash"]),
         "slem_version": __version__,
-        "note": ([VOID_TEXT] if not views else []) + _note(terms, currency, has_adjusted),
+        "note": ([VOID_TEXT] if not views else [])
+        + _note(terms, currency, has_adjusted)
+        + ([HELD_TEXT] if any(s != "billed" for s in lines["status"]) else []),
     }
 
 
@@ -129,6 +143,9 @@ def _invoice_lines(frame: pd.DataFrame, invoice_id: str, timezone: str) -> dict[
     columns["date"] = [day if type(day) is dt.date else _as_date(day) for day in frame["date"].tolist()]
     columns["zone_id"] = [str(zone) for zone in frame["zone_id"].tolist()]
     columns["adjusted"] = frame["adjusted"].astype(bool).tolist()
+    columns["status"] = (
+        frame["status"].astype(str).tolist() if "status" in frame.columns else ["billed"] * len(frame)
+    )
     columns["original_energy_kwh"] = (
         frame["original_energy_kwh"].tolist()
         if "original_energy_kwh" in frame.columns
@@ -189,6 +206,55 @@ VOID_TEXT = (
 )
 
 
+#: The note's last paragraph when lines are held, released or waived (SPEC §8.4); the HTML words it alike.
+HELD_TEXT = (
+    "Lines marked held overlap a time when the zone's lights were stuck on (a fault, not use): they are "
+    "not in the total until a manager has reviewed them. Released lines are billed after that review; "
+    "waived lines are never billed."
+)
+
+
+def _supplier_lines(supplier: SupplierInfo | None) -> list[str]:
+    """The header lines under the supplier's name: address, VAT id, payment terms."""
+    if supplier is None:
+        return []
+    lines = [part.strip() for part in supplier.address.splitlines() if part.strip()]
+    if supplier.vat_id:
+        lines.append(f"VAT id {supplier.vat_id}")
+    if supplier.payment_terms_days is not None:
+        lines.append(f"Payment due within {supplier.payment_terms_days} days of the issue date")
+    return lines
+
+
+def _tax(total: Decimal, supplier: SupplierInfo | None) -> dict[str, str] | None:
+    """Net, tax and gross as text when the supplier has a tax rate (SPEC §8), else None."""
+    if supplier is None or supplier.tax_rate is None:
+        return None
+    net = Decimal(total)
+    tax = tax_of(net, supplier.tax_rate)
+    percent = (supplier.tax_rate * 100).normalize()
+    return {
+        "label": f"Tax {percent:f} %",
+        "net": _number(net),
+        "tax": _number(tax),
+        "gross": _number(net + tax),
+    }
+
+
+def _service_days(service: tuple[dt.date, dt.date] | None, year: int, month: int, last_day: int) -> str:
+    """The service period as shown: ``10–11 February 2025``; the whole month when not known."""
+    name = calendar.month_name[month]
+    if service is None:
+        return f"1–{last_day} {name} {year}"
+    first, last = service
+    return f"{first.day} {name} {year}" if first == last else f"{first.day}–{last.day} {name} {year}"
+
+
+def _billed_sum(values: list[Any], billed: list[bool]) -> Any:
+    """The sum of ``values`` over the lines in the total (billed or released)."""
+    return sum((v for v, b in zip(values, billed, strict=True) if b), Decimal("0.00"))
+
+
 def _note(terms: Mapping[str, Any], currency: str, has_adjusted: bool) -> list[str]:
     """How overtime is computed, in paragraphs (the PDF's; the HTML template words it the same)."""
     grace = f", widened by {terms['grace_minutes']} min at both ends" if terms["grace_minutes"] else ""
@@ -230,7 +296,11 @@ def _line_views(lines: dict[str, list[Any]]) -> list[dict[str, Any]]:
         "energy_kwh": _numbers(lines["energy_kwh"]),
         "hours_charge": _numbers(lines["hours_charge"]),
         "energy_charge": _numbers(lines["energy_charge"]),
-        "amount": _numbers(lines["amount"]),
+        "amount": [
+            text if status == "billed" else f"{text} {status}"
+            for text, status in zip(_numbers(lines["amount"]), lines["status"], strict=True)
+        ],
+        "status": lines["status"],
         "adjusted": adjusted,
         "original_energy_kwh": original,
     }
@@ -299,9 +369,10 @@ def render_invoice_html(
     site: SiteConfig,
     *,
     issued: dt.date | None = None,
+    service: tuple[dt.date, dt.date] | None = None,
 ) -> str:
-    """One invoice as a self-contained, printable HTML page (A4)."""
-    return _html(invoice_view(invoice_row, lines_frame, site, issued=issued))
+    """One invoice as a self-contained, printable HTML page (A4); ``service`` as :func:`invoice_view`."""
+    return _html(invoice_view(invoice_row, lines_frame, site, issued=issued, service=service))
 
 
 def _html(view: Mapping[str, Any]) -> str:
@@ -340,6 +411,7 @@ def render_invoice_pdf(
     site: SiteConfig,
     *,
     issued: dt.date | None = None,
+    service: tuple[dt.date, dt.date] | None = None,
 ) -> bytes:
     """One invoice as an A4 PDF with the content of the HTML page (:mod:`slem_ml.outputs.invoice_pdf`).
 
@@ -347,7 +419,7 @@ def render_invoice_pdf(
     The output is reproducible: the PDF's creation date is the issue date.
     """
 
-    return render_view_pdf(invoice_view(invoice_row, lines_frame, site, issued=issued))
+    return render_view_pdf(invoice_view(invoice_row, lines_frame, site, issued=issued, service=service))
 
 
 def invoice_file_name(invoice_id: str, suffix: str = ".html") -> str:
@@ -383,15 +455,23 @@ def start_invoice_files_of(
     out_dir: str | Path,
     *,
     issued: dt.date | None = None,
+    service_periods: Mapping[str, tuple[dt.date, dt.date]] | None = None,
 ) -> Callable[[], list[Path]]:
     """:func:`start_invoice_files` for ``invoices`` and their ``lines`` (the ``invoices.csv`` and
-    ``invoice_lines.csv`` frames of SPEC §7)."""
+    ``invoice_lines.csv`` frames of SPEC §7); ``service_periods`` by invoice id (see :func:`invoice_view`)."""
+    periods = service_periods or {}
     folder = Path(out_dir) / "invoices"
     folder.mkdir(parents=True, exist_ok=True)
     by_invoice = dict(tuple(lines.groupby("invoice_id", sort=False)))
     no_lines = lines.iloc[:0]  # a void revision (SPEC §8.3)
     views = [
-        invoice_view(row, by_invoice.get(str(row["invoice_id"]), no_lines), site, issued=issued)
+        invoice_view(
+            row,
+            by_invoice.get(str(row["invoice_id"]), no_lines),
+            site,
+            issued=issued,
+            service=periods.get(str(row["invoice_id"])),
+        )  # fmt: skip
         for row in invoices.to_dict("records")
     ]
     pdfs = forked.start(lambda: _write_pdfs(views, folder))  # on the other core

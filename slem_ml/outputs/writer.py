@@ -15,6 +15,7 @@ through :func:`slem_ml.outputs.csvsafe.write_csv`, so a cell a spreadsheet would
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import shutil
@@ -103,7 +104,11 @@ class Staging:
 
 
 def write_invoice_export(
-    invoices: pd.DataFrame, lines: pd.DataFrame, site: SiteConfig, out_dir: str | Path
+    invoices: pd.DataFrame,
+    lines: pd.DataFrame,
+    site: SiteConfig,
+    out_dir: str | Path,
+    service_periods: dict[str, tuple[dt.date, dt.date]] | None = None,
 ) -> list[Path]:
     """``invoices.csv``, ``invoice_lines.csv`` and the printable invoices of a month as the store holds it
     (``slem invoices export``, SPEC §8.7), staged and then moved into ``out_dir`` together."""
@@ -112,7 +117,7 @@ def write_invoice_export(
         raise SlemError(f"{out_dir}: exists and is not a folder; choose another --out")
     names = [OUTPUT_FILES["invoices"], OUTPUT_FILES["invoice_lines"]]
     with staged_folder(out_dir.absolute().parent, f"{out_dir.name}.writing") as folder:
-        finish = start_invoice_files_of(invoices, lines, site, folder)
+        finish = start_invoice_files_of(invoices, lines, site, folder, service_periods=service_periods)
         write_csv(format_invoice_lines(lines, site), folder / names[1])
         write_csv(format_invoices(invoices, site), folder / names[0])
         printable = [p.relative_to(folder).as_posix() for p in finish()]

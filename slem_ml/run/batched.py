@@ -19,6 +19,7 @@ write parts themselves, so input and output must be on storage every worker sees
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import time
 from collections import Counter
@@ -65,6 +66,7 @@ class BatchOutcome:
     unknown_zones: tuple[str, ...]
     model_versions: dict[str, str] = field(default_factory=dict)
     cleaning_source: str = "given"
+    service_periods: dict[str, tuple[dt.date, dt.date]] = field(default_factory=dict)
 
 
 def score_in_batches(
@@ -250,6 +252,7 @@ def _score_batch(
         unknown_zones=result.unknown_zones,
         model_versions=result.model_versions,
         cleaning_source=result.cleaning_source,
+        service_periods=result.service_periods,
     )
 
 
@@ -307,7 +310,20 @@ def merge(plan: BatchPlan, site: SiteConfig, outcomes: list[BatchOutcome], parts
         notes=tuple(dict.fromkeys(n for o in outcomes for n in o.notes)),
         unknown_zones=tuple(sorted({z for o in outcomes for z in o.unknown_zones})),
         cleaning_source=outcomes[0].cleaning_source if outcomes else "given",
+        service_periods=_merge_periods([o.service_periods for o in outcomes]),
     )
+
+
+def _merge_periods(
+    parts: list[dict[str, tuple[dt.date, dt.date]]],
+) -> dict[str, tuple[dt.date, dt.date]]:
+    """Service periods of batches of zones: the earliest first and the latest last date of each."""
+    out: dict[str, tuple[dt.date, dt.date]] = {}
+    for part in parts:
+        for invoice_id, (first, last) in part.items():
+            known = out.get(invoice_id, (first, last))
+            out[invoice_id] = (min(known[0], first), max(known[1], last))
+    return out
 
 
 def _concat(frames: list[pd.DataFrame], order: list[str]) -> pd.DataFrame:

@@ -28,6 +28,7 @@ Frame layouts (one row each):
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +107,8 @@ class ScoringResult:
     #: the overtime sessions behind ``invoice_lines`` in exact integers
     #: (:func:`slem_ml.billing.invoices.overtime_sessions`); None when not kept
     sessions: pd.DataFrame | None = None
+    #: per invoice id, the first and last local date its client has readings in the month (SPEC §8)
+    service_periods: dict[str, tuple[dt.date, dt.date]] = field(default_factory=dict)
 
     @property
     def all_notes(self) -> tuple[Note, ...]:

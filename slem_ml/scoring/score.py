@@ -15,11 +15,13 @@ import pandas as pd
 
 from slem_ml.billing.cleaning import cleaning_sessions
 from slem_ml.billing.coverage import OVERTIME, ReadingCoverage, classified_readings, compute_coverage
+from slem_ml.billing.holds import apply_holds, stuck_on_spans
 from slem_ml.billing.invoices import (
     billed_power_mw,
     build_invoices,
     lines_from_sessions,
     overtime_sessions,
+    service_periods,
 )
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
@@ -112,7 +114,8 @@ def score(
     clock = time.perf_counter()
     progress("billing", 0.5)
     sessions = overtime_sessions(frame, coverage, site, billed_power_mw=billed)
-    lines = lines_from_sessions(sessions, site)
+    # SPEC §8.4: overtime during a stuck_on episode waits for a person
+    lines = apply_holds(lines_from_sessions(sessions, site), stuck_on_spans(alerts))
     invoices = build_invoices(lines, site)
     timings["billing_s"] = time.perf_counter() - clock
 
@@ -128,6 +131,7 @@ def score(
         invoice_lines=lines,
         invoices=invoices,
         sessions=sessions,
+        service_periods=service_periods(frame, site),
         cleaning_sessions=cleaning,
         alerts=alerts,
         quarantine=readings.quarantine,

@@ -25,11 +25,12 @@ import pandas as pd
 import sqlalchemy
 
 from slem_ml import __version__
+from slem_ml.io.schema import LINE_STATUSES
 from slem_ml.scoring.result import ScoringResult
 from slem_ml.storage.tables import ALERT_STATUSES
 from slem_ml.storage.types import to_exact_decimal, to_utc
 
-__all__ = ["InvoicePayload", "RunPayload", "prepare"]
+__all__ = ["InvoicePayload", "RunPayload", "invoice_payloads", "prepare"]
 
 Row = dict[str, Any]
 Converter = Callable[[Any], Any]
@@ -66,7 +67,7 @@ def prepare(result: ScoringResult) -> RunPayload:
     """Check and convert ``result``; raises ``ValueError`` on the first malformed value."""
     timezone = result.site.site.timezone
     currency = result.site.site.currency
-    invoices = _invoices(result.invoices, result.invoice_lines, timezone)
+    invoices = invoice_payloads(result.invoices, result.invoice_lines, timezone)
     cleaning = tuple(_rows(result.cleaning_sessions, "cleaning_sessions", _CLEANING))
     alerts = tuple(_rows(result.alerts, "alerts", _ALERT))
     report = result.report
@@ -167,6 +168,12 @@ def _status(value: Any) -> str:
     return str(value)
 
 
+def _line_status(value: Any) -> str:
+    if value not in LINE_STATUSES:
+        raise ValueError(f"{value!r} is not one of {', '.join(LINE_STATUSES)}")
+    return str(value)
+
+
 # frame column -> (row key, converter, required)
 _Spec = Mapping[str, tuple[str, Converter, bool]]
 
@@ -180,6 +187,7 @@ _INVOICE: _Spec = {
     "total": ("total", _money, True),
     "currency": ("currency", _text, True),
     "content_hash": ("content_hash", _sha256, True),
+    "held_total": ("held_total", _money, False),
 }
 _LINE: _Spec = {
     "invoice_id": ("invoice_id", _text, True),
@@ -197,6 +205,7 @@ _LINE: _Spec = {
     "amount": ("amount", _money, True),
     "adjusted": ("adjusted", _flag, False),
     "original_energy_kwh": ("original_energy_kwh", _quantity, False),
+    "status": ("status", _line_status, False),
 }
 _LINE_CONTEXT = ("invoice_id", "client_id", "currency")  # checked against the invoice, not stored per line
 _CLEANING: _Spec = {
@@ -226,9 +235,11 @@ _ALERT: _Spec = {
     "status": ("status", _status, False),  # absent until the models layer tracks it
 }
 _DEFAULTS: Row = {"adjusted": False, "inferred": False, "detail": ""}
+_LINE_DEFAULTS: Row = {**_DEFAULTS, "status": "billed"}  # results from before held lines (SPEC §8.4)
+_INVOICE_DEFAULTS: Row = {**_DEFAULTS, "held_total": Decimal("0.00")}
 
 
-def _rows(frame: pd.DataFrame, table: str, spec: _Spec) -> list[Row]:
+def _rows(frame: pd.DataFrame, table: str, spec: _Spec, defaults: Row = _DEFAULTS) -> list[Row]:
     """Checked, converted rows; column by column, so that missing values and instants are found vectorised."""
     if frame.empty:
         return []
@@ -238,7 +249,7 @@ def _rows(frame: pd.DataFrame, table: str, spec: _Spec) -> list[Row]:
     columns: dict[str, list[Any]] = {}
     for column, (key, convert, required) in spec.items():
         if column not in frame.columns:
-            columns[key] = [_DEFAULTS.get(key)] * len(frame)
+            columns[key] = [defaults.get(key)] * len(frame)
             continue
         series = frame[column]
         absent = series.isna().to_numpy()
@@ -250,7 +261,7 @@ def _rows(frame: pd.DataFrame, table: str, spec: _Spec) -> list[Row]:
         values: list[Any] = []
         for number, (value, gone) in enumerate(zip(series.tolist(), absent, strict=True), start=1):
             if gone:
-                values.append(_DEFAULTS.get(key))
+                values.append(defaults.get(key))
                 continue
             try:
                 values.append(convert(value))
@@ -261,10 +272,13 @@ def _rows(frame: pd.DataFrame, table: str, spec: _Spec) -> list[Row]:
     return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
-def _invoices(invoices: pd.DataFrame, lines: pd.DataFrame, timezone: str) -> tuple[InvoicePayload, ...]:
-    heads = _rows(invoices, "invoices", _INVOICE)
+def invoice_payloads(
+    invoices: pd.DataFrame, lines: pd.DataFrame, timezone: str
+) -> tuple[InvoicePayload, ...]:
+    """Checked, converted rows of ``invoices`` and their ``lines`` (``ValueError`` when malformed)."""
+    heads = _rows(invoices, "invoices", _INVOICE, _INVOICE_DEFAULTS)
     by_invoice: dict[str, list[Row]] = {}
-    for line in _rows(lines, "invoice_lines", _LINE):
+    for line in _rows(lines, "invoice_lines", _LINE, _LINE_DEFAULTS):
         by_invoice.setdefault(line["invoice_id"], []).append(line)
     seen: set[str] = set()
     out: list[InvoicePayload] = []
@@ -287,13 +301,20 @@ def _invoices(invoices: pd.DataFrame, lines: pd.DataFrame, timezone: str) -> tup
 
 
 def _check_invoice(head: Row, items: list[Row]) -> None:
-    """SPEC §3.7: an invoice is its lines; the stored header must agree with them."""
+    """SPEC §3.7, §8.4: an invoice is its lines (its total the billed and released ones, its held_total the
+    held ones); the stored header must agree with them."""
     invoice_id = head["invoice_id"]
     if head["lines"] != len(items):
         raise ValueError(f"invoices: {invoice_id} says {head['lines']} lines, invoice_lines has {len(items)}")
-    total = sum((item["amount"] for item in items), Decimal("0.00"))
+    billed = [item for item in items if item["status"] in ("billed", "released")]
+    total = sum((item["amount"] for item in billed), Decimal("0.00"))
     if total != head["total"]:
-        raise ValueError(f"invoices: {invoice_id} total {head['total']} is not the sum of its lines {total}")
+        raise ValueError(
+            f"invoices: {invoice_id} total {head['total']} is not the sum of its billed lines {total}"
+        )
+    held = sum((item["amount"] for item in items if item["status"] == "held"), Decimal("0.00"))
+    if held != head["held_total"]:
+        raise ValueError(f"invoices: {invoice_id} held_total {head['held_total']} is not {held}")
     for item in items:
         for key in ("client_id", "currency"):
             if item[key] != head[key]:

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import SlemError
 from slem_ml.storage.rebill import current_invoices
+from slem_ml.storage.service_days import stored_service_periods
 from slem_ml.storage.store import with_revisions
 from slem_ml.storage.tables import BillingSession, Invoice
 
@@ -36,9 +37,11 @@ def parse_period(text: str) -> tuple[dt.date, dt.date]:
     return first, dt.date(year + month // 12, month % 12 + 1, 1)
 
 
-def period_invoices(engine: Engine, site: SiteConfig, period: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(lines, invoices) of ``period`` (YYYY-MM) as the store holds them, in the ``invoice_lines.csv`` and
-    ``invoices.csv`` layouts (SPEC §7), revisions as stored."""
+def period_invoices(
+    engine: Engine, site: SiteConfig, period: str
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, tuple[dt.date, dt.date]]]:
+    """(lines, invoices, service periods) of ``period`` (YYYY-MM) as the store holds them, in the
+    ``invoice_lines.csv`` and ``invoices.csv`` layouts (SPEC §7), revisions as stored."""
     first, after = parse_period(period)
     with engine.connect() as connection:
         ids = set(
@@ -50,6 +53,7 @@ def period_invoices(engine: Engine, site: SiteConfig, period: str) -> tuple[pd.D
         )
         ids |= set(connection.execute(select(Invoice.invoice_id).where(Invoice.period == period)).scalars())
         lines, invoices = current_invoices(connection, site, ids)
+        service = stored_service_periods(connection, invoices["invoice_id"].astype(str))
         latest = dict(
             connection.execute(
                 select(Invoice.invoice_id, func.max(Invoice.revision))
@@ -58,7 +62,7 @@ def period_invoices(engine: Engine, site: SiteConfig, period: str) -> tuple[pd.D
             ).all()
         )
     invoices = with_revisions(invoices, latest).sort_values("invoice_id", kind="stable")
-    return lines, invoices.reset_index(drop=True)
+    return lines, invoices.reset_index(drop=True), service
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ in the site timezone, as ``invoice_lines.csv`` has them; cleaning sessions likew
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "invoice_history",
     "latest_run",
     "run_cleaning",
+    "run_cleaning_rows",
     "run_invoices",
 ]
 
@@ -67,9 +69,15 @@ class InvoiceRevision:
     energy_kwh: Decimal  # [kWh]
     total: Decimal
     currency: str
-    run_id: int  # the run that created this revision
+    run_id: int | None  # the run that created this revision (None: a decision on a line did)
     created_at: dt.datetime  # UTC
     line_items: pd.DataFrame = field(compare=False, repr=False)
+    held_total: Decimal = Decimal("0.00")  # lines held for review, not in the total (SPEC §8.4)
+
+    @property
+    def void(self) -> bool:
+        """A revision that cancels the invoice: no overtime left in its month (SPEC §8.3)."""
+        return self.lines == 0
 
 
 @dataclass(frozen=True)
@@ -159,24 +167,42 @@ def run_cleaning(engine: Engine, run_id: int) -> pd.DataFrame:
             .where(CleaningSession.run_id == run_id)
             .order_by(CleaningSession.start_at, CleaningSession.zone_id, CleaningSession.id)
         ).all()
-        records = [
-            {
-                "zone_id": s.zone_id,
-                "building": s.building,
-                "floor": s.floor,
-                "date": s.date,
-                "start": s.start_at,
-                "end": s.end_at,
-                "minutes": s.minutes,
-                "flagged": s.flagged,
-                "excess_minutes": s.excess_minutes,
-                "wasted_kwh": s.wasted_kwh,
-                "savings": s.savings,
-                "inferred": s.inferred,
-            }
-            for s in sessions
-        ]
-    frame = pd.DataFrame.from_records(records, columns=list(CLEANING_COLUMNS))
+        frame = _cleaning_frame(sessions, timezone)
+    return frame.drop(columns="run_id")
+
+
+def run_cleaning_rows(engine: Engine, first: dt.date, after: dt.date) -> pd.DataFrame:
+    """Every stored cleaning session dated in ``[first, after)`` by any run: ``cleaning_sessions.csv``
+    columns (``start``/``end`` in UTC) plus ``run_id``; a session seen by several runs appears once each."""
+    with Session(engine) as session:
+        sessions = session.scalars(
+            select(CleaningSession)
+            .where(CleaningSession.date >= first, CleaningSession.date < after)
+            .order_by(CleaningSession.start_at, CleaningSession.zone_id, CleaningSession.id)
+        ).all()
+        return _cleaning_frame(sessions, "UTC")
+
+
+def _cleaning_frame(sessions: Sequence[CleaningSession], timezone: str) -> pd.DataFrame:
+    records = [
+        {
+            "zone_id": s.zone_id,
+            "building": s.building,
+            "floor": s.floor,
+            "date": s.date,
+            "start": s.start_at,
+            "end": s.end_at,
+            "minutes": s.minutes,
+            "flagged": s.flagged,
+            "excess_minutes": s.excess_minutes,
+            "wasted_kwh": s.wasted_kwh,
+            "savings": s.savings,
+            "inferred": s.inferred,
+            "run_id": s.run_id,
+        }
+        for s in sessions
+    ]
+    frame = pd.DataFrame.from_records(records, columns=[*CLEANING_COLUMNS, "run_id"])
     return frame.assign(
         start=pd.to_datetime(frame["start"], utc=True).dt.tz_convert(timezone),
         end=pd.to_datetime(frame["end"], utc=True).dt.tz_convert(timezone),
@@ -227,6 +253,7 @@ def _revision(invoice: Invoice) -> InvoiceRevision:
         run_id=invoice.run_id,
         created_at=invoice.created_at,
         line_items=_line_frame(invoice),
+        held_total=invoice.held_total,
     )
 
 
@@ -248,6 +275,7 @@ def _line_frame(invoice: Invoice) -> pd.DataFrame:
             "currency": invoice.currency,
             "adjusted": line.adjusted,
             "original_energy_kwh": line.original_energy_kwh,
+            "status": line.status,
         }
         for line in invoice.items
     ]

@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Table, delete, insert, select, tuple_
 
 from slem_ml.billing.coverage import compute_coverage
+from slem_ml.billing.holds import apply_holds, line_key
 from slem_ml.billing.invoices import (
     SESSION_COLUMNS,
     billed_power_mw,
@@ -34,7 +35,14 @@ from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import day_to_date, local_day_numbers, wall_to_utc
 from slem_ml.storage.blocks import MS_PER_DAY, ReadingArrays, is_cleaning, load
-from slem_ml.storage.tables import BillingSession, Invoice, StoreClient, StoreZone
+from slem_ml.storage.tables import (
+    Alert,
+    BillingSession,
+    Invoice,
+    LineDecision,
+    StoreClient,
+    StoreZone,
+)
 
 __all__ = ["Rebilled", "bill_fresh", "current_invoices", "rebill"]
 
@@ -195,13 +203,20 @@ def _session_rows(sessions: pd.DataFrame) -> list[dict[str, object]]:
 
 
 def current_invoices(
-    connection: Connection, site: SiteConfig, invoice_ids: frozenset[str] | set[str]
+    connection: Connection,
+    site: SiteConfig,
+    invoice_ids: frozenset[str] | set[str],
+    *,
+    stuck_on: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The invoices ``invoice_ids`` as the stored sessions make them now: (lines, invoices) frames in the
     :class:`~slem_ml.scoring.result.ScoringResult` layout, revision 1 until stored.
 
-    An invoice that has a stored revision but no session left comes back **void** (SPEC §8.3): no lines,
-    totals 0, the hash of no lines. One without any stored revision and no sessions does not come back.
+    Lines overlapping a stored ``stuck_on`` alert of their zone (or one of ``stuck_on``: the upload's own,
+    not stored yet; :func:`~slem_ml.billing.holds.stuck_on_spans`) are held unless a person decided
+    otherwise (``line_decisions``; SPEC §8.4). An invoice that has a stored revision but no session left
+    comes back **void** (SPEC §8.3): no lines, totals 0, the hash of no lines. One without any stored
+    revision and no sessions does not come back.
     """
     table = cast(Table, BillingSession.__table__)
     ids = sorted(invoice_ids)
@@ -219,11 +234,49 @@ def current_invoices(
         days = pd.to_datetime(sessions["date"]).to_numpy(dtype="datetime64[D]").view(np.int64)
         sessions = sessions.drop(columns="date").assign(day=days)[list(SESSION_COLUMNS)]
     lines = lines_from_sessions(sessions, site)
+    if len(lines):
+        zones = sorted(set(lines["zone_id"].astype(str)))
+        spans = pd.concat(
+            [frame for frame in (_stored_stuck_on(connection, zones), stuck_on) if frame is not None],
+            ignore_index=True,
+        )
+        lines = apply_holds(lines, spans, _decisions(connection, ids))
     invoices = build_invoices(lines, site)
     void = sorted(set(ids) - set(invoices["invoice_id"]) & _stored_ids(connection, ids))
     if void:
         invoices = pd.concat([invoices, _void_rows(void, site)], ignore_index=True)
     return lines, invoices
+
+
+def _stored_stuck_on(connection: Connection, zones: list[str]) -> pd.DataFrame:
+    """The stored ``stuck_on`` episodes of ``zones`` as ``zone_id, first_ms, last_ms``."""
+    rows: list[Any] = []
+    for at in range(0, len(zones), 900):
+        query = select(Alert.zone_id, Alert.first_seen, Alert.last_seen).where(
+            Alert.kind == "stuck_on", Alert.zone_id.in_(zones[at : at + 900])
+        )
+        rows += connection.execute(query).all()
+    return pd.DataFrame(
+        {
+            "zone_id": [row[0] for row in rows],
+            "first_ms": [int(row[1].timestamp() * 1000) for row in rows],
+            "last_ms": [int(row[2].timestamp() * 1000) for row in rows],
+        }
+    )
+
+
+def _decisions(connection: Connection, ids: list[str]) -> dict[tuple[str, int], str]:
+    """The latest decision on each line of the invoices ``ids``, by :func:`line_key`."""
+    out: dict[tuple[str, int], str] = {}
+    for at in range(0, len(ids), 900):
+        query = (
+            select(LineDecision.zone_id, LineDecision.start_ms, LineDecision.decision)
+            .where(LineDecision.invoice_id.in_(ids[at : at + 900]))
+            .order_by(LineDecision.id)
+        )
+        for zone_id, start_ms, decision in connection.execute(query):
+            out[line_key(zone_id, start_ms)] = decision  # the latest decision stands
+    return out
 
 
 def _stored_ids(connection: Connection, ids: list[str]) -> set[str]:
@@ -250,6 +303,7 @@ def _void_rows(invoice_ids: list[str], site: SiteConfig) -> pd.DataFrame:
                 "total": Decimal("0.00"),
                 "currency": site.site.currency,
                 "content_hash": _EMPTY_HASH,
+                "held_total": Decimal("0.00"),
             }
         )
     return pd.DataFrame(rows, columns=list(S.INVOICE_COLUMNS))

@@ -47,13 +47,21 @@ from slem_ml.storage.tables import (
     ScoreRun,
 )
 
-__all__ = ["StoredRun", "store_payload", "store_result", "with_revisions"]
+__all__ = [
+    "RevisionOrigin",
+    "StoredRun",
+    "latest_revisions",
+    "store_payload",
+    "store_result",
+    "with_revisions",
+    "write_invoices",
+]
 
 _ATTEMPTS = 4
 #: Line fields compared between revisions; a line is identified by its zone and start.
 _LINE_FIELDS = (
     "date", "end_at", "minutes", "billable_minutes", "energy_kwh", "hours_charge", "energy_charge",
-    "amount", "adjusted", "original_energy_kwh",
+    "amount", "adjusted", "original_energy_kwh", "status",
 )  # fmt: skip
 
 
@@ -111,7 +119,7 @@ def store_payload(
 ) -> StoredRun:
     """Store ``payload`` in ``session``; ``new_readings``: the run changed the readings store, so it is
     stored even when an identical run was (its corrections name it)."""
-    latest = _latest_revisions(session, [inv.invoice_id for inv in payload.invoices])
+    latest = latest_revisions(session, [inv.invoice_id for inv in payload.invoices])
     same = None if new_readings else _identical_run(session, payload, latest)
     if same is not None:
         revisions = {inv.invoice_id: latest[inv.invoice_id].revision for inv in payload.invoices}
@@ -122,7 +130,7 @@ def store_payload(
     )
     session.add(run)
     session.flush()
-    revisions, new = _write_invoices(session, run, payload.invoices, latest, actor)
+    revisions, new = write_invoices(session, run, payload.invoices, latest, actor)
     _write_cleaning(session, run, payload.cleaning)
     _write_alerts(session, run, payload.alerts, actor)
     detail = {
@@ -145,7 +153,7 @@ def _next_revision(latest_revision: int, latest_hash: str | None, content_hash: 
     return latest_revision if latest_hash == content_hash else latest_revision + 1
 
 
-def _latest_revisions(session: Session, invoice_ids: list[str]) -> dict[str, Invoice]:
+def latest_revisions(session: Session, invoice_ids: list[str]) -> dict[str, Invoice]:
     if not invoice_ids:
         return {}
     rows = session.scalars(
@@ -170,9 +178,17 @@ def _identical_run(session: Session, payload: RunPayload, latest: dict[str, Invo
     return run_id if current else None
 
 
-def _write_invoices(
+@dataclass(frozen=True)
+class RevisionOrigin:
+    """What made a revision when no run did: a person's decision on a line (SPEC §8.4)."""
+
+    id: int | None  # no run
+    created_at: dt.datetime
+
+
+def write_invoices(
     session: Session,
-    run: ScoreRun,
+    run: ScoreRun | RevisionOrigin,
     invoices: Iterable[InvoicePayload],
     latest: dict[str, Invoice],
     actor: str,
@@ -214,7 +230,8 @@ def _write_invoices(
     if rows:
         # Core, not the ORM: no per-object bookkeeping
         session.connection().execute(insert(cast(Table, InvoiceLine.__table__)), rows)
-    session.add_all(RunInvoice(run_id=run.id, invoice_pk=invoice.id) for invoice in targets)
+    if run.id is not None:
+        session.add_all(RunInvoice(run_id=run.id, invoice_pk=invoice.id) for invoice in targets)
     return revisions, new
 
 
@@ -271,7 +288,7 @@ def _audit(
     return AuditEntry(at=at, actor=actor, action=action, entity=entity, entity_id=entity_id, detail=detail)
 
 
-def _created(invoice: Invoice, run: ScoreRun) -> dict[str, Any]:
+def _created(invoice: Invoice, run: ScoreRun | RevisionOrigin) -> dict[str, Any]:
     return {
         "revision": invoice.revision,
         "client_id": invoice.client_id,
@@ -285,7 +302,9 @@ def _created(invoice: Invoice, run: ScoreRun) -> dict[str, Any]:
     }
 
 
-def _revised(old: Invoice, new: Invoice, new_lines: list[Any], run: ScoreRun) -> dict[str, Any]:
+def _revised(
+    old: Invoice, new: Invoice, new_lines: list[Any], run: ScoreRun | RevisionOrigin
+) -> dict[str, Any]:
     """What changed between two revisions, line by line, in JSON-ready form."""
     tz = ZoneInfo(new.timezone)
     before, after = _keyed(old.items), _keyed(new_lines)

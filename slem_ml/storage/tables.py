@@ -49,8 +49,10 @@ __all__ = [
     "Base",
     "BillingSession",
     "CleaningSession",
+    "ClientDay",
     "Invoice",
     "InvoiceLine",
+    "LineDecision",
     "MaintenanceAction",
     "ReadingBlock",
     "ReadingCorrection",
@@ -134,8 +136,11 @@ class Invoice(Base):
     total: Mapped[Decimal] = mapped_column(MONEY)
     currency: Mapped[str] = mapped_column(String(3))
     timezone: Mapped[str] = mapped_column(String(64))
-    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id"), index=True)  # the run that created it
+    #: the run that created it; NULL for a revision a person's decision on a line made (SPEC §8.4)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("score_runs.id"), index=True)
     created_at: Mapped[dt.datetime]
+    #: the amount of the lines held for review, not in ``total`` (SPEC §8.4)
+    held_total: Mapped[Decimal] = mapped_column(MONEY, server_default="0.00")
 
     items: Mapped[list[InvoiceLine]] = relationship(
         back_populates="invoice", order_by="InvoiceLine.line_no", cascade="all, delete-orphan"
@@ -163,6 +168,7 @@ class InvoiceLine(Base):
     amount: Mapped[Decimal] = mapped_column(MONEY)
     adjusted: Mapped[bool] = mapped_column(Boolean)  # energy re-priced at expected power (SPEC §3.9)
     original_energy_kwh: Mapped[Decimal | None] = mapped_column(QUANTITY)
+    status: Mapped[str] = mapped_column(String(8), server_default="billed")  # billed/held/released/waived
 
     invoice: Mapped[Invoice] = relationship(back_populates="items")
 
@@ -358,3 +364,35 @@ class BillingSession(Base):
     measured_units: Mapped[int] = mapped_column(BigInteger)  # measured energy [mW·ms]
     hours_cents: Mapped[int] = mapped_column(BigInteger)  # [cent]
     energy_cents: Mapped[int] = mapped_column(BigInteger)  # [cent]
+
+
+class LineDecision(Base):
+    """A person's decision on an overtime line (SPEC §8.4): hold, release (bill) or waive (never bill).
+
+    A line is named by its zone and start (:func:`slem_ml.billing.holds.line_key`); the latest decision on
+    a line stands, the earlier ones stay as its history.
+    """
+
+    __tablename__ = "line_decisions"
+    __table_args__ = (
+        CheckConstraint("decision IN ('held', 'released', 'waived')", name="decision"),
+        Index(None, "zone_id", "start_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(String(64), index=True)
+    zone_id: Mapped[str] = mapped_column(String(64))
+    start_ms: Mapped[int] = mapped_column(BigInteger)  # the session's start [UTC ms]
+    decision: Mapped[str] = mapped_column(String(8))  # the status it gives the line
+    note: Mapped[str] = mapped_column(Text)
+    user_name: Mapped[str] = mapped_column(String(100))
+    at: Mapped[dt.datetime]
+
+
+class ClientDay(Base):
+    """A local date on which a client has stored readings: the service period of its invoices (SPEC §8)."""
+
+    __tablename__ = "client_days"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    date: Mapped[dt.date] = mapped_column(Date, primary_key=True)

@@ -18,10 +18,12 @@ import pandas as pd
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from slem_ml.billing.holds import stuck_on_spans
 from slem_ml.scoring.result import ScoringResult
 from slem_ml.storage.ingest import IngestReport, ingest, record_corrections
 from slem_ml.storage.payload import prepare
 from slem_ml.storage.rebill import Rebilled, bill_fresh, current_invoices, rebill
+from slem_ml.storage.service_days import record_client_days, stored_service_periods
 from slem_ml.storage.store import StoredRun, store_payload, with_revisions
 from slem_ml.storage.tables import ScoreRun
 
@@ -53,13 +55,16 @@ def store_upload(
     report = IngestReport.nothing()
     for frame in frames:
         report = report + ingest(connection, frame, cleaning=cleaning, source=source, actor=actor)
+        record_client_days(connection, frame, result.site.site.timezone)
     if report.fresh and result.sessions is not None:  # nothing stored around: the file's billing is it
         rebilled = bill_fresh(connection, result.sessions)
     else:
         rebilled = rebill(connection, result.site, report.changed_zone_key, report.changed_t_ms)
     wanted = rebilled.invoice_ids | frozenset(str(i) for i in result.invoices["invoice_id"])
-    lines, invoices = current_invoices(connection, result.site, wanted)
-    result = replace(result, invoice_lines=lines, invoices=invoices)
+    own_stuck_on = stuck_on_spans(result.alerts)  # stored with the run below, needed for holds now
+    lines, invoices = current_invoices(connection, result.site, wanted, stuck_on=own_stuck_on)
+    periods = stored_service_periods(connection, invoices["invoice_id"].astype(str))
+    result = replace(result, invoice_lines=lines, invoices=invoices, service_periods=periods)
     stored = store_payload(session, prepare(result), actor, new_readings=report.added + report.corrected > 0)
     if stored.created:
         session.execute(

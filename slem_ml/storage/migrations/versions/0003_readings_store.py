@@ -1,4 +1,6 @@
-"""The readings store (SPEC §8): zones, clients, zone-day reading blocks, corrections, billing sessions.
+"""The readings store (SPEC §8): zones, clients, zone-day reading blocks, corrections, billing sessions,
+the days each client has readings on (service periods);
+held lines and decisions on them (SPEC §8.4).
 
 Revision ID: 0003
 Revises: 0002
@@ -9,6 +11,7 @@ store starts empty and the new run columns are NULL for them (docs/store.md says
 """
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 import sqlalchemy as sa
 from alembic import op
@@ -23,11 +26,35 @@ def _instant() -> sa.DateTime:
     return sa.DateTime(timezone=True)
 
 
+def _money() -> sa.Numeric[Decimal]:
+    return sa.Numeric(14, 2).with_variant(sa.String(16), "sqlite")
+
+
 def upgrade() -> None:
     with op.batch_alter_table("score_runs") as batch:
         batch.add_column(sa.Column("readings_added", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("readings_unchanged", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("readings_corrected", sa.Integer(), nullable=True))
+    with op.batch_alter_table("invoices") as batch:
+        batch.add_column(sa.Column("held_total", _money(), server_default="0.00", nullable=False))
+        batch.alter_column("run_id", existing_type=sa.Integer(), nullable=True)
+    with op.batch_alter_table("invoice_lines") as batch:
+        batch.add_column(sa.Column("status", sa.String(8), server_default="billed", nullable=False))
+    op.create_table(
+        "line_decisions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("invoice_id", sa.String(64), nullable=False),
+        sa.Column("zone_id", sa.String(64), nullable=False),
+        sa.Column("start_ms", sa.BigInteger(), nullable=False),
+        sa.Column("decision", sa.String(8), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("user_name", sa.String(100), nullable=False),
+        sa.Column("at", _instant(), nullable=False),
+        sa.CheckConstraint("decision IN ('held', 'released', 'waived')", name="ck_line_decisions_decision"),
+        sa.PrimaryKeyConstraint("id", name="pk_line_decisions"),
+    )
+    op.create_index("ix_line_decisions_invoice_id", "line_decisions", ["invoice_id"])
+    op.create_index("ix_line_decisions_zone_id_start_ms", "line_decisions", ["zone_id", "start_ms"])
     op.create_table(
         "store_zones",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -112,10 +139,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_billing_sessions"),
     )
     op.create_index("ix_billing_sessions_invoice_id", "billing_sessions", ["invoice_id"])
+    op.create_table(
+        "client_days",
+        sa.Column("client_id", sa.String(64), nullable=False),
+        sa.Column("date", sa.Date(), nullable=False),
+        sa.PrimaryKeyConstraint("client_id", "date", name="pk_client_days"),
+    )
     op.create_index("ix_billing_sessions_zone_id_date", "billing_sessions", ["zone_id", "date"])
 
 
 def downgrade() -> None:
+    op.drop_table("client_days")
+    op.drop_table("line_decisions")
+    with op.batch_alter_table("invoice_lines") as batch:
+        batch.drop_column("status")
+    with op.batch_alter_table("invoices") as batch:
+        batch.alter_column("run_id", existing_type=sa.Integer(), nullable=False)
+        batch.drop_column("held_total")
     op.drop_table("billing_sessions")
     op.drop_table("reading_corrections")
     op.drop_table("reading_blocks")

@@ -1,0 +1,82 @@
+"""What the store holds for a month (SPEC §8: the app by period, not by run).
+
+* :func:`available_periods` — the months with readings or invoices, newest first;
+* :func:`stored_readings` — the stored readings of an interval as a validated-readings frame;
+* :func:`period_cleaning` — the cleaning sessions the runs found in a month, each session once.
+
+A month is the site's local calendar month (``YYYY-MM``), as invoices count it (SPEC §3.7).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, distinct, select
+
+from slem_ml.io import schema as S
+from slem_ml.io.localtime import wall_to_utc
+from slem_ml.storage.blocks import MS_PER_DAY, is_cleaning, load
+from slem_ml.storage.periods import parse_period
+from slem_ml.storage.queries import run_cleaning_rows
+from slem_ml.storage.tables import ClientDay, Invoice, StoreClient, StoreZone
+
+__all__ = ["available_periods", "month_bounds_ms", "period_cleaning", "stored_readings"]
+
+
+def available_periods(engine: Engine) -> list[str]:
+    """Every month (YYYY-MM) with stored readings or invoices, newest first."""
+    with engine.connect() as connection:
+        days = connection.execute(select(distinct(ClientDay.date))).scalars().all()
+        invoiced = connection.execute(select(distinct(Invoice.period))).scalars().all()
+    return sorted({f"{d.year:04d}-{d.month:02d}" for d in days} | set(invoiced), reverse=True)
+
+
+def month_bounds_ms(period: str, timezone: str) -> tuple[int, int]:
+    """The month's first and next month's first local midnight, as UTC instants [ms]."""
+    first, after = parse_period(period)
+    days = np.array([first.toordinal(), after.toordinal()], dtype=np.int64) - 719_163  # 1970-01-01
+    bounds = wall_to_utc(days, np.zeros(2, dtype=np.int64), timezone).astype(np.int64)
+    return int(bounds[0]), int(bounds[1])
+
+
+def stored_readings(engine: Engine, start_ms: int, end_ms: int) -> pd.DataFrame:
+    """The stored readings in ``[start_ms, end_ms)`` [UTC ms] of every zone: ``timestamp`` (UTC),
+    ``zone_id`` and ``client_id`` (categorical), ``power_w`` [W], ``cleaning_staff`` (bool, given or
+    inferred), ``building``, ``floor``; sorted by zone and time."""
+    with engine.connect() as connection:
+        zones = dict(connection.execute(select(StoreZone.id, StoreZone.zone_id)).all())
+        places = {
+            row.id: (row.building, row.floor)
+            for row in connection.execute(select(StoreZone.id, StoreZone.building, StoreZone.floor))
+        }
+        clients = dict(connection.execute(select(StoreClient.id, StoreClient.client_id)).all())
+        ranges = [(key, start_ms // MS_PER_DAY, (end_ms - 1) // MS_PER_DAY) for key in sorted(zones)]
+        readings, _ = load(connection, ranges)
+    readings = readings.take((readings.t_ms >= start_ms) & (readings.t_ms < end_ms))
+    zone_keys, zone_codes = np.unique(readings.zone_key, return_inverse=True)
+    client_keys, client_codes = np.unique(readings.client_key, return_inverse=True)
+    building = np.array([places[int(k)][0] for k in zone_keys], dtype=object)
+    floor = np.array([places[int(k)][1] for k in zone_keys], dtype=object)
+    return pd.DataFrame(
+        {
+            S.TIMESTAMP: pd.DatetimeIndex(readings.t_ms.astype("datetime64[ms]")).tz_localize("UTC"),
+            S.ZONE_ID: pd.Categorical.from_codes(zone_codes, [zones[int(k)] for k in zone_keys]),
+            S.CLIENT_ID: pd.Categorical.from_codes(client_codes, [clients[int(k)] for k in client_keys]),
+            S.POWER_W: readings.power_w,
+            S.CLEANING_STAFF: is_cleaning(readings.cleaning),
+            S.BUILDING: building[zone_codes] if len(zone_keys) else np.empty(0, dtype=object),
+            S.FLOOR: floor[zone_codes] if len(zone_keys) else np.empty(0, dtype=object),
+        }
+    )
+
+
+def period_cleaning(engine: Engine, period: str) -> pd.DataFrame:
+    """The cleaning sessions of ``period`` (by their local date) that the stored runs found, each session
+    (zone and start) once, as the latest run that saw it has it (``cleaning_sessions.csv`` columns)."""
+    first, after = parse_period(period)
+    frame = run_cleaning_rows(engine, first, after)
+    if frame.empty:
+        return frame.drop(columns="run_id")
+    frame = frame.sort_values("run_id", kind="stable").drop_duplicates([S.ZONE_ID, "start"], keep="last")
+    frame = frame.sort_values(["start", S.ZONE_ID], kind="stable")
+    return frame.drop(columns="run_id").reset_index(drop=True)
