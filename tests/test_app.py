@@ -301,3 +301,62 @@ def test_a_user_tied_to_a_client_cannot_change_the_run(
     assert max(mine.y) < max(theirs.y)  # the tenant's zones only
     top = peaks.loc[peaks["rank"] == 1, "expected_power_w"].astype(float).iloc[0]
     assert top == pytest.approx(max(mine.y), abs=0.05)  # and the peak hours are those zones' peaks
+
+
+# --- months, not runs (issue 12) ------------------------------------------------------------------------
+
+
+def test_two_uploads_of_one_month_show_as_the_whole(
+    config: AppConfig, readings_file: Path, tmp_path: Path, run
+) -> None:
+    """The halves of the file uploaded one after the other: the month shows the invoices of the whole
+    file, the upload panel says what each upload changed, and the history lists both (not to a client)."""
+    frame = pd.read_csv(readings_file)
+    stamps = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
+    middle = stamps.min() + (stamps.max() - stamps.min()) / 2
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    frame[stamps < middle].to_csv(first, index=False)
+    frame[stamps >= middle].to_csv(second, index=False)
+    handlers = Handlers(config)
+    handlers.upload(str(second), None, request("mgr"))
+    board = handlers.upload(str(first), None, request("mgr"))
+    assert board.changes.startswith(f"added {(stamps < middle).sum():,} readings, 0 corrected")
+    assert " rev 2 (" in board.changes  # the second upload revised the month's invoices
+    expected = score(read_readings(readings_file, SITE), SITE, models=run.bundle)
+    shown = {i: str(t) for i, t in zip(board.invoices["invoice_id"], board.invoices["total"], strict=True)}
+    whole = {
+        i: str(t) for i, t in zip(expected.invoices["invoice_id"], expected.invoices["total"], strict=True)
+    }
+    month = board.period
+    assert shown == {i: t for i, t in whole.items() if i.endswith(month.replace("-", ""))}
+    assert board.periods[0] == month and len(board.uploads) == 2
+    client = handlers.load(request("view3"), month)
+    assert set(client.invoices["client_id"]) <= {"C003"} and client.uploads.empty
+
+
+def test_a_manager_holds_and_releases_a_line_a_viewer_may_not(uploaded: Handlers) -> None:
+    board = uploaded.load(request("mgr"))
+    invoice = board.invoice_ids[0]
+    choices = uploaded.line_choices(invoice, request("mgr"))
+    statuses = [label.split(" · ")[0] for label, _ in choices]
+    assert statuses == sorted(statuses, key=lambda s: s != "held")  # held lines first
+    line = next(value for label, value in choices if label.startswith("billed · "))
+    before = board.invoices[board.invoices["invoice_id"] == invoice].iloc[0]
+    total, held_before = Decimal(before["total"]), Decimal(before["held_total"])
+    with pytest.raises(gr.Error, match="may not hold, release or waive"):
+        uploaded.decide("hold", invoice, line, "check the meter", request("view3"))
+    with pytest.raises(gr.Error, match="needs a note"):
+        uploaded.decide("hold", invoice, line, "", request("mgr"))
+    lines = uploaded.decide("hold", invoice, line, "check the meter", request("mgr"))
+    zone, start = line.split("|")
+    chosen = lines[(lines[S.ZONE_ID] == zone) & (lines["start"].str.startswith(start[:16].replace("T", " ")))]
+    assert chosen["status"].tolist() == ["held"]
+    amount = Decimal(chosen["amount"].iloc[0])
+    after = uploaded.load(request("mgr"))
+    row = after.invoices[after.invoices["invoice_id"] == invoice].iloc[0]
+    assert Decimal(row["total"]) == total - amount  # out of the total ...
+    assert Decimal(row["held_total"]) == held_before + amount  # ... and into the held total
+    released = uploaded.decide("release", invoice, line, "tenant confirmed", request("mgr"))
+    assert "released" in set(released["status"])
+    history = uploaded.revisions(invoice, request("mgr"))
+    assert list(history["revision"]) == [1, 2, 3]

@@ -145,9 +145,13 @@ def test_manager_scores_an_upload_and_downloads_an_invoice(server: str, sample: 
 
     expected = library_totals(sample)
     assert expected, "the sample should bill some overtime"
+    # the app shows a month: after an upload, the latest month it touched (the sample's February)
+    february = {i: t for i, t in expected.items() if i.endswith("-202502")}
+    january = {i: t for i, t in expected.items() if i.endswith("-202501")}
+    assert february and january and len(february) + len(january) == len(expected)
     # the invoice with the largest total, so that a wrong pick or a wrong row shows
-    invoice_id = max(expected, key=lambda i: expected[i])
-    chosen = expected[invoice_id]
+    invoice_id = max(february, key=lambda i: february[i])
+    chosen = february[invoice_id]
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
@@ -184,10 +188,19 @@ def test_manager_scores_an_upload_and_downloads_an_invoice(server: str, sample: 
             rows = list(csv.DictReader(io.StringIO(Path(done.value.path()).read_text(encoding="utf-8"))))
             assert {r["invoice_id"]: Decimal(r["total"]) for r in rows} == expected
 
-            # Billing: the invoice table shows every invoice with the library's total
+            # Billing: the invoice table shows the month's invoices with the library's totals; the month
+            # picker shows the other month's
             page.get_by_role("tab", name="Billing").click()
             table = page.get_by_role("grid", name="Invoices")
-            expect(table.get_by_role("row")).to_have_count(len(expected) + 1)  # and the header
+            expect(table.get_by_role("row")).to_have_count(len(february) + 1)  # and the header
+            month = page.get_by_role("combobox", name="Month", exact=True)
+            expect(month).to_have_value("2025-02")
+            month.click()
+            page.get_by_role("option", name="2025-01", exact=True).click()
+            expect(table.get_by_role("row")).to_have_count(len(january) + 1)
+            month.click()
+            page.get_by_role("option", name="2025-02", exact=True).click()
+            expect(table.get_by_role("row")).to_have_count(len(february) + 1)
             cell = page.get_by_role("gridcell", name=invoice_id, exact=True)
             row = table.get_by_role("row").filter(has=cell)
             expect(row.get_by_role("gridcell", name=f"{chosen:.2f}", exact=True)).to_be_visible()

@@ -119,3 +119,12 @@ def test_the_pdf_shows_net_tax_and_gross(tmp_path: Path) -> None:
     text = subprocess.run([tool, "-layout", str(path), "-"], capture_output=True, check=True).stdout.decode()
     assert "Facility Services GmbH" in text and "VAT id DE123456789" in text
     assert "Tax 19 %" in text and "1.43 EUR" in text and "Total due (gross)" in text and "8.93 EUR" in text
+
+
+def test_the_written_printable_invoice_carries_the_service_days(tmp_path: Path) -> None:
+    from slem_ml.outputs.writer import write_outputs
+
+    site = parse_site(RAW)
+    write_outputs(scored(site), tmp_path / "out")
+    html = (tmp_path / "out" / "invoices" / "INV-C001-202502.html").read_text(encoding="utf-8")
+    assert "<th>Service days</th><td>10–11 February 2025</td>" in html

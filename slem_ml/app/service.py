@@ -8,32 +8,39 @@ money as exact decimals with two places) and Plotly figures. Problems a user can
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from slem_ml.app import analysis, charts
-from slem_ml.app.views import RunView, latest_view, tiles
+from slem_ml.app.views import RunView, period_view, periods, tiles
 from slem_ml.app.workspace import AppConfig, run_input
 from slem_ml.app.workspace import upload as score_upload
-from slem_ml.atomic import staged_folder
+from slem_ml.atomic import atomic_path, staged_folder
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
 from slem_ml.models.bundle import ModelBundle
 from slem_ml.models.registry import find_champion, training_runs
 from slem_ml.outputs.csvsafe import write_csv
+from slem_ml.outputs.invoice_render import invoice_file_name, render_invoice_html, render_invoice_pdf
 from slem_ml.outputs.validation_text import validation_markdown
 from slem_ml.outputs.writer import OUTPUT_FILES
 from slem_ml.progress import Progress, no_progress
+from slem_ml.run.pipeline import ScoredFile
 from slem_ml.storage import invoice_history, open_database
+from slem_ml.storage.decisions import decide_line
 from slem_ml.storage.maintenance import acknowledge_alert, maintenance_history, resolve_alert
+from slem_ml.storage.queries import upload_history
+from slem_ml.storage.service_days import stored_service_periods
 from slem_ml.storage.users import User, count_users, get_user, role_allows
 
 __all__ = [
@@ -76,6 +83,10 @@ class Dashboard:
     invoice_ids: list[str]
     downloads: list[Path]  # the run's CSVs as this user may see them
     notes: str  # markdown: validation report and the run's notes
+    period: str = ""  # the month shown, YYYY-MM
+    periods: tuple[str, ...] = ()  # every month with data, newest first
+    uploads: pd.DataFrame | None = None  # the upload history (runs), newest first
+    changes: str = ""  # after an upload: what it changed
 
 
 def _user(config: AppConfig, username: str | None) -> User:
@@ -95,8 +106,8 @@ def _user(config: AppConfig, username: str | None) -> User:
     return user
 
 
-def _view(config: AppConfig, username: str | None) -> RunView | None:
-    return latest_view(config, _user(config, username))
+def _view(config: AppConfig, username: str | None, period: str | None = None) -> RunView | None:
+    return period_view(config, _user(config, username), period or None)
 
 
 def _require(view: RunView | None) -> RunView:
@@ -116,15 +127,46 @@ def upload(
     if readings is None:
         raise SlemError("choose a readings file (CSV or Parquet) first")
     user = _user(config, username)
-    score_upload(config, user, readings, contracts=contracts, progress=progress)
-    board = dashboard(config, username)
+    done = score_upload(config, user, readings, contracts=contracts, progress=progress)
+    periods = sorted({str(p) for p in done.result.invoices["period"]}) if len(done.result.invoices) else []
+    board = dashboard(config, username, periods[-1] if periods else None)
     assert board is not None  # a run was just stored
-    return board
+    return replace(board, changes=upload_changes(config, done))
 
 
-def dashboard(config: AppConfig, username: str | None) -> Dashboard | None:
-    """The latest run for ``username``; ``None`` when nothing was scored yet."""
-    view = _view(config, username)
+def upload_changes(config: AppConfig, done: ScoredFile) -> str:
+    """What an upload changed, in one line (SPEC §8 "each upload's result panel says what it changed"):
+    ``added 2,500 readings, 0 corrected; INV-C001-202502 rev 2 (+442.48 EUR)``."""
+    if done.upload is None:
+        return ""
+    readings = done.upload.readings
+    text = f"added {readings.added:,} readings, {readings.corrected:,} corrected"
+    if readings.unchanged:
+        text += f", {readings.unchanged:,} already stored"
+    stored = done.upload.stored
+    if not stored.new_revisions:
+        return text + "; no invoice changed"
+    currency = done.result.site.site.currency
+    engine = open_database(config.database_url)
+    try:
+        parts = []
+        for invoice_id in stored.new_revisions:
+            history = invoice_history(engine, invoice_id)
+            new = history[-1]
+            before = history[-2].total if len(history) > 1 else Decimal("0.00")
+            change = new.total - before
+            state = " void" if new.void else ""
+            parts.append(f"{invoice_id} rev {new.revision}{state} ({change:+,.2f} {currency})")
+    finally:
+        engine.dispose()
+    shown = ", ".join(parts[:5]) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+    return f"{text}; {shown}"
+
+
+def dashboard(config: AppConfig, username: str | None, period: str | None = None) -> Dashboard | None:
+    """The month ``period`` (default: the latest with data) for ``username``; ``None`` when nothing was
+    stored yet."""
+    view = _view(config, username, period)
     if view is None:
         return None
     t = tiles(view)
@@ -138,8 +180,10 @@ def dashboard(config: AppConfig, username: str | None) -> Dashboard | None:
         else f": {run.rows_scored:,} readings scored, {run.rows_quarantined:,} quarantined, "
         f"{run.rows_duplicate:,} duplicates"
     )
+    year, month = (int(part) for part in view.period.split("-"))
     headline = (
-        f"**Run {run.run_id}** — `{run.source}`, scored {run.created_at:%Y-%m-%d %H:%M} UTC by {run.actor}"
+        f"**{calendar.month_name[month]} {year}**, as everything stored for it stands. Last upload: "
+        f"run {run.run_id} — `{run.source}`, scored {run.created_at:%Y-%m-%d %H:%M} UTC by {run.actor}"
         f"{counts}. Signed in as **{view.user.name}** ({view.user.role}"
         + (f", client {view.user.client_id}" if view.user.client_id else "")
         + ")."
@@ -173,6 +217,9 @@ def dashboard(config: AppConfig, username: str | None) -> Dashboard | None:
         invoice_ids=[str(i) for i in view.invoices["invoice_id"]],
         downloads=_downloads(view),
         notes=_notes(view),
+        period=view.period,
+        periods=tuple(periods(config)),
+        uploads=_uploads(config, view),
     )
 
 
@@ -182,9 +229,10 @@ def billing_lines(
     invoice_id: str | None = None,
     zone_id: str | None = None,
     adjusted_only: bool = False,
+    period: str | None = None,
 ) -> pd.DataFrame:
-    """The latest run's invoice lines the user may see, filtered by invoice, zone and spike adjustment."""
-    lines = _require(_view(config, username)).lines
+    """The month's invoice lines the user may see, filtered by invoice, zone and spike adjustment."""
+    lines = _require(_view(config, username, period)).lines
     keep = pd.Series(True, index=lines.index)
     if invoice_id:
         keep &= lines["invoice_id"] == invoice_id
@@ -195,9 +243,56 @@ def billing_lines(
     return _display(lines[keep])
 
 
-def invoice_revisions(config: AppConfig, username: str | None, invoice_id: str | None) -> pd.DataFrame:
+def line_choices(
+    config: AppConfig, username: str | None, invoice_id: str | None, period: str | None = None
+) -> list[tuple[str, str]]:
+    """The lines of an invoice as (label, value) choices for a decision, held lines first; the value is
+    ``zone_id|start`` (ISO 8601 with offset)."""
+    view = _require(_view(config, username, period))
+    lines = view.lines[view.lines["invoice_id"] == invoice_id] if invoice_id else view.lines.iloc[:0]
+    order = sorted(range(len(lines)), key=lambda i: (lines["status"].iloc[i] != "held", i))
+    choices = []
+    for i in order:
+        line = lines.iloc[i]
+        start = line["start"].isoformat()
+        when = f"{line['start']:%a %d %b %H:%M}"
+        label = f"{line['status']} · {line[S.ZONE_ID]} · {when} · {line['amount']} {view.currency}"
+        choices.append((label, f"{line[S.ZONE_ID]}|{start}"))
+    return choices
+
+
+def decide(
+    config: AppConfig,
+    username: str | None,
+    invoice_id: str | None,
+    line: str | None,
+    decision: str,
+    note: str,
+    period: str | None = None,
+) -> pd.DataFrame:
+    """Hold, release or waive an invoice line with a note (managers, admins; SPEC §8.4): a new revision
+    and an audit entry. Returns the invoice's lines as they are now."""
+    view = _require(_view(config, username, period))
+    if not role_allows(view.user, "bill"):
+        raise SlemError(f"{view.user.name} ({view.user.role}) may not hold, release or waive invoice lines")
+    if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
+        raise SlemError("choose one of your invoices first")
+    if not line or "|" not in line:
+        raise SlemError("choose a line of the invoice first")
+    zone_id, start = line.split("|", 1)
+    engine = open_database(config.database_url)
+    try:
+        decide_line(engine, view.site, invoice_id, zone_id, start, decision, note, view.user.name)
+    finally:
+        engine.dispose()
+    return billing_lines(config, username, invoice_id, period=period)
+
+
+def invoice_revisions(
+    config: AppConfig, username: str | None, invoice_id: str | None, period: str | None = None
+) -> pd.DataFrame:
     """Every stored revision of an invoice the user may see, oldest first."""
-    view = _require(_view(config, username))
+    view = _require(_view(config, username, period))
     if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
         raise SlemError("choose one of your invoices first")
     engine = open_database(config.database_url)
@@ -221,14 +316,34 @@ def invoice_revisions(config: AppConfig, username: str | None, invoice_id: str |
     return _display(pd.DataFrame(rows))
 
 
-def invoice_file(config: AppConfig, username: str | None, invoice_id: str | None, kind: str = "pdf") -> Path:
-    """The printable invoice (``pdf`` or ``html``) of the latest run, if the user may see it."""
-    view = _require(_view(config, username))
+def invoice_file(
+    config: AppConfig,
+    username: str | None,
+    invoice_id: str | None,
+    kind: str = "pdf",
+    period: str | None = None,
+) -> Path:
+    """The printable invoice (``pdf`` or ``html``) as it stands in the store, if the user may see it."""
+    view = _require(_view(config, username, period))
     if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
         raise SlemError("choose one of your invoices first")
-    path = view.folder / "invoices" / f"{invoice_id}.{kind}"
+    row = view.invoices[view.invoices["invoice_id"] == invoice_id].iloc[0]
+    # one folder per revision (a revision never changes: printed once), the file named as the invoice
+    folder = config.runs_dir / "printed" / invoice_file_name(f"{invoice_id}-r{int(row['revision'])}", "")
+    path = folder / invoice_file_name(invoice_id, f".{kind}")
     if not path.exists():
-        raise SlemError(f"{path.name} is not in this run's files (scored elsewhere?)")
+        engine = open_database(config.database_url)
+        try:
+            with engine.connect() as connection:
+                service = stored_service_periods(connection, [invoice_id]).get(invoice_id)
+        finally:
+            engine.dispose()
+        if kind == "pdf":
+            content = render_invoice_pdf(row, view.lines, view.site, service=service)
+        else:
+            content = render_invoice_html(row, view.lines, view.site, service=service).encode("utf-8")
+        with atomic_path(path) as staging:
+            staging.write_bytes(content)
     return path
 
 
@@ -241,9 +356,11 @@ class ZoneDetail:
     history: pd.DataFrame  # maintenance done, with before/after power and a verdict
 
 
-def zone_detail(config: AppConfig, username: str | None, zone_id: str | None) -> ZoneDetail:
+def zone_detail(
+    config: AppConfig, username: str | None, zone_id: str | None, period: str | None = None
+) -> ZoneDetail:
     """A zone's actual vs expected power with its band and alerts, and its maintenance history."""
-    view = _require(_view(config, username))
+    view = _require(_view(config, username, period))
     if not zone_id:
         raise SlemError("choose a zone first")
     models = _models(config)
@@ -264,25 +381,35 @@ def zone_detail(config: AppConfig, username: str | None, zone_id: str | None) ->
     )
 
 
-def acknowledge(config: AppConfig, username: str | None, alert_id: str | None, note: str) -> pd.DataFrame:
+def acknowledge(
+    config: AppConfig, username: str | None, alert_id: str | None, note: str, period: str | None = None
+) -> pd.DataFrame:
     """Acknowledge an open alert (managers, admins); returns the open alerts as they are now."""
-    return _maintain(config, username, alert_id, note, resolve=False)
+    return _maintain(config, username, alert_id, note, resolve=False, period=period)
 
 
-def resolve(config: AppConfig, username: str | None, alert_id: str | None, note: str) -> pd.DataFrame:
+def resolve(
+    config: AppConfig, username: str | None, alert_id: str | None, note: str, period: str | None = None
+) -> pd.DataFrame:
     """Resolve an alert with a note on what was done (managers, admins); returns the open alerts."""
-    return _maintain(config, username, alert_id, note, resolve=True)
+    return _maintain(config, username, alert_id, note, resolve=True, period=period)
 
 
 def _maintain(
-    config: AppConfig, username: str | None, alert_id: str | None, note: str, *, resolve: bool
+    config: AppConfig,
+    username: str | None,
+    alert_id: str | None,
+    note: str,
+    *,
+    resolve: bool,
+    period: str | None = None,
 ) -> pd.DataFrame:
-    view = _require(_view(config, username))
+    view = _require(_view(config, username, period))
     if not role_allows(view.user, "maintain"):
         raise SlemError(f"{view.user.name} ({view.user.role}) may not acknowledge or resolve alerts")
     alert_id = (alert_id or "").strip()
     if alert_id not in set(view.alerts["alert_id"]):
-        raise SlemError("choose an alert of this run first (its id from the table)")
+        raise SlemError("choose an alert of this month first (its id from the table)")
     engine = open_database(config.database_url)
     try:
         if resolve:
@@ -291,7 +418,7 @@ def _maintain(
             acknowledge_alert(engine, alert_id, view.user.name, note or None)
     finally:
         engine.dispose()
-    after = _require(_view(config, username))
+    after = _require(_view(config, username, period))
     return _alerts_shown(_open(after.alerts), after.site.site.timezone)
 
 
@@ -375,6 +502,25 @@ _ALERT_SHOWN = [
     "alert_id", "zone_id", "kind", "severity", "status", "detected_at", "first_seen", "last_seen",
     "acknowledged_by", "resolved_by", "note", "detail",
 ]  # fmt: skip
+
+
+def _uploads(config: AppConfig, view: RunView) -> pd.DataFrame:
+    """The upload history: every stored run, newest first (a client sees none: runs bill every client)."""
+    columns = ["run", "uploaded (UTC)", "by", "file", "readings in", "added", "corrected", "quarantined"]
+    if view.user.client_id is not None:
+        return pd.DataFrame(columns=columns)
+    engine = open_database(config.database_url)
+    try:
+        runs = upload_history(engine)
+    finally:
+        engine.dispose()
+    rows = [
+        [r.run_id, f"{r.created_at:%Y-%m-%d %H:%M}", r.actor, r.source, r.rows_in,
+         "" if r.readings_added is None else r.readings_added,
+         "" if r.readings_corrected is None else r.readings_corrected, r.rows_quarantined]
+        for r in runs
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns).astype(str)
 
 
 def _open(alerts: pd.DataFrame) -> pd.DataFrame:

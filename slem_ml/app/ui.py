@@ -24,8 +24,9 @@ __all__ = ["Handlers", "build_app", "launch"]
 
 HELP = """**How it works.** Upload a month of readings (CSV or Parquet, legacy export or canonical columns) on
 the *Upload* tab; slem bills light used outside each client's contracted hours, finds cleaning that ran too
-long and checks every zone against its expected power. The other tabs show the latest run to everyone signed
-in; a user tied to a client sees only that client."""
+long and checks every zone against its expected power. slem keeps every reading: the other tabs show a month
+(the *Month* picker; by default the latest with data) as everything stored for it stands, to everyone
+signed in; a user tied to a client sees only that client."""
 
 
 def _username(request: gr.Request | None) -> str | None:
@@ -50,8 +51,8 @@ class Handlers:
         """Who is signed in (``None`` in the open local mode of ``slem serve`` without users)."""
         return _username(request) or self.config.open_user
 
-    def load(self, request: gr.Request) -> service.Dashboard | None:
-        return _shown(lambda: service.dashboard(self.config, self.user(request)))
+    def load(self, request: gr.Request, period: str | None = None) -> service.Dashboard | None:
+        return _shown(lambda: service.dashboard(self.config, self.user(request), period))
 
     def upload(
         self, readings: str | None, contracts: str | None, request: gr.Request, progress: Any = None
@@ -62,25 +63,54 @@ class Handlers:
 
         return _shown(lambda: service.upload(self.config, self.user(request), readings, contracts, report))
 
-    def lines(self, invoice_id: str | None, zone_id: str | None, adjusted: bool, request: gr.Request) -> Any:
+    def lines(
+        self,
+        invoice_id: str | None,
+        zone_id: str | None,
+        adjusted: bool,
+        request: gr.Request,
+        period: str | None = None,
+    ) -> Any:
         return _shown(
-            lambda: service.billing_lines(self.config, self.user(request), invoice_id, zone_id, adjusted)
+            lambda: service.billing_lines(
+                self.config, self.user(request), invoice_id, zone_id, adjusted, period
+            )
         )
 
-    def revisions(self, invoice_id: str | None, request: gr.Request) -> Any:
-        return _shown(lambda: service.invoice_revisions(self.config, self.user(request), invoice_id))
+    def line_choices(self, invoice_id: str | None, request: gr.Request, period: str | None = None) -> Any:
+        return _shown(lambda: service.line_choices(self.config, self.user(request), invoice_id, period))
 
-    def invoice_pdf(self, invoice_id: str | None, request: gr.Request) -> str:
-        return str(_shown(lambda: service.invoice_file(self.config, self.user(request), invoice_id)))
+    def decide(
+        self,
+        decision: str,
+        invoice_id: str | None,
+        line: str | None,
+        note: str,
+        request: gr.Request,
+        period: str | None = None,
+    ) -> Any:
+        return _shown(
+            lambda: service.decide(self.config, self.user(request), invoice_id, line, decision, note, period)
+        )
 
-    def zone(self, zone_id: str | None, request: gr.Request) -> service.ZoneDetail:
-        return _shown(lambda: service.zone_detail(self.config, self.user(request), zone_id))
+    def revisions(self, invoice_id: str | None, request: gr.Request, period: str | None = None) -> Any:
+        return _shown(lambda: service.invoice_revisions(self.config, self.user(request), invoice_id, period))
 
-    def acknowledge(self, alert_id: str | None, note: str, request: gr.Request) -> Any:
-        return _shown(lambda: service.acknowledge(self.config, self.user(request), alert_id, note))
+    def invoice_pdf(self, invoice_id: str | None, request: gr.Request, period: str | None = None) -> str:
+        return str(
+            _shown(lambda: service.invoice_file(self.config, self.user(request), invoice_id, period=period))
+        )
 
-    def resolve(self, alert_id: str | None, note: str, request: gr.Request) -> Any:
-        return _shown(lambda: service.resolve(self.config, self.user(request), alert_id, note))
+    def zone(self, zone_id: str | None, request: gr.Request, period: str | None = None) -> service.ZoneDetail:
+        return _shown(lambda: service.zone_detail(self.config, self.user(request), zone_id, period))
+
+    def acknowledge(
+        self, alert_id: str | None, note: str, request: gr.Request, period: str | None = None
+    ) -> Any:
+        return _shown(lambda: service.acknowledge(self.config, self.user(request), alert_id, note, period))
+
+    def resolve(self, alert_id: str | None, note: str, request: gr.Request, period: str | None = None) -> Any:
+        return _shown(lambda: service.resolve(self.config, self.user(request), alert_id, note, period))
 
     def forecast(self, target: str | None, request: gr.Request) -> Any:
         return _shown(lambda: service.forecast_for(self.config, self.user(request), target))
@@ -96,12 +126,26 @@ class Handlers:
         return str(_shown(lambda: service.retrain(self.config, self.user(request), report)))
 
 
+def _decider(h: Handlers, decision: str) -> Callable[..., Any]:
+    """A click handler for one decision button (Gradio injects the request by its annotation)."""
+
+    def decide(
+        invoice_id: str | None, line: str | None, note: str, period: str | None, request: gr.Request
+    ) -> Any:
+        return h.decide(decision, invoice_id, line, note, request, period)
+
+    return decide
+
+
 def build_app(config: AppConfig) -> gr.Blocks:
     """The app's page: one tab per task, all filled from the latest stored run on load."""
     h = Handlers(config)
     with gr.Blocks(title="slem — light & energy") as app:
         gr.Markdown("# slem — Smart Light & Energy Management")
         headline = gr.Markdown("Nothing scored yet: upload readings on the *Upload* tab.")
+        period = gr.Dropdown(
+            label="Month", choices=[], value=None, info="Overview, Billing, Cleaning, Maintenance"
+        )
         with gr.Tabs():
             with gr.Tab("Overview", id="overview"):
                 tiles = gr.Markdown()
@@ -117,8 +161,10 @@ def build_app(config: AppConfig) -> gr.Blocks:
                         label="Contracts (optional: the site's contracts.yaml)", file_types=[".yaml", ".yml"]
                     )
                 score_button = gr.Button("Score readings", variant="primary")
+                changes = gr.Markdown()
                 notes = gr.Markdown()
                 downloads = gr.File(label="Results (CSV)", file_count="multiple", interactive=False)
+                uploads = gr.Dataframe(label="Upload history", interactive=False, max_height=300)
             with gr.Tab("Billing", id="billing"):
                 invoices = gr.Dataframe(label="Invoices", interactive=False, max_height=300)
                 with gr.Row():
@@ -134,6 +180,13 @@ def build_app(config: AppConfig) -> gr.Blocks:
                     headers=["revision", "created (UTC)", "run", "lines", "billable_hours", "total"],
                 )  # fmt: skip
                 lines = gr.Dataframe(label="Invoice lines", interactive=False, max_height=400)
+                with gr.Row():
+                    line_pick = gr.Dropdown(label="Line (held lines first)", choices=[], value=None)
+                    decision_note = gr.Textbox(label="Why (kept in the audit log)")
+                with gr.Row():
+                    release_button = gr.Button("Release (bill)")
+                    waive_button = gr.Button("Waive (never bill)")
+                    hold_button = gr.Button("Hold for review")
                 overtime = gr.Plot(label="Overtime by client and zone")
             with gr.Tab("Cleaning", id="cleaning"):
                 ranking = gr.Dataframe(label="Waste by building and floor", interactive=False)
@@ -173,7 +226,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
         board = [
             headline, tiles, heat, profile, trend, invoices, lines, overtime, flagged, ranking,
             ranking_chart, hours_chart, alerts, zone_pick, zone_filter, invoice_pick, target,
-            downloads, notes,
+            downloads, notes, period, uploads, changes,
         ]  # fmt: skip
 
         def show(result: service.Dashboard | None) -> list[Any]:
@@ -181,7 +234,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
                 empty = gr.update()
                 return [
                     gr.update(value="Nothing scored yet: upload readings on the *Upload* tab."),
-                    *[empty] * 18,
+                    *[empty] * 21,
                 ]
             targets = [*result.zones, *(f"building:{b}" for b in result.buildings)]
             return [
@@ -193,6 +246,8 @@ def build_app(config: AppConfig) -> gr.Blocks:
                 gr.Dropdown(choices=result.invoice_ids, value=None),
                 gr.Dropdown(choices=targets, value=None),
                 [str(p) for p in result.downloads], result.notes,
+                gr.Dropdown(choices=list(result.periods), value=result.period or None),
+                result.uploads, result.changes,
             ]  # fmt: skip
 
         def on_load(request: gr.Request) -> list[Any]:
@@ -203,10 +258,18 @@ def build_app(config: AppConfig) -> gr.Blocks:
         ) -> list[Any]:
             return show(h.upload(readings, contracts, request, progress))
 
-        def on_zone(zone_id: str | None, request: gr.Request) -> list[Any]:
+        def on_period(month: str | None, request: gr.Request) -> list[Any]:
+            return show(h.load(request, month))
+
+        def on_invoice(invoice_id: str | None, month: str | None, request: gr.Request) -> Any:
+            if not invoice_id:
+                return gr.Dropdown(choices=[], value=None)
+            return gr.Dropdown(choices=h.line_choices(invoice_id, request, month), value=None)
+
+        def on_zone(zone_id: str | None, month: str | None, request: gr.Request) -> list[Any]:
             if not zone_id:
                 return [gr.update()] * 3
-            detail = h.zone(zone_id, request)
+            detail = h.zone(zone_id, request, month)
             return [detail.chart, detail.alerts, detail.history]
 
         def on_forecast(choice: str | None, request: gr.Request) -> list[Any]:
@@ -223,13 +286,19 @@ def build_app(config: AppConfig) -> gr.Blocks:
         app.load(on_load, outputs=board)
         app.load(on_models, outputs=[champion, runs])
         score_button.click(on_upload, inputs=[readings_in, contracts_in], outputs=board)
+        period.input(on_period, inputs=period, outputs=board)  # the user's choice, not a refresh
         for control in (invoice_pick, zone_filter, adjusted_only):
-            control.change(h.lines, inputs=[invoice_pick, zone_filter, adjusted_only], outputs=lines)
-        pdf_button.click(h.invoice_pdf, inputs=invoice_pick, outputs=pdf_file)
-        history_button.click(h.revisions, inputs=invoice_pick, outputs=history)
-        ack_button.click(h.acknowledge, inputs=[alert_id, note], outputs=alerts)
-        resolve_button.click(h.resolve, inputs=[alert_id, note], outputs=alerts)
-        zone_pick.change(on_zone, inputs=zone_pick, outputs=[zone_chart, zone_alerts, zone_history])
+            control.change(h.lines, inputs=[invoice_pick, zone_filter, adjusted_only, period], outputs=lines)
+        invoice_pick.change(on_invoice, inputs=[invoice_pick, period], outputs=line_pick)
+        for button, decision in ((release_button, "release"), (waive_button, "waive"), (hold_button, "hold")):
+            button.click(
+                _decider(h, decision), inputs=[invoice_pick, line_pick, decision_note, period], outputs=lines
+            ).then(on_invoice, inputs=[invoice_pick, period], outputs=line_pick)
+        pdf_button.click(h.invoice_pdf, inputs=[invoice_pick, period], outputs=pdf_file)
+        history_button.click(h.revisions, inputs=[invoice_pick, period], outputs=history)
+        ack_button.click(h.acknowledge, inputs=[alert_id, note, period], outputs=alerts)
+        resolve_button.click(h.resolve, inputs=[alert_id, note, period], outputs=alerts)
+        zone_pick.change(on_zone, inputs=[zone_pick, period], outputs=[zone_chart, zone_alerts, zone_history])
         target.change(on_forecast, inputs=target, outputs=[forecast_chart, peaks])
         retrain_button.click(on_retrain, outputs=retrain_out).then(on_models, outputs=[champion, runs])
     return app

@@ -21,7 +21,7 @@ from slem_ml.errors import InputError, SlemError
 from slem_ml.io.sources import is_parquet
 from slem_ml.models.registry import find_champion
 from slem_ml.progress import Progress, no_progress
-from slem_ml.run.pipeline import RunSettings, score_file
+from slem_ml.run.pipeline import RunSettings, ScoredFile, score_file
 from slem_ml.storage.users import User, role_allows
 
 __all__ = ["AppConfig", "RUN_CONTRACTS", "run_folder", "run_input", "upload"]
@@ -63,11 +63,12 @@ def upload(
     *,
     contracts: str | Path | None = None,
     progress: Progress = no_progress,
-) -> int:
+) -> ScoredFile:
     """Score an uploaded readings file (CSV or Parquet, legacy or canonical) and store it as a run.
 
     ``contracts`` is a site configuration uploaded beside the readings; without it the configuration given
-    to ``slem serve`` is used. Returns the stored run's id; its outputs are in :func:`run_folder`.
+    to ``slem serve`` is used. Returns what :func:`~slem_ml.run.pipeline.score_file` did (the run's id,
+    what the upload changed in the store); the outputs are in :func:`run_folder`.
     Raises :class:`SlemError` with one readable line: not allowed for the user's role, file too large, no
     contracts, unusable file or configuration.
     """
@@ -103,7 +104,7 @@ def upload(
         if final.exists():  # the identical run uploaded again: fresh files replace the old ones
             shutil.rmtree(final)
         os.replace(folder, final)
-    return done.run_id
+    return done
 
 
 def _suffix(path: Path) -> str:

@@ -445,7 +445,14 @@ def start_invoice_files(
 ) -> Callable[[], list[Path]]:
     """Start writing the printable invoices: the PDFs in a child process at once, the HTML when the
     returned function is called (which then waits for the PDFs and returns every path written)."""
-    return start_invoice_files_of(result.invoices, result.invoice_lines, result.site, out_dir, issued=issued)
+    return start_invoice_files_of(
+        result.invoices,
+        result.invoice_lines,
+        result.site,
+        out_dir,
+        issued=issued,
+        service_periods=result.service_periods,
+    )
 
 
 def start_invoice_files_of(

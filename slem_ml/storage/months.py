@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, distinct, select
+from sqlalchemy import Engine, select
 
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import wall_to_utc
@@ -26,8 +26,8 @@ __all__ = ["available_periods", "month_bounds_ms", "period_cleaning", "stored_re
 def available_periods(engine: Engine) -> list[str]:
     """Every month (YYYY-MM) with stored readings or invoices, newest first."""
     with engine.connect() as connection:
-        days = connection.execute(select(distinct(ClientDay.date))).scalars().all()
-        invoiced = connection.execute(select(distinct(Invoice.period))).scalars().all()
+        days = connection.execute(select(ClientDay.date).distinct()).scalars().all()
+        invoiced = connection.execute(select(Invoice.period).distinct()).scalars().all()
     return sorted({f"{d.year:04d}-{d.month:02d}" for d in days} | set(invoiced), reverse=True)
 
 

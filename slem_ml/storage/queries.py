@@ -23,6 +23,7 @@ from slem_ml.storage.tables import AuditEntry, CleaningSession, Invoice, RunInvo
 
 __all__ = [
     "AuditRecord",
+    "UploadRecord",
     "InvoiceRevision",
     "RunRecord",
     "audit_log",
@@ -31,6 +32,7 @@ __all__ = [
     "run_cleaning",
     "run_cleaning_rows",
     "run_invoices",
+    "upload_history",
 ]
 
 
@@ -122,6 +124,43 @@ def latest_run(engine: Engine) -> RunRecord | None:
             versions=dict(run.versions),
             invoices={invoice_id: revision for invoice_id, revision in pairs},
         )
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    """One stored run as the upload history lists it (SPEC §8.6)."""
+
+    run_id: int
+    created_at: dt.datetime  # UTC
+    actor: str
+    source: str
+    rows_in: int
+    rows_quarantined: int
+    rows_duplicate: int
+    readings_added: int | None  # None: stored before the readings store
+    readings_unchanged: int | None
+    readings_corrected: int | None
+
+
+def upload_history(engine: Engine, limit: int = 200) -> list[UploadRecord]:
+    """The latest ``limit`` stored runs, newest first: who uploaded what, when, and what it changed."""
+    query = select(ScoreRun).order_by(ScoreRun.id.desc()).limit(limit)
+    with Session(engine) as session:
+        return [
+            UploadRecord(
+                r.id,
+                r.created_at,
+                r.actor,
+                r.source,
+                r.rows_in,
+                r.rows_quarantined,
+                r.rows_duplicate,
+                r.readings_added,
+                r.readings_unchanged,
+                r.readings_corrected,
+            )  # fmt: skip
+            for r in session.scalars(query)
+        ]
 
 
 def invoice_history(engine: Engine, invoice_id: str) -> list[InvoiceRevision]:

@@ -44,7 +44,15 @@ from slem_ml.storage.tables import (
     StoreZone,
 )
 
-__all__ = ["Rebilled", "bill_fresh", "current_invoices", "rebill"]
+__all__ = [
+    "Rebilled",
+    "bill_fresh",
+    "client_names",
+    "current_invoices",
+    "readings_frame",
+    "rebill",
+    "zone_names",
+]
 
 #: Zone-days recomputed at once: bounds memory (about 1,440 readings a zone-day at one a minute).
 ZONE_DAYS_PER_CHUNK = 2_000
@@ -172,9 +180,18 @@ def _sessions(
     """:func:`~slem_ml.billing.invoices.overtime_sessions` of stored readings."""
     if not len(readings):
         return empty_sessions()
+    frame = readings_frame(readings, zones, clients)
+    coverage = compute_coverage(frame, site)
+    billed = billed_power_mw(readings.power_w, readings.billed_w)
+    return overtime_sessions(frame, coverage, site, billed_power_mw=billed)
+
+
+def readings_frame(readings: ReadingArrays, zones: dict[int, str], clients: dict[int, str]) -> pd.DataFrame:
+    """Stored readings as a validated-readings frame (``timestamp`` UTC, categorical ``zone_id`` and
+    ``client_id``, ``power_w``, ``cleaning_staff``), in their (zone, time) order."""
     zone_keys, zone_codes = np.unique(readings.zone_key, return_inverse=True)
     client_keys, client_codes = np.unique(readings.client_key, return_inverse=True)
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             S.TIMESTAMP: pd.DatetimeIndex(readings.t_ms.astype("datetime64[ms]")).tz_localize("UTC"),
             S.ZONE_ID: pd.Categorical.from_codes(zone_codes, [zones[int(k)] for k in zone_keys]),
@@ -183,9 +200,6 @@ def _sessions(
             S.CLEANING_STAFF: is_cleaning(readings.cleaning),
         }
     )
-    coverage = compute_coverage(frame, site)
-    billed = billed_power_mw(readings.power_w, readings.billed_w)
-    return overtime_sessions(frame, coverage, site, billed_power_mw=billed)
 
 
 def _session_rows(sessions: pd.DataFrame) -> list[dict[str, object]]:
@@ -307,6 +321,16 @@ def _void_rows(invoice_ids: list[str], site: SiteConfig) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=list(S.INVOICE_COLUMNS))
+
+
+def zone_names(connection: Connection) -> dict[int, str]:
+    """Every stored zone's id by its store key."""
+    return _zone_names(connection)
+
+
+def client_names(connection: Connection) -> dict[int, str]:
+    """Every stored client's id by its store key."""
+    return _client_names(connection)
 
 
 def _zone_names(connection: Connection) -> dict[int, str]:

@@ -19,6 +19,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from slem_ml.billing.holds import stuck_on_spans
+from slem_ml.io import schema as S
+from slem_ml.models.alerts import ALERT_ORDER
 from slem_ml.scoring.result import ScoringResult
 from slem_ml.storage.ingest import IngestReport, ingest, record_corrections
 from slem_ml.storage.payload import prepare
@@ -26,6 +28,7 @@ from slem_ml.storage.rebill import Rebilled, bill_fresh, current_invoices, rebil
 from slem_ml.storage.service_days import record_client_days, stored_service_periods
 from slem_ml.storage.store import StoredRun, store_payload, with_revisions
 from slem_ml.storage.tables import ScoreRun
+from slem_ml.storage.timeline import store_stuck_on
 
 __all__ = ["Upload", "store_upload"]
 
@@ -61,6 +64,16 @@ def store_upload(
     else:
         rebilled = rebill(connection, result.site, report.changed_zone_key, report.changed_t_ms)
     wanted = rebilled.invoice_ids | frozenset(str(i) for i in result.invoices["invoice_id"])
+    if result.model_versions and not report.fresh:
+        # SPEC §8.5: stuck-on episodes from the store's timeline, not from this file's part of them
+        stuck, looked = store_stuck_on(connection, result.site, report.changed_zone_key, report.changed_t_ms)
+        mine = (result.alerts["kind"].astype(str) == "stuck_on") & result.alerts[S.ZONE_ID].isin(looked)
+        alerts = (
+            pd.concat([result.alerts[~mine], stuck], ignore_index=True)
+            if len(stuck)
+            else result.alerts[~mine]
+        )
+        result = replace(result, alerts=alerts.sort_values(ALERT_ORDER, kind="stable", ignore_index=True))
     own_stuck_on = stuck_on_spans(result.alerts)  # stored with the run below, needed for holds now
     lines, invoices = current_invoices(connection, result.site, wanted, stuck_on=own_stuck_on)
     periods = stored_service_periods(connection, invoices["invoice_id"].astype(str))

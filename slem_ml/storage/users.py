@@ -61,6 +61,7 @@ _ALLOWED: dict[str, frozenset[str]] = {
     "view": frozenset(ROLES),
     "upload": frozenset({"manager", "admin"}),
     "maintain": frozenset({"manager", "admin"}),
+    "bill": frozenset({"manager", "admin"}),  # hold, release or waive invoice lines (SPEC §8.4)
     "retrain": frozenset({"data_scientist", "admin"}),
 }
 ACTIONS: tuple[str, ...] = tuple(_ALLOWED)
