@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import calendar
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import os
@@ -22,36 +21,32 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from slem_ml.app import analysis, charts
-from slem_ml.app.views import RunView, period_view, periods, tiles
+from slem_ml.app.access import display, require, user_of, view_of
+from slem_ml.app.invoicing import invoices_shown
+from slem_ml.app.views import RunView, periods, tiles
 from slem_ml.app.workspace import AppConfig, run_input
 from slem_ml.app.workspace import upload as score_upload
-from slem_ml.atomic import atomic_path, staged_folder
+from slem_ml.atomic import staged_folder
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
 from slem_ml.models.bundle import ModelBundle
 from slem_ml.models.registry import find_champion, training_runs
 from slem_ml.outputs.csvsafe import write_csv
-from slem_ml.outputs.invoice_render import invoice_file_name, render_invoice_html, render_invoice_pdf
 from slem_ml.outputs.validation_text import validation_markdown
 from slem_ml.outputs.writer import OUTPUT_FILES
 from slem_ml.progress import Progress, no_progress
 from slem_ml.run.pipeline import ScoredFile
 from slem_ml.storage import invoice_history, open_database
-from slem_ml.storage.decisions import decide_line
 from slem_ml.storage.maintenance import acknowledge_alert, maintenance_history, resolve_alert
 from slem_ml.storage.queries import upload_history
-from slem_ml.storage.service_days import stored_service_periods
-from slem_ml.storage.users import User, count_users, get_user, role_allows
+from slem_ml.storage.users import User, role_allows
 
 __all__ = [
     "Dashboard",
     "ZoneDetail",
     "acknowledge",
-    "billing_lines",
     "dashboard",
     "forecast_for",
-    "invoice_file",
-    "invoice_revisions",
     "models_overview",
     "resolve",
     "retrain",
@@ -89,33 +84,6 @@ class Dashboard:
     changes: str = ""  # after an upload: what it changed
 
 
-def _user(config: AppConfig, username: str | None) -> User:
-    engine = open_database(config.database_url)
-    try:
-        if config.open_user is not None and username == config.open_user:
-            if count_users(engine):  # the open mode ends once someone has an account
-                raise SlemError("users have been added: restart `slem serve` so that everyone signs in")
-            return User(config.open_user, "admin", None, dt.datetime.now(dt.UTC))
-        if not username:
-            raise SlemError("sign in first")
-        user = get_user(engine, username)
-    finally:
-        engine.dispose()
-    if user is None:
-        raise SlemError(f"no user {username!r}: ask an admin to run `slem users add`")
-    return user
-
-
-def _view(config: AppConfig, username: str | None, period: str | None = None) -> RunView | None:
-    return period_view(config, _user(config, username), period or None)
-
-
-def _require(view: RunView | None) -> RunView:
-    if view is None:
-        raise SlemError("nothing scored yet: upload readings on the Upload tab")
-    return view
-
-
 def upload(
     config: AppConfig,
     username: str | None,
@@ -126,7 +94,7 @@ def upload(
     """Score an uploaded file (see :func:`slem_ml.app.workspace.upload`) and show the new latest run."""
     if readings is None:
         raise SlemError("choose a readings file (CSV or Parquet) first")
-    user = _user(config, username)
+    user = user_of(config, username)
     done = score_upload(config, user, readings, contracts=contracts, progress=progress)
     periods = sorted({str(p) for p in done.result.invoices["period"]}) if len(done.result.invoices) else []
     board = dashboard(config, username, periods[-1] if periods else None)
@@ -166,7 +134,7 @@ def upload_changes(config: AppConfig, done: ScoredFile) -> str:
 def dashboard(config: AppConfig, username: str | None, period: str | None = None) -> Dashboard | None:
     """The month ``period`` (default: the latest with data) for ``username``; ``None`` when nothing was
     stored yet."""
-    view = _view(config, username, period)
+    view = view_of(config, username, period)
     if view is None:
         return None
     t = tiles(view)
@@ -204,11 +172,11 @@ def dashboard(config: AppConfig, username: str | None, period: str | None = None
         energy_heatmap=charts.energy_heatmap(view.energy),
         profile=charts.profile_heatmap(view.energy),
         trend=charts.energy_trend(view.energy),
-        invoices=_display(_invoices_shown(view.invoices)),
-        lines=_display(view.lines),
+        invoices=display(invoices_shown(view.invoices)),
+        lines=display(view.lines),
         overtime_chart=charts.overtime_by_client(view.lines, cur),
-        cleaning=_display(flagged),
-        cleaning_ranking=_display(ranked),
+        cleaning=display(flagged),
+        cleaning_ranking=display(ranked),
         cleaning_chart=charts.cleaning_ranking(ranked, cur),
         cleaning_hours=charts.cleaning_by_hour(view.cleaning),
         alerts=_alerts_shown(_open(view.alerts), view.site.site.timezone),
@@ -221,130 +189,6 @@ def dashboard(config: AppConfig, username: str | None, period: str | None = None
         periods=tuple(periods(config)),
         uploads=_uploads(config, view),
     )
-
-
-def billing_lines(
-    config: AppConfig,
-    username: str | None,
-    invoice_id: str | None = None,
-    zone_id: str | None = None,
-    adjusted_only: bool = False,
-    period: str | None = None,
-) -> pd.DataFrame:
-    """The month's invoice lines the user may see, filtered by invoice, zone and spike adjustment."""
-    lines = _require(_view(config, username, period)).lines
-    keep = pd.Series(True, index=lines.index)
-    if invoice_id:
-        keep &= lines["invoice_id"] == invoice_id
-    if zone_id:
-        keep &= lines[S.ZONE_ID] == zone_id
-    if adjusted_only:
-        keep &= lines["adjusted"].astype(bool)
-    return _display(lines[keep])
-
-
-def line_choices(
-    config: AppConfig, username: str | None, invoice_id: str | None, period: str | None = None
-) -> list[tuple[str, str]]:
-    """The lines of an invoice as (label, value) choices for a decision, held lines first; the value is
-    ``zone_id|start`` (ISO 8601 with offset)."""
-    view = _require(_view(config, username, period))
-    lines = view.lines[view.lines["invoice_id"] == invoice_id] if invoice_id else view.lines.iloc[:0]
-    order = sorted(range(len(lines)), key=lambda i: (lines["status"].iloc[i] != "held", i))
-    choices = []
-    for i in order:
-        line = lines.iloc[i]
-        start = line["start"].isoformat()
-        when = f"{line['start']:%a %d %b %H:%M}"
-        label = f"{line['status']} · {line[S.ZONE_ID]} · {when} · {line['amount']} {view.currency}"
-        choices.append((label, f"{line[S.ZONE_ID]}|{start}"))
-    return choices
-
-
-def decide(
-    config: AppConfig,
-    username: str | None,
-    invoice_id: str | None,
-    line: str | None,
-    decision: str,
-    note: str,
-    period: str | None = None,
-) -> pd.DataFrame:
-    """Hold, release or waive an invoice line with a note (managers, admins; SPEC §8.4): a new revision
-    and an audit entry. Returns the invoice's lines as they are now."""
-    view = _require(_view(config, username, period))
-    if not role_allows(view.user, "bill"):
-        raise SlemError(f"{view.user.name} ({view.user.role}) may not hold, release or waive invoice lines")
-    if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
-        raise SlemError("choose one of your invoices first")
-    if not line or "|" not in line:
-        raise SlemError("choose a line of the invoice first")
-    zone_id, start = line.split("|", 1)
-    engine = open_database(config.database_url)
-    try:
-        decide_line(engine, view.site, invoice_id, zone_id, start, decision, note, view.user.name)
-    finally:
-        engine.dispose()
-    return billing_lines(config, username, invoice_id, period=period)
-
-
-def invoice_revisions(
-    config: AppConfig, username: str | None, invoice_id: str | None, period: str | None = None
-) -> pd.DataFrame:
-    """Every stored revision of an invoice the user may see, oldest first."""
-    view = _require(_view(config, username, period))
-    if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
-        raise SlemError("choose one of your invoices first")
-    engine = open_database(config.database_url)
-    try:
-        history = invoice_history(engine, invoice_id)
-    finally:
-        engine.dispose()
-    rows = [
-        {
-            "revision": r.revision,
-            "created (UTC)": f"{r.created_at:%Y-%m-%d %H:%M}",
-            "run": r.run_id,
-            "lines": r.lines,
-            "billable_hours": r.billable_hours,
-            "total": r.total,
-            "currency": r.currency,
-            "content_hash": r.content_hash[:16] + "…",
-        }
-        for r in history
-    ]
-    return _display(pd.DataFrame(rows))
-
-
-def invoice_file(
-    config: AppConfig,
-    username: str | None,
-    invoice_id: str | None,
-    kind: str = "pdf",
-    period: str | None = None,
-) -> Path:
-    """The printable invoice (``pdf`` or ``html``) as it stands in the store, if the user may see it."""
-    view = _require(_view(config, username, period))
-    if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
-        raise SlemError("choose one of your invoices first")
-    row = view.invoices[view.invoices["invoice_id"] == invoice_id].iloc[0]
-    # one folder per revision (a revision never changes: printed once), the file named as the invoice
-    folder = config.runs_dir / "printed" / invoice_file_name(f"{invoice_id}-r{int(row['revision'])}", "")
-    path = folder / invoice_file_name(invoice_id, f".{kind}")
-    if not path.exists():
-        engine = open_database(config.database_url)
-        try:
-            with engine.connect() as connection:
-                service = stored_service_periods(connection, [invoice_id]).get(invoice_id)
-        finally:
-            engine.dispose()
-        if kind == "pdf":
-            content = render_invoice_pdf(row, view.lines, view.site, service=service)
-        else:
-            content = render_invoice_html(row, view.lines, view.site, service=service).encode("utf-8")
-        with atomic_path(path) as staging:
-            staging.write_bytes(content)
-    return path
 
 
 @dataclass(frozen=True)
@@ -360,7 +204,7 @@ def zone_detail(
     config: AppConfig, username: str | None, zone_id: str | None, period: str | None = None
 ) -> ZoneDetail:
     """A zone's actual vs expected power with its band and alerts, and its maintenance history."""
-    view = _require(_view(config, username, period))
+    view = require(view_of(config, username, period))
     if not zone_id:
         raise SlemError("choose a zone first")
     models = _models(config)
@@ -377,7 +221,7 @@ def zone_detail(
     return ZoneDetail(
         chart=charts.zone_power_chart(series, marks, zone_id),
         alerts=_alerts_shown(alerts, tz),
-        history=_display(effects),
+        history=display(effects),
     )
 
 
@@ -404,7 +248,7 @@ def _maintain(
     resolve: bool,
     period: str | None = None,
 ) -> pd.DataFrame:
-    view = _require(_view(config, username, period))
+    view = require(view_of(config, username, period))
     if not role_allows(view.user, "maintain"):
         raise SlemError(f"{view.user.name} ({view.user.role}) may not acknowledge or resolve alerts")
     alert_id = (alert_id or "").strip()
@@ -418,7 +262,7 @@ def _maintain(
             acknowledge_alert(engine, alert_id, view.user.name, note or None)
     finally:
         engine.dispose()
-    after = _require(_view(config, username, period))
+    after = require(view_of(config, username, period))
     return _alerts_shown(_open(after.alerts), after.site.site.timezone)
 
 
@@ -426,7 +270,7 @@ def forecast_for(
     config: AppConfig, username: str | None, target: str | None, days: int = 7
 ) -> tuple[go.Figure, pd.DataFrame]:
     """The next ``days`` of a zone or a building (``"building:HQ"``) with the band, and its peak hours."""
-    view = _require(_view(config, username))
+    view = require(view_of(config, username))
     models = _models(config)
     if models is None:
         raise SlemError("no trained models: a data scientist can train them on the Models tab")
@@ -438,19 +282,19 @@ def forecast_for(
         summed = part.groupby(S.TIMESTAMP, as_index=False)[["expected_power_w", "lower_w", "upper_w"]].sum()
         peaks = result.building_peaks[result.building_peaks[S.BUILDING] == building]
         title = f"{building}: next {days} days [W] (band: zone bands added up)"
-        return charts.forecast_chart(summed, title), _display(peaks)
+        return charts.forecast_chart(summed, title), display(peaks)
     zone = target or (view.zones[0] if view.zones else "")
     if zone not in view.zones:
         raise SlemError(f"no zone {zone!r} in this run")
     part = table[table[S.ZONE_ID] == zone]
     peaks = result.zone_peaks[result.zone_peaks[S.ZONE_ID] == zone]
-    return charts.forecast_chart(part, f"{zone}: next {days} days [W]"), _display(peaks)
+    return charts.forecast_chart(part, f"{zone}: next {days} days [W]"), display(peaks)
 
 
 def models_overview(config: AppConfig, username: str | None) -> tuple[str, pd.DataFrame]:
     """The champion's figures (markdown) and the latest training runs in the MLflow store."""
 
-    _user(config, username)
+    user_of(config, username)
     models = _models(config)
     if models is None:
         champion = "**No champion yet.** A data scientist can train one below."
@@ -463,7 +307,7 @@ def models_overview(config: AppConfig, username: str | None) -> tuple[str, pd.Da
             f"{m.get('coverage', float('nan')):.2f}; Brier {m.get('brier', float('nan')):.3f}; trained on "
             f"readings up to {str(models.manifest.get('trained_to', '?'))[:10]}."
         )
-    return champion, _display(training_runs(config.tracking_uri))
+    return champion, display(training_runs(config.tracking_uri))
 
 
 def retrain(config: AppConfig, username: str | None, progress: Progress = no_progress) -> str:
@@ -471,7 +315,7 @@ def retrain(config: AppConfig, username: str | None, progress: Progress = no_pro
     # lazy: MLflow and the training stack, for retraining only
     from slem_ml.run.train_job import CannotTrainError, train_file
 
-    view = _require(_view(config, username))
+    view = require(view_of(config, username))
     if not role_allows(view.user, "retrain") or view.user.client_id is not None:
         raise SlemError(f"{view.user.name} ({view.user.role}) may not retrain models")
     source = run_input(view.folder)
@@ -532,15 +376,7 @@ def _alerts_shown(alerts: pd.DataFrame, timezone: str) -> pd.DataFrame:
     local = {c: alerts[c].dt.tz_convert(timezone) for c in ("detected_at", "first_seen", "last_seen")}
     shown = alerts.assign(**local)
     keep = [c for c in _ALERT_SHOWN if c in ("alert_id", "detail") or shown[c].notna().any()]
-    return _display(shown[keep])
-
-
-def _invoices_shown(invoices: pd.DataFrame) -> pd.DataFrame:
-    """Invoices for a table: hours to the quarter hour they are billed in, the hash shortened."""
-    return invoices.assign(
-        billable_hours=[f"{h:.2f}" for h in invoices["billable_hours"]],
-        content_hash=invoices["content_hash"].str[:16] + "…",
-    )
+    return display(shown[keep])
 
 
 def _notes(view: RunView) -> str:
@@ -576,18 +412,3 @@ def _downloads(view: RunView) -> list[Path]:
         with contextlib.suppress(OSError):  # another request for the same client wrote them first
             os.replace(staging, own)
     return kept
-
-
-def _display(frame: pd.DataFrame) -> pd.DataFrame:
-    """Cells as text where JSON has no exact type: money and energy keep their decimals, times their
-    offset; floats are rounded for reading."""
-    out = frame.reset_index(drop=True).copy()
-    for column in out.columns:
-        values = out[column]
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            out[column] = values.dt.strftime("%Y-%m-%d %H:%M%z").fillna("")
-        elif pd.api.types.is_float_dtype(values):
-            out[column] = values.round(3)
-        elif values.dtype == object or isinstance(values.dtype, pd.CategoricalDtype):
-            out[column] = values.astype(str).where(values.notna(), "")
-    return out

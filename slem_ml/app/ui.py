@@ -1,6 +1,7 @@
 """The manager app's page and handlers (Gradio): upload, overview, billing, cleaning, maintenance, forecast.
 
-Every handler is a thin adapter: it calls exactly one function of :mod:`slem_ml.app.service` with the
+Every handler is a thin adapter: it calls exactly one function of :mod:`slem_ml.app.service` (the Billing
+tab's: :mod:`slem_ml.app.invoicing`) with the
 signed-in user's name and turns a :class:`~slem_ml.errors.SlemError` into a message on screen. Started by
 ``slem serve`` (:mod:`slem_ml.cli.serve`) or ``python gradio_app.py``.
 """
@@ -16,7 +17,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import gradio as gr
 
-from slem_ml.app import service
+from slem_ml.app import invoicing, service
 from slem_ml.app.workspace import AppConfig
 from slem_ml.errors import SlemError
 
@@ -72,13 +73,13 @@ class Handlers:
         period: str | None = None,
     ) -> Any:
         return _shown(
-            lambda: service.billing_lines(
+            lambda: invoicing.billing_lines(
                 self.config, self.user(request), invoice_id, zone_id, adjusted, period
             )
         )
 
     def line_choices(self, invoice_id: str | None, request: gr.Request, period: str | None = None) -> Any:
-        return _shown(lambda: service.line_choices(self.config, self.user(request), invoice_id, period))
+        return _shown(lambda: invoicing.line_choices(self.config, self.user(request), invoice_id, period))
 
     def decide(
         self,
@@ -90,15 +91,19 @@ class Handlers:
         period: str | None = None,
     ) -> Any:
         return _shown(
-            lambda: service.decide(self.config, self.user(request), invoice_id, line, decision, note, period)
+            lambda: invoicing.decide(
+                self.config, self.user(request), invoice_id, line, decision, note, period
+            )
         )
 
     def revisions(self, invoice_id: str | None, request: gr.Request, period: str | None = None) -> Any:
-        return _shown(lambda: service.invoice_revisions(self.config, self.user(request), invoice_id, period))
+        return _shown(
+            lambda: invoicing.invoice_revisions(self.config, self.user(request), invoice_id, period)
+        )
 
     def invoice_pdf(self, invoice_id: str | None, request: gr.Request, period: str | None = None) -> str:
         return str(
-            _shown(lambda: service.invoice_file(self.config, self.user(request), invoice_id, period=period))
+            _shown(lambda: invoicing.invoice_file(self.config, self.user(request), invoice_id, period=period))
         )
 
     def zone(self, zone_id: str | None, request: gr.Request, period: str | None = None) -> service.ZoneDetail:

@@ -1,0 +1,156 @@
+"""The Billing tab's actions: invoice lines, decisions on them, revisions and printable invoices.
+
+One function per thing a user does on the tab, by user name, as in :mod:`slem_ml.app.service`: each checks
+who may see or do what and returns display-ready frames or a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from slem_ml.app.access import display, require, view_of
+from slem_ml.app.workspace import AppConfig
+from slem_ml.atomic import atomic_path
+from slem_ml.errors import SlemError
+from slem_ml.io import schema as S
+from slem_ml.outputs.invoice_render import invoice_file_name, render_invoice_html, render_invoice_pdf
+from slem_ml.storage import invoice_history, open_database
+from slem_ml.storage.decisions import decide_line
+from slem_ml.storage.service_days import stored_service_periods
+from slem_ml.storage.users import role_allows
+
+__all__ = ["billing_lines", "decide", "invoice_file", "invoice_revisions", "invoices_shown", "line_choices"]
+
+
+def billing_lines(
+    config: AppConfig,
+    username: str | None,
+    invoice_id: str | None = None,
+    zone_id: str | None = None,
+    adjusted_only: bool = False,
+    period: str | None = None,
+) -> pd.DataFrame:
+    """The month's invoice lines the user may see, filtered by invoice, zone and spike adjustment."""
+    lines = require(view_of(config, username, period)).lines
+    keep = pd.Series(True, index=lines.index)
+    if invoice_id:
+        keep &= lines["invoice_id"] == invoice_id
+    if zone_id:
+        keep &= lines[S.ZONE_ID] == zone_id
+    if adjusted_only:
+        keep &= lines["adjusted"].astype(bool)
+    return display(lines[keep])
+
+
+def line_choices(
+    config: AppConfig, username: str | None, invoice_id: str | None, period: str | None = None
+) -> list[tuple[str, str]]:
+    """The lines of an invoice as (label, value) choices for a decision, held lines first; the value is
+    ``zone_id|start`` (ISO 8601 with offset)."""
+    view = require(view_of(config, username, period))
+    lines = view.lines[view.lines["invoice_id"] == invoice_id] if invoice_id else view.lines.iloc[:0]
+    order = sorted(range(len(lines)), key=lambda i: (lines["status"].iloc[i] != "held", i))
+    choices = []
+    for i in order:
+        line = lines.iloc[i]
+        start = line["start"].isoformat()
+        when = f"{line['start']:%a %d %b %H:%M}"
+        label = f"{line['status']} · {line[S.ZONE_ID]} · {when} · {line['amount']} {view.currency}"
+        choices.append((label, f"{line[S.ZONE_ID]}|{start}"))
+    return choices
+
+
+def decide(
+    config: AppConfig,
+    username: str | None,
+    invoice_id: str | None,
+    line: str | None,
+    decision: str,
+    note: str,
+    period: str | None = None,
+) -> pd.DataFrame:
+    """Hold, release or waive an invoice line with a note (managers, admins; SPEC §8.4): a new revision
+    and an audit entry. Returns the invoice's lines as they are now."""
+    view = require(view_of(config, username, period))
+    if not role_allows(view.user, "bill"):
+        raise SlemError(f"{view.user.name} ({view.user.role}) may not hold, release or waive invoice lines")
+    if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
+        raise SlemError("choose one of your invoices first")
+    if not line or "|" not in line:
+        raise SlemError("choose a line of the invoice first")
+    zone_id, start = line.split("|", 1)
+    engine = open_database(config.database_url)
+    try:
+        decide_line(engine, view.site, invoice_id, zone_id, start, decision, note, view.user.name)
+    finally:
+        engine.dispose()
+    return billing_lines(config, username, invoice_id, period=period)
+
+
+def invoice_revisions(
+    config: AppConfig, username: str | None, invoice_id: str | None, period: str | None = None
+) -> pd.DataFrame:
+    """Every stored revision of an invoice the user may see, oldest first."""
+    view = require(view_of(config, username, period))
+    if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
+        raise SlemError("choose one of your invoices first")
+    engine = open_database(config.database_url)
+    try:
+        history = invoice_history(engine, invoice_id)
+    finally:
+        engine.dispose()
+    rows = [
+        {
+            "revision": r.revision,
+            "created (UTC)": f"{r.created_at:%Y-%m-%d %H:%M}",
+            "run": r.run_id,
+            "lines": r.lines,
+            "billable_hours": r.billable_hours,
+            "total": r.total,
+            "currency": r.currency,
+            "content_hash": r.content_hash[:16] + "…",
+        }
+        for r in history
+    ]
+    return display(pd.DataFrame(rows))
+
+
+def invoice_file(
+    config: AppConfig,
+    username: str | None,
+    invoice_id: str | None,
+    kind: str = "pdf",
+    period: str | None = None,
+) -> Path:
+    """The printable invoice (``pdf`` or ``html``) as it stands in the store, if the user may see it."""
+    view = require(view_of(config, username, period))
+    if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
+        raise SlemError("choose one of your invoices first")
+    row = view.invoices[view.invoices["invoice_id"] == invoice_id].iloc[0]
+    # one folder per revision (a revision never changes: printed once), the file named as the invoice
+    folder = config.runs_dir / "printed" / invoice_file_name(f"{invoice_id}-r{int(row['revision'])}", "")
+    path = folder / invoice_file_name(invoice_id, f".{kind}")
+    if not path.exists():
+        engine = open_database(config.database_url)
+        try:
+            with engine.connect() as connection:
+                service = stored_service_periods(connection, [invoice_id]).get(invoice_id)
+        finally:
+            engine.dispose()
+        if kind == "pdf":
+            content = render_invoice_pdf(row, view.lines, view.site, service=service)
+        else:
+            content = render_invoice_html(row, view.lines, view.site, service=service).encode("utf-8")
+        with atomic_path(path) as staging:
+            staging.write_bytes(content)
+    return path
+
+
+def invoices_shown(invoices: pd.DataFrame) -> pd.DataFrame:
+    """Invoices for a table: hours to the quarter hour they are billed in, the hash shortened."""
+    return invoices.assign(
+        billable_hours=[f"{h:.2f}" for h in invoices["billable_hours"]],
+        content_hash=invoices["content_hash"].str[:16] + "…",
+    )
