@@ -22,7 +22,6 @@ from slem_ml.io.reader import read_readings
 from slem_ml.models.bundle import ModelBundle
 from slem_ml.models.features import add_features, zone_hours
 from slem_ml.models.forecast import forecast, peak_hours
-from slem_ml.outputs.writer import OUTPUT_FILES
 
 __all__ = ["ForecastView", "cleaning_ranking", "fix_effects", "forecast_view", "zone_series"]
 
@@ -54,15 +53,17 @@ def cleaning_ranking(sessions: pd.DataFrame) -> pd.DataFrame:
     return ranked.reset_index().sort_values("wasted_kwh", ascending=False, ignore_index=True)
 
 
-def zone_series(view: RunView, zone_id: str, models: ModelBundle | None) -> pd.DataFrame:
-    """One zone's hourly mean power with the models' expectation and 80 % band.
+def zone_series(
+    view: RunView, zone_id: str, models: ModelBundle | None, readings: pd.DataFrame
+) -> pd.DataFrame:
+    """One zone's hourly mean power with the models' expectation and 80 % band, from its ``readings``
+    (:func:`slem_ml.app.views.zone_readings`: the month's stored readings).
 
     Columns ``hour`` (local, naive for charts), ``actual_w``, ``lit`` and, with models, ``expected_w``,
     ``lower_w``, ``upper_w`` [W]. Raises :class:`SlemError` for a zone the user may not see.
     """
     if zone_id not in view.zones:
-        raise SlemError(f"no zone {zone_id!r} in this run")
-    readings = _zone_readings(view, zone_id, view.user.client_id)
+        raise SlemError(f"no zone {zone_id!r} in this month")
     coverage = compute_coverage(readings, view.site)
     hours = zone_hours(readings, coverage.is_on)
     local = ms_to_local(hours["hour_ms"].to_numpy(dtype="int64"), view.site.site.timezone)
@@ -151,23 +152,3 @@ def _forecast(path: str, view: RunView, models: ModelBundle, days: int) -> Forec
         _FORECASTS.clear()
         _FORECASTS[key] = cached
     return cached
-
-
-def _zone_readings(view: RunView, zone_id: str, client_id: str | None) -> pd.DataFrame:
-    """The zone's scored readings as scoring sees them: canonical columns, timestamps in UTC; only
-    ``client_id``'s when given (a zone let to another client before or after)."""
-    frame = pd.read_parquet(
-        view.folder / OUTPUT_FILES["scored_readings"],
-        columns=[
-            S.TIMESTAMP,
-            S.ZONE_ID,
-            S.CLIENT_ID,
-            S.POWER_W,
-            S.CLEANING_STAFF,
-            S.BUILDING,
-            S.FLOOR,
-            S.ZONE,
-        ],
-        filters=[(S.ZONE_ID, "==", zone_id)] + ([(S.CLIENT_ID, "==", client_id)] if client_id else []),
-    )
-    return frame.assign(**{S.TIMESTAMP: frame[S.TIMESTAMP].dt.tz_convert("UTC")}).reset_index(drop=True)

@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 from slem_ml.app import analysis, charts
 from slem_ml.app.access import display, require, user_of, view_of
 from slem_ml.app.invoicing import invoices_shown
-from slem_ml.app.views import RunView, periods, tiles
+from slem_ml.app.views import RunView, periods, tiles, zone_readings
 from slem_ml.app.workspace import AppConfig, run_input
 from slem_ml.app.workspace import upload as score_upload
 from slem_ml.atomic import staged_folder
@@ -208,7 +208,7 @@ def zone_detail(
     if not zone_id:
         raise SlemError("choose a zone first")
     models = _models(config)
-    series = analysis.zone_series(view, zone_id, models)
+    series = analysis.zone_series(view, zone_id, models, zone_readings(config, view, zone_id))
     alerts = view.alerts[view.alerts[S.ZONE_ID] == zone_id]
     tz = view.site.site.timezone
     marks = alerts.assign(detected_at=alerts["detected_at"].dt.tz_convert(tz).dt.tz_localize(None))

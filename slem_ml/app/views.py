@@ -33,7 +33,7 @@ from slem_ml.storage.periods import parse_period, period_invoices
 from slem_ml.storage.tables import ReadingBlock
 from slem_ml.storage.users import User, can_see_client
 
-__all__ = ["RunView", "Tiles", "latest_view", "period_view", "periods", "tiles"]
+__all__ = ["RunView", "Tiles", "latest_view", "period_view", "periods", "tiles", "zone_readings"]
 
 #: Columns of :attr:`RunView.energy`, one row per reading.
 ENERGY_COLUMNS = (S.ZONE_ID, S.CLIENT_ID, S.BUILDING, S.FLOOR, S.ZONE, "local_time", "kwh", S.USAGE_CLASS)
@@ -131,6 +131,25 @@ def period_view(config: AppConfig, user: User, period: str | None = None) -> Run
         zones=zones,
         period=period,
     )
+
+
+def zone_readings(config: AppConfig, view: RunView, zone_id: str) -> pd.DataFrame:
+    """One zone's stored readings of the view's month as scoring sees them (canonical columns, UTC);
+    only the user's client's when the user is tied to one (a zone let to another client before or after).
+    """
+    start, end = month_bounds_ms(view.period, view.site.site.timezone)
+    engine = open_database(config.database_url)
+    try:
+        frame = stored_readings(engine, start, end, [zone_id])
+    finally:
+        engine.dispose()
+    frame = frame[frame[S.CLIENT_ID].astype(str).isin(list(view.site.clients))]
+    if view.user.client_id is not None:
+        frame = frame[frame[S.CLIENT_ID].astype(str) == view.user.client_id]
+    frame = frame.reset_index(drop=True)
+    for column in (S.ZONE_ID, S.CLIENT_ID):
+        frame[column] = frame[column].cat.remove_unused_categories()
+    return frame
 
 
 def _store_version(engine: Engine) -> tuple[int, str]:

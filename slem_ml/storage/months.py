@@ -39,10 +39,12 @@ def month_bounds_ms(period: str, timezone: str) -> tuple[int, int]:
     return int(bounds[0]), int(bounds[1])
 
 
-def stored_readings(engine: Engine, start_ms: int, end_ms: int) -> pd.DataFrame:
-    """The stored readings in ``[start_ms, end_ms)`` [UTC ms] of every zone: ``timestamp`` (UTC),
-    ``zone_id`` and ``client_id`` (categorical), ``power_w`` [W], ``cleaning_staff`` (bool, given or
-    inferred), ``building``, ``floor``; sorted by zone and time."""
+def stored_readings(
+    engine: Engine, start_ms: int, end_ms: int, zone_ids: list[str] | None = None
+) -> pd.DataFrame:
+    """The stored readings in ``[start_ms, end_ms)`` [UTC ms] of every zone (or of ``zone_ids``):
+    ``timestamp`` (UTC), ``zone_id`` and ``client_id`` (categorical), ``power_w`` [W], ``cleaning_staff``
+    (bool, given or inferred), ``building``, ``floor``; sorted by zone and time."""
     with engine.connect() as connection:
         zones = dict(connection.execute(select(StoreZone.id, StoreZone.zone_id)).all())
         places = {
@@ -50,7 +52,8 @@ def stored_readings(engine: Engine, start_ms: int, end_ms: int) -> pd.DataFrame:
             for row in connection.execute(select(StoreZone.id, StoreZone.building, StoreZone.floor))
         }
         clients = dict(connection.execute(select(StoreClient.id, StoreClient.client_id)).all())
-        ranges = [(key, start_ms // MS_PER_DAY, (end_ms - 1) // MS_PER_DAY) for key in sorted(zones)]
+        wanted = sorted(zones) if zone_ids is None else [k for k, z in zones.items() if z in set(zone_ids)]
+        ranges = [(key, start_ms // MS_PER_DAY, (end_ms - 1) // MS_PER_DAY) for key in wanted]
         readings, _ = load(connection, ranges)
     readings = readings.take((readings.t_ms >= start_ms) & (readings.t_ms < end_ms))
     zone_keys, zone_codes = np.unique(readings.zone_key, return_inverse=True)
