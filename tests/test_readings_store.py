@@ -26,6 +26,7 @@ from slem_ml.errors import SlemError
 from slem_ml.io.reader import validate_frame
 from slem_ml.scoring.score import score
 from slem_ml.storage import open_database
+from slem_ml.storage.cleaning_store import month_cleaning
 from slem_ml.storage.database import write_session
 from slem_ml.storage.rebill import current_invoices
 from slem_ml.storage.tables import (
@@ -35,11 +36,20 @@ from slem_ml.storage.tables import (
     ReadingBlock,
     ReadingCorrection,
     ScoreRun,
+    StoreCleaningSession,
 )
 from slem_ml.storage.upload import Upload, store_upload
 from tests.databases import insert_old_run_with_invoice
 from tests.reference import drop_exact_duplicates, reference_score
-from tests.test_oracle import _frame, _records, compare_invoices, compare_lines, make_site, scenarios
+from tests.test_oracle import (
+    _frame,
+    _records,
+    compare_cleaning,
+    compare_invoices,
+    compare_lines,
+    make_site,
+    scenarios,
+)
 
 SITE = make_site("Europe/Berlin")  # C001 mon-fri 08:00-18:00, 15 min blocks, 15 EUR/h, 0.20 EUR/kWh
 
@@ -222,8 +232,13 @@ def test_parts_in_any_order_bill_as_the_whole(template_db: Path, scenario: Any, 
             ids = set(connection.execute(select(BillingSession.invoice_id)).scalars())
             ids |= set(connection.execute(select(Invoice.invoice_id)).scalars())
             lines, invoices = current_invoices(connection, site, ids)
+            dates = connection.execute(select(StoreCleaningSession.date)).scalars().all()
+            months = {f"{d.year:04d}-{d.month:02d}" for d in dates}
+            months |= {f"{c['date'].year:04d}-{c['date'].month:02d}" for c in want.cleaning_sessions}
+            cleaning = month_cleaning(connection, site, months)
     standing = invoices[invoices["lines"] > 0]  # a month whose overtime a later part took away is void
     problems = compare_lines(lines, want.lines) + compare_invoices(standing, want.invoices)
+    problems += compare_cleaning(cleaning, want.cleaning_sessions)
     assert not problems, "\n".join(problems)
 
 
@@ -530,3 +545,25 @@ def test_two_uploads_at_once_and_readers_meanwhile_see_whole_states(db_url: str)
     finally:
         engine.dispose()
     assert str(invoices.iloc[0]["total"]) == "150.00"
+
+
+def test_a_cleaning_session_across_midnight_is_one_session_whatever_the_uploads(engine: Engine) -> None:
+    """Cleaning sessions may run past midnight (SPEC §4): a reading uploaded later that extends one from
+    the evening before replaces it, not a second half of it."""
+    site = make_site("UTC")
+    crew = [("2025-02-10T23:50", 40.0), ("2025-02-11T00:00", 40.0), ("2025-02-11T00:10", 0.0)]
+    frame = pd.DataFrame(
+        {
+            "timestamp": [t for t, _ in crew],
+            "zone_id": "HQ-F1-Z1",
+            "client_id": "C001",
+            "power_w": [p for _, p in crew],
+            "cleaning_staff": "Yes",
+        }
+    )
+    upload(engine, frame.iloc[[0]], site)  # 23:50 alone covers 23:50-00:05
+    done = upload(engine, frame.iloc[1:], site)
+    sessions = done.result.cleaning_sessions
+    assert [(s.isoformat(), str(m)) for s, m in zip(sessions["start"], sessions["minutes"], strict=True)] == [
+        ("2025-02-10T23:50:00+00:00", "20.000")  # 23:50-00:10, one session
+    ]

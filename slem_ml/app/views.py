@@ -96,7 +96,7 @@ def period_view(config: AppConfig, user: User, period: str | None = None) -> Run
         folder = run_folder(config, run.run_id)
         site = _site(folder, config)
         lines, invoices, _ = period_invoices(engine, site, period)
-        cleaning = period_cleaning(engine, period)
+        cleaning = period_cleaning(engine, site, period)
         alerts = alerts_frame(engine)
         version = _store_version(engine)
     finally:

@@ -2,7 +2,7 @@
 
 * :func:`available_periods` — the months with readings or invoices, newest first;
 * :func:`stored_readings` — the stored readings of an interval as a validated-readings frame;
-* :func:`period_cleaning` — the cleaning sessions the runs found in a month, each session once.
+* :func:`period_cleaning` — the cleaning sessions of a month, as the stored readings make them.
 
 A month is the site's local calendar month (``YYYY-MM``), as invoices count it (SPEC §3.7).
 """
@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import wall_to_utc
 from slem_ml.storage.blocks import MS_PER_DAY, is_cleaning, load
+from slem_ml.storage.cleaning_store import month_cleaning
 from slem_ml.storage.periods import parse_period
-from slem_ml.storage.queries import run_cleaning_rows
 from slem_ml.storage.tables import ClientDay, Invoice, StoreClient, StoreZone
 
 __all__ = ["available_periods", "month_bounds_ms", "period_cleaning", "stored_readings"]
@@ -73,13 +74,9 @@ def stored_readings(
     )
 
 
-def period_cleaning(engine: Engine, period: str) -> pd.DataFrame:
-    """The cleaning sessions of ``period`` (by their local date) that the stored runs found, each session
-    (zone and start) once, as the latest run that saw it has it (``cleaning_sessions.csv`` columns)."""
-    first, after = parse_period(period)
-    frame = run_cleaning_rows(engine, first, after)
-    if frame.empty:
-        return frame.drop(columns="run_id")
-    frame = frame.sort_values("run_id", kind="stable").drop_duplicates([S.ZONE_ID, "start"], keep="last")
-    frame = frame.sort_values(["start", S.ZONE_ID], kind="stable")
-    return frame.drop(columns="run_id").reset_index(drop=True)
+def period_cleaning(engine: Engine, site: SiteConfig, period: str) -> pd.DataFrame:
+    """The cleaning sessions of ``period`` (by their local date) as the stored readings make them
+    (``cleaning_sessions.csv`` columns plus ``client_id``; times in the site timezone)."""
+    parse_period(period)
+    with engine.connect() as connection:
+        return month_cleaning(connection, site, [period])

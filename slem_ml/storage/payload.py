@@ -25,12 +25,13 @@ import pandas as pd
 import sqlalchemy
 
 from slem_ml import __version__
+from slem_ml.io import schema as S
 from slem_ml.io.schema import LINE_STATUSES
 from slem_ml.scoring.result import ScoringResult
 from slem_ml.storage.tables import ALERT_STATUSES
 from slem_ml.storage.types import to_exact_decimal, to_utc
 
-__all__ = ["InvoicePayload", "RunPayload", "invoice_payloads", "prepare"]
+__all__ = ["InvoicePayload", "RunPayload", "cleaning_rows", "invoice_payloads", "prepare"]
 
 Row = dict[str, Any]
 Converter = Callable[[Any], Any]
@@ -270,6 +271,16 @@ def _rows(frame: pd.DataFrame, table: str, spec: _Spec, defaults: Row = _DEFAULT
         columns[key] = values
     keys = list(columns)
     return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def cleaning_rows(frame: pd.DataFrame) -> list[Row]:
+    """Checked, converted rows of a cleaning sessions frame (``ValueError`` when malformed), with
+    ``client_id`` when the frame has it."""
+    rows = _rows(frame, "cleaning_sessions", _CLEANING)
+    if S.CLIENT_ID in frame.columns and rows:
+        for row, client in zip(rows, frame[S.CLIENT_ID].astype(str).tolist(), strict=True):
+            row[S.CLIENT_ID] = client
+    return rows
 
 
 def invoice_payloads(

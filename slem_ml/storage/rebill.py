@@ -186,13 +186,25 @@ def _sessions(
     return overtime_sessions(frame, coverage, site, billed_power_mw=billed)
 
 
-def readings_frame(readings: ReadingArrays, zones: dict[int, str], clients: dict[int, str]) -> pd.DataFrame:
+def readings_frame(
+    readings: ReadingArrays,
+    zones: dict[int, str],
+    clients: dict[int, str],
+    places: dict[int, tuple[str, str]] | None = None,
+) -> pd.DataFrame:
     """Stored readings as a validated-readings frame (``timestamp`` UTC, categorical ``zone_id`` and
-    ``client_id``, ``power_w``, ``cleaning_staff``), in their (zone, time) order."""
+    ``client_id``, ``power_w``, ``cleaning_staff``; ``building`` and ``floor`` from ``places``, a zone
+    key's (building, floor), when given), in their (zone, time) order."""
     zone_keys, zone_codes = np.unique(readings.zone_key, return_inverse=True)
     client_keys, client_codes = np.unique(readings.client_key, return_inverse=True)
+    extra = {}
+    if places is not None:
+        for i, column in enumerate((S.BUILDING, S.FLOOR)):
+            names = np.array([places[int(k)][i] for k in zone_keys], dtype=object)
+            extra[column] = pd.Categorical(names[zone_codes] if len(zone_keys) else [])
     return pd.DataFrame(
         {
+            **extra,
             S.TIMESTAMP: pd.DatetimeIndex(readings.t_ms.astype("datetime64[ms]")).tz_localize("UTC"),
             S.ZONE_ID: pd.Categorical.from_codes(zone_codes, [zones[int(k)] for k in zone_keys]),
             S.CLIENT_ID: pd.Categorical.from_codes(client_codes, [clients[int(k)] for k in client_keys]),

@@ -50,6 +50,7 @@ __all__ = [
     "BillingSession",
     "CleaningSession",
     "ClientDay",
+    "StoreCleaningSession",
     "Invoice",
     "InvoiceLine",
     "LineDecision",
@@ -396,3 +397,26 @@ class ClientDay(Base):
 
     client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+
+
+class StoreCleaningSession(Base):
+    """A cleaning session as the stored readings make it now (SPEC §4, §8.2); rows of a zone are replaced
+    where an upload changed its readings (:mod:`slem_ml.storage.cleaning_store`)."""
+
+    __tablename__ = "store_cleaning_sessions"
+    __table_args__ = (Index(None, "zone_id", "start_at"), Index(None, "date"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone_id: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str] = mapped_column(String(64))  # at the session's start
+    building: Mapped[str] = mapped_column(String(64))
+    floor: Mapped[str] = mapped_column(String(32))
+    date: Mapped[dt.date] = mapped_column(Date)  # local date of the session start
+    start_at: Mapped[dt.datetime]
+    end_at: Mapped[dt.datetime]
+    minutes: Mapped[float] = mapped_column(Double)
+    flagged: Mapped[bool] = mapped_column(Boolean)
+    excess_minutes: Mapped[float] = mapped_column(Double)
+    wasted_kwh: Mapped[Decimal] = mapped_column(QUANTITY)
+    savings: Mapped[Decimal] = mapped_column(MONEY)
+    inferred: Mapped[bool] = mapped_column(Boolean)

@@ -22,6 +22,7 @@ from slem_ml.billing.holds import stuck_on_spans
 from slem_ml.io import schema as S
 from slem_ml.models.alerts import ALERT_ORDER
 from slem_ml.scoring.result import ScoringResult
+from slem_ml.storage.cleaning_store import month_cleaning, recompute_cleaning, store_file_cleaning
 from slem_ml.storage.ingest import IngestReport, ingest, record_corrections
 from slem_ml.storage.payload import prepare
 from slem_ml.storage.rebill import Rebilled, bill_fresh, current_invoices, rebill
@@ -61,8 +62,14 @@ def store_upload(
         record_client_days(connection, frame, result.site.site.timezone)
     if report.fresh and result.sessions is not None:  # nothing stored around: the file's billing is it
         rebilled = bill_fresh(connection, result.sessions)
+        store_file_cleaning(connection, result.cleaning_sessions)
     else:
         rebilled = rebill(connection, result.site, report.changed_zone_key, report.changed_t_ms)
+        recompute_cleaning(
+            connection, result.site, report.changed_zone_key, report.changed_t_ms,
+            inferred=result.cleaning_source == "inferred",
+        )  # fmt: skip
+    cleaning = month_cleaning(connection, result.site, _months(result))
     wanted = rebilled.invoice_ids | frozenset(str(i) for i in result.invoices["invoice_id"])
     if result.model_versions and not report.fresh:
         # SPEC §8.5: stuck-on episodes from the store's timeline, not from this file's part of them
@@ -77,7 +84,9 @@ def store_upload(
     own_stuck_on = stuck_on_spans(result.alerts)  # stored with the run below, needed for holds now
     lines, invoices = current_invoices(connection, result.site, wanted, stuck_on=own_stuck_on)
     periods = stored_service_periods(connection, invoices["invoice_id"].astype(str))
-    result = replace(result, invoice_lines=lines, invoices=invoices, service_periods=periods)
+    result = replace(
+        result, invoice_lines=lines, invoices=invoices, service_periods=periods, cleaning_sessions=cleaning
+    )
     stored = store_payload(session, prepare(result), actor, new_readings=report.added + report.corrected > 0)
     if stored.created:
         session.execute(
@@ -92,3 +101,17 @@ def store_upload(
         record_corrections(connection, report, stored.run_id)
     result = replace(result, invoices=with_revisions(result.invoices, stored.revisions))
     return Upload(result, stored, report, rebilled)
+
+
+def _months(result: ScoringResult) -> set[str]:
+    """The local months (YYYY-MM) from the file's first reading to its last."""
+    first, last = result.report.first_timestamp, result.report.last_timestamp
+    if first is None or last is None:
+        return set()
+    tz = result.site.site.timezone
+    months = pd.period_range(
+        pd.Timestamp(first).tz_convert(tz).tz_localize(None),
+        pd.Timestamp(last).tz_convert(tz).tz_localize(None),
+        freq="M",
+    )
+    return {str(m) for m in months}

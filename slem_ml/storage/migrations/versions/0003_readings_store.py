@@ -30,6 +30,10 @@ def _money() -> sa.Numeric[Decimal]:
     return sa.Numeric(14, 2).with_variant(sa.String(16), "sqlite")
 
 
+def _quantity() -> sa.Numeric[Decimal]:
+    return sa.Numeric(18, 6).with_variant(sa.String(20), "sqlite")
+
+
 def upgrade() -> None:
     with op.batch_alter_table("score_runs") as batch:
         batch.add_column(sa.Column("readings_added", sa.Integer(), nullable=True))
@@ -140,6 +144,28 @@ def upgrade() -> None:
     )
     op.create_index("ix_billing_sessions_invoice_id", "billing_sessions", ["invoice_id"])
     op.create_table(
+        "store_cleaning_sessions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("zone_id", sa.String(64), nullable=False),
+        sa.Column("client_id", sa.String(64), nullable=False),
+        sa.Column("building", sa.String(64), nullable=False),
+        sa.Column("floor", sa.String(32), nullable=False),
+        sa.Column("date", sa.Date(), nullable=False),
+        sa.Column("start_at", _instant(), nullable=False),
+        sa.Column("end_at", _instant(), nullable=False),
+        sa.Column("minutes", sa.Double(), nullable=False),
+        sa.Column("flagged", sa.Boolean(), nullable=False),
+        sa.Column("excess_minutes", sa.Double(), nullable=False),
+        sa.Column("wasted_kwh", _quantity(), nullable=False),
+        sa.Column("savings", _money(), nullable=False),
+        sa.Column("inferred", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_store_cleaning_sessions"),
+    )
+    op.create_index(
+        "ix_store_cleaning_sessions_zone_id_start_at", "store_cleaning_sessions", ["zone_id", "start_at"]
+    )
+    op.create_index("ix_store_cleaning_sessions_date", "store_cleaning_sessions", ["date"])
+    op.create_table(
         "client_days",
         sa.Column("client_id", sa.String(64), nullable=False),
         sa.Column("date", sa.Date(), nullable=False),
@@ -150,6 +176,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("client_days")
+    op.drop_table("store_cleaning_sessions")
     op.drop_table("line_decisions")
     with op.batch_alter_table("invoice_lines") as batch:
         batch.drop_column("status")
