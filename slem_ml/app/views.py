@@ -10,7 +10,6 @@ leases — cleaning sessions, alerts and energy included.
 
 from __future__ import annotations
 
-import functools
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,15 +24,14 @@ from slem_ml.billing.coverage import compute_coverage
 from slem_ml.config.site import SiteConfig, load_site
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
-from slem_ml.outputs.writer import OUTPUT_FILES
-from slem_ml.storage import RunRecord, latest_run, open_database, run_cleaning, run_invoices
+from slem_ml.storage import RunRecord, latest_run, open_database
 from slem_ml.storage.maintenance import alerts_frame
 from slem_ml.storage.months import available_periods, month_bounds_ms, period_cleaning, stored_readings
 from slem_ml.storage.periods import parse_period, period_invoices
 from slem_ml.storage.tables import ReadingBlock
-from slem_ml.storage.users import User, can_see_client
+from slem_ml.storage.users import User
 
-__all__ = ["RunView", "Tiles", "latest_view", "period_view", "periods", "tiles", "zone_readings"]
+__all__ = ["RunView", "Tiles", "period_view", "periods", "tiles", "zone_readings"]
 
 #: Columns of :attr:`RunView.energy`, one row per reading.
 ENERGY_COLUMNS = (S.ZONE_ID, S.CLIENT_ID, S.BUILDING, S.FLOOR, S.ZONE, "local_time", "kwh", S.USAGE_CLASS)
@@ -211,50 +209,6 @@ def _read_month_energy(url: str, period: str, site: SiteConfig) -> pd.DataFrame:
     )[list(ENERGY_COLUMNS)]
 
 
-def latest_view(config: AppConfig, user: User) -> RunView | None:
-    """The latest stored run as ``user`` may see it, or ``None`` when nothing has been scored yet."""
-    engine = open_database(config.database_url)
-    try:
-        run = latest_run(engine)
-        if run is None:
-            return None
-        folder = run_folder(config, run.run_id)
-        site = _site(folder, config)
-        revisions = run_invoices(engine, run.run_id, client_id=user.client_id)
-        cleaning = run_cleaning(engine, run.run_id)
-        alerts = alerts_frame(engine)
-    finally:
-        engine.dispose()
-    energy = _energy(folder / OUTPUT_FILES["scored_readings"], site.site.timezone)
-    if user.client_id is not None:
-        visible = [c for c in energy[S.CLIENT_ID].unique() if can_see_client(user, str(c))]
-        energy = energy[energy[S.CLIENT_ID].isin(visible)]
-    zones = tuple(sorted(energy[S.ZONE_ID].unique())) if len(energy) else ()
-    if user.client_id is not None:  # nothing of other clients: only the zones this one leases
-        cleaning = cleaning[cleaning[S.ZONE_ID].isin(zones)]
-        alerts = alerts[alerts[S.ZONE_ID].isin(zones)]
-    invoices = pd.DataFrame(
-        [{c: getattr(r, c) for c in S.INVOICE_COLUMNS} for r in revisions], columns=list(S.INVOICE_COLUMNS)
-    )
-    lines = (
-        pd.concat([r.line_items for r in revisions], ignore_index=True)
-        if revisions
-        else pd.DataFrame(columns=list(S.INVOICE_LINE_COLUMNS))
-    )
-    return RunView(
-        user=user,
-        run=run,
-        site=site,
-        folder=folder,
-        invoices=invoices,
-        lines=lines,
-        cleaning=cleaning.reset_index(drop=True),
-        alerts=alerts.reset_index(drop=True),
-        energy=energy,
-        zones=zones,
-    )
-
-
 def tiles(view: RunView) -> Tiles:
     """The overview's figures for ``view``."""
     flagged = view.cleaning[view.cleaning["flagged"]]
@@ -278,24 +232,3 @@ def _site(folder: Path, config: AppConfig) -> SiteConfig:
     if config.contracts is None:
         raise SlemError(f"the latest run's folder {folder} is missing and no contracts were given")
     return load_site(config.contracts)
-
-
-def _energy(path: Path, timezone: str) -> pd.DataFrame:
-    """Energy of every reading [kWh] with its local time; empty when the file is gone."""
-    if not path.exists():
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in ENERGY_COLUMNS})
-    return _read_energy(str(path), path.stat().st_mtime_ns, timezone)
-
-
-@functools.lru_cache(maxsize=2)
-def _read_energy(path: str, mtime_ns: int, timezone: str) -> pd.DataFrame:
-    """:func:`_energy`, cached per file version (``mtime_ns``): the tabs share one read."""
-    columns = [S.ZONE_ID, S.CLIENT_ID, S.BUILDING, S.FLOOR, S.ZONE, S.TIMESTAMP, S.POWER_W, S.COVERED_MINUTES]
-    frame = pd.read_parquet(path, columns=[*columns, S.USAGE_CLASS])
-    kwh = frame[S.POWER_W].to_numpy(dtype=float) * frame[S.COVERED_MINUTES].to_numpy(dtype=float) / 60_000.0
-    stamp = frame[S.TIMESTAMP]
-    local = stamp.dt.tz_convert(timezone) if stamp.dt.tz is not None else stamp.dt.tz_localize(timezone)
-    out = frame[[S.ZONE_ID, S.CLIENT_ID, S.BUILDING, S.FLOOR, S.ZONE, S.USAGE_CLASS]].assign(
-        local_time=local, kwh=np.nan_to_num(kwh)
-    )
-    return out[list(ENERGY_COLUMNS)]

@@ -14,12 +14,12 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from slem_ml.config.site import SiteConfig
-from slem_ml.io import schema as S
 from slem_ml.io.localtime import wall_to_utc
-from slem_ml.storage.blocks import MS_PER_DAY, is_cleaning, load
+from slem_ml.storage.blocks import MS_PER_DAY, load
 from slem_ml.storage.cleaning_store import month_cleaning
 from slem_ml.storage.periods import parse_period
-from slem_ml.storage.tables import ClientDay, Invoice, StoreClient, StoreZone
+from slem_ml.storage.rebill import client_names, readings_frame, zone_names
+from slem_ml.storage.tables import ClientDay, Invoice, StoreZone
 
 __all__ = ["available_periods", "month_bounds_ms", "period_cleaning", "stored_readings"]
 
@@ -47,31 +47,18 @@ def stored_readings(
     ``timestamp`` (UTC), ``zone_id`` and ``client_id`` (categorical), ``power_w`` [W], ``cleaning_staff``
     (bool, given or inferred), ``building``, ``floor``; sorted by zone and time."""
     with engine.connect() as connection:
-        zones = dict(connection.execute(select(StoreZone.id, StoreZone.zone_id)).all())
+        zones = zone_names(connection)
+        if zone_ids is not None:
+            zones = {key: zone for key, zone in zones.items() if zone in set(zone_ids)}
         places = {
             row.id: (row.building, row.floor)
             for row in connection.execute(select(StoreZone.id, StoreZone.building, StoreZone.floor))
         }
-        clients = dict(connection.execute(select(StoreClient.id, StoreClient.client_id)).all())
-        wanted = sorted(zones) if zone_ids is None else [k for k, z in zones.items() if z in set(zone_ids)]
-        ranges = [(key, start_ms // MS_PER_DAY, (end_ms - 1) // MS_PER_DAY) for key in wanted]
+        ranges = [(key, start_ms // MS_PER_DAY, (end_ms - 1) // MS_PER_DAY) for key in sorted(zones)]
         readings, _ = load(connection, ranges)
+        clients = client_names(connection)
     readings = readings.take((readings.t_ms >= start_ms) & (readings.t_ms < end_ms))
-    zone_keys, zone_codes = np.unique(readings.zone_key, return_inverse=True)
-    client_keys, client_codes = np.unique(readings.client_key, return_inverse=True)
-    building = np.array([places[int(k)][0] for k in zone_keys], dtype=object)
-    floor = np.array([places[int(k)][1] for k in zone_keys], dtype=object)
-    return pd.DataFrame(
-        {
-            S.TIMESTAMP: pd.DatetimeIndex(readings.t_ms.astype("datetime64[ms]")).tz_localize("UTC"),
-            S.ZONE_ID: pd.Categorical.from_codes(zone_codes, [zones[int(k)] for k in zone_keys]),
-            S.CLIENT_ID: pd.Categorical.from_codes(client_codes, [clients[int(k)] for k in client_keys]),
-            S.POWER_W: readings.power_w,
-            S.CLEANING_STAFF: is_cleaning(readings.cleaning),
-            S.BUILDING: building[zone_codes] if len(zone_keys) else np.empty(0, dtype=object),
-            S.FLOOR: floor[zone_codes] if len(zone_keys) else np.empty(0, dtype=object),
-        }
-    )
+    return readings_frame(readings, zones, clients, places)
 
 
 def period_cleaning(engine: Engine, site: SiteConfig, period: str) -> pd.DataFrame:

@@ -30,7 +30,6 @@ __all__ = [
     "invoice_history",
     "latest_run",
     "run_cleaning",
-    "run_cleaning_rows",
     "run_invoices",
     "upload_history",
 ]
@@ -208,18 +207,6 @@ def run_cleaning(engine: Engine, run_id: int) -> pd.DataFrame:
         ).all()
         frame = _cleaning_frame(sessions, timezone)
     return frame.drop(columns="run_id")
-
-
-def run_cleaning_rows(engine: Engine, first: dt.date, after: dt.date) -> pd.DataFrame:
-    """Every stored cleaning session dated in ``[first, after)`` by any run: ``cleaning_sessions.csv``
-    columns (``start``/``end`` in UTC) plus ``run_id``; a session seen by several runs appears once each."""
-    with Session(engine) as session:
-        sessions = session.scalars(
-            select(CleaningSession)
-            .where(CleaningSession.date >= first, CleaningSession.date < after)
-            .order_by(CleaningSession.start_at, CleaningSession.zone_id, CleaningSession.id)
-        ).all()
-        return _cleaning_frame(sessions, "UTC")
 
 
 def _cleaning_frame(sessions: Sequence[CleaningSession], timezone: str) -> pd.DataFrame:
