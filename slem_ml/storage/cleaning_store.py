@@ -1,11 +1,11 @@
 """Cleaning sessions from every stored reading (SPEC §4, §8.2): ``store_cleaning_sessions``.
 
-A cleaning session may run past midnight, so unlike billing sessions they are not recomputed per local
-date: after an upload, :func:`recompute_cleaning` finds the sessions of the touched zones from one day
-before the first changed reading to one day after the last (reading one more day either side for their
-context) and replaces the stored sessions that start in that window. A session longer than a day across
-the window's edge is the one limit. The first upload of a zone's days keeps the file's own sessions
-(:func:`store_file_cleaning`), as billing does.
+A cleaning session may run past midnight, so it is not tied to one local date as a billing session is:
+:func:`slem_ml.storage.rebill.rebill` computes the cleaning sessions of the zones and dates it recomputes
+from the same readings, with :data:`CLEANING_CONTEXT_MS` of readings either side, and
+:func:`replace_cleaning` replaces the stored sessions that overlap those dates. A session reaching more than
+that context beyond the dates is the one limit. The first upload of a zone's days keeps the file's own
+sessions (:func:`store_file_cleaning`), as billing does.
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Table, delete, insert, select
 
-from slem_ml.billing.cleaning import SESSION_ORDER, cleaning_sessions
-from slem_ml.billing.coverage import compute_coverage
+from slem_ml.billing.cleaning import SESSION_ORDER
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
-from slem_ml.storage.blocks import MS_PER_DAY, load
 from slem_ml.storage.payload import cleaning_rows
-from slem_ml.storage.rebill import client_names, readings_frame, zone_names
-from slem_ml.storage.tables import StoreCleaningSession, StoreZone
+from slem_ml.storage.tables import StoreCleaningSession
 
-__all__ = ["month_cleaning", "recompute_cleaning", "store_file_cleaning"]
+__all__ = ["CLEANING_CONTEXT_MS", "month_cleaning", "replace_cleaning", "store_file_cleaning"]
+
+#: Readings either side of the recomputed span a cleaning session is completed from: a session overlapping
+#: the span and longer than this beyond it would be cut (cleaning takes an hour or three).
+CLEANING_CONTEXT_MS = 12 * 3_600_000
 
 
 def store_file_cleaning(connection: Connection, sessions: pd.DataFrame) -> None:
@@ -38,42 +39,31 @@ def store_file_cleaning(connection: Connection, sessions: pd.DataFrame) -> None:
         connection.execute(insert(cast(Table, StoreCleaningSession.__table__)), rows)
 
 
-def recompute_cleaning(
-    connection: Connection, site: SiteConfig, zone_key: np.ndarray, t_ms: np.ndarray, *, inferred: bool
+def replace_cleaning(
+    connection: Connection, sessions: pd.DataFrame, spans: dict[str, tuple[int, int]]
 ) -> None:
-    """Replace the stored cleaning sessions of the zones with changed readings (``zone_key``, ``t_ms``
-    [UTC ms]) that start within a day of the changes (see the module docstring)."""
-    if not len(t_ms):
-        return
-    keys = np.unique(zone_key)
-    lo = (int(t_ms.min()) // MS_PER_DAY - 1) * MS_PER_DAY
-    hi = (int(t_ms.max()) // MS_PER_DAY + 2) * MS_PER_DAY
-    readings, _ = load(connection, [(int(k), lo // MS_PER_DAY - 1, hi // MS_PER_DAY) for k in keys])
-    zones = zone_names(connection)
-    places = {row.id: (row.building, row.floor) for row in connection.execute(select(StoreZone))}
-    names = sorted(zones[int(k)] for k in keys)
-    start, end = _utc(lo), _utc(hi)
+    """Replace, per zone, the stored cleaning sessions that overlap its span ``[start, end)`` [UTC ms] with
+    those of ``sessions`` (recomputed with :data:`CLEANING_CONTEXT_MS` of readings either side) that do."""
     table = cast(Table, StoreCleaningSession.__table__)
-    for at in range(0, len(names), 900):
-        connection.execute(
-            delete(table).where(
-                table.c.zone_id.in_(names[at : at + 900]), table.c.start_at >= start, table.c.start_at < end
+    by_span: dict[tuple[int, int], list[str]] = {}
+    for zone_id, span in spans.items():
+        by_span.setdefault(span, []).append(zone_id)
+    for (start, end), zones in by_span.items():  # usually one span for all zones: one statement
+        for at in range(0, len(zones), 900):
+            connection.execute(
+                delete(table).where(
+                    table.c.zone_id.in_(zones[at : at + 900]),
+                    table.c.start_at < _utc(end),
+                    table.c.end_at > _utc(start),
+                )
             )
-        )
-    if not len(readings):
-        return
-    frame = readings_frame(readings, zones, client_names(connection), places)
-    frame = frame[frame[S.CLIENT_ID].astype(str).isin(list(site.clients))].reset_index(drop=True)
-    if frame.empty:
-        return
-    for column in (S.ZONE_ID, S.CLIENT_ID):
-        frame[column] = frame[column].cat.remove_unused_categories()
-    sessions = cleaning_sessions(frame, compute_coverage(frame, site), site, inferred=inferred)
     if sessions.empty:
         return
-    starts = pd.to_datetime(sessions["start"], utc=True)
-    inside = ((starts >= start) & (starts < end)).to_numpy()
-    store_file_cleaning(connection, sessions[inside])
+    first, last = _ms(sessions["start"]), _ms(sessions["end"])
+    zone = sessions[S.ZONE_ID].astype(str).to_numpy(dtype=object)
+    lo = np.array([spans.get(z, (0, 0))[0] for z in zone], dtype=np.int64)
+    hi = np.array([spans.get(z, (0, 0))[1] for z in zone], dtype=np.int64)
+    store_file_cleaning(connection, sessions[(first < hi) & (last > lo)])
 
 
 def month_cleaning(connection: Connection, site: SiteConfig, months: Iterable[str]) -> pd.DataFrame:
@@ -114,6 +104,11 @@ def month_cleaning(connection: Connection, site: SiteConfig, months: Iterable[st
 def _minutes(value: float) -> Decimal:
     """Minutes as scoring gives them (Decimal, 3 places) from the stored float."""
     return Decimal(f"{value:.3f}")
+
+
+def _ms(column: pd.Series) -> np.ndarray:
+    """tz-aware instants as UTC [ms]."""
+    return np.asarray(pd.DatetimeIndex(pd.to_datetime(column, utc=True)).as_unit("ms").asi8, dtype=np.int64)
 
 
 def _utc(ms: int) -> dt.datetime:

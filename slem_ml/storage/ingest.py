@@ -35,6 +35,7 @@ from slem_ml.storage.blocks import (
     ReadingArrays,
     encode,
     is_cleaning,
+    key_of,
     load,
 )
 from slem_ml.storage.tables import ReadingBlock, ReadingCorrection, StoreClient, StoreZone
@@ -126,7 +127,8 @@ def ingest(
     both = ReadingArrays.concat([stored, batch])
     origin_batch = np.r_[np.zeros(len(stored), bool), np.ones(len(batch), bool)]
     line = np.r_[np.full(len(stored), -1, np.int64), lines]
-    order = np.lexsort((np.arange(len(both)), both.t_ms, both.zone_key))
+    # both parts are sorted by key: a stable sort of their concatenation is a merge (timsort's runs)
+    order = np.argsort(key_of(both.zone_key, both.t_ms), kind="stable")
     both, origin_batch, line = both.take(order), origin_batch[order], line[order]
     same = np.zeros(len(both), bool)
     same[1:] = (both.zone_key[1:] == both.zone_key[:-1]) & (both.t_ms[1:] == both.t_ms[:-1])
@@ -224,7 +226,7 @@ def _last_per_key(batch: ReadingArrays, lines: np.ndarray) -> tuple[ReadingArray
     """The batch in (zone, time, line) order with only the last row of each key, and how many rows a
     later one superseded."""
     if not _in_key_order(batch, lines):  # the reader's frames already are: skip the sort
-        order = np.lexsort((lines, batch.t_ms, batch.zone_key))
+        order = np.lexsort((lines, key_of(batch.zone_key, batch.t_ms)))
         batch, lines = batch.take(order), lines[order]
     last = np.r_[(batch.zone_key[1:] != batch.zone_key[:-1]) | (batch.t_ms[1:] != batch.t_ms[:-1]), True]
     return batch.take(last), lines[last], int((~last).sum())

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Table, delete, insert, select, tuple_
 
+from slem_ml.billing.cleaning import cleaning_sessions
 from slem_ml.billing.coverage import compute_coverage
 from slem_ml.billing.holds import apply_holds, line_key
 from slem_ml.billing.invoices import (
@@ -35,6 +36,7 @@ from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import day_to_date, local_day_numbers, wall_to_utc
 from slem_ml.storage.blocks import MS_PER_DAY, ReadingArrays, is_cleaning, load
+from slem_ml.storage.cleaning_store import CLEANING_CONTEXT_MS, replace_cleaning
 from slem_ml.storage.tables import (
     Alert,
     BillingSession,
@@ -68,9 +70,18 @@ class Rebilled:
     left_out: int  # stored readings of clients no longer in the contracts, not billed
 
 
-def rebill(connection: Connection, site: SiteConfig, zone_key: np.ndarray, t_ms: np.ndarray) -> Rebilled:
+def rebill(
+    connection: Connection,
+    site: SiteConfig,
+    zone_key: np.ndarray,
+    t_ms: np.ndarray,
+    *,
+    cleaning_inferred: bool = False,
+) -> Rebilled:
     """Recompute the billing sessions of every (zone, local date) that readings at (``zone_key``,
-    ``t_ms`` [UTC ms]) touch, in the caller's transaction."""
+    ``t_ms`` [UTC ms]) touch, and the cleaning sessions that overlap those dates
+    (:mod:`~slem_ml.storage.cleaning_store`; ``cleaning_inferred``: their flags came from the session
+    classifier), in the caller's transaction."""
     if not len(t_ms):
         return Rebilled(frozenset(), 0, 0)
     tz = site.site.timezone
@@ -78,10 +89,13 @@ def rebill(connection: Connection, site: SiteConfig, zone_key: np.ndarray, t_ms:
     pairs = _zone_days(zone_key, local_day_numbers(np.r_[t_ms, t_ms + gap - 1], tz))
     zones = _zone_names(connection)
     clients = _client_names(connection)
+    places = {row.id: (row.building, row.floor) for row in connection.execute(select(StoreZone))}
     invoice_ids: set[str] = set()
     left_out = 0
     for chunk in _chunks(pairs):
-        ids, dropped = _rebill_chunk(connection, site, chunk, zones, clients, gap)
+        ids, dropped = _rebill_chunk(
+            connection, site, chunk, (zones, clients, places), gap, cleaning_inferred
+        )
         invoice_ids |= ids
         left_out += dropped
     return Rebilled(frozenset(invoice_ids), len(pairs), left_out)
@@ -123,20 +137,23 @@ def _rebill_chunk(
     connection: Connection,
     site: SiteConfig,
     pairs: np.ndarray,
-    zones: dict[int, str],
-    clients: dict[int, str],
+    names: tuple[dict[int, str], dict[int, str], dict[int, tuple[str, str]]],
     gap: int,
+    cleaning_inferred: bool,
 ) -> tuple[set[str], int]:
+    zones, clients, places = names
     tz = site.site.timezone
     keys, inverse = np.unique(pairs[:, 0], return_inverse=True)
     first = np.full(len(keys), np.iinfo(np.int64).max)
     last = np.full(len(keys), np.iinfo(np.int64).min)
     np.minimum.at(first, inverse, pairs[:, 1])
     np.maximum.at(last, inverse, pairs[:, 1])
-    # readings whose coverage can reach into the dates: from max_gap before the first midnight to
-    # max_gap after the last one
-    lo = wall_to_utc(first, np.zeros(len(first)), tz).astype(np.int64) - gap
-    hi = wall_to_utc(last + 1, np.zeros(len(last)), tz).astype(np.int64) + gap
+    # the dates' span per zone; the readings whose coverage can reach into it start max_gap before it,
+    # and a cleaning session overlapping it may begin or end hours outside it (CLEANING_CONTEXT_MS)
+    start = wall_to_utc(first, np.zeros(len(first)), tz).astype(np.int64)
+    end = wall_to_utc(last + 1, np.zeros(len(last)), tz).astype(np.int64)
+    margin = max(gap, CLEANING_CONTEXT_MS)
+    lo, hi = start - margin, end + margin
     ranges = list(
         zip(keys.tolist(), (lo // MS_PER_DAY).tolist(), ((hi - 1) // MS_PER_DAY).tolist(), strict=True)
     )
@@ -148,18 +165,20 @@ def _rebill_chunk(
     left_out = int((~billable).sum())
     readings = readings.take(billable)
 
-    sessions = _sessions(readings, site, zones, clients)
+    sessions, cleaning = _sessions(readings, site, zones, clients, places, cleaning_inferred)
     wanted = pd.MultiIndex.from_arrays([[zones[int(z)] for z in pairs[:, 0]], pairs[:, 1]])
     found = pd.MultiIndex.from_arrays([sessions["zone_id"], sessions["day"]])
     sessions = sessions[found.isin(wanted)]
+    spans = {zones[int(k)]: (int(a), int(b)) for k, a, b in zip(keys, start, end, strict=True)}
+    replace_cleaning(connection, cleaning, spans)
 
     table = cast(Table, BillingSession.__table__)
-    zone_names = [zones[int(z)] for z in keys]
+    zone_list = [zones[int(z)] for z in keys]
     dates = day_to_date(pairs[:, 1])
     before = set(
         connection.execute(
             select(table.c.invoice_id)
-            .where(table.c.zone_id.in_(zone_names))
+            .where(table.c.zone_id.in_(zone_list))
             .where(table.c.date >= min(dates), table.c.date <= max(dates))
             .distinct()
         ).scalars()
@@ -175,15 +194,22 @@ def _rebill_chunk(
 
 
 def _sessions(
-    readings: ReadingArrays, site: SiteConfig, zones: dict[int, str], clients: dict[int, str]
-) -> pd.DataFrame:
-    """:func:`~slem_ml.billing.invoices.overtime_sessions` of stored readings."""
+    readings: ReadingArrays,
+    site: SiteConfig,
+    zones: dict[int, str],
+    clients: dict[int, str],
+    places: dict[int, tuple[str, str]],
+    cleaning_inferred: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`~slem_ml.billing.invoices.overtime_sessions` and
+    :func:`~slem_ml.billing.cleaning.cleaning_sessions` of stored readings (one coverage for both)."""
     if not len(readings):
-        return empty_sessions()
-    frame = readings_frame(readings, zones, clients)
+        return empty_sessions(), pd.DataFrame(columns=[*S.CLEANING_COLUMNS, S.CLIENT_ID])
+    frame = readings_frame(readings, zones, clients, places)
     coverage = compute_coverage(frame, site)
     billed = billed_power_mw(readings.power_w, readings.billed_w)
-    return overtime_sessions(frame, coverage, site, billed_power_mw=billed)
+    overtime = overtime_sessions(frame, coverage, site, billed_power_mw=billed)
+    return overtime, cleaning_sessions(frame, coverage, site, inferred=cleaning_inferred)
 
 
 def readings_frame(
@@ -198,10 +224,12 @@ def readings_frame(
     zone_keys, zone_codes = np.unique(readings.zone_key, return_inverse=True)
     client_keys, client_codes = np.unique(readings.client_key, return_inverse=True)
     extra = {}
-    if places is not None:
+    if places is not None:  # per zone, as codes: never a string per reading
         for i, column in enumerate((S.BUILDING, S.FLOOR)):
-            names = np.array([places[int(k)][i] for k in zone_keys], dtype=object)
-            extra[column] = pd.Categorical(names[zone_codes] if len(zone_keys) else [])
+            labels, codes = np.unique([places[int(k)][i] for k in zone_keys], return_inverse=True)
+            extra[column] = pd.Categorical.from_codes(
+                codes[zone_codes] if len(zone_keys) else np.empty(0, np.int64), labels.astype(object)
+            )
     return pd.DataFrame(
         {
             **extra,

@@ -22,7 +22,7 @@ from slem_ml.billing.holds import stuck_on_spans
 from slem_ml.io import schema as S
 from slem_ml.models.alerts import ALERT_ORDER
 from slem_ml.scoring.result import ScoringResult
-from slem_ml.storage.cleaning_store import month_cleaning, recompute_cleaning, store_file_cleaning
+from slem_ml.storage.cleaning_store import month_cleaning, store_file_cleaning
 from slem_ml.storage.ingest import IngestReport, ingest, record_corrections
 from slem_ml.storage.payload import prepare
 from slem_ml.storage.rebill import Rebilled, bill_fresh, current_invoices, rebill
@@ -64,10 +64,9 @@ def store_upload(
         rebilled = bill_fresh(connection, result.sessions)
         store_file_cleaning(connection, result.cleaning_sessions)
     else:
-        rebilled = rebill(connection, result.site, report.changed_zone_key, report.changed_t_ms)
-        recompute_cleaning(
+        rebilled = rebill(
             connection, result.site, report.changed_zone_key, report.changed_t_ms,
-            inferred=result.cleaning_source == "inferred",
+            cleaning_inferred=result.cleaning_source == "inferred",
         )  # fmt: skip
     cleaning = month_cleaning(connection, result.site, _months(result))
     wanted = rebilled.invoice_ids | frozenset(str(i) for i in result.invoices["invoice_id"])
