@@ -30,6 +30,7 @@ __all__ = [
     "MS_PER_DAY",
     "ReadingArrays",
     "encode",
+    "encode_blocks",
     "is_cleaning",
     "key_of",
     "load",
@@ -85,18 +86,43 @@ class ReadingArrays:
 
 def encode(readings: ReadingArrays, utc_day: int) -> dict[str, object]:
     """The ``reading_blocks`` columns of one zone's readings of one UTC day (sorted by time)."""
-    ts = readings.t_ms - utc_day * MS_PER_DAY
+    (block,) = encode_blocks(readings, np.array([0]), np.array([len(readings)]), np.array([utc_day]))
+    return block
+
+
+def encode_blocks(
+    readings: ReadingArrays, starts: np.ndarray, ends: np.ndarray, utc_days: np.ndarray
+) -> list[dict[str, object]]:
+    """The ``reading_blocks`` columns of the blocks ``readings[starts[i]:ends[i]]`` (each one zone's
+    readings of UTC day ``utc_days[i]``, sorted by time): every array packed once, then sliced."""
+    sizes = ends - starts
+    offsets = np.r_[0, np.cumsum(sizes)]
+    day_of = np.repeat(utc_days.astype(np.int64), sizes)
+    picked = np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], sizes)  # the blocks' rows, in order
+    ts = readings.t_ms[picked] - day_of * MS_PER_DAY
     if len(ts) and (ts.min() < 0 or ts.max() >= MS_PER_DAY):
-        raise ValueError(f"a block of UTC day {utc_day} got a reading of another day")
-    billed = readings.billed_w
-    return {
-        "n": len(ts),
+        raise ValueError("a block got a reading of another UTC day")
+    packed = {
         "ts": ts.astype("<i4").tobytes(),
-        "power": readings.power_w.astype("<f8").tobytes(),
-        "client": readings.client_key.astype("<i2").tobytes(),
-        "cleaning": readings.cleaning.astype("i1").tobytes(),
-        "billed": None if np.isnan(billed).all() else billed.astype("<f8").tobytes(),
+        "power": readings.power_w[picked].astype("<f8").tobytes(),
+        "client": readings.client_key[picked].astype("<i2").tobytes(),
+        "cleaning": readings.cleaning[picked].astype("i1").tobytes(),
+        "billed": readings.billed_w[picked].astype("<f8").tobytes(),
     }
+    width = {"ts": 4, "power": 8, "client": 2, "cleaning": 1, "billed": 8}
+    adjusted: list[bool] = (
+        (np.add.reduceat(~np.isnan(readings.billed_w[picked]), offsets[:-1]) > 0).tolist() if len(ts) else []
+    )
+    out = []
+    for i, n in enumerate(sizes.tolist()):
+        a, b = int(offsets[i]), int(offsets[i]) + n
+        block: dict[str, object] = {"n": n}
+        for name, data in packed.items():
+            block[name] = data[a * width[name] : b * width[name]]
+        if not adjusted[i]:
+            block["billed"] = None
+        out.append(block)
+    return out
 
 
 def _decode(zone_key: int, utc_day: int, row: Any) -> ReadingArrays:

@@ -33,7 +33,7 @@ from slem_ml.storage.blocks import (
     CLEANING_YES,
     MS_PER_DAY,
     ReadingArrays,
-    encode,
+    encode_blocks,
     is_cleaning,
     key_of,
     load,
@@ -260,14 +260,11 @@ def _in_key_order(batch: ReadingArrays, lines: np.ndarray) -> bool:
 
 
 def _day_ranges(batch: ReadingArrays) -> list[tuple[int, int, int]]:
-    """Per zone of the batch, its first and last UTC day."""
-    day = batch.t_ms // MS_PER_DAY
-    keys, inverse = np.unique(batch.zone_key, return_inverse=True)
-    first = np.full(len(keys), np.iinfo(np.int64).max)
-    last = np.full(len(keys), np.iinfo(np.int64).min)
-    np.minimum.at(first, inverse, day)
-    np.maximum.at(last, inverse, day)
-    return list(zip(keys.tolist(), first.tolist(), last.tolist(), strict=True))
+    """Per zone of the batch (sorted by zone and time), its first and last UTC day."""
+    starts = np.flatnonzero(np.r_[True, batch.zone_key[1:] != batch.zone_key[:-1]])
+    ends = np.r_[starts[1:], len(batch)] - 1
+    first, last = batch.t_ms[starts] // MS_PER_DAY, batch.t_ms[ends] // MS_PER_DAY
+    return list(zip(batch.zone_key[starts].tolist(), first.tolist(), last.tolist(), strict=True))
 
 
 def zone_keys(connection: Connection, places: dict[str, tuple[str, str]]) -> dict[str, int]:
@@ -327,14 +324,14 @@ def _write_blocks(
     starts = np.flatnonzero(np.r_[True, (final.zone_key[1:] != final.zone_key[:-1]) | (day[1:] != day[:-1])])
     ends = np.r_[starts[1:], len(final)]
     dirty_block = np.add.reduceat(dirty.astype(np.int64), starts) > 0
-    rows: list[dict[str, object]] = []
-    replaced: list[tuple[int, int]] = []
-    for start, end in zip(starts[dirty_block].tolist(), ends[dirty_block].tolist(), strict=True):
-        key = (int(final.zone_key[start]), int(day[start]))
-        part = final.take(slice(start, end))  # type: ignore[arg-type]
-        rows.append({"zone_key": key[0], "utc_day": key[1], **encode(part, key[1]), "updated_at": now})
-        if key in found:
-            replaced.append(key)
+    first, after = starts[dirty_block], ends[dirty_block]
+    zone_of, day_of = final.zone_key[first].tolist(), day[first].tolist()
+    packed = encode_blocks(final, first, after, day[first])
+    rows = [
+        {"zone_key": zone, "utc_day": utc_day, **block, "updated_at": now}
+        for zone, utc_day, block in zip(zone_of, day_of, packed, strict=True)
+    ]
+    replaced = [key for key in zip(zone_of, day_of, strict=True) if key in found]
     table = cast(Table, ReadingBlock.__table__)
     for at in range(0, len(replaced), 400):
         chunk = replaced[at : at + 400]

@@ -143,11 +143,10 @@ def _rebill_chunk(
 ) -> tuple[set[str], int]:
     zones, clients, places = names
     tz = site.site.timezone
-    keys, inverse = np.unique(pairs[:, 0], return_inverse=True)
-    first = np.full(len(keys), np.iinfo(np.int64).max)
-    last = np.full(len(keys), np.iinfo(np.int64).min)
-    np.minimum.at(first, inverse, pairs[:, 1])
-    np.maximum.at(last, inverse, pairs[:, 1])
+    # pairs are sorted by (zone, day): each zone's first and last day bound its run
+    starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])
+    ends = np.r_[starts[1:], len(pairs)] - 1
+    keys, first, last = pairs[starts, 0], pairs[starts, 1], pairs[ends, 1]
     # the dates' span per zone; the readings whose coverage can reach into it start max_gap before it,
     # and a cleaning session overlapping it may begin or end hours outside it (CLEANING_CONTEXT_MS)
     start = wall_to_utc(first, np.zeros(len(first)), tz).astype(np.int64)
