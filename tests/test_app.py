@@ -360,3 +360,25 @@ def test_a_manager_holds_and_releases_a_line_a_viewer_may_not(uploaded: Handlers
     assert "released" in set(released["status"])
     history = uploaded.revisions(invoice, request("mgr"))
     assert list(history["revision"]) == [1, 2, 3]
+
+
+def test_the_zone_status_says_which_detectors_judge_it(uploaded: Handlers, config: AppConfig, run) -> None:
+    """SPEC §8.5: a detector with too little history for a zone says so in the zone's status."""
+    from slem_ml.app.analysis import detector_status
+    from slem_ml.app.views import period_view, zone_readings
+    from slem_ml.storage.users import get_user
+
+    zone = uploaded.load(request("mgr")).zones[0]
+    detail = uploaded.zone(zone, request("mgr"))
+    assert detail.status == f"**{zone}** — stuck-on and dropout rules: on; spikes: on; drift: on."
+    engine = open_database(config.database_url)
+    try:
+        user = get_user(engine, "mgr")
+    finally:
+        engine.dispose()
+    view = period_view(config, user)
+    readings = zone_readings(config, view, zone)
+    first_two_days = readings[readings[S.TIMESTAMP] < readings[S.TIMESTAMP].min() + pd.Timedelta(days=2)]
+    short = detector_status(view, zone, first_two_days.reset_index(drop=True), run.bundle)
+    assert "drift: not judged yet (fewer than 3 complete lit days of this zone in" in short
+    assert detector_status(view, zone, readings, None).endswith("spikes and drift: off (no trained models).")

@@ -14,11 +14,12 @@ import pandas as pd
 
 from slem_ml.app.views import RunView
 from slem_ml.app.workspace import run_input
-from slem_ml.billing.coverage import compute_coverage
+from slem_ml.billing.coverage import classified_readings, compute_coverage
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import ms_to_local
 from slem_ml.io.reader import read_readings
+from slem_ml.models.alerts import zoned_readings
 from slem_ml.models.bundle import ModelBundle
 from slem_ml.models.features import add_features, zone_hours
 from slem_ml.models.forecast import forecast, peak_hours
@@ -80,6 +81,23 @@ def zone_series(
         out["lower_w"] = predicted["lower_w"].to_numpy()
         out["upper_w"] = predicted["upper_w"].to_numpy()
     return out
+
+
+def detector_status(view: RunView, zone_id: str, readings: pd.DataFrame, models: ModelBundle | None) -> str:
+    """Which detectors judge the zone in the view's month, in words (SPEC §8.5: a detector with too little
+    history for a zone says so here instead of alerting)."""
+    rules = "stuck-on and dropout rules: on"
+    if models is None:
+        return f"**{zone_id}** — {rules}; spikes and drift: off (no trained models)."
+    if readings.empty:
+        return f"**{zone_id}** — no stored readings in {view.period}."
+    scored = classified_readings(readings, compute_coverage(readings, view.site))
+    needed = models.drift.min_history()
+    if zone_id in models.drift.short_history(zoned_readings(scored), view.site):
+        drift = f"drift: not judged yet (fewer than {needed} complete lit days of this zone in {view.period})"
+    else:
+        drift = "drift: on"
+    return f"**{zone_id}** — {rules}; spikes: on; {drift}."
 
 
 def fix_effects(series: pd.DataFrame, actions: pd.DataFrame, timezone: str) -> pd.DataFrame:

@@ -198,6 +198,7 @@ class ZoneDetail:
     chart: go.Figure
     alerts: pd.DataFrame  # every stored alert of the zone
     history: pd.DataFrame  # maintenance done, with before/after power and a verdict
+    status: str = ""  # markdown: which detectors judge the zone this month, and why not
 
 
 def zone_detail(
@@ -208,7 +209,8 @@ def zone_detail(
     if not zone_id:
         raise SlemError("choose a zone first")
     models = _models(config)
-    series = analysis.zone_series(view, zone_id, models, zone_readings(config, view, zone_id))
+    readings = zone_readings(config, view, zone_id)
+    series = analysis.zone_series(view, zone_id, models, readings)
     alerts = view.alerts[view.alerts[S.ZONE_ID] == zone_id]
     tz = view.site.site.timezone
     marks = alerts.assign(detected_at=alerts["detected_at"].dt.tz_convert(tz).dt.tz_localize(None))
@@ -222,6 +224,7 @@ def zone_detail(
         chart=charts.zone_power_chart(series, marks, zone_id),
         alerts=_alerts_shown(alerts, tz),
         history=display(effects),
+        status=analysis.detector_status(view, zone_id, readings, models),
     )
 
 

@@ -208,6 +208,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
                     ack_button = gr.Button("Acknowledge")
                     resolve_button = gr.Button("Resolve", variant="primary")
                 zone_pick = gr.Dropdown(label="Zone", choices=[], value=None)
+                zone_status = gr.Markdown()
                 zone_chart = gr.Plot(label="Actual vs expected power")
                 zone_alerts = gr.Dataframe(
                     label="Alerts of the zone", interactive=False, wrap=True, headers=["choose a zone above"]
@@ -273,9 +274,9 @@ def build_app(config: AppConfig) -> gr.Blocks:
 
         def on_zone(zone_id: str | None, month: str | None, request: gr.Request) -> list[Any]:
             if not zone_id:
-                return [gr.update()] * 3
+                return [gr.update()] * 4
             detail = h.zone(zone_id, request, month)
-            return [detail.chart, detail.alerts, detail.history]
+            return [detail.chart, detail.alerts, detail.history, detail.status]
 
         def on_forecast(choice: str | None, request: gr.Request) -> list[Any]:
             if not choice:
@@ -303,7 +304,9 @@ def build_app(config: AppConfig) -> gr.Blocks:
         history_button.click(h.revisions, inputs=[invoice_pick, period], outputs=history)
         ack_button.click(h.acknowledge, inputs=[alert_id, note, period], outputs=alerts)
         resolve_button.click(h.resolve, inputs=[alert_id, note, period], outputs=alerts)
-        zone_pick.change(on_zone, inputs=[zone_pick, period], outputs=[zone_chart, zone_alerts, zone_history])
+        zone_pick.change(
+            on_zone, inputs=[zone_pick, period], outputs=[zone_chart, zone_alerts, zone_history, zone_status]
+        )
         target.change(on_forecast, inputs=target, outputs=[forecast_chart, peaks])
         retrain_button.click(on_retrain, outputs=retrain_out).then(on_models, outputs=[champion, runs])
     return app
