@@ -22,7 +22,7 @@ import pandas as pd
 from sqlalchemy import Connection, Table, delete, insert, select, tuple_
 
 from slem_ml.billing.cleaning import cleaning_sessions
-from slem_ml.billing.coverage import compute_coverage
+from slem_ml.billing.coverage import classified_readings, compute_coverage
 from slem_ml.billing.holds import apply_holds, line_key
 from slem_ml.billing.invoices import (
     SESSION_COLUMNS,
@@ -35,6 +35,7 @@ from slem_ml.billing.invoices import (
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import day_to_date, local_day_numbers, wall_to_utc
+from slem_ml.models.alerts import empty_alerts, stuck_on_alerts
 from slem_ml.storage.blocks import MS_PER_DAY, ReadingArrays, is_cleaning, load
 from slem_ml.storage.cleaning_store import CLEANING_CONTEXT_MS, replace_cleaning
 from slem_ml.storage.tables import (
@@ -68,6 +69,10 @@ class Rebilled:
     invoice_ids: frozenset[str]  # invoices whose lines may have changed (a superset)
     zone_days: int  # (zone, local date)s recomputed
     left_out: int  # stored readings of clients no longer in the contracts, not billed
+    #: with ``stuck_on=True``: the stuck_on alerts of the recomputed zones on the store's timeline
+    #: (``alert_columns``), and those zones
+    stuck_on: pd.DataFrame | None = None
+    zones: tuple[str, ...] = ()
 
 
 def rebill(
@@ -77,11 +82,14 @@ def rebill(
     t_ms: np.ndarray,
     *,
     cleaning_inferred: bool = False,
+    stuck_on: bool = False,
 ) -> Rebilled:
     """Recompute the billing sessions of every (zone, local date) that readings at (``zone_key``,
     ``t_ms`` [UTC ms]) touch, and the cleaning sessions that overlap those dates
     (:mod:`~slem_ml.storage.cleaning_store`; ``cleaning_inferred``: their flags came from the session
-    classifier), in the caller's transaction."""
+    classifier), in the caller's transaction. ``stuck_on``: also run the stuck_on rule on the same readings
+    (SPEC §8.5: an episode is the same whatever the uploads that show it); an episode that began more than
+    :data:`~slem_ml.storage.cleaning_store.CLEANING_CONTEXT_MS` before the recomputed dates is seen cut."""
     if not len(t_ms):
         return Rebilled(frozenset(), 0, 0)
     tz = site.site.timezone
@@ -92,13 +100,19 @@ def rebill(
     places = {row.id: (row.building, row.floor) for row in connection.execute(select(StoreZone))}
     invoice_ids: set[str] = set()
     left_out = 0
+    alerts: list[pd.DataFrame] = []
     for chunk in _chunks(pairs):
-        ids, dropped = _rebill_chunk(
-            connection, site, chunk, (zones, clients, places), gap, cleaning_inferred
+        ids, dropped, stuck = _rebill_chunk(
+            connection, site, chunk, (zones, clients, places), gap, cleaning_inferred, stuck_on
         )
         invoice_ids |= ids
         left_out += dropped
-    return Rebilled(frozenset(invoice_ids), len(pairs), left_out)
+        alerts += [stuck] if stuck is not None and len(stuck) else []
+    if not stuck_on:
+        return Rebilled(frozenset(invoice_ids), len(pairs), left_out)
+    found = pd.concat(alerts, ignore_index=True) if alerts else empty_alerts()
+    looked = tuple(sorted({zones[int(k)] for k in np.unique(pairs[:, 0])}))
+    return Rebilled(frozenset(invoice_ids), len(pairs), left_out, found, looked)
 
 
 def bill_fresh(connection: Connection, sessions: pd.DataFrame) -> Rebilled:
@@ -140,7 +154,8 @@ def _rebill_chunk(
     names: tuple[dict[int, str], dict[int, str], dict[int, tuple[str, str]]],
     gap: int,
     cleaning_inferred: bool,
-) -> tuple[set[str], int]:
+    with_stuck_on: bool,
+) -> tuple[set[str], int, pd.DataFrame | None]:
     zones, clients, places = names
     tz = site.site.timezone
     # pairs are sorted by (zone, day): each zone's first and last day bound its run
@@ -164,7 +179,9 @@ def _rebill_chunk(
     left_out = int((~billable).sum())
     readings = readings.take(billable)
 
-    sessions, cleaning = _sessions(readings, site, zones, clients, places, cleaning_inferred)
+    sessions, cleaning, stuck = _sessions(
+        readings, site, (zones, clients, places), cleaning_inferred, with_stuck_on
+    )
     wanted = pd.MultiIndex.from_arrays([[zones[int(z)] for z in pairs[:, 0]], pairs[:, 1]])
     found = pd.MultiIndex.from_arrays([sessions["zone_id"], sessions["day"]])
     sessions = sessions[found.isin(wanted)]
@@ -189,26 +206,29 @@ def _rebill_chunk(
     rows = _session_rows(sessions)
     if rows:
         connection.execute(insert(table), rows)
-    return before | {str(row["invoice_id"]) for row in rows}, left_out
+    return before | {str(row["invoice_id"]) for row in rows}, left_out, stuck
 
 
 def _sessions(
     readings: ReadingArrays,
     site: SiteConfig,
-    zones: dict[int, str],
-    clients: dict[int, str],
-    places: dict[int, tuple[str, str]],
+    names: tuple[dict[int, str], dict[int, str], dict[int, tuple[str, str]]],
     cleaning_inferred: bool,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`~slem_ml.billing.invoices.overtime_sessions` and
-    :func:`~slem_ml.billing.cleaning.cleaning_sessions` of stored readings (one coverage for both)."""
+    with_stuck_on: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """:func:`~slem_ml.billing.invoices.overtime_sessions`,
+    :func:`~slem_ml.billing.cleaning.cleaning_sessions` and (``with_stuck_on``) the stuck_on alerts of
+    stored readings, from one coverage."""
     if not len(readings):
-        return empty_sessions(), pd.DataFrame(columns=[*S.CLEANING_COLUMNS, S.CLIENT_ID])
-    frame = readings_frame(readings, zones, clients, places)
+        empty_cleaning = pd.DataFrame(columns=[*S.CLEANING_COLUMNS, S.CLIENT_ID])
+        return empty_sessions(), empty_cleaning, empty_alerts() if with_stuck_on else None
+    frame = readings_frame(readings, *names)
     coverage = compute_coverage(frame, site)
     billed = billed_power_mw(readings.power_w, readings.billed_w)
     overtime = overtime_sessions(frame, coverage, site, billed_power_mw=billed)
-    return overtime, cleaning_sessions(frame, coverage, site, inferred=cleaning_inferred)
+    cleaning = cleaning_sessions(frame, coverage, site, inferred=cleaning_inferred)
+    stuck = stuck_on_alerts(classified_readings(frame, coverage), site) if with_stuck_on else None
+    return overtime, cleaning, stuck
 
 
 def readings_frame(

@@ -29,7 +29,6 @@ from slem_ml.storage.rebill import Rebilled, bill_fresh, current_invoices, rebil
 from slem_ml.storage.service_days import record_client_days, stored_service_periods
 from slem_ml.storage.store import StoredRun, store_payload, with_revisions
 from slem_ml.storage.tables import ScoreRun
-from slem_ml.storage.timeline import store_stuck_on
 
 __all__ = ["Upload", "store_upload"]
 
@@ -56,6 +55,7 @@ def store_upload(
     store the run, in ``session``'s transaction (the caller commits; see the module docstring)."""
     connection = session.connection()
     source = result.report.source
+    file_cleaning = result.cleaning_sessions
     report = IngestReport.nothing()
     for frame in frames:
         report = report + ingest(connection, frame, cleaning=cleaning, source=source, actor=actor)
@@ -67,18 +67,16 @@ def store_upload(
         rebilled = rebill(
             connection, result.site, report.changed_zone_key, report.changed_t_ms,
             cleaning_inferred=result.cleaning_source == "inferred",
+            stuck_on=bool(result.model_versions),  # as the file's own alerts: only with models
         )  # fmt: skip
     cleaning = month_cleaning(connection, result.site, _months(result))
     wanted = rebilled.invoice_ids | frozenset(str(i) for i in result.invoices["invoice_id"])
-    if result.model_versions and not report.fresh:
+    if rebilled.stuck_on is not None:
         # SPEC §8.5: stuck-on episodes from the store's timeline, not from this file's part of them
-        stuck, looked = store_stuck_on(connection, result.site, report.changed_zone_key, report.changed_t_ms)
-        mine = (result.alerts["kind"].astype(str) == "stuck_on") & result.alerts[S.ZONE_ID].isin(looked)
-        alerts = (
-            pd.concat([result.alerts[~mine], stuck], ignore_index=True)
-            if len(stuck)
-            else result.alerts[~mine]
-        )
+        mine = result.alerts["kind"].astype(str) == "stuck_on"
+        mine &= result.alerts[S.ZONE_ID].isin(rebilled.zones)
+        kept = [result.alerts[~mine], rebilled.stuck_on] if len(rebilled.stuck_on) else [result.alerts[~mine]]
+        alerts = pd.concat(kept, ignore_index=True)
         result = replace(result, alerts=alerts.sort_values(ALERT_ORDER, kind="stable", ignore_index=True))
     own_stuck_on = stuck_on_spans(result.alerts)  # stored with the run below, needed for holds now
     lines, invoices = current_invoices(connection, result.site, wanted, stuck_on=own_stuck_on)
@@ -86,7 +84,9 @@ def store_upload(
     result = replace(
         result, invoice_lines=lines, invoices=invoices, service_periods=periods, cleaning_sessions=cleaning
     )
-    stored = store_payload(session, prepare(result), actor, new_readings=report.added + report.corrected > 0)
+    # the run keeps what its file found (the month's sessions as they stand are in the store)
+    payload = prepare(replace(result, cleaning_sessions=file_cleaning))
+    stored = store_payload(session, payload, actor, new_readings=report.added + report.corrected > 0)
     if stored.created:
         session.execute(
             update(ScoreRun)
