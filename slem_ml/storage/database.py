@@ -29,7 +29,9 @@ then read the new file in ``slem_ml/storage/migrations/versions`` (autogenerate 
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,6 +102,8 @@ def open_database(url: str = DEFAULT_URL) -> Engine:
     engine = _create_engine(parsed)
     try:
         _check_reachable(engine)
+        if engine.dialect.name == "sqlite":
+            _use_wal(engine)
         _upgrade(engine)
     except DBAPIError as exc:
         engine.dispose()
@@ -169,9 +173,6 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys = ON")
-        # Write-ahead log: readers never wait for a writer (the app while an upload or live ingest
-        # commits), and a commit appends instead of rewriting pages (docs/store.md). Kept by the file.
-        cursor.execute("PRAGMA journal_mode = WAL")
     finally:
         cursor.close()
 
@@ -181,6 +182,32 @@ def _sqlite_on_begin(connection: Connection) -> None:
     if options.get("isolation_level") == "AUTOCOMMIT":
         return
     connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
+
+
+def _use_wal(engine: Engine) -> None:
+    """Put a SQLite database in write-ahead-log mode (kept by the file): readers never wait for a writer
+    (the app while an upload commits), and a commit appends instead of rewriting pages (docs/store.md).
+
+    Changing the mode needs the file to itself for a moment: while another process holds it (several
+    opening a fresh database at once), wait and try again, as SQLite's busy timeout does for writes.
+    """
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
+    while True:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    cursor.execute("PRAGMA journal_mode = WAL")
+                return
+            finally:
+                cursor.close()
+        except sqlite3.OperationalError as exc:  # "database is locked"
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        finally:
+            raw.close()
+        time.sleep(0.05)
 
 
 def _check_reachable(engine: Engine) -> None:
