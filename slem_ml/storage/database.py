@@ -202,9 +202,11 @@ def _use_wal(engine: Engine) -> None:
                 return
             finally:
                 cursor.close()
-        except sqlite3.OperationalError as exc:  # "database is locked"
+        except sqlite3.DatabaseError as exc:  # "database is locked": wait; anything else is the user's
             if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
+                raise StorageError(
+                    f"cannot create or upgrade slem's schema in {_safe(engine.url)}: {exc}"
+                ) from None
         finally:
             raw.close()
         time.sleep(0.05)
