@@ -330,3 +330,12 @@ def test_iso_local_other_offsets(timezone: str, text: str) -> None:
 
 def test_iso_local_of_nothing_is_empty() -> None:
     assert iso_local(ms_to_local(np.zeros(0, np.int64), BERLIN)).tolist() == []
+
+
+def test_utc_ms_reads_tz_aware_instants_and_iso_text_with_offsets() -> None:
+    from slem_ml.io.localtime import utc_ms
+
+    berlin = pd.Series(pd.to_datetime(["2025-02-10 18:00"]).tz_localize("Europe/Berlin"))
+    text = pd.Series(["2025-02-10T18:00:00.250+01:00"])
+    assert utc_ms(berlin).tolist() == [1_739_206_800_000]  # 17:00 UTC
+    assert utc_ms(text).tolist() == [1_739_206_800_250]

@@ -391,6 +391,8 @@ def test_overtime_during_a_stuck_on_episode_is_held_until_released_or_waived(eng
     start = lines["start"].iloc[1].isoformat()  # 2025-02-10T20:00:00+01:00
     with pytest.raises(DecisionError, match="needs a note"):
         decide_line(engine, SITE, "INV-C001-202502", "HQ-F1-Z1", start, "release", " ", "mia")
+    with pytest.raises(DecisionError, match="INV-C001-209902 has no line in zone HQ-F1-Z1"):  # no invoice
+        decide_line(engine, SITE, "INV-C001-209902", "HQ-F1-Z1", start, "release", "x", "mia")
     with pytest.raises(DecisionError, match="no line in zone HQ-F1-Z1 starting at"):
         decide_line(
             engine, SITE, "INV-C001-202502", "HQ-F1-Z1", "2025-02-10T21:00+01:00", "release", "x", "mia"

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from slem_ml.io.localtime import utc_ms
+
 __all__ = ["DECISIONS", "apply_holds", "counts_in_total", "line_key", "stuck_on_spans"]
 
 #: What a person may decide about a line, and the status it gives the line.
@@ -38,8 +40,8 @@ def apply_holds(
     """
     if lines.empty:
         return lines.assign(status=pd.Series(dtype=object))
-    start = _ms(lines["start"])
-    end = _ms(lines["end"])
+    start = utc_ms(lines["start"])
+    end = utc_ms(lines["end"])
     zones = lines["zone_id"].astype(str).to_numpy(dtype=object)
     held = np.zeros(len(lines), dtype=bool)
     if len(stuck_on):
@@ -68,8 +70,8 @@ def stuck_on_spans(alerts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "zone_id": stuck["zone_id"].astype(str).to_numpy(dtype=object),
-            "first_ms": _ms(pd.to_datetime(stuck["first_seen"], utc=True)),
-            "last_ms": _ms(pd.to_datetime(stuck["last_seen"], utc=True)),
+            "first_ms": utc_ms(stuck["first_seen"]),
+            "last_ms": utc_ms(stuck["last_seen"]),
         }
     )
 
@@ -78,7 +80,3 @@ def counts_in_total(status: pd.Series | np.ndarray) -> np.ndarray:
     """Whether each line's amount is in its invoice's total (billed or released)."""
     values = np.asarray(status, dtype=object)
     return (values == "billed") | (values == "released")
-
-
-def _ms(column: pd.Series) -> np.ndarray:
-    return np.asarray(pd.DatetimeIndex(column).tz_convert("UTC").as_unit("ms").asi8, dtype=np.int64)

@@ -36,8 +36,11 @@ __all__ = [
     "client_day_periods",
     "canonical_lines_text",
     "empty_sessions",
+    "invoice_id_for",
     "invoice_lines",
+    "invoice_month",
     "lines_from_sessions",
+    "month_span",
     "overtime_sessions",
     "service_periods",
 ]
@@ -50,6 +53,23 @@ SESSION_COLUMNS = (
     "energy_units", "measured_units", "hours_cents", "energy_cents",
 )  # fmt: skip
 _CENT = Decimal("0.01")
+
+
+def invoice_id_for(client_id: str, day: dt.date) -> str:
+    """The invoice a session of ``client_id`` on local date ``day`` goes on (SPEC §3.7)."""
+    return f"INV-{client_id}-{day.year:04d}{day.month:02d}"
+
+
+def invoice_month(invoice_id: str) -> tuple[str, str]:
+    """(client id, ``YYYY-MM``) of an invoice id made by :func:`invoice_id_for`."""
+    client_id, month = invoice_id.removeprefix("INV-").rsplit("-", 1)
+    return client_id, f"{month[:4]}-{month[4:]}"
+
+
+def month_span(period: str) -> tuple[dt.date, dt.date]:
+    """A local month ``YYYY-MM`` as (its first day, the next month's first day)."""
+    year, month = (int(part) for part in period.split("-"))
+    return dt.date(year, month, 1), dt.date(year + month // 12, month % 12 + 1, 1)
 
 
 def service_periods(frame: pd.DataFrame, site: SiteConfig) -> dict[str, tuple[dt.date, dt.date]]:
@@ -72,7 +92,7 @@ def client_day_periods(
     dates = day_to_date(day_numbers)
     out: dict[str, tuple[dt.date, dt.date]] = {}
     for code, date in zip(codes.tolist(), dates, strict=True):
-        invoice_id = f"INV-{client_ids[code]}-{date.year:04d}{date.month:02d}"
+        invoice_id = invoice_id_for(client_ids[code], date)
         first, last = out.get(invoice_id, (date, date))
         out[invoice_id] = (min(first, date), max(last, date))
     return out
@@ -176,9 +196,7 @@ def lines_from_sessions(sessions: pd.DataFrame, site: SiteConfig) -> pd.DataFram
     timezone = site.site.timezone
     lines = pd.DataFrame(
         {
-            "invoice_id": [
-                f"INV-{c}-{d.year:04d}{d.month:02d}" for c, d in zip(client_ids, dates, strict=True)
-            ],
+            "invoice_id": [invoice_id_for(c, d) for c, d in zip(client_ids, dates, strict=True)],
             "client_id": client_ids,
             "zone_id": sessions["zone_id"].to_numpy(dtype=object),
             "date": dates,

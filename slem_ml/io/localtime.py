@@ -19,6 +19,7 @@ __all__ = [
     "localize_naive",
     "ms_to_local",
     "ms_to_utc",
+    "utc_ms",
     "wall_to_utc",
 ]
 
@@ -112,6 +113,12 @@ def ms_to_utc(ms: np.ndarray) -> pd.DatetimeIndex:
 def ms_to_local(ms: np.ndarray, timezone: str) -> pd.DatetimeIndex:
     """UTC instants (int64 [ms] or ``datetime64``) as tz-aware timestamps in ``timezone``."""
     return ms_to_utc(ms).tz_convert(timezone)
+
+
+def utc_ms(values: pd.Series | pd.Index) -> np.ndarray:
+    """tz-aware instants (or ISO 8601 text with offsets) as UTC instants [int64 ms]."""
+    index = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
+    return np.asarray(index.as_unit("ms").asi8, dtype=np.int64)
 
 
 def iso_local(index: pd.DatetimeIndex) -> np.ndarray:

@@ -20,8 +20,10 @@ import pandas as pd
 from sqlalchemy import Connection, Table, delete, insert, select
 
 from slem_ml.billing.cleaning import SESSION_ORDER
+from slem_ml.billing.invoices import month_span
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
+from slem_ml.io.localtime import utc_ms
 from slem_ml.storage.payload import cleaning_rows
 from slem_ml.storage.tables import StoreCleaningSession
 
@@ -59,7 +61,7 @@ def replace_cleaning(
             )
     if sessions.empty:
         return
-    first, last = _ms(sessions["start"]), _ms(sessions["end"])
+    first, last = utc_ms(sessions["start"]), utc_ms(sessions["end"])
     zone = sessions[S.ZONE_ID].astype(str).to_numpy(dtype=object)
     lo = np.array([spans.get(z, (0, 0))[0] for z in zone], dtype=np.int64)
     hi = np.array([spans.get(z, (0, 0))[1] for z in zone], dtype=np.int64)
@@ -72,9 +74,7 @@ def month_cleaning(connection: Connection, site: SiteConfig, months: Iterable[st
     table = cast(Table, StoreCleaningSession.__table__)
     parts: list[Any] = []
     for month in sorted(set(months)):
-        year, number = (int(part) for part in month.split("-"))
-        first = dt.date(year, number, 1)
-        after = dt.date(year + number // 12, number % 12 + 1, 1)
+        first, after = month_span(month)
         query = select(table).where(table.c.date >= first, table.c.date < after)
         parts += connection.execute(query).all()
     columns = [*S.CLEANING_COLUMNS, S.CLIENT_ID]
@@ -104,11 +104,6 @@ def month_cleaning(connection: Connection, site: SiteConfig, months: Iterable[st
 def _minutes(value: float) -> Decimal:
     """Minutes as scoring gives them (Decimal, 3 places) from the stored float."""
     return Decimal(f"{value:.3f}")
-
-
-def _ms(column: pd.Series) -> np.ndarray:
-    """tz-aware instants as UTC [ms]."""
-    return np.asarray(pd.DatetimeIndex(pd.to_datetime(column, utc=True)).as_unit("ms").asi8, dtype=np.int64)
 
 
 def _utc(ms: int) -> dt.datetime:

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from slem_ml.billing.holds import DECISIONS
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import SlemError
+from slem_ml.io.localtime import utc_ms
 from slem_ml.storage.database import write_session
 from slem_ml.storage.payload import invoice_payloads
 from slem_ml.storage.rebill import current_invoices
@@ -68,7 +69,9 @@ def decide_line(
     with write_session(engine) as session:
         connection = session.connection()
         lines, _ = current_invoices(connection, site, {invoice_id})
-        mine = lines[(lines["zone_id"].astype(str) == zone_id) & (_starts_ms(lines["start"]) == start_ms)]
+        mine = lines.iloc[:0]
+        if len(lines):
+            mine = lines[(lines["zone_id"].astype(str) == zone_id) & (utc_ms(lines["start"]) == start_ms)]
         if mine.empty:
             raise DecisionError(
                 f"{invoice_id} has no line in zone {zone_id} starting at {start}; "
@@ -122,7 +125,3 @@ def _instant_ms(value: str | dt.datetime | pd.Timestamp) -> int:
     if stamp.tzinfo is None:
         raise DecisionError(f"start {value!r} needs its UTC offset, as invoice_lines.csv gives it")
     return int(stamp.value) // 1_000_000  # Timestamp.value is in ns whatever its unit
-
-
-def _starts_ms(column: pd.Series) -> pd.Series:
-    return pd.Series(pd.DatetimeIndex(column).tz_convert("UTC").as_unit("ms").asi8, index=column.index)

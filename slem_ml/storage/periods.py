@@ -15,6 +15,7 @@ from decimal import Decimal
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from slem_ml.billing.invoices import month_span
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import SlemError
 from slem_ml.storage.rebill import current_invoices
@@ -32,9 +33,7 @@ def parse_period(text: str) -> tuple[dt.date, dt.date]:
     match = _PERIOD.match(text.strip())
     if match is None:
         raise SlemError(f"period {text!r}: use YYYY-MM, e.g. 2025-02")
-    year, month = int(match[1]), int(match[2])
-    first = dt.date(year, month, 1)
-    return first, dt.date(year + month // 12, month % 12 + 1, 1)
+    return month_span(text.strip())
 
 
 def period_invoices(

@@ -29,6 +29,8 @@ from slem_ml.billing.invoices import (
     billed_power_mw,
     build_invoices,
     empty_sessions,
+    invoice_id_for,
+    invoice_month,
     lines_from_sessions,
     overtime_sessions,
 )
@@ -95,8 +97,8 @@ def rebill(
     tz = site.site.timezone
     gap = site.sampling.max_gap_minutes * S.MS_PER_MINUTE
     pairs = _zone_days(zone_key, local_day_numbers(np.r_[t_ms, t_ms + gap - 1], tz))
-    zones = _zone_names(connection)
-    clients = _client_names(connection)
+    zones = zone_names(connection)
+    clients = client_names(connection)
     places = {row.id: (row.building, row.floor) for row in connection.execute(select(StoreZone))}
     invoice_ids: set[str] = set()
     left_out = 0
@@ -265,7 +267,7 @@ def _session_rows(sessions: pd.DataFrame) -> list[dict[str, object]]:
     if sessions.empty:
         return []
     dates = day_to_date(sessions["day"].to_numpy(dtype=np.int64))
-    ids = [f"INV-{c}-{d.year:04d}{d.month:02d}" for c, d in zip(sessions["client_id"], dates, strict=True)]
+    ids = [invoice_id_for(c, d) for c, d in zip(sessions["client_id"], dates, strict=True)]
     out = sessions.drop(columns="day").assign(invoice_id=ids, date=dates)
     integer = [c for c in SESSION_COLUMNS if c not in ("client_id", "zone_id", "day")]
     records = out.to_dict("records")
@@ -363,12 +365,12 @@ def _stored_ids(connection: Connection, ids: list[str]) -> set[str]:
 def _void_rows(invoice_ids: list[str], site: SiteConfig) -> pd.DataFrame:
     rows = []
     for invoice_id in invoice_ids:
-        client_id, month = invoice_id.removeprefix("INV-").rsplit("-", 1)
+        client_id, period = invoice_month(invoice_id)
         rows.append(
             {
                 "invoice_id": invoice_id,
                 "client_id": client_id,
-                "period": f"{month[:4]}-{month[4:]}",
+                "period": period,
                 "revision": 1,
                 "lines": 0,
                 "billable_hours": Decimal("0.00"),
@@ -384,17 +386,9 @@ def _void_rows(invoice_ids: list[str], site: SiteConfig) -> pd.DataFrame:
 
 def zone_names(connection: Connection) -> dict[int, str]:
     """Every stored zone's id by its store key."""
-    return _zone_names(connection)
+    return dict(connection.execute(select(StoreZone.id, StoreZone.zone_id)).all())
 
 
 def client_names(connection: Connection) -> dict[int, str]:
     """Every stored client's id by its store key."""
-    return _client_names(connection)
-
-
-def _zone_names(connection: Connection) -> dict[int, str]:
-    return dict(connection.execute(select(StoreZone.id, StoreZone.zone_id)).all())
-
-
-def _client_names(connection: Connection) -> dict[int, str]:
     return dict(connection.execute(select(StoreClient.id, StoreClient.client_id)).all())

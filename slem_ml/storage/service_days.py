@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Table, func, insert, select
 
+from slem_ml.billing.invoices import invoice_month, month_span
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import day_to_date, local_day_numbers
 from slem_ml.storage.tables import ClientDay
@@ -52,9 +53,8 @@ def stored_service_periods(
     out: dict[str, tuple[dt.date, dt.date]] = {}
     table = cast(Table, ClientDay.__table__)
     for invoice_id in invoice_ids:
-        client_id, month = invoice_id.removeprefix("INV-").rsplit("-", 1)
-        first = dt.date(int(month[:4]), int(month[4:]), 1)
-        after = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        client_id, period = invoice_month(invoice_id)
+        first, after = month_span(period)
         row = connection.execute(
             select(func.min(table.c.date), func.max(table.c.date)).where(
                 table.c.client_id == client_id, table.c.date >= first, table.c.date < after
