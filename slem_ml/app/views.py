@@ -26,7 +26,13 @@ from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
 from slem_ml.storage import RunRecord, latest_run, open_database
 from slem_ml.storage.maintenance import alerts_frame
-from slem_ml.storage.months import available_periods, month_bounds_ms, period_cleaning, stored_readings
+from slem_ml.storage.months import (
+    available_periods,
+    month_bounds_ms,
+    of_known_clients,
+    period_cleaning,
+    stored_readings,
+)
 from slem_ml.storage.periods import parse_period, period_invoices
 from slem_ml.storage.tables import ReadingBlock
 from slem_ml.storage.users import User
@@ -141,12 +147,10 @@ def zone_readings(config: AppConfig, view: RunView, zone_id: str) -> pd.DataFram
         frame = stored_readings(engine, start, end, [zone_id])
     finally:
         engine.dispose()
-    frame = frame[frame[S.CLIENT_ID].astype(str).isin(list(view.site.clients))]
+    frame = of_known_clients(frame, view.site)
     if view.user.client_id is not None:
-        frame = frame[frame[S.CLIENT_ID].astype(str) == view.user.client_id]
-    frame = frame.reset_index(drop=True)
-    for column in (S.ZONE_ID, S.CLIENT_ID):
-        frame[column] = frame[column].cat.remove_unused_categories()
+        frame = frame[frame[S.CLIENT_ID] == view.user.client_id].reset_index(drop=True)
+        frame[S.CLIENT_ID] = frame[S.CLIENT_ID].cat.remove_unused_categories()
     return frame
 
 
@@ -185,26 +189,25 @@ def _read_month_energy(url: str, period: str, site: SiteConfig) -> pd.DataFrame:
         frame = stored_readings(engine, start, end)
     finally:
         engine.dispose()
-    frame = frame[frame[S.CLIENT_ID].astype(str).isin(list(site.clients))]  # contracts of today
+    frame = of_known_clients(frame, site)  # the contracts of today
     if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ENERGY_COLUMNS})
-    frame = frame.assign(
-        **{S.ZONE_ID: frame[S.ZONE_ID].cat.remove_unused_categories()},
-        **{S.CLIENT_ID: frame[S.CLIENT_ID].cat.remove_unused_categories()},
-    ).reset_index(drop=True)
     coverage = compute_coverage(frame, site)
     kwh = frame[S.POWER_W].to_numpy(dtype=float) * coverage.covered_ms / 3_600_000_000.0
-    zone = frame[S.ZONE_ID].astype(str).str.extract(S.ZONE_ID_PATTERN)["zone"]
+    # the zone number, worked out per zone and not per reading
+    numbers = frame[S.ZONE_ID].cat.categories.astype(str).str.extract(S.ZONE_ID_PATTERN)["zone"]
+    labels, number_of_zone = np.unique(numbers.fillna("").to_numpy(dtype=str), return_inverse=True)
+    zone = pd.Categorical.from_codes(number_of_zone[frame[S.ZONE_ID].cat.codes.to_numpy()], labels)
     return pd.DataFrame(
         {
             S.ZONE_ID: frame[S.ZONE_ID],
             S.CLIENT_ID: frame[S.CLIENT_ID],
             S.BUILDING: frame[S.BUILDING],
             S.FLOOR: frame[S.FLOOR],
-            S.ZONE: zone.fillna(""),
+            S.ZONE: zone,
             "local_time": frame[S.TIMESTAMP].dt.tz_convert(site.site.timezone),
             "kwh": kwh,
-            S.USAGE_CLASS: np.asarray(S.USAGE_CLASSES, dtype=object)[coverage.usage],
+            S.USAGE_CLASS: pd.Categorical.from_codes(coverage.usage, categories=list(S.USAGE_CLASSES)),
         }
     )[list(ENERGY_COLUMNS)]
 

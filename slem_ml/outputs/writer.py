@@ -42,7 +42,7 @@ from slem_ml.outputs.formatting import (
     format_invoices,
     format_quarantine,
 )
-from slem_ml.outputs.invoice_render import start_invoice_files, start_invoice_files_of, write_invoice_files
+from slem_ml.outputs.invoice_render import start_invoice_files, start_invoice_files_of
 from slem_ml.outputs.summary import build_summary
 from slem_ml.scoring.result import ScoringResult
 
@@ -94,13 +94,6 @@ class Staging:
     @property
     def written(self) -> dict[str, Path]:
         return {name: self.out_dir / name for name in self.names}
-
-    def rewrite_invoices(self, result: ScoringResult) -> None:
-        """Write invoices.csv and the printable invoices again (their revisions changed)."""
-        write_csv(format_invoices(result.invoices, result.site), self.folder / OUTPUT_FILES["invoices"])
-        shutil.rmtree(self.folder / INVOICE_DIR, ignore_errors=True)
-        invoices = write_invoice_files(result, self.folder)
-        self.names = [*OUTPUT_FILES.values(), *(p.relative_to(self.folder).as_posix() for p in invoices)]
 
 
 def write_invoice_export(

@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from slem_ml.config.site import SiteConfig
+from slem_ml.io import schema as S
 from slem_ml.io.localtime import wall_to_utc
 from slem_ml.storage.blocks import MS_PER_DAY, load
 from slem_ml.storage.cleaning_store import month_cleaning
@@ -21,7 +22,7 @@ from slem_ml.storage.periods import parse_period
 from slem_ml.storage.rebill import client_names, readings_frame, zone_names
 from slem_ml.storage.tables import ClientDay, Invoice, StoreZone
 
-__all__ = ["available_periods", "month_bounds_ms", "period_cleaning", "stored_readings"]
+__all__ = ["available_periods", "month_bounds_ms", "of_known_clients", "period_cleaning", "stored_readings"]
 
 
 def available_periods(engine: Engine) -> list[str]:
@@ -59,6 +60,16 @@ def stored_readings(
         clients = client_names(connection)
     readings = readings.take((readings.t_ms >= start_ms) & (readings.t_ms < end_ms))
     return readings_frame(readings, zones, clients, places)
+
+
+def of_known_clients(frame: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
+    """The readings of ``frame`` (from :func:`stored_readings`) whose client the site's contracts know
+    today, their categories trimmed to those in use; decided per client, not per reading."""
+    known = frame[S.CLIENT_ID].cat.categories.isin(list(site.clients))
+    frame = frame[known[frame[S.CLIENT_ID].cat.codes.to_numpy()]].reset_index(drop=True)
+    for column in (S.ZONE_ID, S.CLIENT_ID):
+        frame[column] = frame[column].cat.remove_unused_categories()
+    return frame
 
 
 def period_cleaning(engine: Engine, site: SiteConfig, period: str) -> pd.DataFrame:

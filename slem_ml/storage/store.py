@@ -147,12 +147,6 @@ def store_payload(
     return StoredRun(run.id, True, revisions, tuple(new))
 
 
-def _next_revision(latest_revision: int, latest_hash: str | None, content_hash: str) -> int:
-    """SPEC §3.8: the latest stored revision when the content is the same, else the next one (1 when the
-    invoice has none yet: ``latest_revision`` 0)."""
-    return latest_revision if latest_hash == content_hash else latest_revision + 1
-
-
 def latest_revisions(session: Session, invoice_ids: list[str]) -> dict[str, Invoice]:
     if not invoice_ids:
         return {}
@@ -205,9 +199,7 @@ def write_invoices(
             continue
         invoice = Invoice(
             **inv.row,
-            revision=_next_revision(0, None, inv.content_hash)
-            if previous is None
-            else _next_revision(previous.revision, previous.content_hash, inv.content_hash),
+            revision=1 if previous is None else previous.revision + 1,  # same content returned above
             run_id=run.id,
             created_at=run.created_at,
         )
