@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,11 +24,13 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from slem_ml.errors import SlemError
+from slem_ml.io import schema as S
 from slem_ml.io.reader import validate_frame
 from slem_ml.scoring.score import score
 from slem_ml.storage import open_database
 from slem_ml.storage.cleaning_store import month_cleaning
 from slem_ml.storage.database import write_session
+from slem_ml.storage.ingest import ingest
 from slem_ml.storage.rebill import current_invoices
 from slem_ml.storage.tables import (
     AuditEntry,
@@ -123,6 +126,61 @@ def test_two_rows_of_one_file_at_one_instant_the_later_stands_and_a_re_upload_is
     again = upload(engine, frame)
     assert (again.readings.unchanged, again.readings.superseded, again.readings.corrected) == (2, 1, 0)
     assert count(engine, ReadingCorrection) == 0
+
+
+def blocks_of(engine: Engine) -> list[tuple[Any, ...]]:
+    """Every stored block's key and packed arrays."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(ReadingBlock).order_by(ReadingBlock.zone_key, ReadingBlock.utc_day))
+        return [(r.zone_key, r.utc_day, r.n, r.ts, r.power, r.client, r.cleaning, r.billed) for r in rows]
+
+
+def ingest_parts(engine: Engine, frame: pd.DataFrame, parts: list[list[int]]) -> list[Any]:
+    """Ingest rows of a validated frame part by part (scored readings with ``billed_power_w``)."""
+    reports = []
+    for part in parts:
+        with write_session(engine) as session:
+            piece = frame.iloc[part].reset_index(drop=True)
+            reports.append(ingest(session.connection(), piece, cleaning="given", source="t", actor="t"))
+    return reports
+
+
+@pytest.mark.parametrize("billed_in", ["first", "second", "neither"])
+def test_later_readings_append_to_a_block_as_one_upload_would_store_them(
+    engine: Engine, billed_in: str
+) -> None:
+    """A following part is appended to the block it shares with a stored part (a local day across two UTC
+    days): the packed block is byte for byte what one upload of both parts stores, models' billed power
+    included whichever part carried it."""
+    rows = ("00:30", 40.0), ("00:45", 41.0), ("01:00", 0.0), ("01:15", 12.5), ("02:00", 40.0)
+    one, two = (evening(*rows, zone=zone) for zone in ("HQ-F1-Z1", "HQ-F1-Z2"))
+    frame = validate_frame(pd.concat([one, two], ignore_index=True), SITE).frame  # 23:30-01:00 UTC
+    billed = {"first": [0, 2], "second": [3], "neither": []}[billed_in]
+    frame[S.BILLED_POWER_W] = np.nan
+    frame.loc[billed + [5 + i for i in billed], S.BILLED_POWER_W] = 20.0
+    ingest_parts(engine, frame, [[0, 1, 2, 3, 4]])  # zone 1 at once
+    reports = ingest_parts(engine, frame, [[5, 6, 7], [8, 9]])  # zone 2 in two parts, split at 00:15 UTC
+    blocks = blocks_of(engine)
+    assert len(blocks) == 4
+    assert [b[1:] for b in blocks[:2]] == [b[1:] for b in blocks[2:]]  # same days, same bytes
+    later = reports[1]
+    assert (later.added, later.unchanged, later.corrected, later.fresh) == (2, 0, 0, False)
+
+
+def test_a_batch_partly_later_partly_among_stored_readings_counts_each_once(engine: Engine) -> None:
+    """One batch appends to one zone and corrects another: both ways in one go, counted once each."""
+    first = pd.concat([evening(("18:00", 40.0), ("18:15", 40.0)), evening(("18:00", 40.0), zone="HQ-F1-Z2")])
+    upload(engine, first)
+    second = pd.concat(
+        [evening(("18:30", 40.0), ("18:45", 0.0)), evening(("18:00", 0.0), ("19:00", 5.0), zone="HQ-F1-Z2")]
+    )
+    done = upload(engine, second)
+    assert (done.readings.added, done.readings.unchanged, done.readings.corrected) == (3, 0, 1)
+    whole = pd.concat([first, second]).drop_duplicates(["zone_id", "timestamp"], keep="last")
+    assert (
+        current(engine)["amount"].tolist()
+        == score(validate_frame(whole, SITE), SITE).invoice_lines["amount"].tolist()
+    )
 
 
 def test_a_file_without_the_cleaning_flag_does_not_overwrite_a_given_one(engine: Engine) -> None:
@@ -568,4 +626,34 @@ def test_a_cleaning_session_across_midnight_is_one_session_whatever_the_uploads(
     sessions = done.result.cleaning_sessions
     assert [(s.isoformat(), str(m)) for s, m in zip(sessions["start"], sessions["minutes"], strict=True)] == [
         ("2025-02-10T23:50:00+00:00", "20.000")  # 23:50-00:10, one session
+    ]
+
+
+def test_a_night_long_cleaning_session_split_at_midnight_is_one_session(engine: Engine) -> None:
+    """A session lit since hours before the split is completed from the stored evening (the context reaches
+    back past ``max_gap`` only for a zone lit at the boundary), and a zone dark at midnight is unaffected."""
+    site = make_site("UTC")
+    stamps = pd.date_range("2025-02-10T22:00", "2025-02-11T01:00", freq="5min")
+    crew = pd.DataFrame(
+        {
+            "timestamp": stamps.strftime("%Y-%m-%dT%H:%M"),
+            "zone_id": "HQ-F1-Z1",
+            "client_id": "C001",
+            "power_w": np.where(stamps < pd.Timestamp("2025-02-11T01:00"), 40.0, 0.0),
+            "cleaning_staff": "Yes",
+        }
+    )
+    dark = crew.assign(zone_id="HQ-F1-Z2", power_w=np.where(stamps.hour == 0, 40.0, 0.0))
+    frame = pd.concat([crew, dark], ignore_index=True)
+    evening_part = frame["timestamp"] < "2025-02-11"
+    upload(engine, frame[evening_part], site)
+    done = upload(engine, frame[~evening_part], site)
+    sessions = done.result.cleaning_sessions
+    got = [
+        (z, s.isoformat(), str(m))
+        for z, s, m in zip(sessions["zone_id"], sessions["start"], sessions["minutes"], strict=True)
+    ]
+    assert got == [
+        ("HQ-F1-Z1", "2025-02-10T22:00:00+00:00", "180.000"),  # 22:00-01:00, one session
+        ("HQ-F1-Z2", "2025-02-11T00:00:00+00:00", "60.000"),
     ]

@@ -12,7 +12,7 @@ flag and nothing inferred one, ``-2`` the input had no flag and the session clas
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +30,14 @@ __all__ = [
     "MS_PER_DAY",
     "ReadingArrays",
     "encode",
+    "decode",
     "encode_blocks",
+    "fetch",
     "is_cleaning",
     "key_of",
+    "last_instant",
     "load",
+    "power_before",
 ]
 
 MS_PER_DAY = 86_400_000
@@ -125,24 +129,27 @@ def encode_blocks(
     return out
 
 
-def _decode(zone_key: int, utc_day: int, row: Any) -> ReadingArrays:
-    n = int(row.n)
-    billed = row.billed
+def _decode(zone_key: int, utc_day: int, row: Any, window: tuple[int, int] | None = None) -> ReadingArrays:
+    """A block's readings; with ``window`` = (from, to) [UTC ms], only those in ``[from, to)``."""
+    ts = np.frombuffer(row.ts, "<i4")
+    a, b = 0, int(row.n)
+    if window is not None:
+        base = utc_day * MS_PER_DAY
+        a, b = np.searchsorted(ts, np.clip(np.array(window, np.int64) - base, -1, MS_PER_DAY)).tolist()
+    billed = np.full(b - a, np.nan) if row.billed is None else np.frombuffer(row.billed, "<f8")[a:b]
     return ReadingArrays(
-        zone_key=np.full(n, zone_key, dtype=np.int64),
-        t_ms=np.frombuffer(row.ts, "<i4").astype(np.int64) + utc_day * MS_PER_DAY,
-        power_w=np.frombuffer(row.power, "<f8").astype(np.float64),
-        client_key=np.frombuffer(row.client, "<i2").astype(np.int64),
-        cleaning=np.frombuffer(row.cleaning, "i1").astype(np.int8),
-        billed_w=np.full(n, np.nan) if billed is None else np.frombuffer(billed, "<f8").astype(np.float64),
+        zone_key=np.full(b - a, zone_key, dtype=np.int64),
+        t_ms=ts[a:b].astype(np.int64) + utc_day * MS_PER_DAY,
+        power_w=np.frombuffer(row.power, "<f8")[a:b].astype(np.float64),
+        client_key=np.frombuffer(row.client, "<i2")[a:b].astype(np.int64),
+        cleaning=np.frombuffer(row.cleaning, "i1")[a:b].astype(np.int8),
+        billed_w=billed.astype(np.float64),
     )
 
 
-def load(
-    connection: Connection, ranges: Iterable[tuple[int, int, int]]
-) -> tuple[ReadingArrays, set[tuple[int, int]]]:
-    """The stored readings of each ``(zone_key, first_utc_day, last_utc_day)`` range, and the keys
-    ``(zone_key, utc_day)`` of the blocks they came from.
+def fetch(connection: Connection, ranges: Iterable[tuple[int, int, int]]) -> dict[tuple[int, int], Any]:
+    """The stored block rows of each ``(zone_key, first_utc_day, last_utc_day)`` range, still packed, by
+    ``(zone_key, utc_day)``.
 
     Zones that share a day range are read with one query per :data:`_ZONES_PER_QUERY` zones.
     """
@@ -150,24 +157,65 @@ def load(
     for zone_key, first, last in ranges:
         by_range.setdefault((first, last), []).append(zone_key)
     table = ReadingBlock.__table__
-    parts: list[ReadingArrays] = []
-    found: set[tuple[int, int]] = set()
+    rows: dict[tuple[int, int], Any] = {}
     for (first, last), zones in by_range.items():
         for at in range(0, len(zones), _ZONES_PER_QUERY):
             chunk = zones[at : at + _ZONES_PER_QUERY]
             query = select(table).where(
                 table.c.zone_key.in_(chunk), table.c.utc_day >= first, table.c.utc_day <= last
             )
-            for row in connection.execute(query):
-                found.add((row.zone_key, row.utc_day))
-                parts.append(_decode(row.zone_key, row.utc_day, row))
-    if not parts:
-        return ReadingArrays.empty(), found
+            rows.update({(row.zone_key, row.utc_day): row for row in connection.execute(query)})
+    return rows
+
+
+def decode(
+    rows: Mapping[tuple[int, int], Any], windows: Mapping[int, tuple[int, int]] | None = None
+) -> ReadingArrays:
+    """The readings of block rows (:func:`fetch`), in (zone key, instant) order; with ``windows`` (zone key
+    -> (from, to) [UTC ms]), only each zone's readings in ``[from, to)``."""
+    if not rows:
+        return ReadingArrays.empty()
+    parts = [
+        _decode(zone, day, row, None if windows is None else windows[zone])
+        for (zone, day), row in rows.items()
+    ]
     merged = ReadingArrays.concat(parts)
     keys = key_of(merged.zone_key, merged.t_ms)
     if len(keys) > 1 and bool(np.any(keys[1:] < keys[:-1])):  # blocks come in any order: sort once
         merged = merged.take(np.argsort(keys, kind="stable"))
-    return merged, found
+    return merged
+
+
+def power_before(
+    rows: Mapping[tuple[int, int], Any], zone_key: int, instant: int, since: int
+) -> float | None:
+    """The power [W] of the zone's last reading in ``[since, instant)`` [UTC ms] among block rows
+    (:func:`fetch`), or None when it has none there."""
+    for day in range((instant - 1) // MS_PER_DAY, since // MS_PER_DAY - 1, -1):
+        row = rows.get((zone_key, day))
+        if row is None:
+            continue
+        ts = np.frombuffer(row.ts, "<i4")
+        at = int(np.searchsorted(ts, instant - day * MS_PER_DAY)) - 1
+        if at >= 0:
+            if int(ts[at]) + day * MS_PER_DAY < since:
+                return None
+            return float(np.frombuffer(row.power, "<f8", count=1, offset=8 * at)[0])
+    return None
+
+
+def last_instant(utc_day: int, row: Any) -> int:
+    """The UTC instant [ms] of a stored block's last reading (blocks are in time order)."""
+    return int.from_bytes(row.ts[-4:], "little", signed=True) + utc_day * MS_PER_DAY
+
+
+def load(
+    connection: Connection, ranges: Iterable[tuple[int, int, int]]
+) -> tuple[ReadingArrays, set[tuple[int, int]]]:
+    """The stored readings of each ``(zone_key, first_utc_day, last_utc_day)`` range, and the keys
+    ``(zone_key, utc_day)`` of the blocks they came from."""
+    rows = fetch(connection, ranges)
+    return decode(rows), set(rows)
 
 
 def key_of(zone_key: np.ndarray, t_ms: np.ndarray) -> np.ndarray:

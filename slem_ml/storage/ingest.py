@@ -33,10 +33,12 @@ from slem_ml.storage.blocks import (
     CLEANING_YES,
     MS_PER_DAY,
     ReadingArrays,
+    decode,
     encode_blocks,
+    fetch,
     is_cleaning,
     key_of,
-    load,
+    last_instant,
 )
 from slem_ml.storage.tables import ReadingBlock, ReadingCorrection, StoreClient, StoreZone
 
@@ -112,16 +114,39 @@ def ingest(
     batch, lines = _batch(connection, frame, cleaning)
     batch, lines, superseded = _last_per_key(batch, lines)
     ranges = _day_ranges(batch)
-    stored, found = load(connection, ranges)
-
-    if not len(stored):  # nothing stored where the batch falls: every reading is new
-        fresh = not _any_blocks(connection, [(z, first - 2, last + 2) for z, first, last in ranges])
-        _write_blocks(connection, batch, np.ones(len(batch), bool), found, now)
+    stored = fetch(connection, ranges)
+    appending = _appending(batch, stored)
+    if appending.all():  # the common case: new days, or later readings of stored ones
+        fresh = not stored and not _any_blocks(connection, [(z, a - 2, b + 2) for z, a, b in ranges])
+        _append_blocks(connection, batch, stored, now)
         return IngestReport(
             added=len(batch), unchanged=0, corrected=0, superseded=superseded,
             changed_zone_key=batch.zone_key, changed_t_ms=batch.t_ms, fresh=fresh,
         )  # fmt: skip
+    later, rest = batch.take(appending), batch.take(~appending)
+    _append_blocks(connection, later, stored, now)
+    merged = _merge(connection, rest, lines[~appending], stored, source, actor, now)
+    return merged + IngestReport(
+        added=len(later), unchanged=0, corrected=0, superseded=superseded,
+        changed_zone_key=later.zone_key, changed_t_ms=later.t_ms,
+    )  # fmt: skip
 
+
+def _merge(
+    connection: Connection,
+    batch: ReadingArrays,
+    lines: np.ndarray,
+    blocks: dict[tuple[int, int], Any],
+    source: str,
+    actor: str,
+    now: dt.datetime,
+) -> IngestReport:
+    """Match readings that fall among stored ones (a re-upload, a correction, a gap filled) against the
+    stored blocks they fall into, and rewrite those blocks with the values that stand."""
+    day = batch.t_ms // MS_PER_DAY
+    keys = set(zip(batch.zone_key.tolist(), day.tolist(), strict=True))
+    mine = {key: row for key, row in blocks.items() if key in keys}
+    stored = decode(mine)
     # Stored readings first, then the batch in input order: for each key, every row is compared with the
     # row before it, and the last row stands.
     both = ReadingArrays.concat([stored, batch])
@@ -158,17 +183,38 @@ def ingest(
     # a key is dirty when any of its rows is (one entry per key, as in `final`)
     key_id = np.cumsum(~same) - 1
     dirty_key = np.bincount(key_id, weights=dirty, minlength=len(final)) > 0
-    _write_blocks(connection, final, dirty_key, found, now)
+    _write_blocks(connection, final, dirty_key, set(mine), now)
     corrections = _corrections(connection, both, prev, corrected, line, source, actor, now)
     return IngestReport(
         added=int(added.sum()),
         unchanged=int(unchanged.sum()),
         corrected=int(corrected.sum()),
-        superseded=superseded,
+        superseded=0,
         changed_zone_key=both.zone_key[changed],
         changed_t_ms=both.t_ms[changed],
         corrections=corrections,
     )
+
+
+def _block_bounds(readings: ReadingArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each (zone, UTC day) block of ``readings`` (in key order) starts and ends, and its day."""
+    day = readings.t_ms // MS_PER_DAY
+    starts = np.flatnonzero(
+        np.r_[True, (readings.zone_key[1:] != readings.zone_key[:-1]) | (day[1:] != day[:-1])]
+    )
+    return starts, np.r_[starts[1:], len(readings)], day[starts]
+
+
+def _appending(batch: ReadingArrays, stored: dict[tuple[int, int], Any]) -> np.ndarray:
+    """Per reading of the batch: whether its block is new or holds only earlier readings (so the reading
+    is added by appending, with nothing to compare)."""
+    starts, ends, days = _block_bounds(batch)
+    zones, firsts = batch.zone_key[starts].tolist(), batch.t_ms[starts].tolist()
+    ok = [
+        (row := stored.get((zone, day))) is None or first > last_instant(day, row)
+        for zone, day, first in zip(zones, days.tolist(), firsts, strict=True)
+    ]
+    return np.repeat(np.array(ok, bool), ends - starts)
 
 
 # --- the batch ----------------------------------------------------------------------------------------
@@ -309,6 +355,36 @@ def _lookup(connection: Connection, table: Table, column: Any, names: list[str])
 # --- writing ------------------------------------------------------------------------------------------
 
 
+def _append_blocks(
+    connection: Connection, readings: ReadingArrays, stored: dict[tuple[int, int], Any], now: dt.datetime
+) -> None:
+    """Write the blocks of ``readings`` (in key order), each after what its stored block holds: every
+    reading is later than the stored ones (:func:`_appending`), so packed arrays simply concatenate."""
+    if not len(readings):
+        return
+    starts, ends, days = _block_bounds(readings)
+    packed = encode_blocks(readings, starts, ends, days)
+    keys = list(zip(readings.zone_key[starts].tolist(), days.tolist(), strict=True))
+    replaced = []
+    for key, block in zip(keys, packed, strict=True):
+        old = stored.get(key)
+        if old is None:
+            continue
+        replaced.append(key)
+        n = cast(int, block["n"])
+        for name in ("ts", "power", "client", "cleaning"):
+            block[name] = old._mapping[name] + block[name]
+        billed = cast(bytes | None, block["billed"])
+        if old.billed is not None or billed is not None:
+            block["billed"] = (old.billed or _nan_bytes(old.n)) + (billed or _nan_bytes(n))
+        block["n"] = old.n + n
+    _put_blocks(connection, keys, packed, replaced, now)
+
+
+def _nan_bytes(n: int) -> bytes:
+    return np.full(n, np.nan, "<f8").tobytes()
+
+
 def _write_blocks(
     connection: Connection,
     final: ReadingArrays,
@@ -319,23 +395,30 @@ def _write_blocks(
     """Rewrite every (zone, UTC day) block that holds a dirty reading, from all its final readings."""
     if not dirty.any():
         return
-    day = final.t_ms // MS_PER_DAY
-    # block boundaries in (zone, time) order
-    starts = np.flatnonzero(np.r_[True, (final.zone_key[1:] != final.zone_key[:-1]) | (day[1:] != day[:-1])])
-    ends = np.r_[starts[1:], len(final)]
+    starts, ends, days = _block_bounds(final)
     dirty_block = np.add.reduceat(dirty.astype(np.int64), starts) > 0
-    first, after = starts[dirty_block], ends[dirty_block]
-    zone_of, day_of = final.zone_key[first].tolist(), day[first].tolist()
-    packed = encode_blocks(final, first, after, day[first])
-    rows = [
-        {"zone_key": zone, "utc_day": utc_day, **block, "updated_at": now}
-        for zone, utc_day, block in zip(zone_of, day_of, packed, strict=True)
-    ]
-    replaced = [key for key in zip(zone_of, day_of, strict=True) if key in found]
+    first, after, day_of = starts[dirty_block], ends[dirty_block], days[dirty_block]
+    keys = list(zip(final.zone_key[first].tolist(), day_of.tolist(), strict=True))
+    packed = encode_blocks(final, first, after, day_of)
+    _put_blocks(connection, keys, packed, [key for key in keys if key in found], now)
+
+
+def _put_blocks(
+    connection: Connection,
+    keys: list[tuple[int, int]],
+    packed: list[dict[str, object]],
+    replaced: list[tuple[int, int]],
+    now: dt.datetime,
+) -> None:
+    """Store packed blocks under their ``(zone_key, utc_day)`` keys, replacing the stored ``replaced``."""
     table = cast(Table, ReadingBlock.__table__)
     for at in range(0, len(replaced), 400):
         chunk = replaced[at : at + 400]
         connection.execute(delete(table).where(tuple_(table.c.zone_key, table.c.utc_day).in_(chunk)))
+    rows = [
+        {"zone_key": zone, "utc_day": day, **block, "updated_at": now}
+        for (zone, day), block in zip(keys, packed, strict=True)
+    ]
     connection.execute(insert(table), rows)
 
 

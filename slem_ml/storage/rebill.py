@@ -38,7 +38,7 @@ from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import day_to_date, local_day_numbers, wall_to_utc
 from slem_ml.models.alerts import empty_alerts, stuck_on_alerts
-from slem_ml.storage.blocks import MS_PER_DAY, ReadingArrays, is_cleaning, load
+from slem_ml.storage.blocks import MS_PER_DAY, ReadingArrays, decode, fetch, is_cleaning, power_before
 from slem_ml.storage.cleaning_store import CLEANING_CONTEXT_MS, replace_cleaning
 from slem_ml.storage.tables import (
     Alert,
@@ -173,9 +173,11 @@ def _rebill_chunk(
     ranges = list(
         zip(keys.tolist(), (lo // MS_PER_DAY).tolist(), ((hi - 1) // MS_PER_DAY).tolist(), strict=True)
     )
-    readings, _ = load(connection, ranges)
-    where = np.searchsorted(keys, readings.zone_key)
-    readings = readings.take((readings.t_ms >= lo[where]) & (readings.t_ms < hi[where]))
+    blocks = fetch(connection, ranges)
+    lo = np.where(_lit_before(blocks, keys, start, gap, site.sampling.on_threshold_w), lo, start - gap)
+    readings = decode(
+        blocks, dict(zip(keys.tolist(), zip(lo.tolist(), hi.tolist(), strict=True), strict=True))
+    )
     known = np.array([clients.get(int(k)) in site.clients for k in np.unique(readings.client_key)], bool)
     billable = np.isin(readings.client_key, np.unique(readings.client_key)[known])
     left_out = int((~billable).sum())
@@ -209,6 +211,21 @@ def _rebill_chunk(
     if rows:
         connection.execute(insert(table), rows)
     return before | {str(row["invoice_id"]) for row in rows}, left_out, stuck
+
+
+def _lit_before(
+    rows: dict[tuple[int, int], Any], keys: np.ndarray, start: np.ndarray, gap: int, on_w: float
+) -> np.ndarray:
+    """Per zone: whether its last stored reading within ``gap`` before ``start`` [UTC ms] is lit.
+
+    Only then can a cleaning session or a stuck-on run (lit readings whose coverage touches) reach into the
+    recomputed dates from before them, and need the :data:`CLEANING_CONTEXT_MS` of context; otherwise
+    billing's own ``max_gap`` is all the context there is."""
+    lit = []
+    for zone, at in zip(keys.tolist(), start.tolist(), strict=True):
+        power = power_before(rows, zone, at, at - gap)
+        lit.append(power is not None and power >= on_w)
+    return np.array(lit, bool)
 
 
 def _sessions(
