@@ -287,16 +287,32 @@ class Stores:
         self.schema: dict[tuple[str, str], Store] = {}  # (tree label, backend) -> template
 
     def new(self, backend: str, name: str, like: Store | None = None) -> Store:
+        """An empty database, or a copy of ``like``; the copy is on disk before any measure starts (a
+        1.4 GB copy left in the page cache is written back during the next run, slowing it by 0.3-0.6 s)."""
         if backend == "sqlite":
-            store = SQLiteStore(self.folder / f"{name}.db")
+            store: Store = SQLiteStore(self.folder / f"{name}.db")
             store.drop()
             if like is not None:
                 assert isinstance(like, SQLiteStore)
                 like.checkpoint()
                 shutil.copyfile(like.path, store.path)
+        else:
+            assert self.server is not None
+            store = self.server.create(PG_PREFIX + name, like.name if isinstance(like, PgStore) else None)
+        os.sync()
+        return store
+
+    def existing(self, backend: str, name: str) -> Store:
+        """A database an earlier run left (``--keep``), for ``--reuse``."""
+        if backend == "sqlite":
+            store = SQLiteStore(self.folder / f"{name}.db")
+            if not store.path.exists():
+                raise SystemExit(f"--reuse: no {store.path}; run once with --keep first")
             return store
         assert self.server is not None
-        return self.server.create(PG_PREFIX + name, like.name if isinstance(like, PgStore) else None)
+        if not self.server.query(f"SELECT 1 FROM pg_database WHERE datname = '{PG_PREFIX}{name}'"):
+            raise SystemExit(f"--reuse: no database {PG_PREFIX}{name}; run once with --keep first")
+        return PgStore(PG_PREFIX + name, self.server)
 
     def make_schema(self, tree: Tree, backend: str) -> Store:
         """A database with ``tree``'s schema and nothing else (the template of every fresh store)."""
@@ -321,6 +337,9 @@ def generate(tree: Tree, out: Path, *, zones: int, days: int, start: dt.date, st
 def generate_days(tree: Tree, folder: Path, *, zones: int, days: int, start: dt.date) -> list[Path]:
     """One Parquet file per local day at 1 min, generated 15 days at a time (memory: 1.5 GB a call)."""
     folder.mkdir(parents=True, exist_ok=True)
+    files = sorted(folder.glob("readings-*.parquet"))
+    if len(files) == days:  # made by an earlier run into the same --work
+        return files
     for at in range(0, days, 15):
         n = min(15, days - at)
         args = ["generate", "--out", f"{folder}/", "--zones", zones, "--days", n]
@@ -868,6 +887,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat-store", type=int, default=3, help="runs of each measure of parts 2 and 3")
     parser.add_argument("--pg-dsn", default=PG_DSN)
     parser.add_argument("--work", type=Path, help="folder for data and SQLite files (default: temporary)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="parts 2 and 3: use the store a --keep run of --work built"
+    )
     parser.add_argument("--keep", action="store_true", help="keep --work (and the PostgreSQL databases)")
     parser.add_argument("--json", type=Path, help="write every measurement here")
     parser.add_argument(
@@ -929,13 +951,17 @@ def main(argv: list[str]) -> None:
             say(f"\ngenerated {len(day_files)} day files in {time.perf_counter() - clock:.0f} s")
             built: dict[str, Built] = {}
             for backend in args.backends:
+                if args.reuse:  # the store a --keep run built from the same day files
+                    built[backend] = Built(backend, stores.existing(backend, "store"))
+                    continue
                 clock = time.perf_counter()
                 built[backend] = build(args, new, stores, backend, day_files[:-1], work)
                 say(f"  built {backend} in {(time.perf_counter() - clock) / 60:.1f} min")
-            results["build"] = {
-                b: {"days": v.days, "sizes": v.sizes, "tables": v.tables} for b, v in built.items()
-            }
-            table_build(built)
+            if not args.reuse:
+                results["build"] = {
+                    b: {"days": v.days, "sizes": v.sizes, "tables": v.tables} for b, v in built.items()
+                }
+                table_build(built)
             if 2 in args.parts:
                 middle = day_files[len(day_files) // 2]
                 corrected = work / "corrected.parquet"
@@ -950,6 +976,8 @@ def main(argv: list[str]) -> None:
                 table3(results["part3"], period)
             for backend, b in built.items():  # last: it changes the store
                 if isinstance(b.store, PgStore):
+                    if not b.sizes:  # --reuse: this run did not build it
+                        continue
                     results["vacuum"] = v = b.store.vacuum()
                     say(
                         f"\n{backend} after the parts: VACUUM {v['analyze_s']:.1f} s → "

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from slem_ml.errors import SlemError
 
-__all__ = ["ForkJob", "can_fork", "start"]
+__all__ = ["ForkJob", "Standby", "can_fork", "start"]
 
 T = TypeVar("T")
 
@@ -86,6 +86,64 @@ def start(work: Callable[[], T]) -> ForkJob[T]:
             data = data[os.write(write_fd, data) :]
     finally:
         os._exit(0)
+
+
+class Standby:
+    """A child forked now that does ``prepare()`` at once (an import, say) and then waits to run one
+    function, sent later with :meth:`run`: the slow start-up happens on the other core while the parent
+    works, and the child is small because the parent still is. Where :func:`can_fork` says no, the
+    function runs in-process when sent.
+
+    ``run`` pickles the function: send a module-level function or a :func:`functools.partial` of one."""
+
+    def __init__(self, prepare: Callable[[], object]) -> None:
+        self.pid, self._send, self._receive = 0, -1, -1
+        if not can_fork():
+            return
+        from_parent, to_child = os.pipe()
+        to_parent_r, to_parent_w = os.pipe()
+        pid = os.fork()
+        if pid:
+            os.close(from_parent)
+            os.close(to_parent_w)
+            self.pid, self._send, self._receive = pid, to_child, to_parent_r
+            return
+        os.close(to_child)
+        os.close(to_parent_r)
+        try:  # the child: prepare, wait for the work (none: the parent did not need it), answer, leave
+            with contextlib.suppress(Exception):
+                prepare()
+            chunks = []
+            while block := os.read(from_parent, 1 << 16):
+                chunks.append(block)
+            if chunks:
+                data = memoryview(pickle.dumps(_run(pickle.loads(b"".join(chunks)))))
+                while data:
+                    data = data[os.write(to_parent_w, data) :]
+        finally:
+            os._exit(0)
+
+    def run(self, work: Callable[[], T]) -> ForkJob[T]:
+        """Run ``work()`` in the waiting child (once); :meth:`ForkJob.result` waits for its answer."""
+        if self._send < 0:
+            return ForkJob(answer=_run(work))
+        data = memoryview(pickle.dumps(work))
+        while data:
+            data = data[os.write(self._send, data) :]
+        os.close(self._send)
+        job: ForkJob[T] = ForkJob(pid=self.pid, read_fd=self._receive)
+        self._send = self._receive = -1
+        self.pid = 0
+        return job
+
+    def close(self) -> None:
+        """Let an unused child go (it sees the end of its input and leaves) and reap it."""
+        if self._send >= 0:
+            os.close(self._send)
+            os.close(self._receive)
+            os.waitpid(self.pid, 0)
+            self._send = self._receive = -1
+            self.pid = 0
 
 
 def _run(work: Callable[[], T]) -> tuple[str, Any]:

@@ -64,3 +64,44 @@ def test_close_reaps_a_child_nobody_asked() -> None:
     job = forked.start(lambda: "unread")
     job.close()
     assert job.result() == "unread"  # the answer was kept
+
+
+def test_a_standby_child_prepares_at_once_and_runs_the_work_sent_later() -> None:
+    """The child does ``prepare`` before it gets work (here: imports a module the work then finds loaded),
+    runs what is sent, and an unused standby child ends when closed (no zombie)."""
+    program = (
+        "import functools, os, sys\n"
+        "from slem_ml import forked\n"
+        "def mark(): import fractions\n"
+        "def probe(tag): return os.getpid(), 'fractions' in sys.modules, tag\n"
+        "assert 'fractions' not in sys.modules\n"
+        "job = forked.Standby(mark)\n"
+        "child, ready, tag = job.run(functools.partial(probe, 'x')).result()\n"
+        "assert child != os.getpid() and ready and tag == 'x', (child, ready, tag)\n"
+        "assert 'fractions' not in sys.modules  # it was the child that imported it\n"
+        "idle = forked.Standby(mark)\n"
+        "pid = idle.pid\n"
+        "idle.close()\n"
+        "try:\n"
+        "    os.kill(pid, 0)\n"
+        "    raise SystemExit('the idle child is still there')\n"
+        "except ProcessLookupError:\n"
+        "    print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_a_standby_in_a_threaded_process_runs_the_work_in_process() -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        standby = forked.Standby(lambda: None)
+        assert standby.pid == 0
+        assert standby.run(os.getpid).result() == os.getpid()
+        standby.close()
+    finally:
+        stop.set()
+        other.join()

@@ -114,6 +114,7 @@ def score(
     # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
     from slem_ml.config.site import load_site
     from slem_ml.models.registry import find_champion
+    from slem_ml.outputs.invoice_render import pdf_standby
     from slem_ml.outputs.writer import check_writable
     from slem_ml.run.pipeline import RunSettings, score_file
     from slem_ml.storage import database_url
@@ -124,12 +125,18 @@ def score(
     progress = ProgressLine()
     progress("config", 0.0)
     site = load_site(contracts)
+    # The child that will write the PDFs imports fpdf2 now, on the other core (a fork before any thread).
+    standby = pdf_standby()
     # Loading the models is mostly importing LightGBM and scikit-learn (about 1 s): do it while the
     # file is read and validated, which spends most of its time outside the GIL (pyarrow, NumPy).
     loader = _Background(find_champion, tracking_uri, models_dir, required=False)
-    done = score_file(
-        readings, site, out=out, database_url=url, models=loader.result, settings=settings, progress=progress
-    )
+    try:
+        done = score_file(
+            readings, site, out=out, database_url=url, models=loader.result, settings=settings,
+            progress=progress, standby=standby,
+        )  # fmt: skip
+    finally:
+        standby.close()
     _print_summary(done, out, url)
 
 

@@ -60,6 +60,12 @@ def render_view_pdf(view: Mapping[str, Any]) -> bytes:
     return bytes(pdf.output())
 
 
+def preload() -> None:
+    """Import fpdf2 now (0.26 s), e.g. on a thread while other work runs, so that the child process that
+    renders the PDFs inherits it instead of importing it on the critical path."""
+    _invoice_class()
+
+
 @functools.cache
 def _invoice_class() -> type:
     from fpdf import FPDF  # lazy: fpdf2 is needed only for PDF invoices

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from slem_ml import forked
 from slem_ml.atomic import staged_folder
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import SlemError
@@ -85,11 +87,44 @@ def write_outputs(result: ScoringResult, out_dir: str | Path) -> dict[str, Path]
 
 
 class Staging:
-    """Outputs written into a hidden folder beside ``out_dir``, not yet visible there."""
+    """Outputs written into a hidden folder beside ``out_dir``, not yet visible there.
 
-    def __init__(self, result: ScoringResult, out_dir: Path, folder: Path) -> None:
-        self.out_dir, self.folder = out_dir, folder
-        self.names = _write_all(result, folder)
+    :meth:`start_readings` may write ``scored_readings.parquet`` on a thread while the caller works on
+    (it needs only the scored readings, not the invoices); :meth:`write` writes the rest and waits for it.
+    """
+
+    def __init__(self, out_dir: Path, folder: Path, standby: forked.Standby | None = None) -> None:
+        self.out_dir, self.folder, self.standby = out_dir, folder, standby
+        self.names: list[str] = []
+        self._readings: threading.Thread | None = None
+        self._failed: list[BaseException] = []
+
+    def start_readings(self, result: ScoringResult) -> None:
+        """Start writing the scored readings (pyarrow releases the GIL while it encodes and compresses)."""
+
+        def work() -> None:
+            try:
+                _write_readings_file(result, self.folder)
+            except BaseException as exc:  # raised again by write()
+                self._failed.append(exc)
+
+        self._readings = threading.Thread(target=work, name="slem-readings-writer")
+        self._readings.start()
+
+    def write(self, result: ScoringResult) -> None:
+        """Write every output of ``result`` (the readings too, unless :meth:`start_readings` did)."""
+        if self._readings is None:
+            _write_readings_file(result, self.folder)
+        else:
+            self._readings.join()  # before the PDFs fork: a fork needs a single thread
+            self._readings = None
+            if self._failed:
+                raise self._failed[0]
+        self.names = _write_all(result, self.folder, self.standby)
+
+    def abandon(self) -> None:
+        if self._readings is not None:
+            self._readings.join()
 
     @property
     def written(self) -> dict[str, Path]:
@@ -138,26 +173,44 @@ def check_writable(out_dir: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_outputs(result: ScoringResult, out_dir: str | Path) -> Iterator[Staging]:
+def staged_outputs(
+    result: ScoringResult, out_dir: str | Path, standby: forked.Standby | None = None
+) -> Iterator[Staging]:
     """Write every output into a staging folder; they move into ``out_dir`` when the block ends without
-    an error, and are discarded otherwise (so a failure elsewhere leaves the previous outputs in place)."""
+    an error, and are discarded otherwise (so a failure elsewhere leaves the previous outputs in place).
+    ``standby``: the child that writes the PDFs (:func:`~slem_ml.outputs.invoice_render.pdf_standby`)."""
+    with output_stage(out_dir, standby) as staging:
+        staging.write(result)
+        yield staging
+
+
+@contextlib.contextmanager
+def output_stage(out_dir: str | Path, standby: forked.Standby | None = None) -> Iterator[Staging]:
+    """A staging folder for the outputs: the caller writes them (:meth:`Staging.write`); they move into
+    ``out_dir`` when the block ends without an error, and are discarded otherwise."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SlemError(f"{out_dir}: exists and is not a folder; choose another --out")
     with staged_folder(out_dir.absolute().parent, f"{out_dir.name}.writing") as folder:
-        staging = Staging(result, out_dir, folder)
-        yield staging
+        staging = Staging(out_dir, folder, standby)
+        try:
+            yield staging
+        finally:
+            staging.abandon()
         _install(folder, out_dir, [*OUTPUT_FILES.values(), INVOICE_DIR])
 
 
-def _write_all(result: ScoringResult, folder: Path) -> list[str]:
-
-    site = result.site
-    finish_invoices = start_invoice_files(result, folder)  # PDFs start now, on the other core
+def _write_readings_file(result: ScoringResult, folder: Path) -> None:
     if result.readings.parts is not None:  # scored in batches: the parts become a Parquet folder
         shutil.move(result.readings.parts, folder / OUTPUT_FILES["scored_readings"])
     else:
-        write_readings(result.readings.frame, site, folder / OUTPUT_FILES["scored_readings"])
+        write_readings(result.readings.frame, result.site, folder / OUTPUT_FILES["scored_readings"])
+
+
+def _write_all(result: ScoringResult, folder: Path, standby: forked.Standby | None) -> list[str]:
+
+    site = result.site
+    finish_invoices = start_invoice_files(result, folder, standby=standby)  # PDFs now, on the other core
     write_csv(format_invoice_lines(result.invoice_lines, site), folder / OUTPUT_FILES["invoice_lines"])
     write_csv(format_invoices(result.invoices, site), folder / OUTPUT_FILES["invoices"])
     write_csv(

@@ -11,6 +11,7 @@ database (``--db none``) it is the stateless batch job: the file's own results, 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -19,13 +20,15 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from slem_ml import forked
 from slem_ml.atomic import staged_folder
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import InputError, SlemError
 from slem_ml.io.reader import read_readings
 from slem_ml.io.readings import Note, NoteKind
 from slem_ml.models.registry import Champion
-from slem_ml.outputs.writer import check_writable, staged_outputs
+from slem_ml.outputs.invoice_render import pdf_standby
+from slem_ml.outputs.writer import check_writable, output_stage, staged_outputs
 from slem_ml.progress import Progress, no_progress
 from slem_ml.run.batched import dask_client, score_in_batches
 from slem_ml.run.batches import BATCH_ROWS, input_rows
@@ -86,31 +89,37 @@ def score_file(
     models: ModelsLoader,
     settings: RunSettings = RunSettings(),
     progress: Progress = no_progress,
+    standby: forked.Standby | None = None,
 ) -> ScoredFile:
     """Score the readings in ``path`` (a CSV or Parquet file, or a folder of Parquet files) and write
     ``out`` and the database (``database_url``), as ``settings`` say.
 
     ``models`` is called once the input has been read (the CLI loads them in a thread meanwhile). Progress
-    goes to ``progress(stage, fraction 0..1)``. Raises :class:`~slem_ml.errors.SlemError` for unusable
-    input, output folder or database, before anything is written.
+    goes to ``progress(stage, fraction 0..1)``. ``standby`` writes the PDFs
+    (:func:`~slem_ml.outputs.invoice_render.pdf_standby`, forked before any thread starts; the caller
+    closes it); without one, one is started here if the process can still fork. Raises
+    :class:`~slem_ml.errors.SlemError` for unusable input, output folder or database, before anything is
+    written.
     """
     check_writable(out)
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     rows = settings.batch_rows or BATCH_ROWS
+    finish = functools.partial(_finish, out=out, database_url=database_url, actor=settings.actor)
     if settings.engine == "local" and path.is_file() and input_rows(path) <= rows:
-        result, champion = _score_whole(path, site, models, progress)
-        return _finish(
-            result, champion, out=out, database_url=database_url, actor=settings.actor, progress=progress
-        )
+        own = pdf_standby() if standby is None else None  # fpdf2 is imported there meanwhile
+        try:
+            result, champion = _score_whole(path, site, models, progress)
+            return finish(result, champion, progress=progress, standby=standby or own)
+        finally:
+            if own is not None:
+                own.close()
     with staged_folder(Path(out).absolute().parent, f"{Path(out).name}.batches") as scratch:
         result, champion = _score_batched(
             path, site, models, progress, scratch, replace(settings, batch_rows=rows)
         )
-        return _finish(
-            result, champion, out=out, database_url=database_url, actor=settings.actor, progress=progress
-        )
+        return finish(result, champion, progress=progress, standby=None)
 
 
 def _score_whole(
@@ -163,8 +172,10 @@ def _finish(
     database_url: str | None,
     actor: str,
     progress: Progress,
+    standby: forked.Standby | None,
 ) -> ScoredFile:
-    """Store the readings and the run (one transaction) and write the outputs, the files staged first."""
+    """Store the readings and the run (one transaction) and write the outputs, the files staged first
+    (the PDFs by ``standby``, when given)."""
     if champion.bundle is None:
         note = Note(
             NoteKind.MODELS,
@@ -174,7 +185,7 @@ def _finish(
         result = replace(result, notes=(*result.notes, note))
     if database_url is None:  # --db none: the stateless batch job
         progress("writing", 0.8)
-        with staged_outputs(result, out) as staging:
+        with staged_outputs(result, out, standby) as staging:
             pass
         progress("done", 1.0)
         return ScoredFile(result, None, True, staging.written, None)
@@ -182,6 +193,9 @@ def _finish(
     database = open_database(database_url)  # creates or upgrades the schema; a bad URL stops here
     try:
         with contextlib.ExitStack() as files, write_session(database) as session:
+            staging = files.enter_context(output_stage(out, standby))
+            if result.readings.parts is None:  # the readings file needs no invoices: write it meanwhile
+                staging.start_readings(result)
             clock = time.perf_counter()
             upload = store_upload(
                 session, result, scored_frames(result), cleaning=result.cleaning_source, actor=actor
@@ -190,7 +204,7 @@ def _finish(
                 upload.result, timings={**upload.result.timings, "store_s": time.perf_counter() - clock}
             )
             progress("writing", 0.8)
-            staging = files.enter_context(staged_outputs(result, out))
+            staging.write(result)
             # committed; leaving `files` moves the staged outputs into place
     finally:
         database.dispose()
