@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from slem_ml.cli.invoices import invoices_app
+from slem_ml.cli.live import ingest, simulate
 from slem_ml.cli.models import DEFAULT_MODELS_DIR, ModelsDir, TrackingUri, forecast, train
 from slem_ml.cli.progress import ProgressLine, clear_progress_line
 from slem_ml.cli.serve import serve
@@ -195,6 +196,8 @@ def generate(
 app.command()(train)
 app.command()(forecast)
 app.command()(serve)
+app.command()(ingest)
+app.command()(simulate)
 app.add_typer(users_app, name="users")
 app.add_typer(invoices_app, name="invoices")
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from slem_ml.config.leases import Leases, parse_leases
 from slem_ml.config.supplier import SupplierInfo, parse_supplier
 from slem_ml.errors import ConfigError
 
@@ -145,6 +146,7 @@ class SiteConfig:
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     clients: Mapping[str, ClientContract] = field(default_factory=lambda: MappingProxyType({}))
     supplier: SupplierInfo | None = None  # the invoice header and tax (SPEC §8)
+    leases: Leases = field(default_factory=Leases)  # zone -> client for live readings without one (SPEC §9)
 
 
 # --- loading ----------------------------------------------------------------------------------------
@@ -171,7 +173,7 @@ def load_site(path: str | Path) -> SiteConfig:
 def parse_site(raw: Any, *, source: str = "contracts.yaml") -> SiteConfig:
     """Build a :class:`SiteConfig` from the parsed YAML mapping."""
     p = _Parser(source)
-    top = p.mapping(raw, "", {"site", "sampling", "billing", "cleaning", "clients", "supplier"})
+    top = p.mapping(raw, "", {"site", "sampling", "billing", "cleaning", "clients", "supplier", "leases"})
     site_raw = p.mapping(top.get("site", {}), "site", {"timezone", "currency", "holidays"})
     site = p.site(site_raw)
     smp = p.mapping(top.get("sampling", {}), "sampling", {"on_threshold_w", "max_gap_minutes"})
@@ -205,7 +207,8 @@ def parse_site(raw: Any, *, source: str = "contracts.yaml") -> SiteConfig:
         raise ConfigError(f"{source}: clients: at least one client is needed")
     clients = {str(cid): p.client(str(cid), body, billing) for cid, body in clients_raw.items()}
     supplier = parse_supplier(top.get("supplier"), source)
-    return SiteConfig(site, sampling, billing, cleaning, MappingProxyType(clients), supplier)
+    leases = parse_leases(top.get("leases"), clients, source)
+    return SiteConfig(site, sampling, billing, cleaning, MappingProxyType(clients), supplier, leases)
 
 
 class _Parser:

@@ -56,6 +56,8 @@ __all__ = [
     "current_invoices",
     "readings_frame",
     "rebill",
+    "rebill_days",
+    "touched_days",
     "zone_names",
 ]
 
@@ -94,9 +96,29 @@ def rebill(
     :data:`~slem_ml.storage.cleaning_store.CLEANING_CONTEXT_MS` before the recomputed dates is seen cut."""
     if not len(t_ms):
         return Rebilled(frozenset(), 0, 0)
-    tz = site.site.timezone
+    pairs = touched_days(site, zone_key, t_ms)
+    return rebill_days(connection, site, pairs, cleaning_inferred=cleaning_inferred, stuck_on=stuck_on)
+
+
+def touched_days(site: SiteConfig, zone_key: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
+    """The (zone key, local day number) pairs whose billing readings at (``zone_key``, ``t_ms`` [UTC ms],
+    in (zone, time) order) can change, sorted, as an (n, 2) array (module docstring)."""
     gap = site.sampling.max_gap_minutes * S.MS_PER_MINUTE
-    pairs = _zone_days(zone_key, local_day_numbers(np.r_[t_ms, t_ms + gap - 1], tz))
+    return _zone_days(zone_key, local_day_numbers(np.r_[t_ms, t_ms + gap - 1], site.site.timezone))
+
+
+def rebill_days(
+    connection: Connection,
+    site: SiteConfig,
+    pairs: np.ndarray,
+    *,
+    cleaning_inferred: bool = False,
+    stuck_on: bool = False,
+) -> Rebilled:
+    """:func:`rebill` for the (zone key, local day number) ``pairs`` (sorted, distinct, (n, 2))."""
+    if not len(pairs):
+        return Rebilled(frozenset(), 0, 0)
+    gap = site.sampling.max_gap_minutes * S.MS_PER_MINUTE
     zones = zone_names(connection)
     clients = client_names(connection)
     places = {row.id: (row.building, row.floor) for row in connection.execute(select(StoreZone))}

@@ -420,3 +420,29 @@ class StoreCleaningSession(Base):
     wasted_kwh: Mapped[Decimal] = mapped_column(QUANTITY)
     savings: Mapped[Decimal] = mapped_column(MONEY)
     inferred: Mapped[bool] = mapped_column(Boolean)
+
+
+class LiveQuarantine(Base):
+    """A live reading or message that could not be stored (SPEC §9): where it came from, why, and its first
+    200 bytes. A message with several bad readings has a row per reading (``item``: its index)."""
+
+    __tablename__ = "live_quarantine"
+    __table_args__ = (Index(None, "received_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[dt.datetime]
+    source: Mapped[str] = mapped_column(String(300))  # "mqtt:<topic>" or "http:<token name>"
+    item: Mapped[int | None] = mapped_column(Integer)  # index in the message's array; None: the message
+    reason: Mapped[str] = mapped_column(String(500))
+    head: Mapped[str] = mapped_column(Text)  # the message's first 200 bytes, as text
+
+
+class RebillQueue(Base):
+    """A (zone, local date) whose live readings changed and whose billing is not recomputed yet (SPEC §9):
+    queued in the readings' transaction, removed in the one that recomputes it."""
+
+    __tablename__ = "rebill_queue"
+
+    zone_key: Mapped[int] = mapped_column(ForeignKey("store_zones.id"), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)  # local day number since 1970-01-01
+    queued_at: Mapped[dt.datetime]

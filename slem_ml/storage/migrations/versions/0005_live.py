@@ -1,0 +1,46 @@
+"""Live ingest (SPEC §9): the quarantine of bad live messages, and the queue of dates to re-bill.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-07
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | Sequence[str] | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "live_quarantine",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("source", sa.String(300), nullable=False),
+        sa.Column("item", sa.Integer(), nullable=True),
+        sa.Column("reason", sa.String(500), nullable=False),
+        sa.Column("head", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_live_quarantine"),
+    )
+    op.create_index("ix_live_quarantine_received_at", "live_quarantine", ["received_at"])
+    op.create_table(
+        "rebill_queue",
+        sa.Column("zone_key", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["zone_key"], ["store_zones.id"], name="fk_rebill_queue_zone_key_store_zones"
+        ),
+        sa.PrimaryKeyConstraint("zone_key", "day", name="pk_rebill_queue"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("rebill_queue")
+    op.drop_index("ix_live_quarantine_received_at", "live_quarantine")
+    op.drop_table("live_quarantine")
