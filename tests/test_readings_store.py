@@ -657,3 +657,31 @@ def test_a_night_long_cleaning_session_split_at_midnight_is_one_session(engine: 
         ("HQ-F1-Z1", "2025-02-10T22:00:00+00:00", "180.000"),  # 22:00-01:00, one session
         ("HQ-F1-Z2", "2025-02-11T00:00:00+00:00", "60.000"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("evening_power", "first_clock"), [(40.0, "00:02"), (40.0, "00:10"), (0.0, "00:02"), (40.0, "01:00")]
+)
+def test_a_day_appended_after_a_lit_evening_bills_as_one_upload(
+    engine: Engine, evening_power: float, first_clock: str
+) -> None:
+    """A following day keeps its own sessions only where nothing reaches into it from before: a lit
+    reading at 23:50 covers 00:00-00:05 of the new day (max_gap 15 min); a first reading at 00:02 cuts that
+    cover and joins it into one session the day's file alone does not know. A dark evening, or a first
+    reading after the cover ends, changes nothing of the stored session."""
+    before = evening(("23:50", evening_power))
+    day = pd.DataFrame(
+        {
+            "timestamp": [f"2025-02-11T{first_clock}", "2025-02-11T01:30"],
+            "zone_id": "HQ-F1-Z1",
+            "client_id": "C001",
+            "power_w": [40.0, 0.0],
+            "cleaning_staff": "No",
+        }
+    )
+    upload(engine, before)
+    upload(engine, day)
+    whole = score(validate_frame(pd.concat([before, day], ignore_index=True), SITE), SITE)
+    got = current(engine)
+    assert got["minutes"].astype(str).tolist() == whole.invoice_lines["minutes"].astype(str).tolist()
+    assert got["amount"].tolist() == whole.invoice_lines["amount"].tolist()

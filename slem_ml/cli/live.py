@@ -31,7 +31,10 @@ def ingest(
 ) -> None:
     """Store live readings from an MQTT broker until stopped (SIGTERM or Ctrl-C); bad messages are
     quarantined, never fatal."""
-    # lazy: the command's own imports keep `slem --help` fast (no pandas, SQLAlchemy or paho)
+    # lazy: the command's own imports keep `slem --help` fast (no NumPy, pandas, SQLAlchemy or paho)
+    import numpy as np
+
+    # lazy: as above
     from slem_ml.config.site import load_site
     from slem_ml.live.worker import IngestWorker, parse_broker, stop_on_signals
     from slem_ml.storage import database_url, open_database
@@ -49,10 +52,14 @@ def ingest(
         totals = worker.run(stop)
     finally:
         engine.dispose()
+    lag = ""
+    if totals.lags_ms:
+        p50, p95 = (float(q) for q in np.percentile(totals.lags_ms, [50, 95]))
+        lag = f"; arrival to commit: lag p50 {p50:.0f} ms, p95 {p95:.0f} ms"
     typer.echo(
         f"ingest: stopped after {totals.messages:,} messages: {totals.accepted:,} readings stored, "
         f"{totals.duplicates:,} duplicates, {totals.corrected:,} corrected, "
-        f"{totals.quarantined:,} quarantined"
+        f"{totals.quarantined:,} quarantined{lag}"
     )
 
 

@@ -18,7 +18,7 @@ measurement; an inferred one is not, see the cleaning codes in :mod:`~slem_ml.st
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -67,6 +67,10 @@ class IngestReport:
     #: Nothing was stored for the batch's zones from two days before its first reading to two days after
     #: its last: the billing of its days is the batch's own (:func:`slem_ml.storage.rebill.bill_fresh`).
     fresh: bool = False
+    #: The zones whose stored readings all came before the batch's (an append): zone key -> (the batch's
+    #: first instant, the last stored instant before it or None, that reading's power [W]) — what
+    #: :func:`slem_ml.storage.rebill.reusable_zones` needs to tell whether the batch's own sessions stand.
+    after: dict[int, tuple[int, int | None, float]] = field(default_factory=dict)
 
     @classmethod
     def nothing(cls) -> IngestReport:
@@ -82,6 +86,7 @@ class IngestReport:
             np.r_[self.changed_t_ms, other.changed_t_ms],
             self.corrections + other.corrections,
             self.fresh and other.fresh,
+            {**self.after, **other.after},
         )
 
 
@@ -118,10 +123,11 @@ def ingest(
     appending = _appending(batch, stored)
     if appending.all():  # the common case: new days, or later readings of stored ones
         fresh = not stored and not _any_blocks(connection, [(z, a - 2, b + 2) for z, a, b in ranges])
+        after = {} if fresh else _after_stored(connection, batch, stored, ranges)
         _append_blocks(connection, batch, stored, now)
         return IngestReport(
             added=len(batch), unchanged=0, corrected=0, superseded=superseded,
-            changed_zone_key=batch.zone_key, changed_t_ms=batch.t_ms, fresh=fresh,
+            changed_zone_key=batch.zone_key, changed_t_ms=batch.t_ms, fresh=fresh, after=after,
         )  # fmt: skip
     later, rest = batch.take(appending), batch.take(~appending)
     _append_blocks(connection, later, stored, now)
@@ -194,6 +200,65 @@ def _merge(
         changed_t_ms=both.t_ms[changed],
         corrections=corrections,
     )
+
+
+def _after_stored(
+    connection: Connection,
+    batch: ReadingArrays,
+    stored: dict[tuple[int, int], Any],
+    ranges: list[tuple[int, int, int]],
+) -> dict[int, tuple[int, int | None, float]]:
+    """For each zone of an appending batch (:func:`_appending`) whose every stored reading precedes its
+    first one: that first instant, and the last stored reading before it (instant, power) from the blocks
+    of its days or of the UTC day before them; None when neither holds one (:attr:`IngestReport.after`)."""
+    later = _zones_with_blocks_after(connection, ranges)
+    starts = np.flatnonzero(np.r_[True, batch.zone_key[1:] != batch.zone_key[:-1]])
+    first_t = dict(zip(batch.zone_key[starts].tolist(), batch.t_ms[starts].tolist(), strict=True))
+    latest: dict[int, tuple[int, Any]] = {}  # zone -> (utc_day, row) of its latest stored block in range
+    for (zone, day), row in stored.items():
+        if zone not in latest or day > latest[zone][0]:
+            latest[zone] = (day, row)
+    out: dict[int, tuple[int, int | None, float]] = {}
+    missing = []
+    for zone, first_day, _ in ranges:
+        if zone in later:
+            continue
+        if zone in latest:
+            day, row = latest[zone]
+            t_prev = last_instant(day, row)
+            if t_prev >= first_t[zone]:  # stored readings later than the batch's first: not an append
+                continue
+            out[zone] = (first_t[zone], t_prev, _last_power(row))
+        else:
+            missing.append((zone, first_day - 1, first_day - 1))
+    before = fetch(connection, missing) if missing else {}
+    for zone, day, _ in missing:
+        row = before.get((zone, day))
+        prev = None if row is None else (last_instant(day, row), _last_power(row))
+        out[zone] = (first_t[zone], None if prev is None else prev[0], np.nan if prev is None else prev[1])
+    return out
+
+
+def _last_power(row: Any) -> float:
+    return float(np.frombuffer(row.power, "<f8", count=1, offset=8 * (int(row.n) - 1))[0])
+
+
+def _zones_with_blocks_after(connection: Connection, ranges: list[tuple[int, int, int]]) -> set[int]:
+    """The zones of ``(zone_key, first_utc_day, last_utc_day)`` ranges with a block after their last day."""
+    table = cast(Table, ReadingBlock.__table__)
+    by_day: dict[int, list[int]] = {}
+    for zone_key, _, last in ranges:
+        by_day.setdefault(last, []).append(zone_key)
+    found: set[int] = set()
+    for last, zones in by_day.items():
+        for at in range(0, len(zones), 900):
+            query = (
+                select(table.c.zone_key)
+                .where(table.c.zone_key.in_(zones[at : at + 900]), table.c.utc_day > last)
+                .distinct()
+            )
+            found.update(connection.execute(query).scalars())
+    return found
 
 
 def _block_bounds(readings: ReadingArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -57,6 +57,7 @@ __all__ = [
     "readings_frame",
     "rebill",
     "rebill_days",
+    "reusable_zones",
     "touched_days",
     "zone_names",
 ]
@@ -148,6 +149,33 @@ def bill_fresh(connection: Connection, sessions: pd.DataFrame) -> Rebilled:
     if rows:
         connection.execute(insert(cast(Table, BillingSession.__table__)), rows)
     return Rebilled(frozenset(str(row["invoice_id"]) for row in rows), 0, 0)
+
+
+def reusable_zones(site: SiteConfig, after: dict[int, tuple[int, int | None, float]]) -> set[int]:
+    """The zones of an upload that appended to the store (``IngestReport.after``) whose billing and
+    cleaning sessions are the upload's own, so need no recomputing from the store.
+
+    Nothing is stored after such a zone's first new reading, so its sessions could differ from the
+    upload's only through coverage reaching into its first local date from before. That needs the last
+    stored reading before the date to be lit and to cover past midnight (it cannot be on the date: then
+    the store has more of that date than the upload). Without such a reading the upload's sessions of its
+    dates are the store's (``tests/test_readings_store.py`` checks uploads in parts against the reference).
+    """
+    if not after:
+        return set()
+    never = np.iinfo(np.int64).min  # no stored reading before
+    keys = np.array(list(after), np.int64)
+    first = np.array([after[k][0] for k in keys.tolist()], np.int64)
+    prev = np.array([never if after[k][1] is None else after[k][1] for k in keys.tolist()], np.int64)
+    power = np.array([after[k][2] for k in keys.tolist()], float)
+    tz = site.site.timezone
+    day = local_day_numbers(first, tz)
+    start = wall_to_utc(day, np.zeros(len(day)), tz).astype(np.int64)
+    gap = site.sampling.max_gap_minutes * S.MS_PER_MINUTE
+    none = prev == never
+    dark = ~(power >= site.sampling.on_threshold_w)  # NaN (no reading) counts as dark
+    ok = none | ((prev < start) & ((prev <= start - gap) | dark))
+    return set(keys[ok].tolist())
 
 
 def _zone_days(zone_key: np.ndarray, days: np.ndarray) -> np.ndarray:

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 from sqlalchemy.orm import Session
 
 from slem_ml.billing.holds import stuck_on_spans
@@ -25,7 +26,14 @@ from slem_ml.scoring.result import ScoringResult
 from slem_ml.storage.cleaning_store import month_cleaning, store_file_cleaning
 from slem_ml.storage.ingest import IngestReport, ingest, record_corrections
 from slem_ml.storage.payload import prepare
-from slem_ml.storage.rebill import Rebilled, bill_fresh, current_invoices, rebill
+from slem_ml.storage.rebill import (
+    Rebilled,
+    bill_fresh,
+    current_invoices,
+    rebill,
+    reusable_zones,
+    zone_names,
+)
 from slem_ml.storage.service_days import record_client_days, stored_service_periods
 from slem_ml.storage.store import StoredRun, store_payload, with_revisions
 from slem_ml.storage.tables import ScoreRun
@@ -64,11 +72,7 @@ def store_upload(
         rebilled = bill_fresh(connection, result.sessions)
         store_file_cleaning(connection, result.cleaning_sessions)
     else:
-        rebilled = rebill(
-            connection, result.site, report.changed_zone_key, report.changed_t_ms,
-            cleaning_inferred=result.cleaning_source == "inferred",
-            stuck_on=bool(result.model_versions),  # as the file's own alerts: only with models
-        )  # fmt: skip
+        rebilled = _rebill(connection, result, report)
     cleaning = month_cleaning(connection, result.site, _months(result))
     wanted = rebilled.invoice_ids | frozenset(str(i) for i in result.invoices["invoice_id"])
     if rebilled.stuck_on is not None:
@@ -100,6 +104,27 @@ def store_upload(
         record_corrections(connection, report, stored.run_id)
     result = replace(result, invoices=with_revisions(result.invoices, stored.revisions))
     return Upload(result, stored, report, rebilled)
+
+
+def _rebill(connection: Connection, result: ScoringResult, report: IngestReport) -> Rebilled:
+    """Recompute the billing the upload changed: zones it appended to where nothing reaches into its days
+    from before keep the file's own sessions (:func:`~slem_ml.storage.rebill.reusable_zones`); the rest
+    are recomputed from the store."""
+    reused = reusable_zones(result.site, report.after) if result.sessions is not None else set()
+    own = Rebilled(frozenset(), 0, 0)
+    if reused:
+        names = {zone_names(connection)[k] for k in reused}
+        assert result.sessions is not None
+        own = bill_fresh(connection, result.sessions[result.sessions[S.ZONE_ID].astype(str).isin(names)])
+        cleaning = result.cleaning_sessions
+        store_file_cleaning(connection, cleaning[cleaning[S.ZONE_ID].astype(str).isin(names)])
+    rest = ~np.isin(report.changed_zone_key, np.array(sorted(reused), np.int64))
+    rebilled = rebill(
+        connection, result.site, report.changed_zone_key[rest], report.changed_t_ms[rest],
+        cleaning_inferred=result.cleaning_source == "inferred",
+        stuck_on=bool(result.model_versions),  # as the file's own alerts: only with models
+    )  # fmt: skip
+    return replace(rebilled, invoice_ids=rebilled.invoice_ids | own.invoice_ids)
 
 
 def _months(result: ScoringResult) -> set[str]:
