@@ -113,7 +113,8 @@ def _rebill(connection: Connection, result: ScoringResult, report: IngestReport)
     reused = reusable_zones(result.site, report.after) if result.sessions is not None else set()
     own = Rebilled(frozenset(), 0, 0)
     if reused:
-        names = {zone_names(connection)[k] for k in reused}
+        zone_of = zone_names(connection)
+        names = {zone_of[k] for k in reused}
         assert result.sessions is not None
         own = bill_fresh(connection, result.sessions[result.sessions[S.ZONE_ID].astype(str).isin(names)])
         cleaning = result.cleaning_sessions
