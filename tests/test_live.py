@@ -34,11 +34,14 @@ from slem_ml.live.payloads import MAX_MESSAGE_BYTES, Message, parse_message
 from slem_ml.live.worker import IngestWorker, parse_broker
 from slem_ml.storage import open_database
 from slem_ml.storage.database import write_session
-from slem_ml.storage.rebill import current_invoices
-from slem_ml.storage.tables import BillingSession, Invoice, LiveQuarantine, ReadingBlock
-from tests.reference import drop_exact_duplicates, reference_score
-from tests.test_oracle import _records, compare_invoices, compare_lines, scenarios
-from tests.test_readings_store import copy_of, template_db  # noqa: F401 — a fixture
+from slem_ml.storage.tables import LiveQuarantine, ReadingBlock
+from tests.test_oracle import scenarios
+from tests.test_readings_store import (  # noqa: F401 — template_db is a fixture
+    against_the_reference,
+    copy_of,
+    template_db,
+    the_whole,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
@@ -193,16 +196,11 @@ def test_a_stream_of_shuffled_late_and_repeated_messages_bills_as_one_upload(
     scenario: Any,
     data: st.DataObject,
 ) -> None:
-    """The oracle's scenarios, streamed: readings grouped into messages at random, in random order, some
-    sent twice, stored in several batches and re-billed from the queue — the invoices are the slow
-    reference's for all the readings, to the cent."""
+    """The oracle's scenarios, streamed: one reading a message, in random order, some sent again later,
+    stored in several batches and re-billed from the queue — the invoices and cleaning sessions are the
+    slow reference's for all the readings, to the cent."""
     site, rows = scenario
-    last: dict[tuple[str, int], dict[str, Any]] = {}
-    for row in rows:
-        last[(row["zone_id"], row["ms"])] = row
-    whole = list(last.values())
-    records, _ = drop_exact_duplicates(_records(whole))
-    want = reference_score(records, site)
+    whole, want = the_whole(rows, site)
     order = data.draw(st.permutations(range(len(whole))))
     repeated = [i for i in order if data.draw(st.integers(0, 5)) == 0]
     stream = order + repeated  # late repeats of messages already sent
@@ -232,12 +230,7 @@ def test_a_stream_of_shuffled_late_and_repeated_messages_bills_as_one_upload(
                 )
         with write_session(engine) as session:
             rebill_queued(session.connection(), site)
-        with engine.connect() as connection:
-            ids = set(connection.execute(select(BillingSession.invoice_id)).scalars())
-            ids |= set(connection.execute(select(Invoice.invoice_id)).scalars())
-            lines, invoices = current_invoices(connection, site, ids)
-    standing = invoices[invoices["lines"] > 0]
-    problems = compare_lines(lines, want.lines) + compare_invoices(standing, want.invoices)
+        problems = against_the_reference(engine, site, want)
     assert not problems, "\n".join(problems)
 
 

@@ -274,30 +274,40 @@ def parts_of(draw: st.DrawFn, n: int) -> list[list[int]]:
 @given(scenario=scenarios(), data=st.data())
 def test_parts_in_any_order_bill_as_the_whole(template_db: Path, scenario: Any, data: st.DataObject) -> None:
     site, rows = scenario
-    # The whole, as one upload reads it: at one (zone, instant) the later row stands (SPEC §3.1). Parts
-    # that overlap carry the same values for a key, so the order of the parts cannot matter.
+    # Parts that overlap carry the same values for a key, so the order of the parts cannot matter.
+    whole, want = the_whole(rows, site)
+    parts = data.draw(parts_of(len(whole)))
+    for engine in copy_of(template_db):
+        for part in parts:
+            upload(engine, _frame([whole[i] for i in part], site), site)
+        problems = against_the_reference(engine, site, want)
+    assert not problems, "\n".join(problems)
+
+
+def the_whole(rows: list[dict[str, Any]], site: Any) -> tuple[list[dict[str, Any]], Any]:
+    """A scenario's rows as one upload reads them — at one (zone, instant) the later row stands (SPEC
+    §3.1) — and the slow reference's result for them."""
     last: dict[tuple[str, int], dict[str, Any]] = {}
     for row in rows:
         last[(row["zone_id"], row["ms"])] = row
     whole = list(last.values())
     records, _ = drop_exact_duplicates(_records(whole))
-    want = reference_score(records, site)
-    parts = data.draw(parts_of(len(whole)))
-    for engine in copy_of(template_db):
-        for part in parts:
-            upload(engine, _frame([whole[i] for i in part], site), site)
-        with engine.connect() as connection:
-            ids = set(connection.execute(select(BillingSession.invoice_id)).scalars())
-            ids |= set(connection.execute(select(Invoice.invoice_id)).scalars())
-            lines, invoices = current_invoices(connection, site, ids)
-            dates = connection.execute(select(StoreCleaningSession.date)).scalars().all()
-            months = {f"{d.year:04d}-{d.month:02d}" for d in dates}
-            months |= {f"{c['date'].year:04d}-{c['date'].month:02d}" for c in want.cleaning_sessions}
-            cleaning = month_cleaning(connection, site, months)
+    return whole, reference_score(records, site)
+
+
+def against_the_reference(engine: Engine, site: Any, want: Any) -> list[str]:
+    """How the invoices and cleaning sessions standing in the store differ from the reference's."""
+    with engine.connect() as connection:
+        ids = set(connection.execute(select(BillingSession.invoice_id)).scalars())
+        ids |= set(connection.execute(select(Invoice.invoice_id)).scalars())
+        lines, invoices = current_invoices(connection, site, ids)
+        dates = connection.execute(select(StoreCleaningSession.date)).scalars().all()
+        months = {f"{d.year:04d}-{d.month:02d}" for d in dates}
+        months |= {f"{c['date'].year:04d}-{c['date'].month:02d}" for c in want.cleaning_sessions}
+        cleaning = month_cleaning(connection, site, months)
     standing = invoices[invoices["lines"] > 0]  # a month whose overtime a later part took away is void
     problems = compare_lines(lines, want.lines) + compare_invoices(standing, want.invoices)
-    problems += compare_cleaning(cleaning, want.cleaning_sessions)
-    assert not problems, "\n".join(problems)
+    return problems + compare_cleaning(cleaning, want.cleaning_sessions)
 
 
 @st.composite
