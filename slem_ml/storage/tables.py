@@ -446,3 +446,19 @@ class RebillQueue(Base):
     zone_key: Mapped[int] = mapped_column(ForeignKey("store_zones.id"), primary_key=True)
     day: Mapped[int] = mapped_column(Integer, primary_key=True)  # local day number since 1970-01-01
     queued_at: Mapped[dt.datetime]
+
+
+class ApiToken(Base):
+    """A bearer token for the HTTP ingest API (SPEC §9): only its SHA-256 is kept; ``prefix`` names it in
+    lists and logs without revealing it."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]

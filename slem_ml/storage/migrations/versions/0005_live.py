@@ -1,4 +1,5 @@
-"""Live ingest (SPEC §9): the quarantine of bad live messages, and the queue of dates to re-bill.
+"""Live ingest (SPEC §9): the quarantine of bad live messages, the queue of dates to re-bill, and the
+HTTP ingest API's bearer tokens (hashed).
 
 Revision ID: 0005
 Revises: 0004
@@ -39,8 +40,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("zone_key", "day", name="pk_rebill_queue"),
     )
 
+    op.create_table(
+        "api_tokens",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("prefix", sa.String(16), nullable=False),
+        sa.Column("token_sha256", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(100), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_api_tokens"),
+        sa.UniqueConstraint("name", name="uq_api_tokens_name"),
+        sa.UniqueConstraint("token_sha256", name="uq_api_tokens_token_sha256"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("api_tokens")
     op.drop_table("rebill_queue")
     op.drop_index("ix_live_quarantine_received_at", "live_quarantine")
     op.drop_table("live_quarantine")
