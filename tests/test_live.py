@@ -243,34 +243,60 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[str]:
-    """A Mosquitto of the test's own, configured by deploy/mosquitto.conf, on a free port."""
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        pytest.skip("mosquitto is not installed (Debian package mosquitto)")
-    port = free_port()
-    config = tmp_path / "mosquitto.conf"
-    config.write_text(
-        (REPO / "deploy" / "mosquitto.conf").read_text()
-        + f"\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence_location {tmp_path}/\n"
-    )
-    log = tmp_path / "mosquitto.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen([binary, "-c", str(config)], stdout=sink, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    else:
-        process.kill()
-        process.wait(10)
+class Mosquitto:
+    """A Mosquitto of the test's own, configured by deploy/mosquitto.conf, on a free port; it can be stopped
+    and started again on the same port with the same persistence (a broker restart)."""
+
+    def __init__(self, folder: Path) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            pytest.skip("mosquitto is not installed (Debian package mosquitto)")
+        self.binary, self.folder, self.port = binary, folder, free_port()
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(
+            (REPO / "deploy" / "mosquitto.conf").read_text()
+            + f"\nlistener {self.port} 127.0.0.1\nallow_anonymous true\npersistence_location {folder}/\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = self.folder / "mosquitto.log"
+        with log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                [self.binary, "-c", str(self.config)], stdout=sink, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.stop()
         pytest.fail(f"mosquitto did not start: {log.read_text()}")
-    yield f"mqtt://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def broker(mosquitto: Mosquitto) -> str:
+    """The URL of a Mosquitto of the test's own."""
+    return mosquitto.url
 
 
 def publisher(url: str) -> Any:
@@ -418,3 +444,36 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(broker: str, tmp_p
         pub.loop_stop()
     assert again.returncode == 0, err.decode()
     assert "stopped after" in out.decode()
+
+
+def test_the_worker_comes_back_when_the_broker_does(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """The broker restarts under a running worker: the worker reconnects by itself, resumes its session and
+    stores what was published before and after."""
+    engine = open_database(f"sqlite:///{tmp_path / 'slem.db'}")
+    stop = threading.Event()
+    worker = IngestWorker(parse_broker(mosquitto.url), engine, SITE, client_id="t-back", log=lambda _: None)
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    rows = minute_readings(400, zones=20)
+    try:
+        assert worker.connected.wait(10)
+        pub = publisher(mosquitto.url)
+        for row in rows[:200]:
+            pub.publish("slem/readings", json.dumps(row), qos=1).wait_for_publish(10)
+        pub.loop_stop()
+        pub.disconnect()
+        wait_for(lambda: stored_readings(engine) == 200)
+        mosquitto.stop()
+        wait_for(lambda: not worker.connected.is_set(), 10)
+        mosquitto.start()
+        wait_for(lambda: worker.connected.is_set(), 60)  # reconnects with backoff (1 to 30 s)
+        pub = publisher(mosquitto.url)
+        for row in rows[200:]:
+            pub.publish("slem/readings", json.dumps(row), qos=1).wait_for_publish(10)
+        wait_for(lambda: stored_readings(engine) == 400)
+        pub.loop_stop()
+    finally:
+        stop.set()
+        thread.join(30)
+        engine.dispose()
+    assert worker.totals.connects >= 2 and worker.totals.accepted == 400
