@@ -9,16 +9,15 @@ from typing import Annotated
 import typer
 
 from slem_ml.cli.models import Db
+from slem_ml.config import SAMPLE_CONTRACTS
 
 __all__ = ["ingest", "simulate"]
-
-CONTRACTS = "slem_ml/data/contracts.yaml"  # the sample site, as `make run` uses it
 
 
 def ingest(
     mqtt: Annotated[str, typer.Option(help="The broker: mqtt://HOST[:PORT].")] = "mqtt://127.0.0.1:1883",
     topic: Annotated[str, typer.Option(help="Topic filter of the readings.")] = "slem/readings/#",
-    contracts: Annotated[Path, typer.Option(help="The site's contracts (and leases:).")] = Path(CONTRACTS),
+    contracts: Annotated[Path, typer.Option(help="The site's contracts (and leases:).")] = SAMPLE_CONTRACTS,
     db: Db = None,
     share: Annotated[
         str | None,
@@ -65,9 +64,7 @@ def ingest(
 
 def simulate(
     mqtt: Annotated[str, typer.Option(help="The broker: mqtt://HOST[:PORT].")] = "mqtt://127.0.0.1:1883",
-    contracts: Annotated[Path, typer.Option(help="The site's contracts.")] = Path(
-        "slem_ml/data/contracts.yaml"
-    ),
+    contracts: Annotated[Path, typer.Option(help="The site's contracts.")] = SAMPLE_CONTRACTS,
     zones: Annotated[int, typer.Option(min=1, max=5_000, help="Zones of the simulated building.")] = 40,
     step_minutes: Annotated[int, typer.Option(min=1, max=60, help="Minutes between a zone's readings.")] = 1,
     speed: Annotated[

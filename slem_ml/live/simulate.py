@@ -19,6 +19,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 
 from slem_ml.config.site import SiteConfig
+from slem_ml.errors import InputError
 from slem_ml.generator.generate import GeneratorConfig, generate
 from slem_ml.live.payloads import TOPIC_ROOT
 from slem_ml.live.worker import Broker
@@ -51,7 +52,10 @@ def simulate(
     values = {c: readings[c].to_numpy() for c in columns}
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"slem-simulate-{seed}")
-    client.connect(broker.host, broker.port, keepalive=30)
+    try:
+        client.connect(broker.host, broker.port, keepalive=30)
+    except OSError as exc:
+        raise InputError(f"cannot reach the broker at {broker} ({exc.strerror or exc})") from None
     client.loop_start()
     log(f"simulate: {zones} zones, {len(readings):,} readings of {day} to {broker}, {speed:g}x until now")
     sent, began = 0, time.monotonic()

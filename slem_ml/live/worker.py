@@ -135,6 +135,7 @@ class IngestWorker:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         return client
 
@@ -154,6 +155,9 @@ class IngestWorker:
         self.connected.clear()
         if not self._stopping:
             self.log(f"ingest: lost {self.broker} ({reason_code}); reconnecting with backoff")
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        self.log(f"ingest: cannot reach {self.broker}; trying again with backoff (1 to 30 s)")
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         received = dt.datetime.now(dt.UTC)
