@@ -375,6 +375,35 @@ def test_a_database_from_before_the_store_keeps_its_invoices_and_history(db_url:
         engine.dispose()
 
 
+@pytest.mark.parametrize("form", ["as first released", "as grown in place"])
+def test_a_database_at_0003_in_either_form_reaches_the_same_schema(db_url: str, form: str) -> None:
+    """Migration 0003 was released, then grew held lines, store cleaning sessions and client days in place;
+    0004 adds what a database at 0003 lacks, so both forms end with the models' schema and work."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from slem_ml.storage.database import VERSION_TABLE, alembic_config
+    from slem_ml.storage.tables import Base
+
+    old = create_engine(db_url)
+    with old.begin() as connection:
+        config = alembic_config(connection=connection)
+        command.upgrade(config, "0004" if form == "as grown in place" else "0003")
+        command.stamp(config, "0003")
+    old.dispose()
+    engine = open_database(db_url)  # upgrades to head
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+            assert compare_metadata(context, Base.metadata) == []
+        done = upload(engine, evening(("18:00", 40.0), ("18:15", 0.0)))
+        assert [str(t) for t in done.result.invoices["total"]] == ["3.75"]
+    finally:
+        engine.dispose()
+
+
 # --- a month as it stands ------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """Reading blocks compressed with lz4 on PostgreSQL (docs/benchmarks.md, "Writing blocks to PostgreSQL").
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-07
 
 PostgreSQL compresses every ``bytea`` value over 2 kB with pglz by default (TOAST). For a day of packed
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0003"
+revision: str = "0005"
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
