@@ -68,7 +68,7 @@ def test_a_json_array_is_stored_and_each_bad_reading_named_by_its_index(
     served: tuple[str, str], engine: Engine
 ) -> None:
     url, token = served
-    body = [reading(0), reading(1, power_w="x"), reading(2, client_id="C404"), reading(3)]
+    body = ["oops", reading(1, power_w="x"), reading(2, client_id="C404"), reading(0), reading(3)]
     answer = post(url, token, json.dumps(body))
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
@@ -76,6 +76,7 @@ def test_a_json_array_is_stored_and_each_bad_reading_named_by_its_index(
         "duplicates": 0,
         "corrected": 0,
         "quarantined": [
+            {"index": 0, "reason": "a JSON str is not a reading object"},
             {"index": 1, "reason": "non-numeric power_w"},
             {"index": 2, "reason": "unknown client_id 'C404' (not in contracts)"},
         ],

@@ -96,12 +96,26 @@ def test_a_bad_message_says_why(body: Any, topic: str, reason: str) -> None:
     parsed = parse_message(msg(body, topic))
     assert not parsed.rows
     assert len(parsed.problems) == 1 and reason in parsed.problems[0][1]
-    assert len(parsed.head.encode()) <= 200 * 3  # the first 200 bytes, as text
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    assert parsed.head == payload[:200].decode("utf-8", errors="replace")  # the first 200 bytes, as text
 
 
 def test_one_bad_reading_of_an_array_leaves_the_others() -> None:
     parsed = parse_message(msg([reading(), "oops", reading("2026-12-07T08:01:00Z")]))
     assert len(parsed.rows) == 2 and parsed.problems == [(1, "a JSON str is not a reading object")]
+    assert parsed.items == [0, 2]  # each row keeps its place in the array
+
+
+def test_a_bad_value_after_a_rejected_item_is_quarantined_under_its_own_index(engine: Engine) -> None:
+    site = parse_site(BASE)
+    batch = [msg(["oops", reading(power_w="x"), reading("2026-12-07T08:01:00Z")])]
+    with write_session(engine) as session:
+        done = store_messages(session.connection(), site, batch, sources=["t"], source="t", actor="t")
+    assert sorted(done.quarantined) == [
+        (0, 0, "a JSON str is not a reading object"),
+        (0, 1, "non-numeric power_w"),
+    ]
+    assert done.accepted == 1
 
 
 # --- leases -------------------------------------------------------------------------------------------

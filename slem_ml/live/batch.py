@@ -28,7 +28,7 @@ from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import local_day_numbers
 from slem_ml.io.reader import validate_parsed
-from slem_ml.live.payloads import Message, parse_message
+from slem_ml.live.payloads import COLUMNS, Message, head_of, parse_message
 from slem_ml.storage.ingest import IngestReport, ingest
 from slem_ml.storage.rebill import Rebilled, rebill_days, touched_days
 from slem_ml.storage.service_days import record_client_days
@@ -40,7 +40,6 @@ __all__ = ["Stored", "quarantine_message", "queue_rebill", "rebill_queued", "sto
 FUTURE_MS = 5 * 60_000
 #: A live reading older than this [ms] is quarantined: a year back is a file to upload (``slem score``).
 OLDEST_MS = 366 * 86_400_000
-_COLUMNS = ("timestamp", "zone_id", "power_w", "client_id", "cleaning_staff")
 _NO_LEASE = "no client_id and no lease for this zone on that date (leases: in contracts.yaml)"
 
 
@@ -52,8 +51,6 @@ class Stored:
     duplicates: int = 0  # already stored with the same values, or repeated within the batch
     corrected: int = 0  # stored with other values before: the new ones stand, the old are audited
     quarantined: list[tuple[int, int | None, str]] = field(default_factory=list)
-    #: the stored readings as (zone key, UTC instant [ms]), for the live detectors
-    readings: IngestReport | None = None
 
 
 def store_messages(
@@ -78,10 +75,10 @@ def store_messages(
         heads.append(parsed.head)
         problems += [(m, item, reason) for item, reason in parsed.problems]
         rows += parsed.rows
-        item = _is_array(message)
-        origin += [(m, i if item else None) for i in range(len(parsed.rows))]
+        origin += [(m, item) for item in parsed.items]
     if rows:
-        received = np.array([_ms(messages[m].received) for m, _ in origin], np.int64)
+        arrival = np.array([_ms(m.received) for m in messages], np.int64)
+        received = arrival[np.array([m for m, _ in origin], np.int64)]
         parts, bad = _validated(rows, received, site)
         problems += [(origin[i][0], origin[i][1], reason) for i, reason in bad]
         report = IngestReport.nothing()
@@ -91,7 +88,7 @@ def store_messages(
         queue_rebill(connection, site, report)
         # the reader drops exact repeats within a part before ingest sees them: duplicates too
         out.duplicates = len(rows) - len(bad) - report.added - report.corrected
-        out.accepted, out.corrected, out.readings = report.added, report.corrected, report
+        out.accepted, out.corrected = report.added, report.corrected
     _quarantine(connection, messages, sources, heads, problems)
     out.quarantined = problems
     return out
@@ -130,12 +127,7 @@ def rebill_queued(connection: Connection, site: SiteConfig, *, limit: int = 20_0
 
 def quarantine_message(connection: Connection, message: Message, source: str, reason: str) -> None:
     """Quarantine a whole message that could not be stored for a reason of its own (``reason``)."""
-    head = message.payload[:200].decode("utf-8", errors="replace")
-    _quarantine(connection, [message], [source], [head], [(0, None, reason)])
-
-
-def _is_array(message: Message) -> bool:
-    return message.payload.lstrip()[:1] == b"["
+    _quarantine(connection, [message], [source], [head_of(message)], [(0, None, reason)])
 
 
 def _ms(instant: dt.datetime) -> int:
@@ -148,7 +140,7 @@ def _validated(
     """The valid readings of ``rows`` as validated frames (``line`` = row index): those that gave a
     cleaning flag and those that did not, each with how ingest should take its flags (a flag not given
     keeps a stored one); and the rest as ``(row index, reason)``."""
-    raw = pd.DataFrame.from_records(rows, columns=list(_COLUMNS))
+    raw = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
     for column in ("timestamp", "zone_id", "power_w"):
         raw[column] = raw[column].astype(str)
     client = raw["client_id"].astype(object).fillna("").astype(str)

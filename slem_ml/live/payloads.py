@@ -20,14 +20,23 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAX_MESSAGE_BYTES", "TOPIC_ROOT", "Message", "Parsed", "parse_message", "zone_of_topic"]
+__all__ = [
+    "COLUMNS",
+    "MAX_MESSAGE_BYTES",
+    "TOPIC_ROOT",
+    "Message",
+    "Parsed",
+    "head_of",
+    "parse_message",
+    "zone_of_topic",
+]
 
 #: A message over this size [bytes] is quarantined unread (SPEC §9: a 1 MB message is refused).
 MAX_MESSAGE_BYTES = 512 * 1024
 #: The readings published under this topic root; ``<root>/<zone_id>`` names the zone.
 TOPIC_ROOT = "slem/readings"
 _HEAD = 200  # bytes of a bad message kept in the quarantine
-_COLUMNS = ("timestamp", "zone_id", "power_w", "client_id", "cleaning_staff")
+COLUMNS = ("timestamp", "zone_id", "power_w", "client_id", "cleaning_staff")
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,17 @@ class Parsed:
 
     head: str
     rows: list[dict[str, Any]] = field(default_factory=list)
+    items: list[int | None] = field(default_factory=list)  # each row's index in the message's array
     problems: list[tuple[int | None, str]] = field(default_factory=list)
+
+    def add(self, row: dict[str, Any], item: int | None) -> None:
+        self.rows.append(row)
+        self.items.append(item)
+
+
+def head_of(message: Message) -> str:
+    """The first bytes of a message as text, as the quarantine keeps them."""
+    return message.payload[:_HEAD].decode("utf-8", errors="replace")
 
 
 def zone_of_topic(topic: str) -> str | None:
@@ -59,7 +78,7 @@ def zone_of_topic(topic: str) -> str | None:
 
 def parse_message(message: Message) -> Parsed:
     """The rows of ``message`` in SPEC §1 columns (strings and numbers as sent), or why not."""
-    parsed = Parsed(head=message.payload[:_HEAD].decode("utf-8", errors="replace"))
+    parsed = Parsed(head=head_of(message))
     if len(message.payload) > MAX_MESSAGE_BYTES:
         parsed.problems.append((None, f"message of {len(message.payload):,} bytes, over the limit of "
                                 f"{MAX_MESSAGE_BYTES:,}: send readings in smaller messages"))  # fmt: skip
@@ -81,7 +100,7 @@ def parse_message(message: Message) -> Parsed:
         elif not math.isfinite(body):
             parsed.problems.append((None, "power_w is not a finite number"))
         else:
-            parsed.rows.append({"timestamp": stamp, "zone_id": zone, "power_w": body})
+            parsed.add({"timestamp": stamp, "zone_id": zone, "power_w": body}, None)
     elif isinstance(body, dict):
         _add(parsed, None, body, zone, stamp)
     elif isinstance(body, list):
@@ -96,9 +115,9 @@ def _add(parsed: Parsed, index: int | None, item: Any, zone: str | None, stamp: 
     if not isinstance(item, dict):
         parsed.problems.append((index, f"a JSON {type(item).__name__} is not a reading object"))
         return
-    unknown = sorted(str(k) for k in item if k not in _COLUMNS)
+    unknown = sorted(str(k) for k in item if k not in COLUMNS)
     if unknown:
-        parsed.problems.append((index, f"unknown field {unknown[0]!r} (expected {', '.join(_COLUMNS)})"))
+        parsed.problems.append((index, f"unknown field {unknown[0]!r} (expected {', '.join(COLUMNS)})"))
         return
     row = dict(item)
     if "zone_id" not in row:
@@ -128,7 +147,7 @@ def _add(parsed: Parsed, index: int | None, item: Any, zone: str | None, stamp: 
             (index, f"cleaning_staff must be yes/no or true/false, got {_json_type(flag)}")
         )
         return
-    parsed.rows.append(row)
+    parsed.add(row, index)
 
 
 def _json_type(value: Any) -> str:
