@@ -166,9 +166,12 @@ class IngestWorker:
     # --- the worker's thread --------------------------------------------------------------------------
 
     _stopping = False
+    _stop = threading.Event()  # run()'s, so that a wait for the database can be cut short
+    _dirty = True  # dates may be queued for re-billing (at the start: by a worker that died)
 
     def run(self, stop: threading.Event, *, report_every_s: float = 10.0) -> Totals:
         """Work until ``stop`` is set; then store and acknowledge what has arrived, and disconnect."""
+        self._stop = stop
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         props.ReceiveMaximum = RECEIVE_MAXIMUM
@@ -184,7 +187,8 @@ class IngestWorker:
                 if batch:
                     self._store(batch)
                 now = time.monotonic()
-                if (not batch or now - last_rebill >= self.rebill_every_s) and self._rebill():
+                due = not batch or now - last_rebill >= self.rebill_every_s
+                if self._dirty and due and self._rebill():  # idle: no write lock taken
                     last_rebill = now
                 if now - last_report >= report_every_s:
                     self._report(reported)
@@ -192,7 +196,8 @@ class IngestWorker:
             self._stopping = True
             while batch := self._take(timeout=0.0):  # what arrived before the stop
                 self._store(batch)
-            self._rebill()
+            if self._dirty:
+                self._rebill()
         finally:
             self._stopping = True
             self._client.disconnect()
@@ -231,7 +236,8 @@ class IngestWorker:
                 self.log(
                     f"ingest: could not store {len(batch)} messages ({exc.orig}); retrying in {delay:.1f} s"
                 )
-                time.sleep(delay)
+                if self._stop.wait(delay):  # stopping: not acknowledged, the broker sends them again
+                    return
                 delay = min(delay * 2, 30.0)
             except Exception as exc:
                 done = self._one_by_one(batch, exc)
@@ -247,6 +253,7 @@ class IngestWorker:
         t.duplicates += done.duplicates
         t.corrected += done.corrected
         t.quarantined += len(done.quarantined)
+        self._dirty |= done.accepted + done.corrected > 0
         t.lags_ms += [(committed - p.message.received).total_seconds() * 1000 for p in batch]
         del t.lags_ms[:-100_000]
 
@@ -289,6 +296,7 @@ class IngestWorker:
             self.log(f"ingest: re-billing failed ({exc}); the dates stay queued")
             return False
         self.totals.rebilled_days += done.zone_days
+        self._dirty = False
         return True
 
     def _report(self, before: Totals) -> None:
@@ -298,7 +306,9 @@ class IngestWorker:
         self.log(
             f"ingest: {t.messages - before.messages:,} messages: {t.accepted - before.accepted:,} readings "
             f"stored, {t.duplicates - before.duplicates:,} duplicates, {t.corrected - before.corrected:,} "
-            f"corrected, {t.quarantined - before.quarantined:,} quarantined"
+            f"corrected, {t.quarantined - before.quarantined:,} quarantined, "
+            f"in {t.batches - before.batches:,} batches; "
+            f"{t.rebilled_days - before.rebilled_days:,} zone-days re-billed"
         )
 
 
