@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from slem_ml.cli.models import Db
+from slem_ml.cli.models import Db, cli_actor
 
 __all__ = ["invoices_app"]
 
@@ -93,7 +93,7 @@ def _decide(
     site = load_site(contracts)
     engine = open_database(database_url(db))
     try:
-        done = decide_line(engine, site, invoice_id, zone, start, decision, note, _user())
+        done = decide_line(engine, site, invoice_id, zone, start, decision, note, cli_actor())
     finally:
         engine.dispose()
     if not done.changed:
@@ -103,16 +103,6 @@ def _decide(
         f"{invoice_id} rev {done.revision}: the line in {zone} at {start} is {done.status}; "
         f"total {done.total} {site.site.currency}, held {done.held_total} {site.site.currency}"
     )
-
-
-def _user() -> str:
-    """Who the audit log names for a decision made at the command line."""
-    import getpass  # lazy: only decisions name their user
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 Invoice = Annotated[str, typer.Argument(help="The invoice, e.g. INV-C001-202502.")]

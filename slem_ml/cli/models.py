@@ -116,3 +116,13 @@ def forecast(
             f"  note: {len(result.unknown_zones)} zone(s) new to the models, forecast from floor and building"
         )
     typer.echo(f"  results: {out}/ ({', '.join(p.name for p in written.values())})")
+
+
+def cli_actor() -> str:
+    """Who the audit log names for a change made at the command line: ``cli:<login>``."""
+    import getpass  # lazy: only commands that change something name their user
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"

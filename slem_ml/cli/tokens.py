@@ -6,25 +6,17 @@ line of standard output (``TOKEN=$(slem tokens add site-a | tail -n 1)``); only 
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated
 
 import typer
 
-from slem_ml.cli.models import Db
+from slem_ml.cli.models import Db, cli_actor
 
 __all__ = ["tokens_app"]
 
 tokens_app = typer.Typer(
     help="Bearer tokens for the HTTP ingest API: add, list and revoke.", no_args_is_help=True
 )
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 @tokens_app.command("add")
@@ -38,7 +30,7 @@ def add(
 
     engine = open_database(database_url(db))
     try:
-        secret = add_token(engine, name, actor=_actor())
+        secret = add_token(engine, name, actor=cli_actor())
     finally:
         engine.dispose()
     typer.echo(f"added token {name}; keep it now, it is not shown again:")
@@ -81,7 +73,7 @@ def revoke(name: Annotated[str, typer.Argument(help="The token's name.")], db: D
 
     engine = open_database(database_url(db))
     try:
-        revoke_token(engine, name, actor=_actor())
+        revoke_token(engine, name, actor=cli_actor())
     finally:
         engine.dispose()
     typer.echo(f"revoked token {name}")

@@ -8,8 +8,8 @@ counted as a duplicate or correction, or quarantined with its index in the body 
     {"accepted": n, "duplicates": n, "corrected": n, "quarantined": [{"index": i, "reason": "…"}]}
 
 401 without a valid token (``slem tokens``), 413 over ``max_body_bytes``, 429 over the token's rate
-(``limits``' moving window, ``Retry-After`` in seconds). Serving it beside the app is ``slem serve``'s
-(the router is mounted before the Gradio app).
+(``limits``' moving window, ``Retry-After`` in seconds). ``slem serve`` does not mount it yet (issue 13):
+it is to be included before the Gradio app is mounted at ``/``.
 """
 
 from __future__ import annotations
@@ -76,8 +76,7 @@ def readings_router(
         body = await request.body()
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         received = dt.datetime.now(dt.UTC)
-        messages = _messages(body, kind, received)
-        return await run_in_threadpool(_store, engine, site, messages, name, kind)
+        return await run_in_threadpool(_store, engine, site, body, kind, received, name)
 
     return router
 
@@ -100,14 +99,14 @@ def _csv_as_json(body: bytes) -> bytes:
         frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
     except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPException(400, f"the CSV cannot be read: {exc}") from None
-    records = frame.to_dict("records")
-    for record in records:  # numbers stay as sent: the reader checks them like a file's
-        if record.get("power_w", "") != "":
-            record["power_w"] = str(record["power_w"])
-    return json.dumps(records).encode()
+    return json.dumps(frame.to_dict("records")).encode()  # every value a text: checked as a file's is
 
 
-def _store(engine: Engine, site: SiteConfig, messages: list[Message], name: str, kind: str) -> dict[str, Any]:
+def _store(
+    engine: Engine, site: SiteConfig, body: bytes, kind: str, received: dt.datetime, name: str
+) -> dict[str, Any]:
+    """Parse and store a request's body (on a worker thread, off the event loop); the §9 answer."""
+    messages = _messages(body, kind, received)
     if not messages:
         raise HTTPException(400, "the body holds no readings")
     with write_session(engine) as session:

@@ -26,6 +26,7 @@ import pandas as pd
 from markupsafe import Markup, escape
 
 from slem_ml import __version__, forked
+from slem_ml.billing.holds import counts_in_total
 from slem_ml.config.site import ClientContract, SiteConfig
 from slem_ml.config.supplier import SupplierInfo, tax_of
 from slem_ml.outputs.formatting import aware_instants as _aware
@@ -72,7 +73,7 @@ def invoice_view(
     invoice_id = str(row["invoice_id"])
     tz = site.site.timezone
     lines = _invoice_lines(lines_frame, invoice_id, tz)
-    billed = [s in ("billed", "released") for s in lines["status"]]  # SPEC §8.4: what the total counts
+    billed = counts_in_total(lines["status"]).tolist()  # SPEC §8.4: what the total counts
     amounts = sum((a for a, b in zip(lines["amount"], billed, strict=True) if b), Decimal("0"))
     if len(lines["date"]) != int(row["lines"]) or amounts != row["total"]:
         raise ValueError(

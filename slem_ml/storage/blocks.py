@@ -2,8 +2,8 @@
 
 One row of ``reading_blocks`` holds one zone's readings of one UTC day as packed little-endian arrays, in
 time order. :class:`ReadingArrays` is the unpacked form of any number of blocks: one entry per reading,
-ordered by (zone key, instant). Packing is :func:`encode`; :func:`load` reads the blocks of some zones and
-UTC days back.
+ordered by (zone key, instant). Packing is :func:`encode_blocks`; :func:`load` reads the blocks of some
+zones and UTC days back.
 
 Cleaning codes (int8): ``1`` the input said cleaning staff, ``0`` it said not; ``-1`` the input had no
 flag and nothing inferred one, ``-2`` the input had no flag and the session classifier inferred cleaning
@@ -29,7 +29,6 @@ __all__ = [
     "CLEANING_YES",
     "MS_PER_DAY",
     "ReadingArrays",
-    "encode",
     "decode",
     "encode_blocks",
     "fetch",
@@ -86,12 +85,6 @@ class ReadingArrays:
                 for name in ("zone_key", "t_ms", "power_w", "client_key", "cleaning", "billed_w")
             )
         )
-
-
-def encode(readings: ReadingArrays, utc_day: int) -> dict[str, object]:
-    """The ``reading_blocks`` columns of one zone's readings of one UTC day (sorted by time)."""
-    (block,) = encode_blocks(readings, np.array([0]), np.array([len(readings)]), np.array([utc_day]))
-    return block
 
 
 def encode_blocks(
