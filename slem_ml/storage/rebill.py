@@ -120,9 +120,11 @@ def rebill_days(
     if not len(pairs):
         return Rebilled(frozenset(), 0, 0)
     gap = site.sampling.max_gap_minutes * S.MS_PER_MINUTE
-    zones = zone_names(connection)
+    rows = connection.execute(select(StoreZone.id, StoreZone.zone_id, StoreZone.building, StoreZone.floor))
+    zones, places = {}, {}
+    for key, zone_id, building, floor in rows:  # one read of the zones for names and places
+        zones[key], places[key] = zone_id, (building, floor)
     clients = client_names(connection)
-    places = {row.id: (row.building, row.floor) for row in connection.execute(select(StoreZone))}
     invoice_ids: set[str] = set()
     left_out = 0
     alerts: list[pd.DataFrame] = []
