@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from slem_ml.cli.models import Db
+from slem_ml.cli.models import DEFAULT_MODELS_DIR, Db, ModelsDir, TrackingUri
 from slem_ml.config import SAMPLE_CONTRACTS
 
 __all__ = ["ingest", "simulate"]
@@ -27,25 +27,39 @@ def ingest(
         str, typer.Option(help="MQTT client id: the broker keeps this worker's session under it.")
     ] = "slem-ingest",
     batch: Annotated[int, typer.Option(min=1, help="Most messages stored in one transaction.")] = 5_000,
+    models_dir: ModelsDir = Path(DEFAULT_MODELS_DIR),
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Store live readings from an MQTT broker until stopped (SIGTERM or Ctrl-C); bad messages are
-    quarantined, never fatal."""
+    quarantined, never fatal. The live detectors raise alerts and publish them on slem/alerts/<zone_id>;
+    spike and drift need a champion model (`slem train`)."""
     # lazy: the command's own imports keep `slem --help` fast (no NumPy, pandas, SQLAlchemy or paho)
     import numpy as np
 
     # lazy: as above
     from slem_ml.config.site import load_site
+    from slem_ml.live.watch import LiveWatch
     from slem_ml.live.worker import IngestWorker, parse_broker, stop_on_signals
+    from slem_ml.models.registry import find_champion
     from slem_ml.storage import database_url, open_database
 
     broker = parse_broker(mqtt)
     site = load_site(contracts)
     engine = open_database(database_url(db))
+    champion = find_champion(tracking_uri, models_dir, required=False)
+    watch = LiveWatch(site, champion.bundle)
+    if watch.off:
+        typer.echo(
+            f"ingest: {' and '.join(watch.off)} detectors off ({champion.source}); stuck_on and dropout run",
+            err=True,
+        )
+    else:
+        typer.echo(f"ingest: all four detectors on, models from {champion.source}", err=True)
     stop = threading.Event()
     stop_on_signals(stop)
     worker = IngestWorker(
         broker, engine, site, topic=topic, share=share, client_id=client_id, batch_messages=batch,
-        log=lambda line: typer.echo(line, err=True),
+        watch=watch, log=lambda line: typer.echo(line, err=True),
     )  # fmt: skip
     try:
         totals = worker.run(stop)
@@ -58,7 +72,7 @@ def ingest(
     typer.echo(
         f"ingest: stopped after {totals.messages:,} messages: {totals.accepted:,} readings stored, "
         f"{totals.duplicates:,} duplicates, {totals.corrected:,} corrected, "
-        f"{totals.quarantined:,} quarantined{lag}"
+        f"{totals.quarantined:,} quarantined, {totals.alerts:,} alerts raised or resolved{lag}"
     )
 
 

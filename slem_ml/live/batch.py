@@ -51,6 +51,10 @@ class Stored:
     duplicates: int = 0  # already stored with the same values, or repeated within the batch
     corrected: int = 0  # stored with other values before: the new ones stand, the old are audited
     quarantined: list[tuple[int, int | None, str]] = field(default_factory=list)
+    #: the valid readings, as validated frames (the live detectors' input)
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    #: alerts the live detectors raised or resolved with this batch (set by the caller that runs them)
+    alerts: list[dict] = field(default_factory=list)
 
 
 def store_messages(
@@ -85,6 +89,7 @@ def store_messages(
         for frame, cleaning in parts:
             report = report + ingest(connection, frame, cleaning=cleaning, source=source, actor=actor)
             record_client_days(connection, frame, site.site.timezone)
+            out.frames.append(frame)
         queue_rebill(connection, site, report)
         # the reader drops exact repeats within a part before ingest sees them: duplicates too
         out.duplicates = len(rows) - len(bad) - report.added - report.corrected

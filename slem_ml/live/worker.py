@@ -14,12 +14,18 @@ the messages in flight, hence its memory. With ``share``, several workers split 
 
 Re-billing what the readings changed runs in its own transaction when the stream pauses or every
 ``rebill_every_s`` (:func:`~slem_ml.live.batch.rebill_queued`).
+
+The live detectors (:class:`~slem_ml.live.watch.LiveWatch`) run in each batch's transaction, on the clock
+every ``clock_every_s`` and once a day on a thread of their own; the alerts they raise or resolve are
+published on ``slem/alerts/<zone_id>`` (QoS 1) once committed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
+import json
 import queue
 import signal
 import threading
@@ -39,12 +45,15 @@ from slem_ml.config.site import SiteConfig
 from slem_ml.errors import InputError
 from slem_ml.live.batch import Stored, quarantine_message, rebill_queued, store_messages
 from slem_ml.live.payloads import Message
+from slem_ml.live.watch import Daily, LiveWatch
 from slem_ml.storage.database import write_session
 
 __all__ = ["Broker", "IngestWorker", "Totals", "parse_broker"]
 
 SESSION_EXPIRY_S = 7 * 86_400  # a stopped worker's messages wait at the broker this long [s]
 RECEIVE_MAXIMUM = 20_000  # messages the broker may have in flight to the worker at once
+ALERT_TOPIC = "slem/alerts"  # alerts are published on ALERT_TOPIC/<zone_id>
+DAILY_EVERY_S = 300.0  # how often the daily job looks whether today's bands are stored [s]
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ class Totals:
     quarantined: int = 0
     batches: int = 0
     rebilled_days: int = 0
+    alerts: int = 0  # alerts raised or resolved, and published
     connects: int = 0
     lags_ms: list[float] = field(default_factory=list)  # arrival → commit, per message (last 100,000)
 
@@ -107,6 +117,8 @@ class IngestWorker:
         batch_messages: int = 5_000,
         batch_wait_s: float = 0.1,
         rebill_every_s: float = 2.0,
+        clock_every_s: float = 10.0,
+        watch: LiveWatch | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
         self.broker, self.engine, self.site = broker, engine, site
@@ -117,6 +129,8 @@ class IngestWorker:
             batch_wait_s,
             rebill_every_s,
         )
+        self.clock_every_s = clock_every_s
+        self.watch = watch if watch is not None else LiveWatch(site, None)
         self.log = log
         self.totals = Totals()
         self.connected = threading.Event()
@@ -179,7 +193,9 @@ class IngestWorker:
             self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=props
         )
         self._client.loop_start()
-        last_rebill = last_report = time.monotonic()
+        daily = threading.Thread(target=self._daily_loop, name="slem-live-daily", daemon=True)
+        daily.start()
+        last_rebill = last_report = last_clock = time.monotonic()
         reported = Totals()
         try:
             while not stop.is_set():
@@ -190,6 +206,9 @@ class IngestWorker:
                 due = not batch or now - last_rebill >= self.rebill_every_s
                 if self._dirty and due and self._rebill():  # idle: no write lock taken
                     last_rebill = now
+                if now - last_clock >= self.clock_every_s:
+                    self._guarded("the clock's detectors", self.watch.on_clock)
+                    last_clock = now
                 if now - last_report >= report_every_s:
                     self._report(reported)
                     reported, last_report = Totals(**{**self.totals.__dict__, "lags_ms": []}), now
@@ -200,6 +219,7 @@ class IngestWorker:
                 self._rebill()
         finally:
             self._stopping = True
+            daily.join(timeout=5.0)
             self._client.disconnect()
             self._client.loop_stop()
         self._report(reported)
@@ -246,6 +266,7 @@ class IngestWorker:
         for pending in batch:
             if pending.qos:
                 self._client.ack(pending.mid, pending.qos)
+        self._publish(done.alerts)
         t = self.totals
         t.messages += len(batch)
         t.batches += 1
@@ -260,10 +281,14 @@ class IngestWorker:
     def _commit(self, batch: list[_Pending]) -> Stored:
         messages = [p.message for p in batch]
         with write_session(self.engine) as session:
-            return store_messages(
-                session.connection(), self.site, messages, sources=[f"mqtt:{m.topic}" for m in messages],
+            connection = session.connection()
+            done = store_messages(
+                connection, self.site, messages, sources=[f"mqtt:{m.topic}" for m in messages],
                 source=f"{self.broker}/{self.topic}", actor="ingest",
             )  # fmt: skip
+            done.alerts = self.watch.after_batch(connection, done.frames, dt.datetime.now(dt.UTC))
+            done.frames = []  # not kept past the transaction
+        return done
 
     def _one_by_one(self, batch: list[_Pending], error: Exception) -> Stored:
         """Store each message of a batch that failed as a whole; quarantine those that fail alone."""
@@ -285,6 +310,7 @@ class IngestWorker:
             total.duplicates += done.duplicates
             total.corrected += done.corrected
             total.quarantined += done.quarantined
+            total.alerts += done.alerts
         return total
 
     def _rebill(self) -> bool:
@@ -299,6 +325,41 @@ class IngestWorker:
         self._dirty = False
         return True
 
+    def _guarded(self, what: str, job: Callable[[Any, dt.datetime], list[dict] | None]) -> None:
+        """Run one of the watch's own transactions; a failure is logged and tried again next time."""
+        try:
+            with write_session(self.engine) as session:
+                alerts = job(session.connection(), dt.datetime.now(dt.UTC))
+        except Exception as exc:
+            self.log(f"ingest: {what} failed ({type(exc).__name__}: {exc}); trying again later")
+            return
+        self._publish(alerts or [])
+
+    def _daily_loop(self) -> None:
+        """The daily job (bands for today, drift on the completed days), looked for every few minutes: it
+        reads and computes without the write lock, then stores in a short transaction."""
+        while not self._stop.is_set():
+            try:
+                with self.engine.connect() as connection:
+                    plan = self.watch.plan_daily(connection, dt.datetime.now(dt.UTC))
+            except Exception as exc:
+                self.log(f"ingest: the daily bands and drift failed ({type(exc).__name__}: {exc})")
+                plan = None
+            if plan is not None:
+                self._guarded("storing the daily bands", functools.partial(self._store_daily, plan))
+            if self._stop.wait(DAILY_EVERY_S):
+                return
+
+    def _store_daily(self, plan: Daily, connection: Any, now: dt.datetime) -> list[dict]:
+        return self.watch.store_daily(connection, plan, now)
+
+    def _publish(self, alerts: list[dict]) -> None:
+        """Publish committed alerts on ``slem/alerts/<zone_id>`` (QoS 1; paho queues them while away)."""
+        for alert in alerts:
+            payload = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in alert.items()}
+            self._client.publish(f"{ALERT_TOPIC}/{alert['zone_id']}", json.dumps(payload), qos=1)
+        self.totals.alerts += len(alerts)
+
     def _report(self, before: Totals) -> None:
         t = self.totals
         if t.messages == before.messages:
@@ -308,7 +369,8 @@ class IngestWorker:
             f"stored, {t.duplicates - before.duplicates:,} duplicates, {t.corrected - before.corrected:,} "
             f"corrected, {t.quarantined - before.quarantined:,} quarantined, "
             f"in {t.batches - before.batches:,} batches; "
-            f"{t.rebilled_days - before.rebilled_days:,} zone-days re-billed"
+            f"{t.rebilled_days - before.rebilled_days:,} zone-days re-billed; "
+            f"{t.alerts - before.alerts:,} alerts raised or resolved"
         )
 
 

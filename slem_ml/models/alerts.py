@@ -52,6 +52,7 @@ __all__ = [
     "STUCK_ON_HOURS",
     "ZonedReadings",
     "alert_columns",
+    "alert_ids",
     "active_hours",
     "dropout_alerts",
     "dropout_episodes",
@@ -303,6 +304,14 @@ def empty_alerts() -> pd.DataFrame:
     return _table(nothing, nothing, "", nothing, (no_time, no_time, no_time), np.zeros(0), nothing, nothing)
 
 
+def alert_ids(kind: str, zone_ids: np.ndarray, first_ms: np.ndarray) -> np.ndarray:
+    """The ``alert_id`` of each episode of ``kind`` (module docstring), from its zone and first instant."""
+    stamp = pd.DatetimeIndex(np.asarray(first_ms, dtype=np.int64).astype("datetime64[ms]")).strftime(
+        "%Y%m%dT%H%MZ"
+    )
+    return np.array([f"{kind}:{z}:{s}" for z, s in zip(zone_ids, stamp, strict=True)], dtype=object)
+
+
 def render_alerts(kind: str, episodes: pd.DataFrame, timezone: str) -> pd.DataFrame:
     """The alerts of ``kind``'s episodes (:func:`alert_columns`); ``detail`` tells site (local) time."""
     if kind not in ALERT_KINDS:
@@ -311,8 +320,7 @@ def render_alerts(kind: str, episodes: pd.DataFrame, timezone: str) -> pd.DataFr
         return empty_alerts()
     first = episodes["first_ms"].to_numpy(dtype=np.int64)
     zone = episodes[S.ZONE_ID].astype(str).to_numpy(dtype=object)
-    stamp = pd.DatetimeIndex(first.astype("datetime64[ms]")).strftime("%Y%m%dT%H%MZ")
-    ids = np.array([f"{kind}:{z}:{s}" for z, s in zip(zone, stamp, strict=True)], dtype=object)
+    ids = alert_ids(kind, zone, first)
     medium, high = _SEVERITY_STEPS[kind]
     measure = _SEVERITY_MEASURE[kind](episodes)
     severity = np.where(measure >= high, "high", np.where(measure >= medium, "medium", "low")).astype(object)
@@ -372,11 +380,14 @@ def _watts(value: float) -> str:
 
 def _spike_detail(row: dict[str, Any], timezone: str) -> str:
     # SPEC §5: the expected value beside the observed one, and what drove the score
-    where = "just before and after" if row["both_sides"] else "just before"
+    if row.get("band"):  # the live detector: against the expected band (slem_ml.live.detectors)
+        where = "it should draw at most in that hour (the top of its expected band, or its typical lit power)"
+    else:
+        where = "it drew when lit " + ("just before and after" if row["both_sides"] else "just before")
     text = (
         f"Zone {row[S.ZONE_ID]} drew {_watts(row['power_w'])} on {_day_time(row['first_ms'], timezone)}"
         f" (local), about {row['power_w'] / row['reference_w']:.1f}× the {_watts(row['reference_w'])}"
-        f" it drew when lit {where}"
+        f" {where}"
     )
     if np.isfinite(row["expected_w"]):
         text += f"; the hourly forecast expected {_watts(row['expected_w'])}"

@@ -11,7 +11,8 @@ Conventions, the same on SQLite and PostgreSQL:
   ``NUMERIC(18, 6)`` for kWh and hours — never a float.
 * ``start``/``end`` are SQL keywords, so the columns are ``start_at``/``end_at``.
 
-The schema is created and upgraded only by the Alembic migrations in ``slem_ml/storage/migrations``; a test
+The live stream's tables are in :mod:`slem_ml.storage.live_tables` (re-exported here). The schema is
+created and upgraded only by the Alembic migrations in ``slem_ml/storage/migrations``; a test
 checks that these models and the migrated database agree.
 """
 
@@ -22,7 +23,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -32,19 +32,27 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from slem_ml.storage.types import ExactDecimal, UTCDateTime
+from slem_ml.storage.base import MONEY, QUANTITY, Base
+from slem_ml.storage.live_tables import (
+    ApiToken,
+    LiveBand,
+    LivePower,
+    LiveQuarantine,
+    LiveZone,
+    RebillQueue,
+)
 
 __all__ = [
     "ALERT_STATUSES",
     "USER_ROLES",
     "Alert",
+    "ApiToken",
     "AuditEntry",
     "Base",
     "BillingSession",
@@ -54,9 +62,14 @@ __all__ = [
     "Invoice",
     "InvoiceLine",
     "LineDecision",
+    "LiveBand",
+    "LivePower",
+    "LiveQuarantine",
+    "LiveZone",
     "MaintenanceAction",
     "ReadingBlock",
     "ReadingCorrection",
+    "RebillQueue",
     "RunInvoice",
     "ScoreRun",
     "StoreClient",
@@ -64,29 +77,9 @@ __all__ = [
     "User",
 ]
 
-#: Deterministic constraint names, so that later migrations can refer to them on both backends.
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
 ALERT_STATUSES: tuple[str, ...] = ("open", "ongoing", "resolved")  # SPEC §5
 #: What each role may do is in :mod:`slem_ml.storage.users`; migration 0002 spells the list out again.
 USER_ROLES: tuple[str, ...] = ("viewer", "manager", "data_scientist", "admin")
-
-MONEY = ExactDecimal(14, 2)  # [currency]
-QUANTITY = ExactDecimal(18, 6)  # [kWh] or [h]
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
-        dt.datetime: UTCDateTime(),
-        dict[str, Any]: JSON(),
-    }
 
 
 class ScoreRun(Base):
@@ -224,8 +217,9 @@ class Alert(Base):
     last_seen: Mapped[dt.datetime]
     score: Mapped[float | None] = mapped_column(Double)  # higher = more anomalous
     detail: Mapped[str] = mapped_column(Text)
-    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id"))  # the run that raised it
-    last_run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id"))  # the last run that saw it
+    #: the run that raised it and the last run that saw it; NULL: the live detectors (SPEC §9)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("score_runs.id"))
+    last_run_id: Mapped[int | None] = mapped_column(ForeignKey("score_runs.id"))
     acknowledged_by: Mapped[str | None] = mapped_column(String(100))
     acknowledged_at: Mapped[dt.datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(100))
@@ -420,45 +414,3 @@ class StoreCleaningSession(Base):
     wasted_kwh: Mapped[Decimal] = mapped_column(QUANTITY)
     savings: Mapped[Decimal] = mapped_column(MONEY)
     inferred: Mapped[bool] = mapped_column(Boolean)
-
-
-class LiveQuarantine(Base):
-    """A live reading or message that could not be stored (SPEC §9): where it came from, why, and its first
-    200 bytes. A message with several bad readings has a row per reading (``item``: its index)."""
-
-    __tablename__ = "live_quarantine"
-    __table_args__ = (Index(None, "received_at"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    received_at: Mapped[dt.datetime]
-    source: Mapped[str] = mapped_column(String(300))  # "mqtt:<topic>" or "http:<token name>"
-    item: Mapped[int | None] = mapped_column(Integer)  # index in the message's array; None: the message
-    reason: Mapped[str] = mapped_column(String(500))
-    head: Mapped[str] = mapped_column(Text)  # the message's first 200 bytes, as text
-
-
-class RebillQueue(Base):
-    """A (zone, local date) whose live readings changed and whose billing is not recomputed yet (SPEC §9):
-    queued in the readings' transaction, removed in the one that recomputes it."""
-
-    __tablename__ = "rebill_queue"
-
-    zone_key: Mapped[int] = mapped_column(ForeignKey("store_zones.id"), primary_key=True)
-    day: Mapped[int] = mapped_column(Integer, primary_key=True)  # local day number since 1970-01-01
-    queued_at: Mapped[dt.datetime]
-
-
-class ApiToken(Base):
-    """A bearer token for the HTTP ingest API (SPEC §9): only its SHA-256 is kept; ``prefix`` names it in
-    lists and logs without revealing it."""
-
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    prefix: Mapped[str] = mapped_column(String(16))
-    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[dt.datetime]
-    created_by: Mapped[str] = mapped_column(String(100))
-    last_used_at: Mapped[dt.datetime | None]
-    revoked_at: Mapped[dt.datetime | None]
