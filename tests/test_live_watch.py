@@ -1,0 +1,218 @@
+"""The live detectors against the store (SPEC §9; slem_ml/live/watch.py): alerts committed with their
+readings, the clock's dropouts, the champion's daily bands and spikes, and alerts published by a worker on a
+real broker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, select
+
+from slem_ml.io import schema as S
+from slem_ml.live.batch import store_messages
+from slem_ml.live.payloads import Message
+from slem_ml.live.watch import LiveWatch
+from slem_ml.live.worker import IngestWorker, parse_broker
+from slem_ml.storage import open_database
+from slem_ml.storage.database import write_session
+from slem_ml.storage.ingest import ingest
+from slem_ml.storage.live_tables import LiveBand, LivePower, LiveZone
+from slem_ml.storage.tables import Alert, AuditEntry
+from tests.conftest import SITE as GENERATED_SITE
+from tests.test_live import SITE, broker, mosquitto, publisher, wait_for  # noqa: F401 (fixtures)
+
+SATURDAY = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)  # no contracted hours: lit is outside them
+RECEIVED = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
+
+
+def readings_msg(zone: str, start: dt.datetime, hours: float, power: float, step_min: int = 10) -> Message:
+    n = int(hours * 60 / step_min)
+    body = [
+        {
+            "timestamp": (start + dt.timedelta(minutes=step_min * i)).isoformat(),
+            "zone_id": zone,
+            "power_w": power,
+        }
+        for i in range(n)
+    ]
+    return Message(f"slem/readings/{zone}", json.dumps(body).encode(), RECEIVED)
+
+
+def store(engine: Engine, watch: LiveWatch, *messages: Message, now: dt.datetime = RECEIVED) -> list[dict]:
+    """One batch, as the worker stores it: readings and the detectors in one transaction."""
+    with write_session(engine) as session:
+        connection = session.connection()
+        done = store_messages(
+            connection, watch.site, list(messages), sources=["t"] * len(messages), source="t", actor="t"
+        )
+        return watch.after_batch(connection, done.frames, now)
+
+
+def alerts(engine: Engine) -> list[Any]:
+    with engine.connect() as connection:
+        return connection.execute(select(Alert.__table__).order_by(Alert.id)).all()
+
+
+def test_a_stuck_on_alert_is_raised_with_its_readings_and_resolved_by_the_dark(engine: Engine) -> None:
+    watch = LiveWatch(SITE, None)
+    assert watch.off == ("spike", "drift")
+    assert store(engine, watch, readings_msg("HQ-F1-Z1", SATURDAY, 6, 80.0)) == []  # 6 h: not yet
+    raised = store(engine, watch, readings_msg("HQ-F1-Z1", SATURDAY + dt.timedelta(hours=6), 7, 80.0))
+    assert [(a["kind"], a["status"]) for a in raised] == [("stuck_on", "open")]
+    (row,) = alerts(engine)
+    assert row.run_id is None and row.status == "open" and row.first_seen == SATURDAY
+    assert row.detected_at == SATURDAY + dt.timedelta(hours=12, minutes=10)  # the first reading past 12 h
+    with engine.connect() as connection:
+        state = connection.execute(select(LiveZone.__table__)).one()
+        raised_audit = connection.execute(
+            select(AuditEntry.action).where(AuditEntry.entity_id == row.alert_id)
+        ).all()
+        energy = connection.execute(select(LivePower.energy_wh)).scalars().all()
+    assert state.run_start_ms == int(SATURDAY.timestamp() * 1000) and state.lit and not state.in_contract
+    assert state.run_energy_wh == pytest.approx(80.0 * (13 * 60 - 10) / 60)  # 80 W for 12 h 50 min
+    assert sum(energy) == pytest.approx(80.0 * (13 * 60 - 10) / 60)
+    assert [a.action for a in raised_audit] == ["alert.raised"]
+    dark = store(engine, watch, readings_msg("HQ-F1-Z1", SATURDAY + dt.timedelta(hours=13), 0.5, 0.0))
+    assert [(a["alert_id"], a["status"]) for a in dark] == [(row.alert_id, "resolved")]
+    (row,) = alerts(engine)
+    assert row.status == "resolved" and "Lights on for 13.0 h" in row.detail
+
+
+def test_a_repeated_batch_raises_nothing_twice(engine: Engine) -> None:
+    watch = LiveWatch(SITE, None)
+    message = readings_msg("HQ-F1-Z2", SATURDAY, 13, 60.0)
+    assert len(store(engine, watch, message)) == 1
+    assert store(engine, watch, message) == []  # all duplicates: no state moves, no alert again
+    assert len(alerts(engine)) == 1
+
+
+def test_the_clock_raises_a_dropout_and_the_zone_resolves_it(engine: Engine) -> None:
+    watch = LiveWatch(SITE, None)
+    store(
+        engine,
+        watch,
+        readings_msg("HQ-F1-Z1", SATURDAY, 6, 20.0),
+        readings_msg("HQ-F1-Z2", SATURDAY, 6, 20.0),
+    )
+    later = SATURDAY + dt.timedelta(hours=31)
+    store(engine, watch, readings_msg("HQ-F1-Z2", later - dt.timedelta(minutes=30), 0.5, 20.0), now=later)
+    with write_session(engine) as session:
+        raised = watch.on_clock(session.connection(), later)
+    assert [(a["kind"], a["zone_id"], a["status"]) for a in raised] == [("dropout", "HQ-F1-Z1", "open")]
+    with write_session(engine) as session:
+        assert watch.on_clock(session.connection(), later + dt.timedelta(minutes=1)) == []  # raised once
+    back = store(engine, watch, readings_msg("HQ-F1-Z1", later, 0.2, 20.0), now=later)
+    assert [(a["kind"], a["status"]) for a in back] == [("dropout", "resolved")]
+    # Z2 was silent 24.5 h too before it came back: its dropout was raised resolved when it did
+    assert [(a.zone_id, a.status) for a in alerts(engine)] == [
+        ("HQ-F1-Z2", "resolved"),
+        ("HQ-F1-Z1", "resolved"),
+    ]
+
+
+# --- with a champion ------------------------------------------------------------------------------------
+
+
+def test_the_daily_job_stores_bands_and_spikes_are_judged_against_them(
+    engine: Engine, training_data, run
+) -> None:
+    frame = training_data.readings
+    with write_session(engine) as session:
+        from slem_ml.io.reader import validate_frame  # lazy: only this test validates a generated frame
+
+        ingest(
+            session.connection(),
+            validate_frame(frame, GENERATED_SITE).frame,
+            cleaning="given",
+            source="t",
+            actor="t",
+        )
+    watch = LiveWatch(GENERATED_SITE, run.bundle)
+    assert watch.off == ()
+    end = frame[S.TIMESTAMP].max()
+    now = (end + pd.Timedelta(hours=30)).to_pydatetime()  # the day after the last stored one
+    with engine.connect() as connection:
+        plan = watch.plan_daily(connection, now)
+    assert plan is not None
+    with write_session(engine) as session:
+        watch.store_daily(session.connection(), plan, now)
+    with engine.connect() as connection:
+        bands = pd.DataFrame(connection.execute(select(LiveBand.__table__)).all())
+        assert watch.plan_daily(connection, now) is None  # once a day
+    zones = frame[S.ZONE_ID].nunique()
+    assert len(bands) == zones * 24 and bands["zone_key"].nunique() == zones
+    assert (bands["lower_w"] <= bands["expected_w"]).all() and (bands["expected_w"] <= bands["upper_w"]).all()
+    # a reading of three times the top of its zone's band in the busiest hour is a spike; one inside is not
+    top = bands.loc[bands["upper_w"].idxmax()]
+    hour = dt.datetime.fromtimestamp(int(top["hour_ms"]) / 1000, dt.UTC)
+    with engine.connect() as connection:
+        zone = connection.execute(
+            select(LiveZone.__table__)
+        ).all()  # none yet: the detectors see the zone anew
+    assert zone == []
+    zone_id = _zone_of(engine, int(top["zone_key"]))
+    client = str(frame.loc[frame[S.ZONE_ID].astype(str) == zone_id, S.CLIENT_ID].iloc[-1])
+    body = [
+        {
+            "timestamp": (hour + dt.timedelta(minutes=m)).isoformat(),
+            "zone_id": zone_id,
+            "client_id": client,
+            "power_w": w,
+        }
+        for m, w in (
+            (0, float(top["expected_w"])),
+            (15, 3 * float(top["upper_w"])),
+            (30, float(top["expected_w"])),
+        )
+    ]
+    raised = store(
+        engine,
+        watch,
+        Message("slem/readings", json.dumps(body).encode(), hour + dt.timedelta(minutes=31)),
+        now=hour,
+    )
+    assert [(a["kind"], a["zone_id"], a["status"]) for a in raised] == [("spike", zone_id, "open")]
+    assert "expected band" in raised[0]["detail"] and raised[0]["first_seen"] == hour + dt.timedelta(
+        minutes=15
+    )
+
+
+def _zone_of(engine: Engine, key: int) -> str:
+    from slem_ml.storage.tables import StoreZone  # lazy: one lookup
+
+    with engine.connect() as connection:
+        return str(connection.execute(select(StoreZone.zone_id).where(StoreZone.id == key)).scalar_one())
+
+
+# --- through a real broker -----------------------------------------------------------------------------
+
+
+def test_a_worker_publishes_the_alert_its_readings_raise(broker: str, tmp_path: Path) -> None:  # noqa: F811
+    engine = open_database(f"sqlite:///{tmp_path / 'slem.db'}")
+    received: list[dict] = []
+    listener = publisher(broker)
+    listener.on_message = lambda client, userdata, msg: received.append(json.loads(msg.payload))
+    listener.subscribe("slem/alerts/#", qos=1)
+    stop = threading.Event()
+    worker = IngestWorker(parse_broker(broker), engine, SITE, client_id="t-alerts", log=lambda _: None)
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        wait_for(worker.connected.is_set, 10)
+        message = readings_msg("HQ-F3-Z9", SATURDAY, 12.5, 55.0)
+        listener.publish("slem/readings/HQ-F3-Z9", message.payload, qos=1)
+        wait_for(lambda: received, 10)
+    finally:
+        stop.set()
+        thread.join(30)
+        listener.loop_stop()
+        engine.dispose()
+    (alert,) = received
+    assert alert["kind"] == "stuck_on" and alert["zone_id"] == "HQ-F3-Z9" and alert["status"] == "open"
+    assert alert["alert_id"] == "stuck_on:HQ-F3-Z9:20261205T0000Z"
