@@ -4,7 +4,9 @@ Starts a Mosquitto of its own from ``deploy/mosquitto.conf`` on a free port, a `
 fresh SQLite file or PostgreSQL database, then publishes readings as fast as one QoS 1 publisher can — in
 JSON arrays of ``--per-message`` readings, or one reading per message — and measures how long until every
 reading is committed (polling the store), the publisher's own rate, and the worker's arrival-to-commit lag
-(p50 / p95, from its stop line). Readings: ``--zones`` zones, one a minute, ending now (live readings).
+(p50 / p95, from its stop line). The live detectors run as in production: stuck_on and dropout always,
+spike too with ``--models-dir`` (a champion bundle). Readings: ``--zones`` zones, one a minute, ending now
+(live readings).
 
     .venv/bin/python benchmarks/bench_live.py --readings 400000 --per-message 100 --backends sqlite pg
     .venv/bin/python benchmarks/bench_live.py --readings 30000 --per-message 1 --backends sqlite pg
@@ -98,6 +100,8 @@ def run(backend: str, args: argparse.Namespace, work: Path, port: int, payloads:
     client_id = f"bench-{backend}-{time.time_ns()}"
     command = [sys.executable, "-m", "slem_ml", "ingest", "--mqtt", f"mqtt://127.0.0.1:{port}", "--db", url]
     command += ["--client-id", client_id, "--contracts", str(REPO / "slem_ml/data/contracts.yaml")]
+    if args.models_dir is not None:  # a champion: the spike detector on too
+        command += ["--models-dir", str(args.models_dir), "--tracking-uri", f"sqlite:///{work / 'none.db'}"]
     worker = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(4.0)  # started, schema created, connected and subscribed (its log says so at the end)
     total = args.readings
@@ -141,6 +145,7 @@ def main() -> None:
     parser.add_argument("--per-message", type=int, default=100)
     parser.add_argument("--zones", type=int, default=500)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "pg"], choices=["sqlite", "pg"])
+    parser.add_argument("--models-dir", type=Path, help="a champion bundle: spike on (default: rules only)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = readings(args.readings, args.zones)
