@@ -216,3 +216,17 @@ def test_a_worker_publishes_the_alert_its_readings_raise(broker: str, tmp_path: 
     (alert,) = received
     assert alert["kind"] == "stuck_on" and alert["zone_id"] == "HQ-F3-Z9" and alert["status"] == "open"
     assert alert["alert_id"] == "stuck_on:HQ-F3-Z9:20261205T0000Z"
+
+
+def test_a_dropout_the_clock_raised_ends_when_a_backlog_brings_the_zone_back(engine: Engine) -> None:
+    watch = LiveWatch(SITE, None)
+    store(engine, watch, readings_msg("HQ-F1-Z1", SATURDAY, 6, 20.0))
+    later = SATURDAY + dt.timedelta(hours=31)
+    store(engine, watch, readings_msg("HQ-F1-Z2", later - dt.timedelta(minutes=30), 0.5, 20.0), now=later)
+    with write_session(engine) as session:
+        assert [a["zone_id"] for a in watch.on_clock(session.connection(), later)] == ["HQ-F1-Z1"]
+    # the worker catches up: Z1's readings from just after its last one arrive (a 10-minute gap)
+    back = store(
+        engine, watch, readings_msg("HQ-F1-Z1", SATURDAY + dt.timedelta(hours=6), 1, 20.0), now=later
+    )
+    assert [(a["zone_id"], a["kind"], a["status"]) for a in back] == [("HQ-F1-Z1", "dropout", "resolved")]

@@ -38,7 +38,7 @@ from slem_ml.live.detectors import (
     closed_spikes,
     silences,
 )
-from slem_ml.models.alerts import alert_ids, render_alerts
+from slem_ml.models.alerts import DROPOUT_HOURS, alert_ids, render_alerts
 from slem_ml.models.features import add_features, future_hours, zone_hours
 from slem_ml.storage.ingest import zone_keys
 from slem_ml.storage.live_state import (
@@ -99,8 +99,24 @@ class LiveWatch:
         alerts = [
             render_alerts(kind, episodes, tz) for kind, episodes in moved.episodes.items() if len(episodes)
         ]
-        return (
+        changed = (
             apply_alerts(connection, pd.concat(alerts, ignore_index=True), now, self.actor) if alerts else []
+        )
+        return changed + self._end_clock_dropouts(connection, prior, moved.states, _ms(now))
+
+    def _end_clock_dropouts(
+        self, connection: Connection, prior: pd.DataFrame, moved: pd.DataFrame, now_ms: int
+    ) -> list[dict]:
+        """Resolve the dropouts the clock may have raised for zones that report again, however short their
+        silence turned out in the readings (a worker catching up on a backlog is one way)."""
+        before = prior["last_ms"].reindex(moved.index)
+        back = before.notna() & (now_ms - before.fillna(now_ms) > DROPOUT_HOURS * HOUR_MS)
+        if not back.any():
+            return []
+        names = zone_ids(connection).reindex(moved.index[back]).astype(str).to_numpy()
+        ids = alert_ids("dropout", names, before[back].to_numpy(np.int64))
+        return end_alerts(
+            connection, [str(i) for i in ids], dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC), self.actor
         )
 
     def on_clock(self, connection: Connection, now: dt.datetime) -> list[dict]:
