@@ -9,6 +9,8 @@ CONTRACTS ?= slem_ml/data/contracts.yaml
 HOST    ?= 127.0.0.1
 PORT    ?= 7860
 SERVE   ?= yes
+FEED    ?= yes
+BROKER  ?= 127.0.0.1:1883
 
 .PHONY: setup run test lint bench clean
 
@@ -27,7 +29,11 @@ $(STAMP): requirements.lock pyproject.toml
 # Score DATA (default: freshly generated sample readings) with the sample contracts; results in $(OUT)/.
 # With no champion model yet (MLflow store or $(MODELS)/), train one on the same data first; data too
 # short to train on (< 21 days) is scored without models, and the run says so. Then the app serves the
-# scored data on http://$(HOST):$(PORT) until Ctrl-C (SERVE=no stops after scoring).
+# scored data on http://$(HOST):$(PORT) until Ctrl-C (SERVE=no stops after scoring), with a demo feed
+# beside it (FEED=no: none): `slem ingest` stores what `slem simulate` publishes on the MQTT broker at
+# $(BROKER) — today's readings of the sample's building, the hours already past at 240 times real time,
+# then live — so the Live tab moves and alerts arrive. Their logs: $(OUT)/ingest.log, $(OUT)/simulate.log;
+# they stop with the app. With no broker answering, one line says so and the app is served alone.
 run: setup
 	@data="$(DATA)"; \
 	if [ -z "$$data" ]; then \
@@ -38,8 +44,32 @@ run: setup
 	$(PY) -m slem_ml train "$$data" --contracts $(CONTRACTS) --models-dir $(MODELS) --if-no-champion \
 	  || echo "make run: no models trained (see above); scoring without them"; \
 	$(PY) -m slem_ml score "$$data" --contracts $(CONTRACTS) --out $(OUT) --models-dir $(MODELS) || exit 1; \
-	[ "$(SERVE)" = "no" ] || $(PY) -m slem_ml serve --readings "$$data" --contracts $(CONTRACTS) \
-	  --models-dir $(MODELS) --host $(HOST) --port $(PORT)
+	[ "$(SERVE)" = "no" ] && exit 0; \
+	pids=""; \
+	trap 'kill $$pids 2>/dev/null; wait $$pids 2>/dev/null' EXIT; \
+	trap 'exit 130' INT; \
+	trap 'exit 143' TERM; \
+	if [ "$(FEED)" = "no" ]; then :; \
+	elif ! $(PY) -c 'import socket, sys; h, _, p = sys.argv[1].rpartition(":"); socket.create_connection((h, int(p)), 3)' \
+	    "$(BROKER)" 2>/dev/null; then \
+	  echo "make run: no MQTT broker answers at $(BROKER): serving without the demo feed (BROKER=HOST:PORT)"; \
+	else \
+	  $(PY) -m slem_ml ingest --mqtt mqtt://$(BROKER) --contracts $(CONTRACTS) --models-dir $(MODELS) \
+	    > $(OUT)/ingest.log 2>&1 & pids="$$!"; \
+	  for i in $$(seq 120); do \
+	    grep -q "connected to" $(OUT)/ingest.log && break; kill -0 $$pids 2>/dev/null || break; sleep 0.25; \
+	  done; \
+	  if kill -0 $$pids 2>/dev/null; then \
+	    $(PY) -m slem_ml simulate --mqtt mqtt://$(BROKER) --contracts $(CONTRACTS) --zones 40 --seed 7 \
+	      --speed 240 > $(OUT)/simulate.log 2>&1 & pids="$$pids $$!"; \
+	    echo "make run: demo feed: slem simulate -> mqtt://$(BROKER) -> slem ingest ($(OUT)/simulate.log, $(OUT)/ingest.log)"; \
+	  else \
+	    echo "make run: slem ingest stopped (see $(OUT)/ingest.log): no demo feed"; \
+	  fi; \
+	fi; \
+	$(PY) -m slem_ml serve --readings "$$data" --contracts $(CONTRACTS) \
+	  --models-dir $(MODELS) --host $(HOST) --port $(PORT) & pids="$$pids $$!"; \
+	wait $$!
 
 test: setup
 	$(PY) -m pytest

@@ -2,7 +2,9 @@
 
 One test: a manager made with ``slem users add --password-stdin`` signs in through Gradio's login form,
 uploads the legacy sample export, scores it, finds the invoices on the Billing tab and downloads a printable
-invoice and ``invoices.csv``; the invoice's total must be the library's own total for the same file.
+invoice and ``invoices.csv``; the invoice's total must be the library's own total for the same file. Then
+the Live tab shows zones the live state holds (written into the server's database as ``slem ingest`` would)
+and, by its own timer, a change to them.
 
 Drives Debian's ``/usr/bin/chromium`` through Playwright (no browser download); skipped without it. Run just
 this test with ``pytest -m browser``.
@@ -11,6 +13,7 @@ this test with ``pytest -m browser``.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import os
 import re
@@ -25,8 +28,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert, select, update
 
 from slem_ml.config import SAMPLE_CONTRACTS
+from slem_ml.storage import open_database
+from slem_ml.storage.database import write_session
+from slem_ml.storage.tables import LiveZone, StoreZone
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "legacy_sample.csv"
@@ -140,6 +147,37 @@ def library_totals(sample: Path) -> dict[str, Decimal]:
     return {str(i): Decimal(t) for i, t in zip(invoices["invoice_id"], invoices["total"], strict=True)}
 
 
+def live_state(db: str, zones: dict[str, dict[str, object]]) -> None:
+    """``live_zones`` rows for stored zones (as ``slem ingest`` keeps them), or new values for them."""
+    engine = open_database(db)
+    try:
+        with write_session(engine) as session:
+            keys = dict(session.execute(select(StoreZone.zone_id, StoreZone.id)).all())
+            known = set(session.execute(select(LiveZone.zone_key)).scalars())
+            for zone_id, values in zones.items():
+                key = keys[zone_id]
+                if key in known:
+                    session.execute(update(LiveZone).where(LiveZone.zone_key == key).values(**values))
+                    continue
+                row = {
+                    "zone_key": key,
+                    "client_id": "C001",
+                    "power_w": 0.0,
+                    "lit": False,
+                    "in_contract": False,
+                    "cleaning": False,
+                    "interval_ms": 60_000,
+                    "run_start_ms": None,
+                    "run_energy_wh": 0.0,
+                    "spike_first_ms": None,
+                    "spike_last_ms": None,
+                    "updated_at": dt.datetime.now(dt.UTC),
+                }
+                session.execute(insert(LiveZone).values(**{**row, **values}))  # fmt: skip
+    finally:
+        engine.dispose()
+
+
 def test_manager_scores_an_upload_and_downloads_an_invoice(server: str, sample: Path, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -220,6 +258,32 @@ def test_manager_scores_an_upload_and_downloads_an_invoice(server: str, sample: 
                 printable.get_by_role("link").click()
             pdf = Path(done.value.path()).read_bytes()
             assert done.value.suggested_filename == f"{invoice_id}.pdf"
+
+            # Live: two zones of the sample as the live stream left them — one in overtime, one silent
+            # for two hours (the server has no models: it says which detectors are off)
+            now_ms = int(time.time() * 1000)
+            db = f"sqlite:///{tmp_path / 'slem.db'}"
+            live_state(db, {
+                "HQ-F2-Z4": {"last_ms": now_ms - 60_000, "power_w": 40.0, "lit": True,
+                             "run_start_ms": now_ms - 1_800_000, "run_energy_wh": 20.0},
+                "R&D-F1-Z5": {"last_ms": now_ms - 7_200_000},
+            })  # fmt: skip
+            page.get_by_role("tab", name="Live").click()
+            expect(page.get_by_text("2 zones", exact=False)).to_be_visible()
+            expect(page.get_by_text("1 overtime now · 1 silent", exact=False)).to_be_visible()
+            expect(page.get_by_text("Spike and drift detectors are off", exact=False)).to_be_visible()
+            for label in ("Zones by building and floor", "Building power today"):
+                plot = page.locator(".block").filter(has_text=label).locator(".js-plotly-plot")
+                expect(plot.first).to_be_visible()
+            overtime = page.get_by_role("grid", name="Overtime running now (estimated cost so far)")
+            expect(overtime.get_by_role("gridcell", name="HQ-F2-Z4", exact=True)).to_be_visible()
+            stale = page.get_by_role("grid", name="Stale zones (silent)")
+            expect(stale.get_by_role("gridcell", name="R&D-F1-Z5", exact=True)).to_be_visible()
+            # the silent zone reports again, lit in its contract: the tab's timer shows it, no click
+            back = {"last_ms": int(time.time() * 1000), "lit": True, "in_contract": True, "power_w": 30.0}
+            live_state(db, {"R&D-F1-Z5": back})
+            expect(page.get_by_text("1 lit in contract · 1 overtime now", exact=False)).to_be_visible()
+            expect(stale.get_by_role("gridcell", name="R&D-F1-Z5", exact=True)).to_have_count(0)
         finally:
             browser.close()
 

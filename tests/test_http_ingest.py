@@ -140,3 +140,32 @@ def test_the_route_is_described_in_openapi(served: tuple[str, str]) -> None:
     schema = httpx.get(f"{url}/api/openapi.json", timeout=10).json()
     route = schema["paths"]["/api/v1/readings"]["post"]
     assert set(route["requestBody"]["content"]) == {"application/json", "application/x-ndjson", "text/csv"}
+
+
+def test_posted_readings_move_the_live_state_raise_alerts_and_are_re_billed(
+    served: tuple[str, str], engine: Engine
+) -> None:
+    from slem_ml.storage.tables import Alert, BillingSession, LiveZone, RebillQueue  # lazy: this test only
+
+    url, token = served
+    saturday = "2026-12-05T{:02d}:{:02d}:00Z"  # no contracted hours: 13 h lit is stuck on and billed
+    body = [
+        {**reading(0), "timestamp": saturday.format(m // 60, m % 60), "power_w": 80.0}
+        for m in range(0, 780, 10)
+    ]
+    assert post(url, token, json.dumps(body)).json()["accepted"] == len(body)
+    with engine.connect() as connection:
+        kinds = connection.execute(select(Alert.kind, Alert.status, Alert.run_id)).all()
+        state = connection.execute(select(LiveZone.run_start_ms)).scalar_one()
+    assert kinds == [("stuck_on", "open", None)] and state is not None
+
+    def billed() -> bool:
+        with engine.connect() as connection:
+            queued = connection.execute(select(func.count()).select_from(RebillQueue)).scalar_one()
+            sessions = connection.execute(select(func.count()).select_from(BillingSession)).scalar_one()
+        return queued == 0 and sessions > 0
+
+    deadline = time.monotonic() + 20
+    while not billed() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert billed()  # re-billed after the answer, with no ingest worker running

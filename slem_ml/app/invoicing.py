@@ -1,11 +1,15 @@
 """The Billing tab's actions: invoice lines, decisions on them, revisions and printable invoices.
 
 One function per thing a user does on the tab, by user name, as in :mod:`slem_ml.app.service`: each checks
-who may see or do what and returns display-ready frames or a file.
+who may see or do what and returns display-ready frames or a file. The invoices of a month that is not over
+yet (site time) are drafts: live readings keep changing them (SPEC §9 "month to date";
+:func:`month_state`); tables say so in a ``state`` column and printed drafts are
+named ``…-draft``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pandas as pd
@@ -18,10 +22,30 @@ from slem_ml.io import schema as S
 from slem_ml.outputs.invoice_render import invoice_file_name, render_invoice_html, render_invoice_pdf
 from slem_ml.storage import invoice_history, open_database
 from slem_ml.storage.decisions import decide_line
+from slem_ml.storage.months import month_bounds_ms
 from slem_ml.storage.service_days import stored_service_periods
 from slem_ml.storage.users import role_allows
 
-__all__ = ["billing_lines", "decide", "invoice_file", "invoice_revisions", "invoices_shown", "line_choices"]
+__all__ = [
+    "DRAFT",
+    "FINAL",
+    "billing_lines",
+    "decide",
+    "invoice_file",
+    "invoice_revisions",
+    "invoices_shown",
+    "line_choices",
+    "month_state",
+]
+
+DRAFT, FINAL = "draft", "final"  # a month's invoices before and after the month is over (SPEC §9)
+
+
+def month_state(period: str, timezone: str, now: dt.datetime) -> str:
+    """:data:`DRAFT` while ``period`` (YYYY-MM) is not over at ``now`` (tz-aware) — before the next month's
+    first midnight in the site's ``timezone`` —, then :data:`FINAL` (SPEC §9: month to date)."""
+    _, end_ms = month_bounds_ms(period, timezone)
+    return FINAL if now.timestamp() * 1000 >= end_ms else DRAFT
 
 
 def billing_lines(
@@ -129,9 +153,12 @@ def invoice_file(
     if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
         raise SlemError("choose one of your invoices first")
     row = view.invoices[view.invoices["invoice_id"] == invoice_id].iloc[0]
-    # one folder per revision (a revision never changes: printed once), the file named as the invoice
-    folder = config.runs_dir / "printed" / invoice_file_name(f"{invoice_id}-r{int(row['revision'])}", "")
-    path = folder / invoice_file_name(invoice_id, f".{kind}")
+    # one folder per revision and content (printed once): a draft changes as live readings come in
+    # without a new revision. The file is named as the invoice, a draft's as one.
+    version = f"{invoice_id}-r{int(row['revision'])}-{str(row['content_hash'])[:16]}"
+    folder = config.runs_dir / "printed" / invoice_file_name(version, "")
+    draft = month_state(str(row["period"]), view.site.site.timezone, dt.datetime.now(dt.UTC)) == DRAFT
+    path = folder / invoice_file_name(f"{invoice_id}-draft" if draft else invoice_id, f".{kind}")
     if not path.exists():
         engine = open_database(config.database_url)
         try:
@@ -148,9 +175,16 @@ def invoice_file(
     return path
 
 
-def invoices_shown(invoices: pd.DataFrame) -> pd.DataFrame:
-    """Invoices for a table: hours to the quarter hour they are billed in, the hash shortened."""
-    return invoices.assign(
+def invoices_shown(invoices: pd.DataFrame, timezone: str, now: dt.datetime) -> pd.DataFrame:
+    """Invoices for a table: after ``period`` their ``state`` at ``now`` — draft while the month is not
+    over in the site's ``timezone``, else final —, hours to the quarter hour they are billed in, the hash
+    shortened."""
+    states = {p: month_state(p, timezone, now) for p in set(invoices["period"].astype(str))}
+    shown = invoices.assign(
         billable_hours=[f"{h:.2f}" for h in invoices["billable_hours"]],
-        content_hash=invoices["content_hash"].str[:16] + "…",
+        content_hash=invoices["content_hash"].astype(str).str[:16] + "…",
     )
+    shown.insert(
+        list(shown.columns).index("period") + 1, "state", [states[str(p)] for p in invoices["period"]]
+    )
+    return shown

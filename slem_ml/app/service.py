@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ import plotly.graph_objects as go
 
 from slem_ml.app import analysis, charts
 from slem_ml.app.access import display, require, user_of, view_of
-from slem_ml.app.invoicing import invoices_shown
+from slem_ml.app.invoicing import DRAFT, invoices_shown, month_state
 from slem_ml.app.views import RunView, periods, tiles, zone_readings
 from slem_ml.app.workspace import AppConfig, run_input
 from slem_ml.app.workspace import upload as score_upload
@@ -38,6 +39,7 @@ from slem_ml.progress import Progress, no_progress
 from slem_ml.run.pipeline import ScoredFile
 from slem_ml.storage import invoice_history, open_database
 from slem_ml.storage.maintenance import acknowledge_alert, maintenance_history, resolve_alert
+from slem_ml.storage.months import month_bounds_ms
 from slem_ml.storage.queries import upload_history
 from slem_ml.storage.users import User, role_allows
 
@@ -149,8 +151,14 @@ def dashboard(config: AppConfig, username: str | None, period: str | None = None
         f"{run.rows_duplicate:,} duplicates"
     )
     year, month = (int(part) for part in view.period.split("-"))
+    now = dt.datetime.now(dt.UTC)
+    tz = view.site.site.timezone
+    to_date = ""
+    if month_state(view.period, tz, now) == DRAFT:  # SPEC §9: month to date
+        ends = dt.datetime.fromtimestamp(month_bounds_ms(view.period, tz)[1] / 1000, view.site.site.tz)
+        to_date = f" to date — invoices are **drafts** until the month is over ({ends:%Y-%m-%d %H:%M} {tz})"
     headline = (
-        f"**{calendar.month_name[month]} {year}**, as everything stored for it stands. Last upload: "
+        f"**{calendar.month_name[month]} {year}**{to_date}, as everything stored for it stands. Last upload: "
         f"run {run.run_id} — `{run.source}`, scored {run.created_at:%Y-%m-%d %H:%M} UTC by {run.actor}"
         f"{counts}. Signed in as **{view.user.name}** ({view.user.role}"
         + (f", client {view.user.client_id}" if view.user.client_id else "")
@@ -172,7 +180,7 @@ def dashboard(config: AppConfig, username: str | None, period: str | None = None
         energy_heatmap=charts.energy_heatmap(view.energy),
         profile=charts.profile_heatmap(view.energy),
         trend=charts.energy_trend(view.energy),
-        invoices=display(invoices_shown(view.invoices)),
+        invoices=display(invoices_shown(view.invoices, tz, now)),
         lines=display(view.lines),
         overtime_chart=charts.overtime_by_client(view.lines, cur),
         cleaning=display(flagged),

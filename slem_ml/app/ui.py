@@ -1,7 +1,7 @@
 """The manager app's page and handlers (Gradio): upload, overview, billing, cleaning, maintenance, forecast.
 
 Every handler is a thin adapter: it calls exactly one function of :mod:`slem_ml.app.service` (the Billing
-tab's: :mod:`slem_ml.app.invoicing`) with the
+tab's: :mod:`slem_ml.app.invoicing`, the Live tab's: :mod:`slem_ml.app.live`) with the
 signed-in user's name and turns a :class:`~slem_ml.errors.SlemError` into a message on screen. Started by
 ``slem serve`` (:mod:`slem_ml.cli.serve`) or ``python gradio_app.py``.
 """
@@ -16,8 +16,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import gradio as gr
+from starlette.routing import Mount
 
-from slem_ml.app import invoicing, service
+from slem_ml.app import invoicing, server, service
+from slem_ml.app.live import REFRESH_SECONDS, LiveBoard, live_board
 from slem_ml.app.workspace import AppConfig
 from slem_ml.errors import SlemError
 
@@ -117,6 +119,9 @@ class Handlers:
     def resolve(self, alert_id: str | None, note: str, request: gr.Request, period: str | None = None) -> Any:
         return _shown(lambda: service.resolve(self.config, self.user(request), alert_id, note, period))
 
+    def live(self, request: gr.Request) -> LiveBoard:
+        return _shown(lambda: live_board(self.config, self.user(request)))
+
     def forecast(self, target: str | None, request: gr.Request) -> Any:
         return _shown(lambda: service.forecast_for(self.config, self.user(request), target))
 
@@ -152,13 +157,24 @@ def build_app(config: AppConfig) -> gr.Blocks:
             label="Month", choices=[], value=None, info="Overview, Billing, Cleaning, Maintenance"
         )
         with gr.Tabs():
-            with gr.Tab("Overview", id="overview"):
+            with gr.Tab("Overview", id="overview") as overview_tab:
                 tiles = gr.Markdown()
                 heat = gr.Plot(label="Energy by building, floor and zone")
                 with gr.Row():
                     profile = gr.Plot(label="Hour × weekday")
                     trend = gr.Plot(label="Trend")
-            with gr.Tab("Upload", id="upload"):
+            with gr.Tab("Live", id="live") as live_tab:
+                live_status = gr.Markdown("The live state of every zone, refreshed every few seconds.")
+                live_floors = gr.Plot(label="Zones by building and floor")
+                live_power = gr.Plot(label="Building power today")
+                live_overtime = gr.Dataframe(
+                    label="Overtime running now (estimated cost so far)", interactive=False, max_height=300
+                )
+                live_alerts = gr.Dataframe(
+                    label="Open alerts, newest first", interactive=False, max_height=300, wrap=True
+                )
+                live_stale = gr.Dataframe(label="Stale zones (silent)", interactive=False, max_height=300)
+            with gr.Tab("Upload", id="upload") as upload_tab:
                 gr.Markdown(HELP)
                 with gr.Row():
                     readings_in = gr.File(label="Readings (CSV or Parquet)", file_types=[".csv", ".parquet"])
@@ -170,7 +186,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
                 notes = gr.Markdown()
                 downloads = gr.File(label="Results (CSV)", file_count="multiple", interactive=False)
                 uploads = gr.Dataframe(label="Upload history", interactive=False, max_height=300)
-            with gr.Tab("Billing", id="billing"):
+            with gr.Tab("Billing", id="billing") as billing_tab:
                 invoices = gr.Dataframe(label="Invoices", interactive=False, max_height=300)
                 with gr.Row():
                     invoice_pick = gr.Dropdown(label="Invoice", choices=[], value=None)
@@ -193,13 +209,13 @@ def build_app(config: AppConfig) -> gr.Blocks:
                     waive_button = gr.Button("Waive (never bill)")
                     hold_button = gr.Button("Hold for review")
                 overtime = gr.Plot(label="Overtime by client and zone")
-            with gr.Tab("Cleaning", id="cleaning"):
+            with gr.Tab("Cleaning", id="cleaning") as cleaning_tab:
                 ranking = gr.Dataframe(label="Waste by building and floor", interactive=False)
                 with gr.Row():
                     ranking_chart = gr.Plot(label="Waste by building and floor")
                     hours_chart = gr.Plot(label="When cleaning starts")
                 flagged = gr.Dataframe(label="Sessions over the limit", interactive=False, max_height=400)
-            with gr.Tab("Maintenance", id="maintenance"):
+            with gr.Tab("Maintenance", id="maintenance") as maintenance_tab:
                 alerts = gr.Dataframe(label="Open alerts", interactive=False, max_height=300, wrap=True)
                 with gr.Row():
                     alert_id = gr.Textbox(label="Alert id (copy from the table)")
@@ -217,13 +233,13 @@ def build_app(config: AppConfig) -> gr.Blocks:
                     label="Maintenance done and whether it worked", interactive=False,
                     headers=["at", "action", "note", "user_name", "before_w", "after_w", "verdict"],
                 )  # fmt: skip
-            with gr.Tab("Forecast", id="forecast"):
+            with gr.Tab("Forecast", id="forecast") as forecast_tab:
                 target = gr.Dropdown(label="Zone or building", choices=[], value=None)
                 forecast_chart = gr.Plot(label="Next 7 days")
                 peaks = gr.Dataframe(
                     label="Peak hours", interactive=False, headers=["rank", "timestamp", "expected_power_w"]
                 )
-            with gr.Tab("Models", id="models"):
+            with gr.Tab("Models", id="models") as models_tab:
                 champion = gr.Markdown()
                 runs = gr.Dataframe(label="Training runs (MLflow)", interactive=False)
                 retrain_button = gr.Button("Retrain on the latest readings (data scientists)")
@@ -289,6 +305,16 @@ def build_app(config: AppConfig) -> gr.Blocks:
         def on_retrain(request: gr.Request, progress: Any = gr.Progress()) -> str:
             return h.retrain(request, progress)
 
+        live_parts = [live_status, live_floors, live_power, live_overtime, live_alerts, live_stale]
+        live_timer = gr.Timer(REFRESH_SECONDS, active=False)  # ticks only while the Live tab is open
+
+        def on_live(request: gr.Request) -> list[Any]:
+            board = h.live(request)
+            return [board.status, board.floors, board.power, board.overtime, board.alerts, board.stale]
+
+        def on_live_open(request: gr.Request) -> list[Any]:
+            return [*on_live(request), gr.Timer(active=True)]
+
         app.load(on_load, outputs=board)
         app.load(on_models, outputs=[champion, runs])
         score_button.click(on_upload, inputs=[readings_in, contracts_in], outputs=board)
@@ -309,20 +335,42 @@ def build_app(config: AppConfig) -> gr.Blocks:
         )
         target.change(on_forecast, inputs=target, outputs=[forecast_chart, peaks])
         retrain_button.click(on_retrain, outputs=retrain_out).then(on_models, outputs=[champion, runs])
+        live_tab.select(on_live_open, outputs=[*live_parts, live_timer])
+        # a tick is dropped while the last refresh still runs; no spinner every few seconds
+        live_timer.tick(on_live, outputs=live_parts, trigger_mode="once", show_progress="hidden")
+        elsewhere = [overview_tab, upload_tab, billing_tab, cleaning_tab, maintenance_tab, forecast_tab]
+        for tab in [*elsewhere, models_tab]:  # the Live tab left: its timer stops
+            tab.select(lambda: gr.Timer(active=False), outputs=live_timer)
     return app
 
 
-def launch(config: AppConfig, *, host: str, port: int, auth: Any, prevent_thread_lock: bool = False) -> Any:
-    """Serve the app (``auth``: Gradio's sign-in callable, or ``None`` in the open local mode)."""
-    app = build_app(config)
-    app.queue(default_concurrency_limit=4)
-    return app.launch(
+def launch(
+    config: AppConfig, *, host: str, port: int, auth: Any, prevent_thread_lock: bool = False
+) -> server.Running | None:
+    """Serve the app at ``/`` and the HTTP ingest API under ``/api`` on http://HOST:PORT
+    (:mod:`slem_ml.app.server`), until Ctrl-C or SIGTERM; with ``prevent_thread_lock`` in the background,
+    returning the running server (``.url``, ``.close()``). ``auth``: Gradio's sign-in callable, or ``None``
+    in the open local mode; the API signs in with its bearer tokens instead."""
+    blocks = build_app(config)
+    blocks.queue(default_concurrency_limit=4)
+    app = gr.mount_gradio_app(
+        server.api_app(config),  # the API's routes first: the app at "/" would answer every path
+        blocks,
+        path="/",
         server_name=host,
         server_port=port,
         auth=auth,
         auth_message="Sign in with your slem account (an admin creates it with: slem users add).",
         max_file_size=f"{int(config.max_upload_mb)}mb",
         footer_links=[],
-        prevent_thread_lock=prevent_thread_lock,
-        quiet=True,
+        app_kwargs={"openapi_url": None, "docs_url": None},  # no unauthenticated /openapi.json of the app
     )
+    gradio_app: Any = next(route.app for route in app.routes if isinstance(route, Mount))
+
+    def on_stop() -> None:  # end the pages' heartbeat streams, which a stopping server would wait for
+        gradio_app.stop_event.set()
+
+    if prevent_thread_lock:
+        return server.serve_in_background(app, host=host, port=port, on_stop=on_stop)
+    server.serve_forever(app, host=host, port=port, on_stop=on_stop)
+    return None

@@ -1,4 +1,5 @@
-"""``slem serve`` (SPEC §6): the manager app, signed in against slem's users.
+"""``slem serve`` (SPEC §6, §9): the manager app, signed in against slem's users, and the HTTP ingest API
+(``POST /api/v1/readings`` with bearer tokens, described at ``/api/docs``) on the same address.
 
 With users in the database everyone signs in (argon2 hashes, :mod:`slem_ml.storage.users`). Without any,
 the app only listens on a loopback address, where everyone acts as a local admin; on any other address it
@@ -36,7 +37,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 7860,
     contracts: Annotated[
-        Path | None, typer.Option(help="The site's contracts (otherwise each upload brings its own).")
+        Path | None,
+        typer.Option(help="The site's contracts (else each upload brings its own, and HTTP ingest is off)."),
     ] = None,
     readings: Annotated[
         Path | None, typer.Option(help="Score this readings file before serving (as a local admin).")
@@ -47,7 +49,8 @@ def serve(
     runs_dir: Annotated[Path, typer.Option(help="Where the app keeps each run's files.")] = Path("app_runs"),
     max_upload_mb: Annotated[float, typer.Option(min=1, help="Largest upload [MB].")] = 500.0,
 ) -> None:
-    """Serve the manager app (Gradio) on http://HOST:PORT."""
+    """Serve the manager app (Gradio) on http://HOST:PORT, and HTTP ingest at /api/v1/readings (bearer
+    tokens from `slem tokens add`; described at /api/docs)."""
     # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
     from slem_ml.app.workspace import AppConfig, upload
     from slem_ml.config.site import load_site
@@ -79,8 +82,8 @@ def serve(
     if readings is not None:
         typer.echo(f"slem serve — scoring {readings} first …")
         local = User(OPEN_USER, "admin", None, dt.datetime.now(dt.UTC))
-        run_id = upload(config, local, readings)
-        typer.echo(f"  stored as run {run_id}")
+        done = upload(config, local, readings)
+        typer.echo(f"  stored as run {done.run_id}")
 
     def sign_in(name: str, password: str) -> bool:
         engine = open_database(url)
@@ -93,6 +96,10 @@ def serve(
     from slem_ml.app.ui import launch
 
     typer.echo(f"slem serve — http://{host}:{port}  (Ctrl-C stops)")
+    if contracts is not None:
+        typer.echo("  HTTP ingest: POST /api/v1/readings, a token from `slem tokens add NAME`; see /api/docs")
+    else:
+        typer.echo("  HTTP ingest: off (it needs the site's --contracts)")
     if users == 0:
         typer.echo(
             "  no users yet: open to everyone on this machine as a local admin (`slem users add` to sign in)"

@@ -8,8 +8,13 @@ counted as a duplicate or correction, or quarantined with its index in the body 
     {"accepted": n, "duplicates": n, "corrected": n, "quarantined": [{"index": i, "reason": "…"}]}
 
 401 without a valid token (``slem tokens``), 413 over ``max_body_bytes``, 429 over the token's rate
-(``limits``' moving window, ``Retry-After`` in seconds). ``slem serve`` does not mount it yet (issue 13):
-it is to be included before the Gradio app is mounted at ``/``.
+(``limits``' moving window, ``Retry-After`` in seconds). ``slem serve`` includes it before the Gradio app
+is mounted at ``/`` (:mod:`slem_ml.app.server`), with the site of its ``--contracts``.
+
+The live detectors (:class:`~slem_ml.live.watch.LiveWatch`) run in each request's transaction, as in the MQTT
+worker's batches; their alerts are stored and shown in the app (publishing them needs the broker of
+``slem ingest``). The dates the readings touch are re-billed after the answer is sent, one pass at a time
+(:class:`Rebiller`): requests that arrive during a pass are covered by the next one.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
+import threading
 import time
 from typing import Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from limits import parse
 from limits.storage import MemoryStorage
@@ -29,12 +36,15 @@ from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import Engine
 
 from slem_ml.config.site import SiteConfig
-from slem_ml.live.batch import store_messages
+from slem_ml.live.batch import rebill_queued, store_messages
 from slem_ml.live.payloads import TOPIC_ROOT, Message
+from slem_ml.live.watch import LiveWatch
 from slem_ml.storage.database import write_session
 from slem_ml.storage.tokens import note_use, token_named
 
-__all__ = ["MAX_BODY_BYTES", "readings_router"]
+__all__ = ["MAX_BODY_BYTES", "Rebiller", "readings_router"]
+
+_log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # a request's body at most [bytes]
 _CSV = "timestamp,zone_id,power_w[,client_id,cleaning_staff]"
@@ -50,11 +60,42 @@ _BODY_DOC = {
 }
 
 
+class Rebiller:
+    """Re-bills the queued dates (:func:`~slem_ml.live.batch.rebill_queued`), one pass at a time: a call
+    while a pass runs marks the queue dirty and returns, and the running pass goes round again."""
+
+    def __init__(self, engine: Engine, site: SiteConfig) -> None:
+        self.engine, self.site = engine, site
+        self._running, self._dirty = threading.Lock(), threading.Event()
+
+    def __call__(self) -> None:
+        self._dirty.set()
+        while self._dirty.is_set() and self._running.acquire(blocking=False):
+            try:
+                while self._dirty.is_set():
+                    self._dirty.clear()
+                    with write_session(self.engine) as session:
+                        rebill_queued(session.connection(), self.site)
+            except Exception as exc:  # the dates stay queued for the next pass (or an ingest worker)
+                _log.warning("re-billing after HTTP ingest failed (%s); the dates stay queued", exc)
+                return
+            finally:
+                self._running.release()
+
+
 def readings_router(
-    engine: Engine, site: SiteConfig, *, max_body_bytes: int = MAX_BODY_BYTES, rate: str = "600/minute"
+    engine: Engine,
+    site: SiteConfig,
+    *,
+    watch: LiveWatch | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    rate: str = "600/minute",
 ) -> APIRouter:
-    """The ``/api/v1/readings`` route storing into ``engine`` for ``site`` (module docstring)."""
+    """The ``/api/v1/readings`` route storing into ``engine`` for ``site`` (module docstring); ``watch``: the
+    live detectors (default: the rules alone, no champion)."""
     router = APIRouter(prefix="/api/v1", tags=["ingest"])
+    watch = watch if watch is not None else LiveWatch(site, None, actor="http")
+    rebill = Rebiller(engine, site)
     limiter, limit = MovingWindowRateLimiter(MemoryStorage()), parse(rate)
 
     def token(authorization: str | None = Header(default=None)) -> str:
@@ -71,12 +112,17 @@ def readings_router(
         return name
 
     @router.post("/readings", max_body_size=max_body_bytes, openapi_extra=_BODY_DOC)
-    async def readings(request: Request, name: str = Depends(token)) -> dict[str, Any]:
+    async def readings(
+        request: Request, background: BackgroundTasks, name: str = Depends(token)
+    ) -> dict[str, Any]:
         """Store readings; answer what became of each (SPEC §9)."""
         body = await request.body()
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         received = dt.datetime.now(dt.UTC)
-        return await run_in_threadpool(_store, engine, site, body, kind, received, name)
+        answer = await run_in_threadpool(_store, engine, watch, body, kind, received, name)
+        if answer["accepted"] or answer["corrected"]:
+            background.add_task(rebill)  # after the answer is sent
+        return answer
 
     return router
 
@@ -103,18 +149,20 @@ def _csv_as_json(body: bytes) -> bytes:
 
 
 def _store(
-    engine: Engine, site: SiteConfig, body: bytes, kind: str, received: dt.datetime, name: str
+    engine: Engine, watch: LiveWatch, body: bytes, kind: str, received: dt.datetime, name: str
 ) -> dict[str, Any]:
     """Parse and store a request's body (on a worker thread, off the event loop); the §9 answer."""
     messages = _messages(body, kind, received)
     if not messages:
         raise HTTPException(400, "the body holds no readings")
     with write_session(engine) as session:
+        connection = session.connection()
         done = store_messages(
-            session.connection(), site, messages, sources=[f"http:{name}"] * len(messages),
+            connection, watch.site, messages, sources=[f"http:{name}"] * len(messages),
             source=f"http:{name}", actor=f"token:{name}",
         )  # fmt: skip
-        note_use(session.connection(), name)
+        watch.after_batch(connection, done.frames, dt.datetime.now(dt.UTC))
+        note_use(connection, name)
     one_document = kind not in ("application/x-ndjson", "application/ndjson")
     quarantined = [
         {"index": item if one_document else message, "reason": reason}
