@@ -230,3 +230,53 @@ def test_a_dropout_the_clock_raised_ends_when_a_backlog_brings_the_zone_back(eng
         engine, watch, readings_msg("HQ-F1-Z1", SATURDAY + dt.timedelta(hours=6), 1, 20.0), now=later
     )
     assert [(a["zone_id"], a["kind"], a["status"]) for a in back] == [("HQ-F1-Z1", "dropout", "resolved")]
+
+
+def test_a_month_billed_live_is_stored_final_once_over_and_revised_by_a_late_reading(engine: Engine) -> None:
+    from slem_ml.live.batch import rebill_queued  # lazy: these tests only
+    from slem_ml.storage.closing import close_month, previous_month
+
+    watch = LiveWatch(SITE, None)
+    november = dt.datetime(2026, 11, 28, 18, tzinfo=dt.UTC)  # a Saturday: all of it outside C001's hours
+    store(engine, watch, readings_msg("HQ-F1-Z1", november, 2, 60.0))
+    with write_session(engine) as session:
+        rebill_queued(session.connection(), SITE)
+    now = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+    assert previous_month(SITE, now) == "2026-11"
+    with write_session(engine) as session:
+        assert close_month(session, SITE, "2026-11", now, "ingest") == ["INV-C001-202611"]
+    with write_session(engine) as session:
+        assert close_month(session, SITE, "2026-11", now, "ingest") == []  # nothing changed: no revision
+    store(engine, watch, readings_msg("HQ-F1-Z3", november, 1, 60.0))  # late readings of November
+    with write_session(engine) as session:
+        rebill_queued(session.connection(), SITE)
+        assert close_month(session, SITE, "2026-11", now, "ingest") == ["INV-C001-202611"]
+    with engine.connect() as connection:
+        from slem_ml.storage.tables import Invoice  # lazy: as above
+
+        rows = connection.execute(
+            select(Invoice.revision, Invoice.lines, Invoice.total).order_by(Invoice.revision)
+        ).all()
+        actions = (
+            connection.execute(select(AuditEntry.action).where(AuditEntry.entity == "invoice"))
+            .scalars()
+            .all()
+        )
+    assert [(r.revision, r.lines) for r in rows] == [(1, 1), (2, 2)] and rows[1].total > rows[0].total
+    assert actions == ["invoice.created", "invoice.revised"]
+
+
+def test_the_app_tells_whether_there_is_a_champion_without_loading_it(tmp_path: Path, run) -> None:
+    from slem_ml.models.bundle import save_bundle  # lazy: these tests only
+    from slem_ml.models.registry import champion_status
+
+    none = f"sqlite:///{tmp_path / 'mlflow.db'}"  # no store there
+    assert champion_status(none, tmp_path / "models") == (
+        False,
+        f"no trained models: no champion in the registry and none exported to {tmp_path / 'models'}/",
+    )
+    save_bundle(run.bundle, tmp_path / "models")
+    assert champion_status(none, tmp_path / "models") == (
+        True,
+        str(tmp_path / "models" / "slem-models.joblib"),
+    )

@@ -46,7 +46,7 @@ from slem_ml.config.site import ClientContract, SiteConfig, load_site
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import local_day_numbers, ms_to_local, wall_to_utc
-from slem_ml.models.registry import find_champion
+from slem_ml.models.registry import champion_status
 from slem_ml.storage import latest_run, open_database
 from slem_ml.storage.live_view import BandCache, LiveSnapshot, read_live
 
@@ -285,8 +285,9 @@ def building_power(snapshot: LiveSnapshot, timezone: str) -> go.Figure:
 
 
 class ChampionWatch:
-    """Whether the app finds a champion model (:func:`~slem_ml.models.registry.find_champion`), cached:
-    loading one takes seconds, the tab refreshes every few. The first ask waits for the answer; an answer
+    """Whether the app finds a champion model (:func:`~slem_ml.models.registry.champion_status`), cached:
+    a registry that is not SQLite is asked by loading the models, which takes seconds; the tab refreshes
+    every few. The first ask waits for the answer; an answer
     older than ``max_age_s`` is still given while a background thread asks again."""
 
     def __init__(self, max_age_s: float = 60.0) -> None:
@@ -312,8 +313,8 @@ class ChampionWatch:
 
     def _ask(self, key: tuple[str | None, str], now_s: float) -> tuple[bool, str]:
         try:
-            champion = find_champion(key[0], Path(key[1]), required=False)
-            answer = (now_s, champion.bundle is not None, champion.source)
+            found, source = champion_status(key[0], Path(key[1]))
+            answer = (now_s, found, source)
             with self._lock:
                 self._answers[key] = answer
             return answer[1], answer[2]

@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from slem_ml.app import analysis, charts
 from slem_ml.app.access import display, require, user_of, view_of
 from slem_ml.app.invoicing import DRAFT, invoices_shown, month_state
-from slem_ml.app.views import RunView, periods, tiles, zone_readings
+from slem_ml.app.views import LIVE_ONLY_RUN, RunView, periods, tiles, zone_readings
 from slem_ml.app.workspace import AppConfig, run_input
 from slem_ml.app.workspace import upload as score_upload
 from slem_ml.atomic import staged_folder
@@ -157,10 +157,15 @@ def dashboard(config: AppConfig, username: str | None, period: str | None = None
     if month_state(view.period, tz, now) == DRAFT:  # SPEC §9: month to date
         ends = dt.datetime.fromtimestamp(month_bounds_ms(view.period, tz)[1] / 1000, view.site.site.tz)
         to_date = f" to date — invoices are **drafts** until the month is over ({ends:%Y-%m-%d %H:%M} {tz})"
+    last = (
+        "No upload yet: live readings only"
+        if run.run_id == LIVE_ONLY_RUN
+        else f"Last upload: run {run.run_id} — `{run.source}`, scored {run.created_at:%Y-%m-%d %H:%M} UTC by "
+        f"{run.actor}{counts}"
+    )
     headline = (
-        f"**{calendar.month_name[month]} {year}**{to_date}, as everything stored for it stands. Last upload: "
-        f"run {run.run_id} — `{run.source}`, scored {run.created_at:%Y-%m-%d %H:%M} UTC by {run.actor}"
-        f"{counts}. Signed in as **{view.user.name}** ({view.user.role}"
+        f"**{calendar.month_name[month]} {year}**{to_date}, as everything stored for it stands. {last}. "
+        f"Signed in as **{view.user.name}** ({view.user.role}"
         + (f", client {view.user.client_id}" if view.user.client_id else "")
         + ")."
     )

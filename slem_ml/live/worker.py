@@ -46,6 +46,7 @@ from slem_ml.errors import InputError
 from slem_ml.live.batch import Stored, quarantine_message, rebill_queued, store_messages
 from slem_ml.live.payloads import Message
 from slem_ml.live.watch import Daily, LiveWatch
+from slem_ml.storage.closing import close_month, previous_month
 from slem_ml.storage.database import write_session
 
 __all__ = ["Broker", "IngestWorker", "Totals", "parse_broker"]
@@ -336,9 +337,22 @@ class IngestWorker:
         self._publish(alerts or [])
 
     def _daily_loop(self) -> None:
-        """The daily job (bands for today, drift on the completed days), looked for every few minutes: it
-        reads and computes without the write lock, then stores in a short transaction."""
+        """The daily jobs, looked for every few minutes: the bands for today and drift on the completed days
+        (read and computed without the write lock, then stored in a short transaction), and the invoices of
+        the month before this one stored as final (:func:`~slem_ml.storage.closing.close_month`)."""
+        closed_on: dt.date | None = None
         while not self._stop.is_set():
+            now = dt.datetime.now(dt.UTC)
+            if now.astimezone(self.site.site.tz).date() != closed_on:
+                try:
+                    with write_session(self.engine) as session:
+                        month = previous_month(self.site, now)
+                        revised = close_month(session, self.site, month, now, "ingest")
+                    closed_on = now.astimezone(self.site.site.tz).date()
+                    if revised:
+                        self.log(f"ingest: {month} is over: {len(revised):,} invoices stored as final")
+                except Exception as exc:
+                    self.log(f"ingest: closing last month's invoices failed ({type(exc).__name__}: {exc})")
             try:
                 with self.engine.connect() as connection:
                     plan = self.watch.plan_daily(connection, dt.datetime.now(dt.UTC))

@@ -33,6 +33,7 @@ __all__ = [
     "NoChampionError",
     "REGISTERED_NAME",
     "RUN_COLUMNS",
+    "champion_status",
     "find_champion",
     "load_champion",
     "mlflow_module",
@@ -152,6 +153,22 @@ def find_champion(tracking_uri: str | None, models_dir: str | Path, *, required:
             raise
         return Champion(None, exc.reason)
     return Champion(bundle, source)
+
+
+def champion_status(tracking_uri: str | None, models_dir: str | Path) -> tuple[bool, str]:
+    """Whether there is a champion, and where or why not, without loading it (a registry row or an exported
+    manifest; milliseconds): for a status line. A store other than SQLite is asked through
+    :func:`find_champion`, which loads the models."""
+    uri = resolve_tracking_uri(tracking_uri)
+    if store_exists(uri) and not uri.startswith("sqlite:///"):
+        champion = find_champion(tracking_uri, models_dir, required=False)
+        return champion.bundle is not None, champion.source
+    found = _champion_in_sqlite(uri) if store_exists(uri) else None
+    if found is not None:
+        return True, f"registry {uri}, champion version {found[0]}"
+    if read_manifest(models_dir) and (Path(models_dir) / BUNDLE_FILE).is_file():
+        return True, str(Path(models_dir) / BUNDLE_FILE)
+    return False, f"no trained models: no champion in the registry and none exported to {models_dir}/"
 
 
 def load_champion(

@@ -78,9 +78,11 @@ def month_cleaning(connection: Connection, site: SiteConfig, months: Iterable[st
         query = select(table).where(table.c.date >= first, table.c.date < after)
         parts += connection.execute(query).all()
     columns = [*S.CLEANING_COLUMNS, S.CLIENT_ID]
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     tz = site.site.timezone
+    if not parts:  # typed as a full frame's: callers use .dt on the times and mask by the flags
+        dtypes = {"start": f"datetime64[ns, {tz}]", "end": f"datetime64[ns, {tz}]", "flagged": bool}
+        dtypes |= {"inferred": bool, "minutes": float, "excess_minutes": float}
+        return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, object)) for c in columns})
     frame = pd.DataFrame(
         {
             S.ZONE_ID: [r.zone_id for r in parts],

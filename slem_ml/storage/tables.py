@@ -204,6 +204,7 @@ class Alert(Base):
     __table_args__ = (
         CheckConstraint("status IN ('open', 'ongoing', 'resolved')", name="status"),
         Index(None, "zone_id", "status"),
+        Index(None, "status", "detected_at"),  # the open alerts, newest first (the Live tab's feed)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,5 +1,6 @@
 """Live state (SPEC §9): each zone as the stream last saw it, buildings' energy per quarter hour, zones'
-expected bands per hour; alerts raised by the live detectors belong to no scoring run.
+expected bands per hour; alerts raised by the live detectors belong to no scoring run; an index for the
+open alerts, newest first.
 
 Revision ID: 0007
 Revises: 0006
@@ -57,9 +58,11 @@ def upgrade() -> None:
     with op.batch_alter_table("alerts") as batch:
         batch.alter_column("run_id", existing_type=sa.Integer(), nullable=True)
         batch.alter_column("last_run_id", existing_type=sa.Integer(), nullable=True)
+    op.create_index("ix_alerts_status_detected_at", "alerts", ["status", "detected_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_alerts_status_detected_at", table_name="alerts")
     with op.batch_alter_table("alerts") as batch:
         batch.alter_column("last_run_id", existing_type=sa.Integer(), nullable=False)
         batch.alter_column("run_id", existing_type=sa.Integer(), nullable=False)
