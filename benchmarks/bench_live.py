@@ -10,6 +10,12 @@ spike too with ``--models-dir`` (a champion bundle). Readings: ``--zones`` zones
 
     .venv/bin/python benchmarks/bench_live.py --readings 400000 --per-message 100 --backends sqlite pg
     .venv/bin/python benchmarks/bench_live.py --readings 30000 --per-message 1 --backends sqlite pg
+
+With ``--rate R`` the publisher offers R readings a second, paced, instead of all at once: whether the
+worker keeps up (the store full soon after the last publish) and its lag while it does (sustained ingest).
+
+    .venv/bin/python benchmarks/bench_live.py --readings 1200000 --per-message 100 --rate 40000
+    .venv/bin/python benchmarks/bench_live.py --readings 90000 --per-message 1 --rate 3000
 """
 
 from __future__ import annotations
@@ -111,7 +117,13 @@ def run(backend: str, args: argparse.Namespace, work: Path, port: int, payloads:
     pub.connect("127.0.0.1", port)
     pub.loop_start()
     began = time.perf_counter()
-    infos = [pub.publish("slem/readings", p, qos=1) for p in payloads]
+    per_s = args.rate / args.per_message  # messages a second; 0: as fast as the publisher goes
+    infos = []
+    for k, p in enumerate(payloads):
+        if per_s:
+            while time.perf_counter() < began + k / per_s:
+                time.sleep(0.0005)
+        infos.append(pub.publish("slem/readings", p, qos=1))
     for info in infos:
         info.wait_for_publish(600)
     published = time.perf_counter() - began
@@ -125,6 +137,7 @@ def run(backend: str, args: argparse.Namespace, work: Path, port: int, payloads:
     return {
         "backend": backend,
         "readings": total,
+        "offered_readings_per_s": args.rate or None,
         "messages": len(payloads),
         "per_message": args.per_message,
         "stored": stored(url),
@@ -145,6 +158,7 @@ def main() -> None:
     parser.add_argument("--per-message", type=int, default=100)
     parser.add_argument("--zones", type=int, default=500)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "pg"], choices=["sqlite", "pg"])
+    parser.add_argument("--rate", type=float, default=0.0, help="readings a second to publish (0: at once)")
     parser.add_argument("--models-dir", type=Path, help="a champion bundle: spike on (default: rules only)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

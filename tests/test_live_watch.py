@@ -193,7 +193,10 @@ def _zone_of(engine: Engine, key: int) -> str:
 # --- through a real broker -----------------------------------------------------------------------------
 
 
-def test_a_worker_publishes_the_alert_its_readings_raise(broker: str, tmp_path: Path) -> None:  # noqa: F811
+def test_end_to_end_published_readings_are_stored_raise_an_alert_published_and_on_the_live_tab(
+    broker: str,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
     engine = open_database(f"sqlite:///{tmp_path / 'slem.db'}")
     received: list[dict] = []
     listener = publisher(broker)
@@ -216,6 +219,23 @@ def test_a_worker_publishes_the_alert_its_readings_raise(broker: str, tmp_path: 
     (alert,) = received
     assert alert["kind"] == "stuck_on" and alert["zone_id"] == "HQ-F3-Z9" and alert["status"] == "open"
     assert alert["alert_id"] == "stuck_on:HQ-F3-Z9:20261205T0000Z"
+    # ... and the Live tab shows it: the zone in the alert state, the alert in the feed
+    from slem_ml.app.live import live_board  # lazy: the app's side of the same store
+    from slem_ml.app.workspace import AppConfig
+    from tests.test_live import BASE
+
+    contracts = tmp_path / "contracts.yaml"
+    contracts.write_text(json.dumps({**BASE, "leases": [{"zone": "*", "client": "C001"}]}))  # YAML too
+    config = AppConfig(
+        database_url=f"sqlite:///{tmp_path / 'slem.db'}", contracts=contracts, models_dir=tmp_path / "models",
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", runs_dir=tmp_path / "runs", open_user="local",
+    )  # fmt: skip
+    board = live_board(config, "local", now=SATURDAY + dt.timedelta(hours=12, minutes=30))
+    assert board.alerts["alert_id"].tolist() == [alert["alert_id"]]
+    assert "Spike and drift detectors are off" in board.status
+    (grid,) = board.floors.data
+    shown = [str(cell) for row in grid["customdata"] for cell in row if cell]
+    assert len(shown) == 1 and shown[0].startswith("HQ-F3-Z9: alert")  # the floor grid, in the alert state
 
 
 def test_a_dropout_the_clock_raised_ends_when_a_backlog_brings_the_zone_back(engine: Engine) -> None:
