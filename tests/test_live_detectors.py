@@ -197,3 +197,24 @@ def test_building_energy_adds_each_reading_over_its_interval() -> None:
     # the first reading has no interval yet; every later one adds 120 W × 5 min = 10 Wh
     assert moved.power["energy_wh"].sum() == pytest.approx(10.0 * (len(t) - 1))
     assert moved.power["bucket_ms"].tolist() == (MONDAY + np.arange(0, 2 * H, 15 * 60_000)).tolist()
+
+
+def test_a_zone_the_model_never_saw_is_not_judged_and_an_episode_ends_with_a_quiet_hour() -> None:
+    t = MONDAY + 1 * H + np.arange(0, 3 * H, 10 * 60_000)  # at night: the band's top is 5 W
+    power = np.full(len(t), 40.0)
+    power[2] = 300.0
+    night = Bands(
+        2 * S.GROUP_SPAN_MS + (t - t % H), np.full(len(t), 5.0), np.full(len(t), 2.0), {"HQ-F1-Z1": 100.0}
+    )
+    unseen = advance(empty_state(), batch(["HQ-F1-Z2"] * len(t), t, power), SITE, night)
+    assert "spike" not in unseen.episodes  # 40 W is 8 times 5 W, but HQ-F1-Z2 has no typical lit power
+    known = Bands(
+        1 * S.GROUP_SPAN_MS + (t - t % H), np.full(len(t), 5.0), np.full(len(t), 2.0), {"HQ-F1-Z1": 100.0}
+    )
+    first = advance(empty_state(), batch(["HQ-F1-Z1"] * 3, t[:3], power[:3]), SITE, known)
+    assert first.episodes["spike"]["open"].tolist() == [True] and first.ended_spikes.empty
+    later = advance(first.states, batch(["HQ-F1-Z1"] * (len(t) - 3), t[3:], power[3:]), SITE, known)
+    # the readings go on for over an hour without a spike: the episode ends without waiting for the clock
+    assert later.ended_spikes["first_ms"].tolist() == [t[2]] and np.isnan(
+        later.states.loc[1, "spike_first_ms"]
+    )

@@ -14,8 +14,9 @@ describes them, so alerts read and are keyed as those of a scoring run):
     A lit reading above ``min_ratio`` × its *reference*: the top of the zone's expected band for that hour
     (the champion forecaster's interval, :class:`Bands`) or the zone's typical lit power, whichever is
     higher — so a zone lit in an hour it is normally dark is not a spike. Spikes of a zone under an hour
-    apart are one alert; it stays open until an hour passes without one (:func:`closed_spikes`). Needs a
-    champion model: without one there are no bands.
+    apart are one alert; it stays open until an hour passes without one — a later reading shows it, else
+    the clock (:func:`closed_spikes`). A zone the model never saw (no typical lit power) is not judged.
+    Needs a champion model: without one there are no bands.
 ``dropout``
     Raised by the clock (:func:`silences`), resolved by the zone's next reading (:func:`advance`).
 
@@ -26,7 +27,7 @@ Times are UTC [ms]; power [W]; energy [Wh].
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,8 @@ class Advanced:
     power: pd.DataFrame
     episodes: dict[str, pd.DataFrame]
     readings: int  # readings that moved a zone's state (later than its latest)
+    #: spike episodes that ended (``zone_id``, ``first_ms``): a new one began, or an hour passed without one
+    ended_spikes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({S.ZONE_ID: [], "first_ms": []}))
 
 
 def advance(prior: pd.DataFrame, batch: pd.DataFrame, site: SiteConfig, bands: Bands | None) -> Advanced:
@@ -138,7 +141,7 @@ def advance(prior: pd.DataFrame, batch: pd.DataFrame, site: SiteConfig, bands: B
         "stuck_on": _stuck_on(b, p, first, last, outside, cont, idx, run_start, run_energy, max_gap),
         "dropout": _dropouts(b, p, had, gap),
     }
-    spike_first, spike_last, spikes = _spikes(b, p, first, last, lit, bands)
+    spike_first, spike_last, spikes, ended = _spikes(b, p, first, last, lit, bands)
     if len(spikes):
         episodes["spike"] = spikes
     ends = np.flatnonzero(last)
@@ -158,7 +161,7 @@ def advance(prior: pd.DataFrame, batch: pd.DataFrame, site: SiteConfig, bands: B
         },
         index=pd.Index(zone[ends], name="zone_key"),
     )
-    return Advanced(states, _power(b, np.minimum(gap, max_gap) * power / _WH), episodes, n)
+    return Advanced(states, _power(b, np.minimum(gap, max_gap) * power / _WH), episodes, n, ended)
 
 
 def _nan_for_none(ms: np.ndarray) -> np.ndarray:
@@ -306,25 +309,31 @@ def _spikes(
     last: np.ndarray,
     lit: np.ndarray,
     bands: Bands | None,
-) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Each zone's spike episode after the batch, at its last row (first and latest spike [ms]; ``_NONE``:
-    none), and the batch's spike episodes."""
+    none); the batch's spike episodes; and the episodes that ended (``zone_id``, ``first_ms``): replaced by
+    a new one, or followed by a reading an hour or more after their last spike."""
     spike_first = _carry(first, np.where(first, p["spike_first_ms"].fillna(_NONE).to_numpy(np.int64), _NONE))
     spike_last = _carry(first, np.where(first, p["spike_last_ms"].fillna(_NONE).to_numpy(np.int64), _NONE))
+    nothing = pd.DataFrame({S.ZONE_ID: [], "first_ms": []})
     if bands is None:
-        return spike_first, spike_last, pd.DataFrame()
+        return spike_first, spike_last, pd.DataFrame(), nothing
     zone, t = b["zone_key"].to_numpy(), b["t_ms"].to_numpy()
     power = b["power_w"].to_numpy(dtype=float)
     zone_ids = b["zone_id"].astype(str).to_numpy(dtype=object)
     upper, expected = bands.at(zone, t)
     level = pd.Series(zone_ids).map(bands.level_w).to_numpy(dtype=float)
-    reference = np.fmax(upper, level)  # NaN only where neither is known: no spike
+    # a zone the model never saw has no typical lit power: its band alone (near 0 W at night) judges nothing
+    reference = np.where(np.isfinite(level), np.fmax(upper, level), np.nan)
     is_spike = lit & (power > MIN_RATIO * reference)
     end_of = dict(zip(zone[last].tolist(), np.flatnonzero(last).tolist(), strict=True))
     rows: list[dict[str, object]] = []
+    ended: list[tuple[str, int]] = []
     for i in np.flatnonzero(is_spike).tolist():  # spikes are few: a loop over them alone
         end = end_of[int(zone[i])]
         if spike_last[end] == _NONE or t[i] - spike_last[end] >= SPIKE_MERGE_MS:
+            if spike_last[end] != _NONE:
+                ended.append((str(zone_ids[i]), int(spike_first[end])))
             spike_first[end] = t[i]
         spike_last[end] = t[i]
         rows.append(
@@ -343,6 +352,10 @@ def _spikes(
                 "band": True,
             }  # fmt: skip
         )
+    ends = np.flatnonzero(last)
+    quiet = ends[(spike_last[ends] != _NONE) & (t[ends] - spike_last[ends] >= SPIKE_MERGE_MS)]
+    ended += [(str(zone_ids[e]), int(spike_first[e])) for e in quiet.tolist()]
+    spike_first[quiet] = spike_last[quiet] = _NONE
     episodes = pd.DataFrame(rows)
     if len(episodes):  # one row per episode: the largest spike's evidence, the first detection, the count
         grouped = episodes.groupby([S.ZONE_ID, "first_ms"], sort=False)
@@ -351,7 +364,16 @@ def _spikes(
         largest["detected_ms"] = grouped["detected_ms"].min()
         largest["last_ms"] = grouped["last_ms"].max()
         episodes = largest.reset_index()
-    return spike_first, spike_last, episodes
+        closed = set(ended)
+        episodes["open"] = [
+            (z, f) not in closed for z, f in zip(episodes[S.ZONE_ID], episodes["first_ms"], strict=True)
+        ]
+    return (
+        spike_first,
+        spike_last,
+        episodes,
+        pd.DataFrame(ended, columns=[S.ZONE_ID, "first_ms"]) if ended else nothing,
+    )
 
 
 def _carry(first: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ from sqlalchemy import Engine
 from slem_ml.config.site import SiteConfig
 from slem_ml.live.batch import rebill_queued, store_messages
 from slem_ml.live.payloads import TOPIC_ROOT, Message
-from slem_ml.live.watch import LiveWatch
+from slem_ml.live.watch import LiveWatch, run_detectors
 from slem_ml.storage.database import write_session
 from slem_ml.storage.tokens import note_use, token_named
 
@@ -161,7 +161,7 @@ def _store(
             connection, watch.site, messages, sources=[f"http:{name}"] * len(messages),
             source=f"http:{name}", actor=f"token:{name}",
         )  # fmt: skip
-        watch.after_batch(connection, done.frames, dt.datetime.now(dt.UTC))
+        run_detectors(watch, connection, done.frames, _log.warning)
         note_use(connection, name)
     one_document = kind not in ("application/x-ndjson", "application/ndjson")
     quarantined = [

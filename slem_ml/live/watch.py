@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
 
 from slem_ml.billing.coverage import classified_readings, compute_coverage
 from slem_ml.config.site import SiteConfig
@@ -49,12 +51,14 @@ from slem_ml.storage.live_state import (
     load_states,
     read_bands,
     save_states,
+    site_hours,
+    stored_alert_ids,
     stored_history,
     write_bands,
     zone_ids,
 )
 
-__all__ = ["HISTORY_DAYS", "Daily", "LiveWatch", "expected_bands"]
+__all__ = ["HISTORY_DAYS", "Daily", "LiveWatch", "expected_bands", "run_detectors"]
 
 HISTORY_DAYS = 28  # days of stored readings the daily bands and drift look back on
 _BANDS_FRESH_S = 300.0  # the bands in memory are read again after this [s]
@@ -96,12 +100,18 @@ class LiveWatch:
         save_states(connection, moved.states, now)
         add_power(connection, moved.power)
         tz = self.site.site.timezone
+        if "dropout" in moved.episodes:  # a silence the whole site shared is missing data, not a fault
+            moved.episodes["dropout"] = _site_reported(connection, moved.episodes["dropout"])
         alerts = [
             render_alerts(kind, episodes, tz) for kind, episodes in moved.episodes.items() if len(episodes)
         ]
         changed = (
             apply_alerts(connection, pd.concat(alerts, ignore_index=True), now, self.actor) if alerts else []
         )
+        if len(moved.ended_spikes):
+            ended = moved.ended_spikes
+            names = alert_ids("spike", ended[S.ZONE_ID].to_numpy(), ended["first_ms"].to_numpy(np.int64))
+            changed += end_alerts(connection, [str(n) for n in names], now, self.actor)
         return changed + self._end_clock_dropouts(connection, prior, moved.states, _ms(now))
 
     def _end_clock_dropouts(
@@ -125,10 +135,13 @@ class LiveWatch:
         if states.empty:
             return []
         ids, now_ms = zone_ids(connection), _ms(now)
-        changed = apply_alerts(
-            connection, render_alerts("dropout", silences(states, ids, now_ms), self.site.site.timezone), now,
-            self.actor,
-        )  # fmt: skip
+        silent = _site_reported(connection, silences(states, ids, now_ms))
+        dropouts = render_alerts("dropout", silent, self.site.site.timezone)
+        if len(dropouts):  # raised once: the ones stored already are not written again every tick
+            dropouts = dropouts[
+                ~dropouts["alert_id"].isin(stored_alert_ids(connection, list(dropouts["alert_id"])))
+            ]
+        changed = apply_alerts(connection, dropouts, now, self.actor)
         closed = closed_spikes(states, ids, now_ms)
         if len(closed):
             names = alert_ids("spike", closed[S.ZONE_ID].to_numpy(), closed["first_ms"].to_numpy())
@@ -155,16 +168,19 @@ class LiveWatch:
         bands = expected_bands(history, self.site, self.bundle.forecaster, start, (end - start) // HOUR_MS)
         bands["zone_key"] = bands[S.ZONE_ID].map(_key_of(connection)).astype("int64")
         scored = classified_readings(history, compute_coverage(history, self.site))
-        drift = self.bundle.drift.detect(scored, self.site)
-        since = pd.Timestamp(start - _DRIFT_RECENT_MS, unit="ms", tz="UTC")
-        return Daily(start, bands, drift[pd.to_datetime(drift["detected_at"], utc=True) >= since])
+        return Daily(start, bands, self.bundle.drift.detect(scored, self.site))
 
     def store_daily(self, connection: Connection, daily: Daily, now: dt.datetime) -> list[dict]:
         """Store :meth:`plan_daily`'s bands (keeping yesterday's) and apply its drift alerts; those to
         publish."""
         write_bands(connection, daily.bands, keep_after_ms=daily.start_ms - _MS_PER_DAY)
         self._bands_read = -float("inf")
-        return apply_alerts(connection, daily.drift, now, self.actor)
+        drift = daily.drift
+        since = pd.Timestamp(daily.start_ms - _DRIFT_RECENT_MS, unit="ms", tz="UTC")
+        # new alerts detected lately (an older one is a scoring run's to find), and the stored ones' updates
+        stored = stored_alert_ids(connection, drift["alert_id"].astype(str).tolist())
+        keep = (pd.to_datetime(drift["detected_at"], utc=True) >= since) | drift["alert_id"].isin(stored)
+        return apply_alerts(connection, drift[keep], now, self.actor)
 
     def _bands_now(self, connection: Connection, now_ms: int) -> Bands | None:
         """The champion's bands of the day around ``now_ms`` (read again every few minutes); None without a
@@ -180,6 +196,22 @@ class LiveWatch:
             )
             self._bands_read = time.monotonic()
         return self._bands
+
+
+def run_detectors(
+    watch: LiveWatch, connection: Connection, frames: list[pd.DataFrame], log: Callable[[str], None]
+) -> list[dict]:
+    """:meth:`LiveWatch.after_batch` in a savepoint of the batch's transaction: should the detectors fail
+    on some input, the batch's readings are still stored (the failure is logged); only the database being
+    away fails the batch (its caller retries it)."""
+    try:
+        with connection.begin_nested():
+            return watch.after_batch(connection, frames, dt.datetime.now(dt.UTC))
+    except OperationalError:
+        raise
+    except Exception as exc:
+        log(f"live detectors failed on a batch ({type(exc).__name__}: {exc}); its readings are stored")
+        return []
 
 
 def expected_bands(
@@ -201,6 +233,18 @@ def expected_bands(
             "upper_w": predicted["upper_w"].to_numpy(dtype=float),
         }
     )
+
+
+def _site_reported(connection: Connection, episodes: pd.DataFrame) -> pd.DataFrame:
+    """The dropout episodes through which the site went on reporting: readings in at least 23 of the whole
+    hours of the silence (the batch rule's test, :func:`~slem_ml.models.alerts.dropout_episodes`)."""
+    if episodes.empty:
+        return episodes
+    first = episodes["first_ms"].to_numpy(np.int64) // HOUR_MS + 1
+    until = episodes["last_ms"].to_numpy(np.int64) // HOUR_MS
+    hours = site_hours(connection, int(first.min()) * HOUR_MS, int(until.max()) * HOUR_MS)
+    seen = np.searchsorted(hours, until) - np.searchsorted(hours, first)
+    return episodes[seen >= max(1, int(np.ceil(DROPOUT_HOURS)) - 1)]
 
 
 def _key_of(connection: Connection) -> dict[str, int]:

@@ -45,7 +45,7 @@ from slem_ml.config.site import SiteConfig
 from slem_ml.errors import InputError
 from slem_ml.live.batch import Stored, quarantine_message, rebill_queued, store_messages
 from slem_ml.live.payloads import Message
-from slem_ml.live.watch import Daily, LiveWatch
+from slem_ml.live.watch import Daily, LiveWatch, run_detectors
 from slem_ml.storage.closing import close_month, previous_month
 from slem_ml.storage.database import write_session
 
@@ -287,7 +287,7 @@ class IngestWorker:
                 connection, self.site, messages, sources=[f"mqtt:{m.topic}" for m in messages],
                 source=f"{self.broker}/{self.topic}", actor="ingest",
             )  # fmt: skip
-            done.alerts = self.watch.after_batch(connection, done.frames, dt.datetime.now(dt.UTC))
+            done.alerts = run_detectors(self.watch, connection, done.frames, self.log)
             done.frames = []  # not kept past the transaction
         return done
 

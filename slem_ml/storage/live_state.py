@@ -34,6 +34,8 @@ __all__ = [
     "load_states",
     "read_bands",
     "save_states",
+    "site_hours",
+    "stored_alert_ids",
     "stored_history",
     "write_bands",
     "zone_ids",
@@ -188,6 +190,23 @@ def apply_alerts(connection: Connection, alerts: pd.DataFrame, at: dt.datetime, 
         if ending:
             changed.append({**fields, "first_seen": stored.first_seen, "detected_at": stored.detected_at})
     return changed
+
+
+def site_hours(connection: Connection, from_ms: int, to_ms: int) -> np.ndarray:
+    """The UTC hours (hours since the epoch, sorted) in ``[from_ms, to_ms)`` in which any zone of the site
+    had a live reading (``live_power``'s quarter hours)."""
+    query = select(_POWER.c.bucket_ms).where(_POWER.c.bucket_ms >= from_ms, _POWER.c.bucket_ms < to_ms)
+    buckets = np.fromiter(connection.execute(query.distinct()).scalars(), dtype=np.int64)
+    return np.unique(buckets // 3_600_000)
+
+
+def stored_alert_ids(connection: Connection, alert_ids: list[str]) -> set[str]:
+    """Those of ``alert_ids`` that are stored."""
+    found: set[str] = set()
+    for at in range(0, len(alert_ids), _CHUNK):
+        query = select(_ALERTS.c.alert_id).where(_ALERTS.c.alert_id.in_(alert_ids[at : at + _CHUNK]))
+        found.update(connection.execute(query).scalars())
+    return found
 
 
 def end_alerts(connection: Connection, alert_ids: list[str], at: dt.datetime, actor: str) -> list[dict]:
