@@ -330,3 +330,18 @@ def test_a_failing_detector_loses_no_reading(engine: Engine) -> None:
         assert connection.execute(select(func.sum(ReadingBlock.n))).scalar_one() == 78
         assert connection.execute(select(func.count()).select_from(LiveZone)).scalar_one() == 0
     assert alerts(engine) == [] and "ZeroDivisionError" in logged[0]
+
+
+def test_housekeeping_raises_the_clock_s_dropouts_without_any_worker(engine: Engine) -> None:
+    from slem_ml.live.housekeeping import Housekeeping  # lazy: these tests only
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    start = now - dt.timedelta(hours=31)
+    z2 = readings_msg("HQ-F1-Z2", start + dt.timedelta(minutes=50), 31, 20.0, step_min=60)  # until 10 min ago
+    fresh = [readings_msg("HQ-F1-Z1", start, 6, 20.0), z2]
+    store(engine, LiveWatch(SITE, None), *(Message(m.topic, m.payload, now) for m in fresh), now=now)
+    published: list[dict] = []
+    chores = Housekeeping(engine, LiveWatch(SITE, None), publish=published.extend, log=lambda _: None)
+    chores.tick()
+    chores.daily()  # no champion: no bands; closing last month stores nothing here
+    assert [(a["kind"], a["zone_id"], a["status"]) for a in published] == [("dropout", "HQ-F1-Z1", "open")]

@@ -16,6 +16,7 @@ limit is the ingest route's own: a limit on the whole server would also cap the 
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -31,6 +32,7 @@ from slem_ml import __version__
 from slem_ml.app.workspace import AppConfig
 from slem_ml.config.site import load_site
 from slem_ml.errors import SlemError
+from slem_ml.live.housekeeping import Housekeeping
 from slem_ml.live.http import readings_router
 from slem_ml.live.watch import LiveWatch
 from slem_ml.models.registry import find_champion
@@ -38,6 +40,7 @@ from slem_ml.storage.database import open_database
 
 __all__ = ["API_DOCS_URL", "API_OPENAPI_URL", "Running", "api_app", "serve_forever", "serve_in_background"]
 
+_log = logging.getLogger(__name__)
 API_DOCS_URL = "/api/docs"  # the ingest API's interactive description
 API_OPENAPI_URL = "/api/openapi.json"  # and its OpenAPI document
 _GRACE_S = 3  # how long a stopping server waits for requests still open [s] (an upload in flight)
@@ -48,15 +51,25 @@ def api_app(config: AppConfig) -> FastAPI:
     """The parent app: the HTTP ingest API and its description, before anything is mounted on it.
 
     The ingest route stores into ``config.database_url`` for the site of ``config.contracts``; with no
-    contracts it is left out. The database engine it opens is disposed when the server stops.
+    contracts it is left out. With it, the live detectors' clock and daily jobs run on a thread while the
+    server runs (:class:`~slem_ml.live.housekeeping.Housekeeping`). The database engine it opens is disposed
+    when the server stops.
     """
     engine = open_database(config.database_url)
+    watch: LiveWatch | None = None
+    if config.contracts is not None:  # the live detectors, as `slem ingest` runs them
+        champion = find_champion(config.tracking_uri, config.models_dir, required=False)
+        watch = LiveWatch(load_site(config.contracts), champion.bundle, actor="http")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        if watch is not None:  # the clock's and the day's detector jobs, for readings that come over HTTP
+            Housekeeping(engine, watch, log=_log.warning, name="serve").start(stop)
         try:
             yield
         finally:
+            stop.set()
             engine.dispose()
 
     app = FastAPI(
@@ -68,13 +81,8 @@ def api_app(config: AppConfig) -> FastAPI:
         redoc_url=None,  # one description: /api/docs
         lifespan=lifespan,
     )
-    if config.contracts is not None:
-        site = load_site(config.contracts)
-        champion = find_champion(config.tracking_uri, config.models_dir, required=False)
-        watch = LiveWatch(
-            site, champion.bundle, actor="http"
-        )  # the live detectors, as `slem ingest` runs them
-        app.include_router(readings_router(engine, site, watch=watch))
+    if watch is not None:
+        app.include_router(readings_router(engine, watch.site, watch=watch))
     return app
 
 

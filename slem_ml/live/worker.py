@@ -15,16 +15,16 @@ the messages in flight, hence its memory. With ``share``, several workers split 
 Re-billing what the readings changed runs in its own transaction when the stream pauses or every
 ``rebill_every_s`` (:func:`~slem_ml.live.batch.rebill_queued`).
 
-The live detectors (:class:`~slem_ml.live.watch.LiveWatch`) run in each batch's transaction, on the clock
-every ``clock_every_s`` and once a day on a thread of their own; the alerts they raise or resolve are
-published on ``slem/alerts/<zone_id>`` (QoS 1) once committed.
+The live detectors (:class:`~slem_ml.live.watch.LiveWatch`) run in each batch's transaction, and on the
+clock every ``clock_every_s`` and once a day on a thread of their own
+(:class:`~slem_ml.live.housekeeping.Housekeeping`); the alerts they raise or resolve are published on
+``slem/alerts/<zone_id>`` (QoS 1) once committed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import json
 import queue
 import signal
@@ -44,9 +44,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import InputError
 from slem_ml.live.batch import Stored, quarantine_message, rebill_queued, store_messages
+from slem_ml.live.housekeeping import Housekeeping
 from slem_ml.live.payloads import Message
-from slem_ml.live.watch import Daily, LiveWatch, run_detectors
-from slem_ml.storage.closing import close_month, previous_month
+from slem_ml.live.watch import LiveWatch, run_detectors
 from slem_ml.storage.database import write_session
 
 __all__ = ["Broker", "IngestWorker", "Totals", "parse_broker"]
@@ -54,7 +54,6 @@ __all__ = ["Broker", "IngestWorker", "Totals", "parse_broker"]
 SESSION_EXPIRY_S = 7 * 86_400  # a stopped worker's messages wait at the broker this long [s]
 RECEIVE_MAXIMUM = 20_000  # messages the broker may have in flight to the worker at once
 ALERT_TOPIC = "slem/alerts"  # alerts are published on ALERT_TOPIC/<zone_id>
-DAILY_EVERY_S = 300.0  # how often the daily job looks whether today's bands are stored [s]
 
 
 @dataclass(frozen=True)
@@ -194,9 +193,10 @@ class IngestWorker:
             self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=props
         )
         self._client.loop_start()
-        daily = threading.Thread(target=self._daily_loop, name="slem-live-daily", daemon=True)
-        daily.start()
-        last_rebill = last_report = last_clock = time.monotonic()
+        chores = Housekeeping(
+            self.engine, self.watch, publish=self._publish, log=self.log, clock_every_s=self.clock_every_s
+        ).start(stop)
+        last_rebill = last_report = time.monotonic()
         reported = Totals()
         try:
             while not stop.is_set():
@@ -207,9 +207,6 @@ class IngestWorker:
                 due = not batch or now - last_rebill >= self.rebill_every_s
                 if self._dirty and due and self._rebill():  # idle: no write lock taken
                     last_rebill = now
-                if now - last_clock >= self.clock_every_s:
-                    self._guarded("the clock's detectors", self.watch.on_clock)
-                    last_clock = now
                 if now - last_report >= report_every_s:
                     self._report(reported)
                     reported, last_report = Totals(**{**self.totals.__dict__, "lags_ms": []}), now
@@ -220,7 +217,7 @@ class IngestWorker:
                 self._rebill()
         finally:
             self._stopping = True
-            daily.join(timeout=5.0)
+            chores.join(timeout=5.0)
             self._client.disconnect()
             self._client.loop_stop()
         self._report(reported)
@@ -325,47 +322,6 @@ class IngestWorker:
         self.totals.rebilled_days += done.zone_days
         self._dirty = False
         return True
-
-    def _guarded(self, what: str, job: Callable[[Any, dt.datetime], list[dict] | None]) -> None:
-        """Run one of the watch's own transactions; a failure is logged and tried again next time."""
-        try:
-            with write_session(self.engine) as session:
-                alerts = job(session.connection(), dt.datetime.now(dt.UTC))
-        except Exception as exc:
-            self.log(f"ingest: {what} failed ({type(exc).__name__}: {exc}); trying again later")
-            return
-        self._publish(alerts or [])
-
-    def _daily_loop(self) -> None:
-        """The daily jobs, looked for every few minutes: the bands for today and drift on the completed days
-        (read and computed without the write lock, then stored in a short transaction), and the invoices of
-        the month before this one stored as final (:func:`~slem_ml.storage.closing.close_month`)."""
-        closed_on: dt.date | None = None
-        while not self._stop.is_set():
-            now = dt.datetime.now(dt.UTC)
-            if now.astimezone(self.site.site.tz).date() != closed_on:
-                try:
-                    with write_session(self.engine) as session:
-                        month = previous_month(self.site, now)
-                        revised = close_month(session, self.site, month, now, "ingest")
-                    closed_on = now.astimezone(self.site.site.tz).date()
-                    if revised:
-                        self.log(f"ingest: {month} is over: {len(revised):,} invoices stored as final")
-                except Exception as exc:
-                    self.log(f"ingest: closing last month's invoices failed ({type(exc).__name__}: {exc})")
-            try:
-                with self.engine.connect() as connection:
-                    plan = self.watch.plan_daily(connection, dt.datetime.now(dt.UTC))
-            except Exception as exc:
-                self.log(f"ingest: the daily bands and drift failed ({type(exc).__name__}: {exc})")
-                plan = None
-            if plan is not None:
-                self._guarded("storing the daily bands", functools.partial(self._store_daily, plan))
-            if self._stop.wait(DAILY_EVERY_S):
-                return
-
-    def _store_daily(self, plan: Daily, connection: Any, now: dt.datetime) -> list[dict]:
-        return self.watch.store_daily(connection, plan, now)
 
     def _publish(self, alerts: list[dict]) -> None:
         """Publish committed alerts on ``slem/alerts/<zone_id>`` (QoS 1; paho queues them while away)."""
