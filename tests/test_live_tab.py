@@ -465,3 +465,22 @@ def test_a_store_with_live_readings_alone_shows_its_month_to_date(tmp_path: Path
     board = handlers.load(gr.Request(username="local"))
     assert board.period == f"{local:%Y-%m}" and "No upload yet: live readings only" in board.headline
     assert list(board.invoices["state"]) == [DRAFT]
+
+
+def test_the_quarter_hour_still_running_is_not_drawn_as_lights_going_out() -> None:
+    from slem_ml.app.live import building_power  # lazy: this test only
+    from slem_ml.storage.live_view import BAND_COLUMNS, LiveSnapshot
+
+    quarter = 15 * MIN
+    start = (
+        NOW_MS - 2 * quarter
+    )  # two quarters: one complete, one running at NOW (3 min of its energy so far)
+    power = pd.DataFrame(
+        {"building": ["HQ", "HQ"], "bucket_ms": [start, start + quarter], "energy_wh": [10.0, 2.0]}
+    )
+    snapshot = LiveSnapshot(
+        pd.DataFrame(), power, pd.DataFrame(columns=list(BAND_COLUMNS)), pd.DataFrame(), {}
+    )
+    drawn = building_power(snapshot, "Europe/Berlin", NOW_MS - quarter + 3 * MIN).data
+    assert [list(t["y"]) for t in drawn] == [[40.0]]
+    assert [list(t["y"]) for t in building_power(snapshot, "Europe/Berlin", NOW_MS).data] == [[40.0, 8.0]]

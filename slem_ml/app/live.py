@@ -28,7 +28,7 @@ import math
 import threading
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from slem_ml.config.site import ClientContract, SiteConfig, load_site
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import local_day_numbers, ms_to_local, wall_to_utc
+from slem_ml.live.detectors import QUARTER_MS
 from slem_ml.models.registry import champion_status
 from slem_ml.storage import latest_run, open_database
 from slem_ml.storage.live_view import BandCache, LiveSnapshot, read_live
@@ -120,7 +121,9 @@ def live_board(config: AppConfig, username: str | None, now: dt.datetime | None 
     return LiveBoard(
         status=_status(zones, running, snapshot, site, now_ms, champion),
         floors=floor_grid(zones),
-        power=building_power(snapshot, tz) if user.client_id is None else _empty("Building power today"),
+        power=building_power(snapshot, tz, now_ms)
+        if user.client_id is None
+        else _empty("Building power today"),
         overtime=display(running.head(ROWS_SHOWN)),
         alerts=display(alerts),
         stale=display(stale.head(ROWS_SHOWN)),
@@ -234,10 +237,14 @@ def floor_grid(zones: pd.DataFrame) -> go.Figure:
     return _figure([grid], {"title": {"text": title}, "height": max(300, 60 + 22 * len(codes))})
 
 
-def building_power(snapshot: LiveSnapshot, timezone: str) -> go.Figure:
-    """Each building's mean power per quarter hour today [W] (the last one so far) against the sum of its
-    zones' expected bands per hour, one panel per building."""
+def building_power(snapshot: LiveSnapshot, timezone: str, now_ms: int | None = None) -> go.Figure:
+    """Each building's mean power per quarter hour today [W] against the sum of its zones' expected bands
+    per hour, one panel per building. The quarter hour still running at ``now_ms`` is left out: its energy
+    is still arriving, and drawn it would look like the lights going out."""
     title = "Building power today [W] against the expected band (zone bands added up)"
+    if now_ms is not None:
+        done = snapshot.power["bucket_ms"].to_numpy(np.int64) + QUARTER_MS <= now_ms
+        snapshot = replace(snapshot, power=snapshot.power[done])
     buildings = sorted(set(snapshot.power["building"]) | set(snapshot.bands["building"]))
     if not buildings:
         return _empty(title)
