@@ -127,3 +127,11 @@ def test_training_entry_point_logs_a_second_version(workspace: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "version 2" in done.stdout and "champion:" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "forecast"])
+def test_train_and_forecast_need_the_site_s_contracts(command: str, tmp_path: Path) -> None:
+    (tmp_path / "readings.csv").write_text("timestamp,zone_id,client_id,power_w\n")
+    done = slem(command, "readings.csv", *(["--out", "o"] if command == "forecast" else []), cwd=tmp_path)
+    assert done.returncode == 2 and "Missing option '--contracts'" in done.stderr  # no quiet sample site
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "models").exists()

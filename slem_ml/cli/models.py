@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 
 from slem_ml.cli.progress import ProgressLine
-from slem_ml.config import SAMPLE_CONTRACTS
 from slem_ml.errors import SlemError
 
 __all__ = ["DEFAULT_MODELS_DIR", "Db", "ModelsDir", "TrackingUri", "forecast", "train"]
@@ -31,7 +30,9 @@ Db = Annotated[
 
 def train(
     readings: Annotated[Path, typer.Argument(help="CSV or Parquet file of readings (weeks of history).")],
-    contracts: Annotated[Path, typer.Option(help="Site configuration.")] = SAMPLE_CONTRACTS,
+    contracts: Annotated[
+        Path, typer.Option(help="Site configuration (the sample's: slem_ml/data/contracts.yaml).")
+    ],
     tracking_uri: TrackingUri = None,
     models_dir: ModelsDir = Path(DEFAULT_MODELS_DIR),
     if_no_champion: Annotated[
