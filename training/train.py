@@ -1,6 +1,6 @@
 """Training entry point for the data team: ``slem train`` with the hyperparameters exposed.
 
-    .venv/bin/python training/train.py READINGS [--contracts C] [--tracking-uri U] \
+    .venv/bin/python training/train.py READINGS --contracts C [--tracking-uri U] \
         [--strategy global|per_zone|both] [--n-estimators 100] [--learning-rate 0.15] [--num-leaves 63] \
         [--backtest-days 14] [--jobs 0]
 
@@ -18,13 +18,14 @@ from typing import Annotated
 import typer
 
 from slem_ml.cli.main import run_app
-from slem_ml.config import SAMPLE_CONTRACTS
 from slem_ml.errors import SlemError
 
 
 def main(
     readings: Annotated[Path, typer.Argument(help="CSV or Parquet file of readings (≥ 21 days).")],
-    contracts: Annotated[Path, typer.Option(help="Site configuration.")] = SAMPLE_CONTRACTS,
+    contracts: Annotated[
+        Path, typer.Option(help="Site configuration (the sample's: slem_ml/data/contracts.yaml).")
+    ],
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
     models_dir: Annotated[Path, typer.Option(help="Where the champion is exported.")] = Path("models"),
     strategy: Annotated[str, typer.Option(help="global, per_zone or both (the backtest decides).")] = "both",
