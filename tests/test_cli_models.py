@@ -122,7 +122,8 @@ def test_too_little_history_to_train_is_one_clear_line(tmp_path: Path, workspace
 
 def test_training_entry_point_logs_a_second_version(workspace: Path) -> None:
     done = slem(
-        "train.csv", "--strategy", "global", "--n-estimators", "20", cwd=workspace,
+        "train.csv", "--contracts", str(CONTRACTS), "--strategy", "global", "--n-estimators", "20",
+        cwd=workspace,
         program=(str(REPO / "training" / "train.py"),),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
