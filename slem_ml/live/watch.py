@@ -112,22 +112,31 @@ class LiveWatch:
             ended = moved.ended_spikes
             names = alert_ids("spike", ended[S.ZONE_ID].to_numpy(), ended["first_ms"].to_numpy(np.int64))
             changed += end_alerts(connection, [str(n) for n in names], now, self.actor)
-        return changed + self._end_clock_dropouts(connection, prior, moved.states, _ms(now))
+        return changed + self._end_clock_dropouts(connection, prior, moved.states, batch, now)
 
     def _end_clock_dropouts(
-        self, connection: Connection, prior: pd.DataFrame, moved: pd.DataFrame, now_ms: int
+        self,
+        connection: Connection,
+        prior: pd.DataFrame,
+        moved: pd.DataFrame,
+        batch: pd.DataFrame,
+        now: dt.datetime,
     ) -> list[dict]:
         """Resolve the dropouts the clock may have raised for zones that report again, however short their
         silence turned out in the readings (a worker catching up on a backlog is one way)."""
         before = prior["last_ms"].reindex(moved.index)
-        back = before.notna() & (now_ms - before.fillna(now_ms) > DROPOUT_HOURS * HOUR_MS)
+        back = before.notna() & (_ms(now) - before.fillna(_ms(now)) > DROPOUT_HOURS * HOUR_MS)
         if not back.any():
             return []
-        names = zone_ids(connection).reindex(moved.index[back]).astype(str).to_numpy()
-        ids = alert_ids("dropout", names, before[back].to_numpy(np.int64))
-        return end_alerts(
-            connection, [str(i) for i in ids], dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC), self.actor
+        names = batch.drop_duplicates("zone_key").set_index("zone_key")[
+            "zone_id"
+        ]  # the batch names its zones
+        ids = alert_ids(
+            "dropout",
+            names.reindex(moved.index[back]).astype(str).to_numpy(),
+            before[back].to_numpy(np.int64),
         )
+        return end_alerts(connection, [str(i) for i in ids], now, self.actor)
 
     def on_clock(self, connection: Connection, now: dt.datetime) -> list[dict]:
         """Dropouts by the clock; spike episodes an hour without a spike has ended. The alerts to publish."""
