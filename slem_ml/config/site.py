@@ -95,6 +95,7 @@ class SiteInfo:
     holiday_country: str | None = None
     holiday_subdiv: str | None = None
     extra_holidays: frozenset[dt.date] = frozenset()
+    co2_kg_per_kwh: float | None = None  # [kg CO₂ / kWh] the site's own grid factor, for reports (SPEC §10)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -174,7 +175,7 @@ def parse_site(raw: Any, *, source: str = "contracts.yaml") -> SiteConfig:
     """Build a :class:`SiteConfig` from the parsed YAML mapping."""
     p = _Parser(source)
     top = p.mapping(raw, "", {"site", "sampling", "billing", "cleaning", "clients", "supplier", "leases"})
-    site_raw = p.mapping(top.get("site", {}), "site", {"timezone", "currency", "holidays"})
+    site_raw = p.mapping(top.get("site", {}), "site", {"timezone", "currency", "holidays", "co2_kg_per_kwh"})
     site = p.site(site_raw)
     smp = p.mapping(top.get("sampling", {}), "sampling", {"on_threshold_w", "max_gap_minutes"})
     sampling = SamplingConfig(
@@ -319,7 +320,13 @@ class _Parser:
                 extra.add(dt.date.fromisoformat(str(value)))
             except ValueError:
                 raise self.fail("site.holidays.dates", f"{value!r} is not a date (YYYY-MM-DD)") from None
+        co2 = body.get("co2_kg_per_kwh")
+        if co2 is not None and (
+            isinstance(co2, bool) or not isinstance(co2, int | float) or not 0 <= float(co2) <= 2
+        ):
+            raise self.fail("site.co2_kg_per_kwh", f"{co2!r} is not a factor in kg CO₂ per kWh (0 to 2)")
         return SiteInfo(
+            co2_kg_per_kwh=None if co2 is None else float(co2),
             timezone=str(tz),
             currency=currency,
             holiday_country=None if country is None else str(country),
