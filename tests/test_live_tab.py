@@ -424,24 +424,29 @@ def test_the_current_month_shows_its_live_invoices_as_drafts(
         and "to date — invoices are **drafts** until the month is over" in board.headline
     )
     invoice_id = f"INV-C1-{month.replace('-', '')}"
-    shown = board.invoices.set_index("invoice_id")
-    assert shown.loc[invoice_id, "state"] == DRAFT
+    shown = board.invoices.set_index("Invoice")
+    assert shown.loc[invoice_id, "State"] == DRAFT
     site = load_site(contracts)
     rows = readings_of("HQ-F1-Z1", start, now) + cleaning
     expected = score(validate_frame(pd.DataFrame(rows), site), site).invoices.set_index("invoice_id")
-    assert Decimal(shown.loc[invoice_id, "total"]) == expected.loc[invoice_id, "total"] > 0
+    assert money(shown.loc[invoice_id, "Total [EUR]"]) == expected.loc[invoice_id, "total"] > 0
     june = handlers.load(me, "2025-06")
-    assert "drafts" not in june.headline and set(june.invoices["state"]) == {FINAL}
+    assert "drafts" not in june.headline and set(june.invoices["State"]) == {FINAL}
 
     # a printed draft says so in its name, and is printed again when the live readings change it
     first = Path(handlers.invoice_pdf(invoice_id, me))
     assert first.name == f"{invoice_id}-draft.pdf" and first.read_bytes().startswith(b"%PDF-")
     ingest(handlers.config.database_url, contracts, readings_of("HQ-F1-Z3", start, now))
-    grown = handlers.load(me).invoices.set_index("invoice_id")
-    assert Decimal(grown.loc[invoice_id, "total"]) > Decimal(shown.loc[invoice_id, "total"])
-    assert grown.loc[invoice_id, "revision"] == shown.loc[invoice_id, "revision"]  # a draft: no new revision
+    grown = handlers.load(me).invoices.set_index("Invoice")
+    assert money(grown.loc[invoice_id, "Total [EUR]"]) > money(shown.loc[invoice_id, "Total [EUR]"])
+    assert grown.loc[invoice_id, "Revision"] == shown.loc[invoice_id, "Revision"]  # a draft: no new revision
     second = Path(handlers.invoice_pdf(invoice_id, me))
     assert second.name == first.name and second != first and second.read_bytes() != first.read_bytes()
+
+
+def money(text: str) -> Decimal:
+    """A money cell as the app shows it ("1,234.50") as a number."""
+    return Decimal(text.replace(",", ""))
 
 
 def test_a_month_to_date_without_cleaning_sessions_shows_too(
@@ -464,7 +469,7 @@ def test_a_store_with_live_readings_alone_shows_its_month_to_date(tmp_path: Path
     ingest(url, contracts, readings_of("HQ-F1-Z1", start, now))  # no upload, no run
     board = handlers.load(gr.Request(username="local"))
     assert board.period == f"{local:%Y-%m}" and "No upload yet: live readings only" in board.headline
-    assert list(board.invoices["state"]) == [DRAFT]
+    assert list(board.invoices["State"]) == [DRAFT]
 
 
 def test_the_quarter_hour_still_running_is_not_drawn_as_lights_going_out() -> None:

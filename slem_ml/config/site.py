@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from slem_ml.config.leases import Leases, parse_leases
+from slem_ml.config.reporting import ReportSchedule, SmtpSettings, parse_reports, parse_smtp
 from slem_ml.config.supplier import SupplierInfo, parse_supplier
 from slem_ml.errors import ConfigError
 
@@ -148,6 +149,8 @@ class SiteConfig:
     clients: Mapping[str, ClientContract] = field(default_factory=lambda: MappingProxyType({}))
     supplier: SupplierInfo | None = None  # the invoice header and tax (SPEC §8)
     leases: Leases = field(default_factory=Leases)  # zone -> client for live readings without one (SPEC §9)
+    reports: tuple[ReportSchedule, ...] = ()  # reports made on a schedule (SPEC §10)
+    smtp: SmtpSettings | None = None  # how reports are mailed (SPEC §10)
 
 
 # --- loading ----------------------------------------------------------------------------------------
@@ -174,7 +177,11 @@ def load_site(path: str | Path) -> SiteConfig:
 def parse_site(raw: Any, *, source: str = "contracts.yaml") -> SiteConfig:
     """Build a :class:`SiteConfig` from the parsed YAML mapping."""
     p = _Parser(source)
-    top = p.mapping(raw, "", {"site", "sampling", "billing", "cleaning", "clients", "supplier", "leases"})
+    top = p.mapping(
+        raw,
+        "",
+        {"site", "sampling", "billing", "cleaning", "clients", "supplier", "leases", "reports", "smtp"},
+    )
     site_raw = p.mapping(top.get("site", {}), "site", {"timezone", "currency", "holidays", "co2_kg_per_kwh"})
     site = p.site(site_raw)
     smp = p.mapping(top.get("sampling", {}), "sampling", {"on_threshold_w", "max_gap_minutes"})
@@ -209,7 +216,17 @@ def parse_site(raw: Any, *, source: str = "contracts.yaml") -> SiteConfig:
     clients = {str(cid): p.client(str(cid), body, billing) for cid, body in clients_raw.items()}
     supplier = parse_supplier(top.get("supplier"), source)
     leases = parse_leases(top.get("leases"), clients, source)
-    return SiteConfig(site, sampling, billing, cleaning, MappingProxyType(clients), supplier, leases)
+    reports = parse_reports(top.get("reports"), clients, source)
+    smtp = parse_smtp(top.get("smtp"), source)
+    mailed = next((i for i, r in enumerate(reports) if r.to), None)
+    if smtp is None and mailed is not None:
+        raise ConfigError(
+            f"{source}: reports[{mailed}].to: addresses are given but there are no smtp: settings to mail "
+            "them with; add smtp: (host, from, ...) or leave to: out to keep the reports in the app only"
+        )
+    return SiteConfig(
+        site, sampling, billing, cleaning, MappingProxyType(clients), supplier, leases, reports, smtp
+    )
 
 
 class _Parser:

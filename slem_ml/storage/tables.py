@@ -47,6 +47,7 @@ from slem_ml.storage.live_tables import (
     LiveZone,
     RebillQueue,
 )
+from slem_ml.storage.report_tables import KeptReport, ReportFile  # noqa: F401  (registers the report tables)
 
 __all__ = [
     "ALERT_STATUSES",
