@@ -25,6 +25,7 @@ from slem_ml.cli.invoices import invoices_app
 from slem_ml.cli.live import ingest, simulate
 from slem_ml.cli.models import DEFAULT_MODELS_DIR, ModelsDir, TrackingUri, forecast, train
 from slem_ml.cli.progress import ProgressLine, clear_progress_line
+from slem_ml.cli.reports import report
 from slem_ml.cli.serve import serve
 from slem_ml.cli.tokens import tokens_app
 from slem_ml.cli.users import users_app
@@ -199,6 +200,7 @@ app.command()(forecast)
 app.command()(serve)
 app.command()(ingest)
 app.command()(simulate)
+app.command()(report)
 app.add_typer(users_app, name="users")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(tokens_app, name="tokens")

@@ -1,0 +1,365 @@
+"""Gathering a report (SPEC §10): everything a :class:`~slem_ml.outputs.report_content.ReportContent` holds,
+read from the store for a scope and period.
+
+The store is read once per span: the period together with the weeks before it (the previous period, the
+savings' learning weeks and the forecast's history), and the same period a year earlier. Every reading's
+energy and usage class come from billing's coverage (:func:`slem_ml.billing.coverage.compute_coverage`),
+as the app's Overview computes them; the money billed comes from the stored invoices, cleaning from the
+stored sessions, alerts and maintenance from their tables (:mod:`.gather_store`); forecast and savings
+from the models (:mod:`.gather_models`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from slem_ml.billing.coverage import CLASS_CODES, compute_coverage, holiday_mask
+from slem_ml.config.site import SiteConfig
+from slem_ml.io import schema as S
+from slem_ml.models.bundle import ModelBundle
+from slem_ml.outputs.report_content import ReportContent
+from slem_ml.reports.co2 import co2_factor
+from slem_ml.reports.gather_models import forecast_frames, savings_frame
+from slem_ml.reports.gather_store import (
+    Billed,
+    alert_frames,
+    alerts_raised,
+    cleaning_frame,
+    maintenance_frame,
+    overtime_billed,
+)
+from slem_ml.reports.periods import ReportPeriod, dates_bounds_ms, period_bounds_ms
+from slem_ml.reports.scope import Scope, client_label
+from slem_ml.storage.months import of_known_clients, stored_readings
+
+__all__ = ["USE_LABELS", "gather", "scope_energy"]
+
+#: Usage class (SPEC §3.3) → its name in a report, in the order reports list them.
+USE_LABELS: dict[str, str] = {
+    "contract": "Contracted hours",
+    "overtime": "Overtime",
+    "cleaning": "Cleaning",
+    "off": "Lights off",
+}
+#: Weeks of readings before the period that the savings learn from.
+HISTORY_WEEKS = 8
+_MS_PER_DAY = 86_400_000
+_MS_PER_HOUR = 3_600_000
+_KWH_PER_W_MS = 1.0 / 3_600_000_000.0
+_CENT = Decimal("0.01")
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def gather(
+    engine: Engine,
+    site: SiteConfig,
+    period: ReportPeriod,
+    scope: Scope,
+    *,
+    models: ModelBundle | None,
+    now: dt.datetime,
+) -> ReportContent:
+    """Every frame and figure of the report on ``scope`` over ``period`` from the store (SPEC §10).
+
+    ``models``: the champion (its forecaster forecasts the next period), or ``None``; ``now``: when the
+    report is made (UTC), its ``generated_at``. A scope with no stored reading in the period gives a
+    content whose :attr:`~ReportContent.empty` is true.
+    """
+    tz, currency = site.site.timezone, site.site.currency
+    price = site.cleaning.energy_price
+    co2 = co2_factor(site)
+    notes: list[str] = []
+
+    previous, earlier = period.previous(), period.year_earlier()
+    history_start = min(previous.start, period.start - dt.timedelta(weeks=HISTORY_WEEKS))
+    span_start, span_end = dates_bounds_ms(history_start, period.end, tz)
+    span = scope_energy(stored_readings(engine, span_start, span_end), site, scope)
+    this = _between(span, *period_bounds_ms(period, tz))
+    before = _between(span, *period_bounds_ms(previous, tz))
+    ago = scope_energy(stored_readings(engine, *period_bounds_ms(earlier, tz)), site, scope)
+
+    zones = None if scope.kind == "site" else _zones(this)
+    billed = overtime_billed(engine, site, period, scope, zones)
+    cleaning = cleaning_frame(engine, site, period, scope, zones, currency)
+    figures = _figures(engine, site, period, this, zones, price, co2.kg_per_kwh, billed, len(cleaning))
+    compared: dict[str, _Figures | None] = {}
+    for name, other, energy in (("previous period", previous, before), ("year earlier", earlier, ago)):
+        if energy.empty:
+            compared[name] = None
+            notes.append(f"No readings of {scope.label} in the {name} ({other.label}): no comparison.")
+            continue
+        other_zones = None if scope.kind == "site" else _zones(energy)
+        other_billed = overtime_billed(engine, site, other, scope, other_zones)
+        flagged = len(cleaning_frame(engine, site, other, scope, other_zones, currency))
+        compared[name] = _figures(
+            engine, site, other, energy, other_zones, price, co2.kg_per_kwh, other_billed, flagged
+        )
+
+    alerts, alert_list = alert_frames(engine, period, zones, tz)
+    learn = _between(
+        span, *dates_bounds_ms(period.start - dt.timedelta(weeks=HISTORY_WEEKS), period.start, tz)
+    )
+    forecast, peaks, forecast_notes = forecast_frames(span, site, period, models)
+    savings, savings_notes = savings_frame(learn, this, site, price, co2.kg_per_kwh)
+    notes += [*forecast_notes, *savings_notes]
+    energy_kwh = float(this["kwh"].sum()) if len(this) else 0.0
+    return ReportContent(
+        title=f"Energy report — {scope.label} — {period.label}",
+        scope=scope.text,
+        scope_label=scope.label,
+        period=period.text,
+        period_label=period.label,
+        start=period.start,
+        end=period.end,
+        timezone=tz,
+        currency=currency,
+        generated_at=now.astimezone(dt.UTC),
+        co2=co2,
+        headline=_headline(figures, compared["previous period"], compared["year earlier"], currency),
+        by_use=_by_use(this, price, currency),
+        by_place=_by_place(this, site, price, currency),
+        by_building=_by_building(this, price, currency),
+        daily=_daily(this, period),
+        by_hour=_by_hour(this, site),
+        by_weekday=_by_weekday(this),
+        overtime=billed.table,
+        cleaning=cleaning,
+        alerts=alerts,
+        alert_list=alert_list,
+        maintenance=maintenance_frame(engine, site, period, zones),
+        forecast=forecast,
+        peak_hours=peaks,
+        savings=savings,
+        energy_kwh=energy_kwh,
+        cost=_money(energy_kwh, price),
+        notes=tuple(notes),
+    )
+
+
+def scope_energy(frame: pd.DataFrame, site: SiteConfig, scope: Scope) -> pd.DataFrame:
+    """The readings of ``frame`` (as :func:`~slem_ml.storage.months.stored_readings` gives them) that
+    belong to ``scope``, with their energy: the stored columns plus ``kwh`` [kWh], ``usage`` (class code of
+    :data:`~slem_ml.billing.coverage.CLASS_CODES`), ``t_ms`` [UTC ms], ``day`` (local day number since
+    1970-01-01) and ``hour`` (local, 0–23).
+
+    A reading's energy is its power times the time it covers (SPEC §3.1), worked out on every reading of the
+    scope's zones, so a zone let to two clients covers the same whatever the scope; a client's scope then
+    keeps that client's readings only.
+    """
+    frame = of_known_clients(frame, site)  # the contracts of today, as the app's Overview
+    if scope.kind == "client":
+        mine = scope.reading_mask(frame)
+        codes = frame[S.ZONE_ID].cat.codes.to_numpy()
+        in_zone = np.zeros(len(frame[S.ZONE_ID].cat.categories), dtype=bool)
+        in_zone[codes[mine]] = True
+        frame = frame[in_zone[codes]].reset_index(drop=True)
+    elif scope.kind == "building":
+        frame = frame[scope.reading_mask(frame)].reset_index(drop=True)
+    coverage = compute_coverage(frame, site)
+    t_ms = frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
+    wall = frame[S.TIMESTAMP].dt.tz_convert(site.site.timezone).dt.tz_localize(None)
+    wall_ms = wall.to_numpy(dtype="datetime64[ms]").view(np.int64)
+    out = frame.assign(
+        kwh=frame[S.POWER_W].to_numpy(dtype=float) * coverage.covered_ms * _KWH_PER_W_MS,
+        usage=coverage.usage,
+        t_ms=t_ms,
+        day=wall_ms // _MS_PER_DAY,
+        hour=((wall_ms % _MS_PER_DAY) // _MS_PER_HOUR).astype(np.int8),
+    )
+    if scope.kind == "client":
+        out = out[scope.reading_mask(out)].reset_index(drop=True)
+    return out
+
+
+# --- figures for the headline ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Figures:
+    energy_kwh: float  # [kWh]
+    cost: Decimal  # [currency]
+    overtime_kwh: float  # [kWh]
+    billed: Decimal  # [currency]
+    cleaning_flagged: int
+    co2_kg: float  # [kg]
+    alerts_raised: int
+
+
+def _figures(
+    engine: Engine,
+    site: SiteConfig,
+    period: ReportPeriod,
+    energy: pd.DataFrame,
+    zones: list[str] | None,
+    price: Decimal,
+    co2_kg_per_kwh: float,
+    billed: Billed,
+    cleaning_flagged: int,
+) -> _Figures:
+    """The headline's figures of one period (``zones``: the scope's, ``None`` for the whole site)."""
+    kwh = float(energy["kwh"].sum())
+    return _Figures(
+        energy_kwh=kwh,
+        cost=_money(kwh, price),
+        overtime_kwh=float(energy.loc[energy["usage"] == CLASS_CODES["overtime"], "kwh"].sum()),
+        billed=billed.total,
+        cleaning_flagged=cleaning_flagged,
+        co2_kg=kwh * co2_kg_per_kwh,
+        alerts_raised=alerts_raised(engine, period, zones, site.site.timezone),
+    )
+
+
+def _headline(
+    this: _Figures, previous: _Figures | None, earlier: _Figures | None, currency: str
+) -> pd.DataFrame:
+    measures = (
+        ("Energy [kWh]", "energy_kwh"),
+        (f"Energy cost [{currency}]", "cost"),
+        ("Overtime energy [kWh]", "overtime_kwh"),
+        (f"Overtime billed [{currency}]", "billed"),
+        ("Cleaning sessions over the limit", "cleaning_flagged"),
+        ("CO₂ [kg]", "co2_kg"),
+        ("Alerts raised", "alerts_raised"),
+    )
+    rows = []
+    for label, name in measures:
+        value = getattr(this, name)
+        before = None if previous is None else getattr(previous, name)
+        ago = None if earlier is None else getattr(earlier, name)
+        rows.append((label, value, before, _change(value, before), ago, _change(value, ago)))
+    columns = ["Measure", "This period", "Previous period", "Change vs previous [%]", "Year earlier"]
+    return pd.DataFrame(rows, columns=[*columns, "Change vs year earlier [%]"], dtype=object)
+
+
+def _change(value: float | Decimal, base: float | Decimal | None) -> float | None:
+    """The change from ``base`` to ``value`` [%], one decimal; ``None`` without a base or from zero."""
+    if base is None or float(base) == 0.0:
+        return None
+    return round((float(value) / float(base) - 1.0) * 100.0, 1)
+
+
+# --- the period's energy, by use, place and time -----------------------------------------------------------
+
+
+def _by_use(energy: pd.DataFrame, price: Decimal, currency: str) -> pd.DataFrame:
+    sums = np.bincount(energy["usage"].to_numpy(dtype=np.int64), energy["kwh"].to_numpy(), minlength=4)
+    total = float(sums.sum())
+    kwh = [float(sums[CLASS_CODES[name]]) for name in USE_LABELS]
+    return pd.DataFrame(
+        {
+            "Use": list(USE_LABELS.values()),
+            "Energy [kWh]": kwh,
+            f"Cost [{currency}]": [_money(k, price) for k in kwh],
+            "Share [%]": [round(100.0 * k / total, 1) if total > 0 else 0.0 for k in kwh],
+        }
+    )
+
+
+def _place_sums(energy: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    overtime = np.where(energy["usage"].to_numpy() == CLASS_CODES["overtime"], energy["kwh"].to_numpy(), 0.0)
+    grouped = energy[keys].assign(kwh=energy["kwh"], overtime=overtime)
+    return grouped.groupby(keys, observed=True, as_index=False)[["kwh", "overtime"]].sum()
+
+
+def _by_place(energy: pd.DataFrame, site: SiteConfig, price: Decimal, currency: str) -> pd.DataFrame:
+    sums = _place_sums(energy, [S.ZONE_ID, S.BUILDING, S.FLOOR])
+    pairs = energy[[S.ZONE_ID, S.CLIENT_ID]].drop_duplicates()
+    pairs = pairs.assign(label=[client_label(site, str(c)) for c in pairs[S.CLIENT_ID]])  # zone × client: few
+    clients = pairs.sort_values("label").groupby(S.ZONE_ID, observed=True)["label"].agg(", ".join)
+    sums = sums.sort_values(["kwh", S.ZONE_ID], ascending=[False, True], kind="stable")
+    return pd.DataFrame(
+        {
+            "Building": sums[S.BUILDING].astype(str).to_numpy(),
+            "Floor": sums[S.FLOOR].astype(str).to_numpy(),
+            "Zone": sums[S.ZONE_ID].astype(str).to_numpy(),
+            "Client": sums[S.ZONE_ID].map(clients).astype(str).to_numpy(),
+            "Energy [kWh]": sums["kwh"].to_numpy(dtype=float),
+            "Overtime [kWh]": sums["overtime"].to_numpy(dtype=float),
+            f"Cost [{currency}]": [_money(k, price) for k in sums["kwh"]],
+        }
+    )
+
+
+def _by_building(energy: pd.DataFrame, price: Decimal, currency: str) -> pd.DataFrame:
+    sums = _place_sums(energy, [S.BUILDING, S.FLOOR])
+    order = np.lexsort(
+        (sums[S.FLOOR].astype(str).str.zfill(4).to_numpy(), sums[S.BUILDING].astype(str).to_numpy())
+    )
+    sums = sums.iloc[order]
+    return pd.DataFrame(
+        {
+            "Building": sums[S.BUILDING].astype(str).to_numpy(),
+            "Floor": sums[S.FLOOR].astype(str).to_numpy(),
+            "Energy [kWh]": sums["kwh"].to_numpy(dtype=float),
+            "Overtime [kWh]": sums["overtime"].to_numpy(dtype=float),
+            f"Cost [{currency}]": [_money(k, price) for k in sums["kwh"]],
+        }
+    )
+
+
+def _daily(energy: pd.DataFrame, period: ReportPeriod) -> pd.DataFrame:
+    """Energy per local day by use, every day of the period up to the last with readings."""
+    first = period.start.toordinal() - _EPOCH.toordinal()
+    last = int(energy["day"].max()) if len(energy) else first - 1
+    days = np.arange(first, last + 1, dtype=np.int64)
+    index = (energy["day"].to_numpy(dtype=np.int64) - first) * 4 + energy["usage"].to_numpy(dtype=np.int64)
+    sums = np.bincount(index, energy["kwh"].to_numpy(), minlength=4 * len(days)).reshape(len(days), 4)
+    out = pd.DataFrame({"Date": [_EPOCH + dt.timedelta(days=int(d)) for d in days]})
+    for name, label in USE_LABELS.items():
+        out[f"{label} [kWh]"] = sums[:, CLASS_CODES[name]]
+    return out
+
+
+def _by_hour(energy: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
+    """Mean energy in each local hour of a weekday, and of a weekend day or holiday [kWh/h]."""
+    days = np.unique(energy["day"].to_numpy(dtype=np.int64))
+    weekday = np.zeros(24, dtype=float)
+    weekend = np.zeros(24, dtype=float)
+    if len(days):
+        off = ((days + 3) % 7 >= 5) | holiday_mask(site, days)  # 1970-01-01 was a Thursday
+        rest = off[np.searchsorted(days, energy["day"].to_numpy(dtype=np.int64))]
+        hours = energy["hour"].to_numpy(dtype=np.int64) + 24 * rest
+        sums = np.bincount(hours, energy["kwh"].to_numpy(), minlength=48)
+        working, resting = int((~off).sum()), int(off.sum())
+        weekday = sums[:24] / working if working else weekday
+        weekend = sums[24:] / resting if resting else weekend
+    return pd.DataFrame(
+        {"Hour": np.arange(24), "Weekdays [kWh/h]": weekday, "Weekends and holidays [kWh/h]": weekend}
+    )
+
+
+def _by_weekday(energy: pd.DataFrame) -> pd.DataFrame:
+    """Mean energy of a day of each weekday [kWh/day], over the days with readings."""
+    day = energy["day"].to_numpy(dtype=np.int64)
+    days = np.unique(day)
+    sums = np.bincount((day + 3) % 7, energy["kwh"].to_numpy(), minlength=7)
+    counts = np.bincount((days + 3) % 7, minlength=7)
+    means = np.divide(sums, counts, out=np.zeros(7), where=counts > 0)
+    return pd.DataFrame({"Weekday": list(_WEEKDAYS), "Energy [kWh/day]": means})
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+
+def _between(energy: pd.DataFrame, start_ms: int, end_ms: int) -> pd.DataFrame:
+    """The readings of ``energy`` timed in ``[start_ms, end_ms)`` [UTC ms]."""
+    t = energy["t_ms"].to_numpy()
+    return energy[(t >= start_ms) & (t < end_ms)].reset_index(drop=True)
+
+
+def _zones(energy: pd.DataFrame) -> list[str]:
+    """The zones with readings in ``energy``."""
+    codes = np.unique(energy[S.ZONE_ID].cat.codes.to_numpy())
+    return [str(z) for z in energy[S.ZONE_ID].cat.categories[codes[codes >= 0]]]
+
+
+def _money(kwh: float, price: Decimal) -> Decimal:
+    """``kwh`` [kWh] × ``price`` [currency/kWh], to the cent (half up)."""
+    return (Decimal(repr(float(kwh))) * price).quantize(_CENT, rounding=ROUND_HALF_UP)
