@@ -297,6 +297,34 @@ def test_forecast_of_the_next_week_with_a_champion(tmp_path: Path, training_data
     assert content.co2 == COUNTRY_FACTORS["DE"]  # the generator's site keeps German holidays
 
 
+def test_a_month_forecast_is_the_models_first_week_repeated_by_weekday(
+    tmp_path: Path, training_data, run
+) -> None:
+    site = default_site()
+    engine = open_database(f"sqlite:///{tmp_path / 'slem.db'}")
+    try:
+        build_store(engine, training_data.readings, site)  # 6 January to 2 February 2025
+        content = gather(
+            engine,
+            site,
+            parse_report_period("2025-01"),
+            parse_scope("site", site),
+            models=run.bundle,
+            now=NOW,
+        )
+    finally:
+        engine.dispose()
+    forecast = content.forecast.set_index("Date")
+    february = [dt.date(2025, 2, 1) + dt.timedelta(days=d) for d in range(28)]
+    assert list(forecast.index) == february
+    first_week = forecast.iloc[:7]
+    for day in february[7:]:  # no public holiday in February in Germany: every later day is its weekday's
+        same = first_week[[d.weekday() == day.weekday() for d in first_week.index]].iloc[0]
+        assert forecast.loc[day].tolist() == same.tolist()
+    assert len(set(first_week["Expected energy [kWh]"])) > 2  # weekdays and the weekend differ
+    assert any("repeat that week by weekday" in note for note in content.notes)
+
+
 # --- making the files and the command line ----------------------------------------------------------------
 
 

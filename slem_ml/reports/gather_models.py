@@ -21,12 +21,21 @@ from slem_ml.models.forecast import forecast
 from slem_ml.models.savings import savings_opportunities
 from slem_ml.reports.periods import ReportPeriod, dates_bounds_ms, period_bounds_ms
 
-__all__ = ["FORECAST_HISTORY_DAYS", "MAX_FORECAST_DAYS", "STORED_COLUMNS", "forecast_frames", "savings_frame"]
+__all__ = [
+    "FORECAST_HISTORY_DAYS",
+    "MAX_FORECAST_DAYS",
+    "MODEL_DAYS",
+    "STORED_COLUMNS",
+    "forecast_frames",
+    "savings_frame",
+]
 
 #: Days of readings before the period's end the forecast starts from (the forecaster looks back a week).
 FORECAST_HISTORY_DAYS = 35
 #: The longest stretch forecast: a quarter's next quarter is forecast for its first month.
 MAX_FORECAST_DAYS = 31
+#: Days the champion forecasts itself (one pass of the forecaster); the rest of the period repeats them.
+MODEL_DAYS = 7
 #: The columns of :func:`slem_ml.storage.months.stored_readings`.
 STORED_COLUMNS = (S.TIMESTAMP, S.ZONE_ID, S.CLIENT_ID, S.POWER_W, S.CLEANING_STAFF, S.BUILDING, S.FLOOR)
 _MS_PER_DAY = 86_400_000
@@ -40,8 +49,13 @@ def forecast_frames(
     energy: pd.DataFrame, site: SiteConfig, period: ReportPeriod, models: ModelBundle | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """The next period by day (expected energy [kWh] with its 80 % band) and its peak hour per weekday
-    [kW], forecast by the champion from the last :data:`FORECAST_HISTORY_DAYS` days of ``energy`` before
-    the period's end; empty frames and a note without a champion or readings."""
+    [kW]; empty frames and a note without a champion or readings.
+
+    The champion forecasts the :data:`MODEL_DAYS` days after the last reading of ``energy`` before the
+    period's end, from the :data:`FORECAST_HISTORY_DAYS` days before it (one pass of the forecaster: its
+    later weeks would only feed on its own first week). A longer next period repeats that week by
+    weekday, a public holiday taking the week's Sunday; the note says so.
+    """
     empty_forecast = pd.DataFrame({c: [] for c in FORECAST_FRAME_COLUMNS})
     empty_peaks = pd.DataFrame({c: [] for c in PEAK_COLUMNS})
     following = period.next()
@@ -63,7 +77,7 @@ def forecast_frames(
         return empty_forecast, empty_peaks, notes
     readings = validate_frame(recent[list(STORED_COLUMNS)].reset_index(drop=True), site, source="store")
     begin_ms = (int(recent["t_ms"].max()) // _MS_PER_HOUR + 1) * _MS_PER_HOUR
-    days = max(1, -(-(after_ms - begin_ms) // _MS_PER_DAY))
+    days = max(1, -(-(min(after_ms, first_ms + MODEL_DAYS * _MS_PER_DAY) - begin_ms) // _MS_PER_DAY))
     table = forecast(readings, site, models.forecaster, days=days).forecasts
     hour_ms = table[S.TIMESTAMP].dt.tz_convert("UTC").to_numpy(dtype="datetime64[ms]").view(np.int64)
     table = table[(hour_ms >= first_ms) & (hour_ms < after_ms)]
@@ -74,6 +88,7 @@ def forecast_frames(
     local = hourly[S.TIMESTAMP].dt.tz_convert(tz)
     hourly = hourly.assign(date=local.dt.date, weekday=local.dt.day_of_week, hour=local.dt.hour)
     daily = hourly.groupby("date", as_index=False)[[S.EXPECTED_POWER_W, "lower_w", "upper_w"]].sum()
+    daily, repeated = _whole_period(daily, site, following.start, last_day)
     forecast_table = pd.DataFrame(
         {
             "Date": list(daily["date"]),
@@ -95,7 +110,36 @@ def forecast_frames(
     notes.append(
         "Forecast by the champion model; the daily band sums the zones' 80 % bands (wider than the total's)."
     )
+    if repeated:
+        notes.append(
+            f"The model forecasts the first {MODEL_DAYS} days; the {repeated} days after repeat that week "
+            "by weekday (a public holiday as its Sunday)."
+        )
     return forecast_table, peak_table.reset_index(drop=True), notes
+
+
+def _whole_period(
+    daily: pd.DataFrame, site: SiteConfig, first: dt.date, after: dt.date
+) -> tuple[pd.DataFrame, int]:
+    """The forecast days ``daily`` (``date`` and the day's sums) stretched over ``[first, after)``: a day
+    past the forecast takes the forecast day of its weekday (a public holiday: the Sunday's). Returns
+    the frame and how many days were repeated."""
+    known = {day: row for day, row in zip(daily["date"], range(len(daily)), strict=True)}
+    wanted = [first + dt.timedelta(days=d) for d in range((after - first).days)]
+    if all(day in known for day in wanted):
+        return daily[daily["date"].isin(wanted)].reset_index(drop=True), 0
+    by_weekday = {day.weekday(): row for day, row in known.items()}
+    holidays = site.site.holidays_between(first, after)
+    rows, repeated = [], 0
+    for day in wanted:
+        if day in known:
+            rows.append(known[day])
+            continue
+        weekday = 6 if day in holidays else day.weekday()
+        rows.append(by_weekday.get(weekday, by_weekday.get(day.weekday(), 0)))
+        repeated += 1
+    stretched = daily.iloc[rows].reset_index(drop=True)
+    return stretched.assign(date=wanted), repeated
 
 
 def savings_frame(
