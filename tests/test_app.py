@@ -37,6 +37,11 @@ def request(name: str | None) -> gr.Request:
     return gr.Request(username=name)
 
 
+def money(text: str) -> Decimal:
+    """A money cell as the tables show it (``1,234.50``) back as a decimal."""
+    return Decimal(text.replace(",", ""))
+
+
 @pytest.fixture(scope="module")
 def readings_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Ten days of 12 zones with faults, as a CSV like a manager would upload."""
@@ -77,14 +82,17 @@ def uploaded(config: AppConfig, readings_file: Path) -> Handlers:
 def test_upload_shows_the_library_result(uploaded: Handlers, readings_file: Path, run) -> None:
     board = uploaded.load(request("mgr"))
     expected = score(read_readings(readings_file, SITE), SITE, models=run.bundle)
-    assert list(board.invoices["invoice_id"]) == list(expected.invoices["invoice_id"])
-    totals = dict(zip(board.invoices["invoice_id"], board.invoices["total"], strict=True))
+    assert list(board.invoices["Invoice"]) == list(expected.invoices["invoice_id"])
+    totals = dict(zip(board.invoices["Invoice"], board.invoices["Total [EUR]"], strict=True))
     for invoice in expected.invoices.itertuples(index=False):
-        assert Decimal(str(totals[invoice.invoice_id])) == invoice.total
+        assert totals[invoice.invoice_id] == f"{invoice.total:,.2f}"  # thousands separated, to the cent
     assert len(board.lines) == len(expected.invoice_lines)
     assert len(board.alerts) > 0  # the generator's faults, found by the trained models
-    assert set(board.alerts[S.ZONE_ID]) <= set(board.zones)
-    assert {p.name for p in board.downloads} >= {"invoices.csv", "invoice_lines.csv", "alerts.csv"}
+    assert set(board.alerts["Zone"]) <= set(board.zones)
+    assert {p.name for p in board.downloads} == {
+        "invoices.csv", "invoice_lines.csv", "cleaning_sessions.csv", "alerts.csv", "quarantine.csv",
+        "validation_report.md",
+    }  # fmt: skip
     assert f"{board.tiles}".count("kWh") >= 1 and "Overtime" in board.tiles
     assert "Validation report" in board.notes and f"| {expected.report.rows_in:,} |" in board.notes
 
@@ -100,28 +108,23 @@ def test_latest_run_survives_a_reload(uploaded: Handlers, config: AppConfig) -> 
 
 def test_a_viewer_tied_to_a_client_sees_that_client_only(uploaded: Handlers) -> None:
     everyone = uploaded.load(request("mgr"))
-    assert set(everyone.invoices["client_id"]) > {"C003"}, "the test needs other clients' invoices"
+    assert set(everyone.invoices["Client"]) > {"C003"}, "the test needs other clients' invoices"
     mine = uploaded.load(request("view3"))
-    assert set(mine.invoices["client_id"]) == {"C003"}
-    assert set(mine.lines["client_id"]) == {"C003"}
+    assert set(mine.invoices["Client"]) == {"C003"}
+    assert set(mine.lines["Client"]) == {"C003"}
     other = next(i for i in everyone.invoice_ids if "C003" not in i)
     assert other not in mine.invoice_ids
     with pytest.raises(gr.Error, match="your invoices"):
         uploaded.invoice_pdf(other, request("view3"))
     with pytest.raises(gr.Error, match="your invoices"):
         uploaded.revisions(other, request("view3"))
-    assert set(uploaded.lines(None, None, False, request("view3"))["client_id"]) == {"C003"}
-    # nothing of others: zones, cleaning, alerts and the downloadable CSVs hold only C003's
+    assert set(uploaded.lines(None, None, False, request("view3"))["Client"]) == {"C003"}
+    # nothing of others: zones, cleaning and alerts hold only C003's; the run's files (every client's
+    # rows) are for managers only
     assert set(mine.zones) < set(everyone.zones)
-    assert set(mine.cleaning[S.ZONE_ID]) <= set(mine.zones)
-    assert set(mine.alerts[S.ZONE_ID]) <= set(mine.zones)
-    for path in mine.downloads:
-        frame = pd.read_csv(path, dtype=str)
-        if "client_id" in frame.columns:
-            assert set(frame["client_id"]) <= {"C003"}, path.name
-        else:
-            assert set(frame[S.ZONE_ID]) <= set(mine.zones), path.name
-    assert "quarantine.csv" not in {p.name for p in mine.downloads}
+    assert set(mine.cleaning["Zone"]) <= set(mine.zones)
+    assert set(mine.alerts["Zone"]) <= set(mine.zones)
+    assert mine.downloads == [] and everyone.downloads
     with pytest.raises(gr.Error, match="no zone"):
         uploaded.zone(next(z for z in everyone.zones if z not in mine.zones), request("view3"))
 
@@ -131,7 +134,7 @@ def test_roles_limit_what_users_may_do(uploaded: Handlers, readings_file: Path) 
         uploaded.upload(str(readings_file), None, request("view3"))
     with pytest.raises(gr.Error, match="may not upload"):
         uploaded.upload(str(readings_file), None, request("ds"))
-    alert = uploaded.load(request("mgr")).alerts["alert_id"].iloc[0]
+    alert = uploaded.load(request("mgr")).alerts["Alert id"].iloc[0]
     with pytest.raises(gr.Error, match="may not acknowledge"):
         uploaded.acknowledge(alert, "looked at it", request("ds"))
     with pytest.raises(gr.Error, match="may not retrain"):
@@ -142,13 +145,13 @@ def test_roles_limit_what_users_may_do(uploaded: Handlers, readings_file: Path) 
 
 def test_acknowledge_and_resolve_are_stored_and_audited(uploaded: Handlers, config: AppConfig) -> None:
     alerts = uploaded.load(request("mgr")).alerts
-    alert_id, zone = alerts["alert_id"].iloc[0], alerts[S.ZONE_ID].iloc[0]
+    alert_id, zone = alerts["Alert id"].iloc[0], alerts["Zone"].iloc[0]
     still_open = uploaded.acknowledge(alert_id, "electrician booked", request("mgr"))
-    assert alert_id in set(still_open["alert_id"])
+    assert alert_id in set(still_open["Alert id"])
     with pytest.raises(gr.Error, match="note"):
         uploaded.resolve(alert_id, "", request("mgr"))
     after = uploaded.resolve(alert_id, "replaced the driver", request("mgr"))
-    assert alert_id not in set(after["alert_id"])
+    assert alert_id not in set(after["Alert id"])
     engine = open_database(config.database_url)
     try:
         history = maintenance_history(engine, zone)
@@ -159,8 +162,8 @@ def test_acknowledge_and_resolve_are_stored_and_audited(uploaded: Handlers, conf
     assert set(history["user_name"]) == {"mgr"}
     assert {"alert.acknowledged", "alert.resolved"} <= {e.action for e in entries}
     detail = uploaded.zone(zone, request("mgr"))
-    assert "repaired" in set(detail.history["action"])
-    assert set(detail.history["verdict"]) <= {
+    assert "repaired" in set(detail.history["Action"])
+    assert set(detail.history["Verdict"]) <= {
         "lower draw after the fix", "no change", "higher draw after the fix", "not enough readings",
     }  # fmt: skip
 
@@ -180,22 +183,28 @@ def test_forecast_of_a_zone_and_a_building(uploaded: Handlers) -> None:
     expected = next(t for t in chart.data if t.name == "expected")
     assert len(expected.y) == 7 * 24
     assert len(peaks) == 3
+    # energy per hour [kWh] as on the Overview: the hour's mean power [W] / 1000, and the peaks show both
+    top_w = float(peaks["Expected power [W]"].iloc[0].replace(",", ""))
+    assert max(expected.y) * 1000 == pytest.approx(top_w, abs=0.5)
+    assert chart.layout.yaxis.title.text == "Energy per hour [kWh]"
     building = board.buildings[0]
+    assert (f"Building {building}", f"building:{building}") in board.targets
     chart, peaks = uploaded.forecast(f"building:{building}", request("mgr"))
-    assert set(peaks["building"]) == {building}
+    assert set(peaks["Building"]) == {building}
+    assert chart.layout.title.text.startswith(f"Building {building}: next 7 days")
 
 
 def test_lines_filters(uploaded: Handlers) -> None:
     board = uploaded.load(request("mgr"))
     invoice = board.invoice_ids[0]
     only = uploaded.lines(invoice, None, False, request("mgr"))
-    assert len(only) and set(only["invoice_id"]) == {invoice}
-    zone = only[S.ZONE_ID].iloc[0]
+    assert len(only) and set(only["Invoice"]) == {invoice}
+    zone = only["Zone"].iloc[0]
     both = uploaded.lines(invoice, zone, False, request("mgr"))
-    assert set(both[S.ZONE_ID]) == {zone} and len(both) <= len(only)
+    assert set(both["Zone"]) == {zone} and len(both) <= len(only)
     adjusted = uploaded.lines(None, None, True, request("mgr"))
-    assert set(adjusted["adjusted"].astype(str)) <= {"True"}
-    assert len(adjusted) == (board.lines["adjusted"].astype(str) == "True").sum()  # all of them, no other
+    assert set(adjusted["Spike-adjusted"]) <= {"yes"}
+    assert len(adjusted) == (board.lines["Spike-adjusted"] == "yes").sum()  # all of them, no other
 
 
 def test_printable_invoice_and_revisions(uploaded: Handlers) -> None:
@@ -203,7 +212,8 @@ def test_printable_invoice_and_revisions(uploaded: Handlers) -> None:
     pdf = Path(uploaded.invoice_pdf(invoice, request("mgr")))
     assert pdf.name == f"{invoice}.pdf" and pdf.read_bytes().startswith(b"%PDF")
     revisions = uploaded.revisions(invoice, request("mgr"))
-    assert list(revisions["revision"]) == [1]
+    assert list(revisions["Revision"]) == [1]
+    assert revisions["Content hash"].str.fullmatch(r"[0-9a-f]{16}…").all()  # the one view with hashes
 
 
 def test_bad_uploads_get_a_readable_message(config: AppConfig, tmp_path: Path) -> None:
@@ -299,8 +309,8 @@ def test_a_user_tied_to_a_client_cannot_change_the_run(
     whole, _ = uploaded.forecast(f"building:{shared[0]}", request("mgr"))
     mine, theirs = (next(t for t in c.data if t.name == "expected") for c in (chart, whole))
     assert max(mine.y) < max(theirs.y)  # the tenant's zones only
-    top = peaks.loc[peaks["rank"] == 1, "expected_power_w"].astype(float).iloc[0]
-    assert top == pytest.approx(max(mine.y), abs=0.05)  # and the peak hours are those zones' peaks
+    top = float(peaks.loc[peaks["Rank"] == "1", "Expected power [W]"].iloc[0].replace(",", ""))
+    assert top == pytest.approx(max(mine.y) * 1000, abs=0.5)  # and the peak hours are those zones' peaks
 
 
 # --- months, not runs (issue 12) ------------------------------------------------------------------------
@@ -323,15 +333,15 @@ def test_two_uploads_of_one_month_show_as_the_whole(
     assert board.changes.startswith(f"added {(stamps < middle).sum():,} readings, 0 corrected")
     assert " rev 2 (" in board.changes  # the second upload revised the month's invoices
     expected = score(read_readings(readings_file, SITE), SITE, models=run.bundle)
-    shown = {i: str(t) for i, t in zip(board.invoices["invoice_id"], board.invoices["total"], strict=True)}
-    whole = {
-        i: str(t) for i, t in zip(expected.invoices["invoice_id"], expected.invoices["total"], strict=True)
+    shown = {
+        i: money(t) for i, t in zip(board.invoices["Invoice"], board.invoices["Total [EUR]"], strict=True)
     }
+    whole = dict(zip(expected.invoices["invoice_id"], expected.invoices["total"], strict=True))
     month = board.period
     assert shown == {i: t for i, t in whole.items() if i.endswith(month.replace("-", ""))}
     assert board.periods[0] == month and len(board.uploads) == 2
     client = handlers.load(request("view3"), month)
-    assert set(client.invoices["client_id"]) <= {"C003"} and client.uploads.empty
+    assert set(client.invoices["Client"]) <= {"C003"} and client.uploads.empty
 
 
 def test_a_manager_holds_and_releases_a_line_a_viewer_may_not(uploaded: Handlers) -> None:
@@ -341,25 +351,25 @@ def test_a_manager_holds_and_releases_a_line_a_viewer_may_not(uploaded: Handlers
     statuses = [label.split(" · ")[0] for label, _ in choices]
     assert statuses == sorted(statuses, key=lambda s: s != "held")  # held lines first
     line = next(value for label, value in choices if label.startswith("billed · "))
-    before = board.invoices[board.invoices["invoice_id"] == invoice].iloc[0]
-    total, held_before = Decimal(before["total"]), Decimal(before["held_total"])
+    before = board.invoices[board.invoices["Invoice"] == invoice].iloc[0]
+    total, held_before = money(before["Total [EUR]"]), money(before["Held [EUR]"])
     with pytest.raises(gr.Error, match="may not hold, release or waive"):
         uploaded.decide("hold", invoice, line, "check the meter", request("view3"))
     with pytest.raises(gr.Error, match="needs a note"):
         uploaded.decide("hold", invoice, line, "", request("mgr"))
     lines = uploaded.decide("hold", invoice, line, "check the meter", request("mgr"))
     zone, start = line.split("|")
-    chosen = lines[(lines[S.ZONE_ID] == zone) & (lines["start"].str.startswith(start[:16].replace("T", " ")))]
-    assert chosen["status"].tolist() == ["held"]
-    amount = Decimal(chosen["amount"].iloc[0])
+    chosen = lines[(lines["Zone"] == zone) & (lines["Started"] == start[:16].replace("T", " "))]
+    assert chosen["Status"].tolist() == ["held"]
+    amount = money(chosen["Amount [EUR]"].iloc[0])
     after = uploaded.load(request("mgr"))
-    row = after.invoices[after.invoices["invoice_id"] == invoice].iloc[0]
-    assert Decimal(row["total"]) == total - amount  # out of the total ...
-    assert Decimal(row["held_total"]) == held_before + amount  # ... and into the held total
+    row = after.invoices[after.invoices["Invoice"] == invoice].iloc[0]
+    assert money(row["Total [EUR]"]) == total - amount  # out of the total ...
+    assert money(row["Held [EUR]"]) == held_before + amount  # ... and into the held total
     released = uploaded.decide("release", invoice, line, "tenant confirmed", request("mgr"))
-    assert "released" in set(released["status"])
+    assert "released" in set(released["Status"])
     history = uploaded.revisions(invoice, request("mgr"))
-    assert list(history["revision"]) == [1, 2, 3]
+    assert list(history["Revision"]) == [1, 2, 3]
 
 
 def test_the_zone_status_says_which_detectors_judge_it(uploaded: Handlers, config: AppConfig, run) -> None:

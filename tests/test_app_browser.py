@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, update
@@ -40,6 +41,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "legacy_sampl
 CONTRACTS = SAMPLE_CONTRACTS
 CHROMIUM = Path("/usr/bin/chromium")
 USER, PASSWORD = "mia", "a-long-test-passphrase"
+VIEWER, CLIENT = "cleo", "C001"  # a viewer tied to one client, on the same server
 TIMEOUT_MS = 30_000  # any one step: scoring the sample takes about 2 s
 
 pytestmark = [
@@ -99,17 +101,17 @@ def server(tmp_path: Path) -> Iterator[str]:
     """``slem serve`` in ``tmp_path`` with its own SQLite database and one manager; yields its URL."""
     env = slem_env(tmp_path)
     db = f"sqlite:///{tmp_path / 'slem.db'}"
-    added = subprocess.run(
-        [sys.executable, "-m", "slem_ml", "users", "add", USER, "--role", "manager", "--password-stdin"]
-        + ["--db", db],
-        input=PASSWORD,
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert added.returncode == 0, added.stderr
+    for user in ([USER, "--role", "manager"], [VIEWER, "--role", "viewer", "--client", CLIENT]):
+        added = subprocess.run(
+            [sys.executable, "-m", "slem_ml", "users", "add", *user, "--password-stdin", "--db", db],
+            input=PASSWORD,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert added.returncode == 0, added.stderr
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
@@ -176,6 +178,124 @@ def live_state(db: str, zones: dict[str, dict[str, object]]) -> None:
                 session.execute(insert(LiveZone).values(**{**row, **values}))  # fmt: skip
     finally:
         engine.dispose()
+
+
+def signed_in(browser: Any, url: str, user: str) -> Any:
+    """A fresh page of ``user`` signed in through Gradio's login form, the page loaded."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(url)
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(PASSWORD)
+    page.get_by_role("button", name="Login").click()
+    expect(page.get_by_text(f"Signed in as {user}", exact=False)).to_be_visible()
+    return page
+
+
+def no_error_badges(page: Any) -> None:
+    """No output is marked failed (Gradio's red "Error" badge over a component)."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(".error").filter(has_text=re.compile(r"^\s*Error\s*$"))).to_have_count(0)
+
+
+def refused_upload_leaves_the_page_usable(page: Any, work: Path) -> None:
+    """Issue 14 item 5: a manager's invalid upload says why in the upload panel; the headline stays, no
+    badge or overlay, and another tab answers at once."""
+    from playwright.sync_api import expect
+
+    bad = work / "not-readings.csv"
+    bad.write_text("when,where\nyesterday,here\n", encoding="utf-8")
+    headline = page.get_by_text(f"Signed in as {USER}", exact=False)
+    before = headline.inner_text()
+    page.get_by_role("tab", name="Upload").click()
+    readings = page.locator(".block").filter(has_text="Readings (CSV or Parquet)")
+    readings.get_by_role("button", name="Clear").first.click()
+    readings.locator("input[type=file]").set_input_files(bad)
+    expect(readings.get_by_role("row", name=re.compile(r"^not-readings\.csv"))).to_be_visible()
+    page.get_by_role("button", name="Score readings").click()
+    expect(
+        page.get_by_text("Not done: not-readings.csv: missing required column", exact=False)
+    ).to_be_visible()
+    assert headline.inner_text() == before
+    no_error_badges(page)
+    page.get_by_role("tab", name="Billing").click(timeout=3_000)  # nothing covers the page
+    expect(page.get_by_role("grid", name="Invoices").get_by_role("row").first).to_be_visible(timeout=3_000)
+
+
+def manager_walks_the_tabs_and_makes_a_report(page: Any) -> None:
+    """Every other tab answers; Reports: generate the month's site report, view it, download its PDF."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Overview").click()
+    expect(
+        page.locator(".block").filter(has_text="Hour × weekday").locator(".js-plotly-plot")
+    ).to_be_visible()
+    page.get_by_role("tab", name="Cleaning").click()
+    expect(page.get_by_role("grid", name="Waste by building and floor")).to_be_visible()
+    page.get_by_role("tab", name="Maintenance").click()
+    expect(page.get_by_text("Click an alert's row", exact=False)).to_be_visible()
+    page.get_by_role("tab", name="Forecast").click()
+    expect(page.get_by_role("combobox", name="Zone or building", exact=True)).to_be_visible()
+    page.get_by_role("tab", name="Models").click()
+    expect(page.get_by_text("No champion yet", exact=False)).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("^Retrain"))).to_have_count(0)  # data scientists'
+    page.get_by_role("tab", name="Reports").click()
+    expect(page.get_by_role("combobox", name="Scope", exact=True)).to_have_value("Whole site")
+    page.get_by_role("button", name="Generate now").click()
+    expect(
+        page.get_by_text(re.compile(r"Report 1 made: Energy report — Whole site — \w+ 2025"))
+    ).to_be_visible()
+    kept = page.get_by_role("grid", name=re.compile("^Kept reports"))
+    kept.get_by_role("gridcell", name="site", exact=True).click()
+    expect(page.get_by_label("Chosen report")).to_have_value("1")
+    page.get_by_role("button", name="View here").click()
+    frame = page.frame_locator("iframe[title='Report 1']")
+    expect(frame.get_by_role("heading", name=re.compile("^Energy report — Whole site"))).to_be_visible()
+    page.get_by_role("button", name="Download").click()
+    link = page.locator(".block").filter(has_text="Report file").get_by_role("link")
+    with page.expect_download() as done:
+        link.click()
+    assert done.value.suggested_filename.startswith("slem-report-site-2025-")
+    assert Path(done.value.path()).read_bytes().startswith(b"%PDF-")
+
+
+def client_viewer_walks_the_tabs(browser: Any, url: str, work: Path) -> None:
+    """Issue 14 items 4 and 8: a viewer tied to a client sees no Upload tab nor Retrain, every tab answers
+    with its own client's data only, its Reports tab offers its own scope and lists none of the site's; a
+    crafted upload is refused by the server; Sign out ends the session."""
+    from gradio_client import Client, handle_file
+    from playwright.sync_api import expect
+
+    page = signed_in(browser, url, VIEWER)
+    expect(page.get_by_role("tab", name="Reports")).to_be_visible()
+    expect(page.get_by_role("tab", name="Upload")).to_have_count(0)
+    page.get_by_role("tab", name="Billing").click()
+    invoices = page.get_by_role("grid", name="Invoices")
+    expect(invoices.get_by_role("gridcell", name=re.compile(rf"^INV-{CLIENT}-")).first).to_be_visible()
+    expect(invoices.get_by_role("gridcell", name=re.compile(r"^INV-(?!C001)"))).to_have_count(0)
+    for tab in ("Overview", "Live", "Cleaning", "Maintenance", "Forecast", "Models"):
+        page.get_by_role("tab", name=tab).click()
+    expect(page.get_by_role("button", name=re.compile("^Retrain"))).to_have_count(0)
+    page.get_by_role("tab", name="Reports").click()
+    scope = page.get_by_role("combobox", name="Scope", exact=True)
+    expect(scope).to_have_value(re.compile(rf"\({CLIENT}\)$|^Client {CLIENT}$"))
+    kept = page.get_by_role("grid", name=re.compile("^Kept reports"))
+    expect(kept.get_by_role("gridcell", name="site", exact=True)).to_have_count(0)  # the manager's
+    page.get_by_role("button", name="Generate now").click()
+    expect(kept.get_by_role("gridcell", name=f"client:{CLIENT}", exact=True)).to_be_visible()
+    no_error_badges(page)
+    # the Upload tab is hidden, and the server refuses a crafted upload all the same
+    client = Client(url, auth=(VIEWER, PASSWORD), verbose=False)
+    bad = work / "not-readings.csv"
+    out = client.predict(handle_file(str(bad)), None, api_name="/on_upload")
+    assert out[-1] == f"⚠️ **Not done:** {VIEWER} (viewer) may not upload readings; ask a manager"
+    assert all(v == {"__type__": "update"} for v in out[:-1])
+    page.get_by_text("Sign out", exact=True).click()  # a link to Gradio's /logout
+    expect(page.get_by_label("username")).to_be_visible()
 
 
 def test_manager_scores_an_upload_and_downloads_an_invoice(server: str, sample: Path, tmp_path: Path) -> None:
@@ -284,6 +404,10 @@ def test_manager_scores_an_upload_and_downloads_an_invoice(server: str, sample: 
             live_state(db, {"R&D-F1-Z5": back})
             expect(page.get_by_text("1 lit in contract · 1 overtime now", exact=False)).to_be_visible()
             expect(stale.get_by_role("gridcell", name="R&D-F1-Z5", exact=True)).to_have_count(0)
+
+            refused_upload_leaves_the_page_usable(page, tmp_path)
+            manager_walks_the_tabs_and_makes_a_report(page)
+            client_viewer_walks_the_tabs(browser, server, tmp_path)
         finally:
             browser.close()
 

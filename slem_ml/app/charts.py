@@ -1,6 +1,9 @@
 """The app's Plotly charts, each from a frame the library already made (no I/O here).
 
-Energy is in kWh, power in W, money in the site's currency; times are local (site timezone).
+Energy is in kWh, power in W, money in the site's currency; times are local (site timezone). Energy over
+time is shown per hour [kWh] on the Overview and the Forecast alike (an hour's mean power [W] / 1000), so
+the two tabs read on one scale. A chart with many series shows the :data:`TOP_N` largest and the rest as
+one "others" series, with a legend.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ __all__ = [
     "zone_power_chart",
 ]
 
+#: Series a chart names one by one; the rest are added up as "others".
+TOP_N = 10
 _WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 _LAYOUT = {"margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "template": "plotly_white", "height": 380}
 
@@ -73,7 +78,7 @@ def profile_heatmap(energy: pd.DataFrame) -> go.Figure:
             x=[f"{h:02d}:00" for h in table.columns],
             y=[_WEEKDAYS[d] for d in table.index],
             colorscale="Blues",
-            colorbar={"title": "kWh/h"},
+            colorbar={"title": "kWh per hour"},
             hovertemplate="%{y} %{x}: %{z:,.2f} kWh<extra></extra>",
         ),
         layout={**_LAYOUT, "title": "Typical week: energy per hour [kWh]"},
@@ -96,24 +101,52 @@ def energy_trend(energy: pd.DataFrame) -> go.Figure:
     for use in ("contract", "overtime", "cleaning", "off"):
         if use in daily.columns:
             fig.add_bar(x=daily.index, y=daily[use], name=use)
+    fig.update_yaxes(title_text="Energy per day [kWh]")
     return fig
 
 
 def overtime_by_client(lines: pd.DataFrame, currency: str) -> go.Figure:
-    """Overtime amount per client, stacked by zone [currency]."""
+    """Overtime amount per client [currency], stacked by zone: the :data:`TOP_N` clients and zones with the
+    largest amounts by name, the rest as "other clients" / "other zones"; clients largest first."""
     if lines.empty:
         return _empty("Overtime by client and zone")
-    amounts = lines.assign(amount=lines["amount"].astype(float))
+    amounts = lines.assign(
+        amount=lines["amount"].astype(float),
+        client=_top_or_other(lines[S.CLIENT_ID], lines["amount"], "other clients"),
+        zone=_top_or_other(lines[S.ZONE_ID], lines["amount"], "other zones"),
+    )
     table = amounts.pivot_table(
-        index=S.CLIENT_ID, columns=S.ZONE_ID, values="amount", aggfunc="sum", fill_value=0.0
+        index="client", columns="zone", values="amount", aggfunc="sum", fill_value=0.0
     )
+    table = table.loc[_largest_first(table.sum(axis=1), "other clients")]
+    table = table[_largest_first(table.sum(axis=0), "other zones")]
     fig = go.Figure(
-        layout={**_LAYOUT, "title": f"Overtime by client and zone [{currency}]", "barmode": "stack"}
-    )
+        layout={
+            **_LAYOUT, "title": f"Overtime by client and zone [{currency}]", "barmode": "stack",
+            "legend": {"title": {"text": f"Zone (top {TOP_N})"}},
+        }
+    )  # fmt: skip
     for zone in table.columns:
-        fig.add_bar(x=list(table.index), y=table[zone], name=str(zone))
-    fig.update_layout(showlegend=len(table.columns) <= 30)
+        fig.add_bar(
+            x=list(table.index), y=table[zone], name=str(zone),
+            hovertemplate=f"%{{x}}, {zone}: %{{y:,.2f}} {currency}<extra></extra>",
+        )  # fmt: skip
+    fig.update_yaxes(title_text=f"Overtime [{currency}]")
     return fig
+
+
+def _top_or_other(names: pd.Series, amounts: pd.Series, other: str) -> pd.Series:
+    """``names`` with all but the :data:`TOP_N` of largest summed ``amounts`` replaced by ``other``."""
+    text = names.astype(str)
+    sums = amounts.astype(float).groupby(text.to_numpy()).sum().sort_values(ascending=False, kind="stable")
+    top = set(sums.index[:TOP_N])
+    return text.where(text.isin(top), other)
+
+
+def _largest_first(sums: pd.Series, other: str) -> list[str]:
+    """Labels by their sum, largest first, ``other`` last."""
+    ordered = sums.sort_values(ascending=False, kind="stable").index
+    return [label for label in ordered if label != other] + [label for label in ordered if label == other]
 
 
 def cleaning_ranking(ranked: pd.DataFrame, currency: str) -> go.Figure:
@@ -188,15 +221,23 @@ def zone_power_chart(series: pd.DataFrame, alerts: pd.DataFrame, zone_id: str) -
 
 
 def forecast_chart(table: pd.DataFrame, title: str) -> go.Figure:
-    """Forecast power [W] with its 80 % band (``timestamp, expected_power_w, lower_w, upper_w``)."""
+    """Forecast energy per hour [kWh] with its 80 % band, from hourly mean power
+    (``timestamp, expected_power_w, lower_w, upper_w`` [W]): W over one hour / 1000 = kWh in that hour, the
+    Overview's unit."""
     if table.empty:
         return _empty(title)
     x = table["timestamp"].dt.tz_localize(None)
+    kwh = {c: table[c].to_numpy(dtype=float) / 1000.0 for c in ("expected_power_w", "lower_w", "upper_w")}
     fig = go.Figure(layout={**_LAYOUT, "title": title, "height": 420})
-    fig.add_scatter(x=x, y=table["upper_w"], line={"width": 0}, showlegend=False, hoverinfo="skip")
+    fig.add_scatter(x=x, y=kwh["upper_w"], line={"width": 0}, showlegend=False, hoverinfo="skip")
     fig.add_scatter(
-        x=x, y=table["lower_w"], fill="tonexty", line={"width": 0}, name="80 % band",
-        fillcolor="rgba(100,149,237,0.25)",
+        x=x, y=kwh["lower_w"], fill="tonexty", line={"width": 0}, name="80 % band",
+        fillcolor="rgba(100,149,237,0.25)", hovertemplate="%{y:,.2f} kWh<extra>band low</extra>",
     )  # fmt: skip
-    fig.add_scatter(x=x, y=table["expected_power_w"], name="expected", line={"color": "royalblue"})
+    fig.add_scatter(
+        x=x, y=kwh["expected_power_w"], name="expected", line={"color": "royalblue"},
+        customdata=table["expected_power_w"].to_numpy(dtype=float),
+        hovertemplate="%{x}: %{y:,.2f} kWh (mean %{customdata:,.0f} W)<extra></extra>",
+    )  # fmt: skip
+    fig.update_yaxes(title_text="Energy per hour [kWh]")
     return fig

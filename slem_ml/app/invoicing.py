@@ -4,17 +4,22 @@ One function per thing a user does on the tab, by user name, as in :mod:`slem_ml
 who may see or do what and returns display-ready frames or a file. The invoices of a month that is not over
 yet (site time) are drafts: live readings keep changing them (SPEC §9 "month to date";
 :func:`month_state`); tables say so in a ``state`` column and printed drafts are
-named ``…-draft``.
+named ``…-draft``. Tables are for people (:func:`slem_ml.app.tables.for_people`); only the revision history
+shows content hashes. :func:`invoices_zip` puts every printable invoice of a month the user may see in one
+ZIP file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import zipfile
 from pathlib import Path
 
 import pandas as pd
 
 from slem_ml.app.access import display, require, view_of
+from slem_ml.app.tables import for_people, money_text
 from slem_ml.app.workspace import AppConfig
 from slem_ml.atomic import atomic_path
 from slem_ml.errors import SlemError
@@ -31,14 +36,29 @@ __all__ = [
     "FINAL",
     "billing_lines",
     "decide",
+    "INVOICE_SHOWN",
+    "LINE_SHOWN",
     "invoice_file",
     "invoice_revisions",
     "invoices_shown",
+    "invoices_zip",
     "line_choices",
     "month_state",
+    "zone_choices",
 ]
 
 DRAFT, FINAL = "draft", "final"  # a month's invoices before and after the month is over (SPEC §9)
+
+#: The invoice columns the Billing tab shows (no content hash: that is in the revision history).
+INVOICE_SHOWN = (
+    "invoice_id", "client_id", "period", "state", "revision", "lines", "billable_hours", "energy_kwh",
+    "total", "held_total",
+)  # fmt: skip
+#: The invoice line columns the Billing tab shows.
+LINE_SHOWN = (
+    "invoice_id", "client_id", "zone_id", "start", "end", "minutes", "billable_minutes", "energy_kwh",
+    "hours_charge", "energy_charge", "amount", "status", "adjusted", "original_energy_kwh",
+)  # fmt: skip
 
 
 def month_state(period: str, timezone: str, now: dt.datetime) -> str:
@@ -56,8 +76,10 @@ def billing_lines(
     adjusted_only: bool = False,
     period: str | None = None,
 ) -> pd.DataFrame:
-    """The month's invoice lines the user may see, filtered by invoice, zone and spike adjustment."""
-    lines = require(view_of(config, username, period)).lines
+    """The month's invoice lines the user may see, filtered by invoice, zone and spike adjustment, as a
+    table for people (:data:`LINE_SHOWN`)."""
+    view = require(view_of(config, username, period))
+    lines = view.lines
     keep = pd.Series(True, index=lines.index)
     if invoice_id:
         keep &= lines["invoice_id"] == invoice_id
@@ -65,7 +87,19 @@ def billing_lines(
         keep &= lines[S.ZONE_ID] == zone_id
     if adjusted_only:
         keep &= lines["adjusted"].astype(bool)
-    return display(lines[keep])
+    return for_people(lines[keep], LINE_SHOWN, view.currency)
+
+
+def zone_choices(
+    config: AppConfig, username: str | None, invoice_id: str | None, period: str | None = None
+) -> list[str]:
+    """The zones of an invoice's lines, sorted (every zone the user may see without an invoice): the
+    choices of the Billing tab's zone filter."""
+    view = require(view_of(config, username, period))
+    if not invoice_id:
+        return list(view.zones)
+    lines = view.lines[view.lines["invoice_id"] == invoice_id]
+    return sorted({str(z) for z in lines[S.ZONE_ID]})
 
 
 def line_choices(
@@ -81,7 +115,8 @@ def line_choices(
         line = lines.iloc[i]
         start = line["start"].isoformat()
         when = f"{line['start']:%a %d %b %H:%M}"
-        label = f"{line['status']} · {line[S.ZONE_ID]} · {when} · {line['amount']} {view.currency}"
+        amount = money_text([line["amount"]])[0]
+        label = f"{line['status']} · {line[S.ZONE_ID]} · {when} · {amount} {view.currency}"
         choices.append((label, f"{line[S.ZONE_ID]}|{start}"))
     return choices
 
@@ -127,14 +162,13 @@ def invoice_revisions(
         engine.dispose()
     rows = [
         {
-            "revision": r.revision,
-            "created (UTC)": f"{r.created_at:%Y-%m-%d %H:%M}",
-            "run": r.run_id,
-            "lines": r.lines,
-            "billable_hours": r.billable_hours,
-            "total": r.total,
-            "currency": r.currency,
-            "content_hash": r.content_hash[:16] + "…",
+            "Revision": r.revision,
+            "Created (UTC)": f"{r.created_at:%Y-%m-%d %H:%M}",
+            "Run": r.run_id,
+            "Lines": f"{r.lines:,}",
+            "Billable [h]": f"{r.billable_hours:,.2f}",
+            f"Total [{r.currency}]": money_text([r.total])[0],
+            "Content hash": r.content_hash[:16] + "…",  # the one view that names contents by their hash
         }
         for r in history
     ]
@@ -175,16 +209,29 @@ def invoice_file(
     return path
 
 
-def invoices_shown(invoices: pd.DataFrame, timezone: str, now: dt.datetime) -> pd.DataFrame:
-    """Invoices for a table: after ``period`` their ``state`` at ``now`` — draft while the month is not
-    over in the site's ``timezone``, else final —, hours to the quarter hour they are billed in, the hash
-    shortened."""
+def invoices_shown(invoices: pd.DataFrame, timezone: str, now: dt.datetime, currency: str) -> pd.DataFrame:
+    """Invoices for people (:data:`INVOICE_SHOWN`): after the month their state at ``now`` — draft while the
+    month is not over in the site's ``timezone``, else final —, money in ``currency``, no content hash."""
     states = {p: month_state(p, timezone, now) for p in set(invoices["period"].astype(str))}
-    shown = invoices.assign(
-        billable_hours=[f"{h:.2f}" for h in invoices["billable_hours"]],
-        content_hash=invoices["content_hash"].astype(str).str[:16] + "…",
-    )
-    shown.insert(
-        list(shown.columns).index("period") + 1, "state", [states[str(p)] for p in invoices["period"]]
-    )
-    return shown
+    shown = invoices.assign(state=[states[str(p)] for p in invoices["period"]])
+    return for_people(shown, INVOICE_SHOWN, currency)
+
+
+def invoices_zip(config: AppConfig, username: str | None, period: str | None = None) -> Path:
+    """Every printable invoice (PDF) of the month the user may see — a user tied to a client only its
+    own — in one ZIP file, each made as :func:`invoice_file` makes it (drafts named ``…-draft.pdf``).
+    The file is written whole (:func:`slem_ml.atomic.atomic_path`) under the app's runs folder, one per
+    month, user and set of invoice revisions."""
+    view = require(view_of(config, username, period))
+    if view.invoices.empty:
+        raise SlemError(f"no invoices in {view.period} to download")
+    pdfs = [invoice_file(config, username, str(i), "pdf", view.period) for i in view.invoices["invoice_id"]]
+    # named by what it holds: the invoices' folders name their revision and content
+    key = hashlib.sha256("\n".join(p.parent.name for p in pdfs).encode()).hexdigest()[:16]
+    who = view.user.client_id or "all"
+    path = config.runs_dir / "printed" / "zips" / key / f"invoices-{view.period}-{who}.zip"
+    if not path.exists():
+        with atomic_path(path) as staging, zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as archive:
+            for pdf in pdfs:
+                archive.write(pdf, arcname=pdf.name)
+    return path

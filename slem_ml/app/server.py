@@ -36,6 +36,7 @@ from slem_ml.live.housekeeping import Housekeeping
 from slem_ml.live.http import readings_router
 from slem_ml.live.watch import LiveWatch
 from slem_ml.models.registry import find_champion
+from slem_ml.reports.schedule import ReportScheduler
 from slem_ml.storage.database import open_database
 
 __all__ = ["API_DOCS_URL", "API_OPENAPI_URL", "Running", "api_app", "serve_forever", "serve_in_background"]
@@ -52,24 +53,36 @@ def api_app(config: AppConfig) -> FastAPI:
 
     The ingest route stores into ``config.database_url`` for the site of ``config.contracts``; with no
     contracts it is left out. With it, the live detectors' clock and daily jobs run on a thread while the
-    server runs (:class:`~slem_ml.live.housekeeping.Housekeeping`). The database engine it opens is disposed
-    when the server stops.
+    server runs (:class:`~slem_ml.live.housekeeping.Housekeeping`), and so do the site's report schedules
+    (:class:`~slem_ml.reports.schedule.ReportScheduler`). The database engine it opens is disposed when the
+    server stops.
     """
     engine = open_database(config.database_url)
     watch: LiveWatch | None = None
+    reports: ReportScheduler | None = None
     if config.contracts is not None:  # the live detectors, as `slem ingest` runs them
         champion = find_champion(config.tracking_uri, config.models_dir, required=False)
         watch = LiveWatch(load_site(config.contracts), champion.bundle, actor="http")
+        if watch.site.reports:
+            reports = ReportScheduler(engine, watch.site, models=champion.bundle, log=_log.warning)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         if watch is not None:  # the clock's and the day's detector jobs, for readings that come over HTTP
             Housekeeping(engine, watch, log=_log.warning, name="serve").start(stop)
+        if reports is not None:
+            reports.start()
+        elif watch is None:
+            _log.warning("reports: no schedules run: slem serve has no --contracts (no site configuration)")
+        else:
+            _log.warning("reports: no schedules run: the site's contracts have no reports: list")
         try:
             yield
         finally:
             stop.set()
+            if reports is not None:
+                reports.shutdown()
             engine.dispose()
 
     app = FastAPI(

@@ -1,19 +1,17 @@
 """The app's library calls: one function per thing a user does in the app, by user name.
 
 ``gradio_app.py`` maps each event to exactly one of these; they check who may see or do what
-(:mod:`slem_ml.storage.users`), do the work through the library and return display-ready frames (text cells,
-money as exact decimals with two places) and Plotly figures. Problems a user can fix raise
-:class:`~slem_ml.errors.SlemError` with one readable line, which the app shows as a message.
+(:mod:`slem_ml.storage.users`), do the work through the library and return tables for people
+(:func:`slem_ml.app.tables.for_people`: columns titled in words, money with the currency in the title and
+thousands separators, kWh with sensible decimals, no content hashes) and Plotly figures. Problems a user
+can fix raise :class:`~slem_ml.errors.SlemError` with one readable line, which the app shows as a message.
 """
 
 from __future__ import annotations
 
 import calendar
-import contextlib
 import datetime as dt
-import hashlib
 import json
-import os
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -22,17 +20,18 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from slem_ml.app import analysis, charts
-from slem_ml.app.access import display, require, user_of, view_of
-from slem_ml.app.invoicing import DRAFT, invoices_shown, month_state
+from slem_ml.app.access import require, user_of, view_of
+from slem_ml.app.invoicing import DRAFT, LINE_SHOWN, invoices_shown, month_state
+from slem_ml.app.tables import for_people, kwh_text, scope_words
 from slem_ml.app.views import LIVE_ONLY_RUN, RunView, periods, tiles, zone_readings
 from slem_ml.app.workspace import AppConfig, run_input
 from slem_ml.app.workspace import upload as score_upload
-from slem_ml.atomic import staged_folder
+from slem_ml.atomic import atomic_path
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
+from slem_ml.models.alerts import severity_rank
 from slem_ml.models.bundle import ModelBundle
 from slem_ml.models.registry import find_champion, training_runs
-from slem_ml.outputs.csvsafe import write_csv
 from slem_ml.outputs.validation_text import validation_markdown
 from slem_ml.outputs.writer import OUTPUT_FILES
 from slem_ml.progress import Progress, no_progress
@@ -78,12 +77,15 @@ class Dashboard:
     zones: list[str]
     buildings: list[str]
     invoice_ids: list[str]
-    downloads: list[Path]  # the run's CSVs as this user may see them
+    downloads: list[Path]  # the run's CSVs and validation report (managers only)
     notes: str  # markdown: validation report and the run's notes
     period: str = ""  # the month shown, YYYY-MM
     periods: tuple[str, ...] = ()  # every month with data, newest first
     uploads: pd.DataFrame | None = None  # the upload history (runs), newest first
     changes: str = ""  # after an upload: what it changed
+    targets: tuple[
+        tuple[str, str], ...
+    ] = ()  # the Forecast tab's choices: (words, value), zones then buildings
 
 
 def upload(
@@ -169,13 +171,15 @@ def dashboard(config: AppConfig, username: str | None, period: str | None = None
         + (f", client {view.user.client_id}" if view.user.client_id else "")
         + ")."
     )
+    energy, overtime = kwh_text([t.energy_kwh, t.overtime_kwh])
+    buildings = sorted({str(b) for b in view.energy[S.BUILDING].unique()})
     tile_text = "\n".join(
         [
             "| Overtime | Cleaning over the limit | Open alerts | Energy |",
             "|---|---|---|---|",
             f"| **{t.overtime_hours:,.2f} h** · **{t.overtime_amount:,.2f} {cur}** "
             f"| **{t.cleaning_flagged:,} sessions** · save **{t.cleaning_savings:,.2f} {cur}** "
-            f"| **{t.open_alerts:,}** | **{t.energy_kwh:,.1f} kWh** ({t.overtime_kwh:,.1f} kWh overtime) |",
+            f"| **{t.open_alerts:,}** | **{energy} kWh** ({overtime} kWh overtime) |",
         ]
     )
     return Dashboard(
@@ -185,22 +189,26 @@ def dashboard(config: AppConfig, username: str | None, period: str | None = None
         energy_heatmap=charts.energy_heatmap(view.energy),
         profile=charts.profile_heatmap(view.energy),
         trend=charts.energy_trend(view.energy),
-        invoices=display(invoices_shown(view.invoices, tz, now)),
-        lines=display(view.lines),
+        invoices=invoices_shown(view.invoices, tz, now, cur),
+        lines=for_people(view.lines, LINE_SHOWN, cur),
         overtime_chart=charts.overtime_by_client(view.lines, cur),
-        cleaning=display(flagged),
-        cleaning_ranking=display(ranked),
+        cleaning=for_people(flagged, _CLEANING_SHOWN, cur),
+        cleaning_ranking=for_people(ranked, _RANKING_SHOWN, cur),
         cleaning_chart=charts.cleaning_ranking(ranked, cur),
         cleaning_hours=charts.cleaning_by_hour(view.cleaning),
         alerts=_alerts_shown(_open(view.alerts), view.site.site.timezone),
         zones=list(view.zones),
-        buildings=sorted({str(b) for b in view.energy[S.BUILDING].unique()}),
+        buildings=buildings,
         invoice_ids=[str(i) for i in view.invoices["invoice_id"]],
         downloads=_downloads(view),
         notes=_notes(view),
         period=view.period,
         periods=tuple(periods(config)),
         uploads=_uploads(config, view),
+        targets=(
+            *((z, z) for z in view.zones),
+            *((scope_words(f"building:{b}"), f"building:{b}") for b in buildings),
+        ),
     )
 
 
@@ -236,7 +244,7 @@ def zone_detail(
     return ZoneDetail(
         chart=charts.zone_power_chart(series, marks, zone_id),
         alerts=_alerts_shown(alerts, tz),
-        history=display(effects),
+        history=for_people(effects, _EFFECT_SHOWN),
         status=analysis.detector_status(view, zone_id, readings, models),
     )
 
@@ -285,7 +293,8 @@ def _maintain(
 def forecast_for(
     config: AppConfig, username: str | None, target: str | None, days: int = 7
 ) -> tuple[go.Figure, pd.DataFrame]:
-    """The next ``days`` of a zone or a building (``"building:HQ"``) with the band, and its peak hours."""
+    """The next ``days`` of a zone or a building (``"building:HQ"``) with the band, and its peak hours:
+    energy per hour [kWh] as on the Overview, beside the mean power [W] the forecaster predicts."""
     view = require(view_of(config, username))
     models = _models(config)
     if models is None:
@@ -297,14 +306,18 @@ def forecast_for(
         part = table[table[S.BUILDING] == building]
         summed = part.groupby(S.TIMESTAMP, as_index=False)[["expected_power_w", "lower_w", "upper_w"]].sum()
         peaks = result.building_peaks[result.building_peaks[S.BUILDING] == building]
-        title = f"{building}: next {days} days [W] (band: zone bands added up)"
-        return charts.forecast_chart(summed, title), display(peaks)
+        title = (
+            f"{scope_words(target)}: next {days} days, {_total(summed)} kWh expected "
+            "[kWh per hour] (band: zone bands added up)"
+        )
+        return charts.forecast_chart(summed, title), _peaks_shown(peaks, S.BUILDING)
     zone = target or (view.zones[0] if view.zones else "")
     if zone not in view.zones:
         raise SlemError(f"no zone {zone!r} in this run")
     part = table[table[S.ZONE_ID] == zone]
     peaks = result.zone_peaks[result.zone_peaks[S.ZONE_ID] == zone]
-    return charts.forecast_chart(part, f"{zone}: next {days} days [W]"), display(peaks)
+    title = f"Zone {zone}: next {days} days, {_total(part)} kWh expected [kWh per hour]"
+    return charts.forecast_chart(part, title), _peaks_shown(peaks, S.ZONE_ID)
 
 
 def models_overview(config: AppConfig, username: str | None) -> tuple[str, pd.DataFrame]:
@@ -323,7 +336,7 @@ def models_overview(config: AppConfig, username: str | None) -> tuple[str, pd.Da
             f"{m.get('coverage', float('nan')):.2f}; Brier {m.get('brier', float('nan')):.3f}; trained on "
             f"readings up to {str(models.manifest.get('trained_to', '?'))[:10]}."
         )
-    return champion, display(training_runs(config.tracking_uri))
+    return champion, for_people(training_runs(config.tracking_uri), _RUNS_SHOWN)
 
 
 def retrain(config: AppConfig, username: str | None, progress: Progress = no_progress) -> str:
@@ -362,13 +375,37 @@ _ALERT_SHOWN = [
     "alert_id", "zone_id", "kind", "severity", "status", "detected_at", "first_seen", "last_seen",
     "acknowledged_by", "resolved_by", "note", "detail",
 ]  # fmt: skip
+#: The validation report of a run, as the Upload tab offers it (markdown).
+VALIDATION_REPORT = "validation_report.md"
+_CLEANING_SHOWN = (
+    "zone_id", "building", "floor", "start", "end", "minutes", "excess_minutes", "wasted_kwh", "savings",
+    "inferred",
+)  # fmt: skip
+_RANKING_SHOWN = ("building", "floor", "sessions", "excess_hours", "wasted_kwh", "savings")
+_EFFECT_SHOWN = ("at", "action", "note", "user_name", "before_w", "after_w", "change", "verdict")
+_RUNS_SHOWN = (
+    "started (UTC)", "run_id", "strategy", "rows", "zones", "trained_to", "model_wape",
+    "seasonal_naive_wape", "coverage", "brier", "promotion",
+)  # fmt: skip
+_UPLOAD_SHOWN = ("run", "uploaded (UTC)", "by", "file", "readings in", "added", "corrected", "quarantined")
+
+
+def _total(forecasts: pd.DataFrame) -> str:
+    """The forecast's energy over its hours [kWh]: each hour's mean power [W] × 1 h / 1000."""
+    return kwh_text([forecasts["expected_power_w"].astype(float).sum() / 1000.0])[0]
+
+
+def _peaks_shown(peaks: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Peak hours for people: the hour's mean power [W] and its energy [kWh] side by side."""
+    kwh = peaks.assign(expected_kwh=peaks["expected_power_w"].astype(float) / 1000.0)
+    return for_people(kwh, (key, "rank", "timestamp", "expected_kwh", "expected_power_w"))
 
 
 def _uploads(config: AppConfig, view: RunView) -> pd.DataFrame:
     """The upload history: every stored run, newest first (a client sees none: runs bill every client)."""
-    columns = ["run", "uploaded (UTC)", "by", "file", "readings in", "added", "corrected", "quarantined"]
+    columns = list(_UPLOAD_SHOWN)
     if view.user.client_id is not None:
-        return pd.DataFrame(columns=columns)
+        return for_people(pd.DataFrame(columns=columns), columns)
     engine = open_database(config.database_url)
     try:
         runs = upload_history(engine)
@@ -380,7 +417,7 @@ def _uploads(config: AppConfig, view: RunView) -> pd.DataFrame:
          "" if r.readings_corrected is None else r.readings_corrected, r.rows_quarantined]
         for r in runs
     ]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns).astype(str)
+    return for_people(pd.DataFrame(rows, columns=columns), columns)
 
 
 def _open(alerts: pd.DataFrame) -> pd.DataFrame:
@@ -388,11 +425,15 @@ def _open(alerts: pd.DataFrame) -> pd.DataFrame:
 
 
 def _alerts_shown(alerts: pd.DataFrame, timezone: str) -> pd.DataFrame:
-    """Alerts for a table: times in site time, the columns that say something, the explanation last."""
+    """Alerts for a table: the most severe first, then the newest; times in site time, the columns that
+    say something, the explanation last."""
     local = {c: alerts[c].dt.tz_convert(timezone) for c in ("detected_at", "first_seen", "last_seen")}
-    shown = alerts.assign(**local)
+    rank = severity_rank(alerts["severity"])
+    shown = alerts.assign(**local, _rank=rank).sort_values(
+        ["_rank", "detected_at", "alert_id"], ascending=[False, False, True], kind="stable"
+    )
     keep = [c for c in _ALERT_SHOWN if c in ("alert_id", "detail") or shown[c].notna().any()]
-    return display(shown[keep])
+    return for_people(shown, keep)
 
 
 def _notes(view: RunView) -> str:
@@ -403,28 +444,18 @@ def _notes(view: RunView) -> str:
 
 
 def _downloads(view: RunView) -> list[Path]:
-    """The run's CSVs; for a user tied to a client, copies holding only that client's rows."""
+    """The latest run's CSVs (invoices, lines, cleaning sessions, alerts, quarantine) and its validation
+    report, to managers and admins who see every client; nobody else (the files hold every client's rows)."""
+    if not role_allows(view.user, "upload") or view.user.client_id is not None:
+        return []
     kinds = ("invoices", "invoice_lines", "cleaning_sessions", "alerts", "quarantine")
-    names = [OUTPUT_FILES[kind] for kind in kinds]
-    files = [view.folder / name for name in names if (view.folder / name).exists()]
-    if view.user.client_id is None or not files:
-        return files
-    client = hashlib.sha256(view.user.client_id.encode()).hexdigest()[:16]
-    own = view.folder / f"for-client-{client}"  # written once per run and client
-    if own.exists():
-        return sorted(own.glob("*.csv"), key=lambda p: names.index(p.name))
-    kept: list[Path] = []
-    with staged_folder(view.folder, "for") as staging:
-        for path in files:
-            if path.name == OUTPUT_FILES["quarantine"]:
-                continue  # raw rows of every client
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-            if "client_id" in frame.columns:
-                frame = frame[frame["client_id"] == view.user.client_id]
-            elif S.ZONE_ID in frame.columns:
-                frame = frame[frame[S.ZONE_ID].isin(view.zones)]
-            write_csv(frame, staging / path.name)  # cells stay as escaped in the run's file
-            kept.append(own / path.name)
-        with contextlib.suppress(OSError):  # another request for the same client wrote them first
-            os.replace(staging, own)
-    return kept
+    files = [
+        view.folder / OUTPUT_FILES[kind] for kind in kinds if (view.folder / OUTPUT_FILES[kind]).exists()
+    ]
+    summary = view.folder / OUTPUT_FILES["summary"]
+    report = view.folder / VALIDATION_REPORT
+    if summary.exists() and not report.exists():  # written once per run, whole
+        text = validation_markdown(json.loads(summary.read_text(encoding="utf-8")))
+        with atomic_path(report) as staging:
+            staging.write_text(text + "\n", encoding="utf-8")
+    return files + ([report] if report.exists() else [])

@@ -1,15 +1,13 @@
-"""The manager app's page and handlers (Gradio): upload, overview, billing, cleaning, maintenance, forecast.
-
-Every handler is a thin adapter: it calls exactly one function of :mod:`slem_ml.app.service` (the Billing
-tab's: :mod:`slem_ml.app.invoicing`, the Live tab's: :mod:`slem_ml.app.live`) with the
-signed-in user's name and turns a :class:`~slem_ml.errors.SlemError` into a message on screen. Started by
-``slem serve`` (:mod:`slem_ml.cli.serve`) or ``python gradio_app.py``.
+"""The manager app's page (Gradio): overview, live, upload, billing, cleaning, maintenance, forecast, models
+and reports, wired to the handlers of :mod:`slem_ml.app.ui_handlers` (re-exported here as
+:class:`Handlers`). What a refused action shows and who sees which control: :mod:`slem_ml.app.ui_status`;
+the alert table's row choice: :mod:`slem_ml.app.ui_alerts`; the Reports tab: :mod:`slem_ml.app.ui_reports`.
+Started by ``slem serve`` (:mod:`slem_ml.cli.serve`) or ``python gradio_app.py``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -18,10 +16,13 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import gradio as gr
 from starlette.routing import Mount
 
-from slem_ml.app import invoicing, server, service
-from slem_ml.app.live import REFRESH_SECONDS, LiveBoard, live_board
+from slem_ml.app import server, service
+from slem_ml.app.live import REFRESH_SECONDS
+from slem_ml.app.ui_alerts import CSS, alert_explanation, chosen_alert
+from slem_ml.app.ui_handlers import Handlers, decider
+from slem_ml.app.ui_reports import reports_tab
+from slem_ml.app.ui_status import abilities, attempt, guarded, unchanged
 from slem_ml.app.workspace import AppConfig
-from slem_ml.errors import SlemError
 
 __all__ = ["Handlers", "build_app", "launch"]
 
@@ -32,130 +33,24 @@ long and checks every zone against its expected power. slem keeps every reading:
 signed in; a user tied to a client sees only that client."""
 
 
-def _username(request: gr.Request | None) -> str | None:
-    return getattr(request, "username", None) if request is not None else None
-
-
-def _shown(call: Callable[[], Any]) -> Any:
-    """Run one library call; a problem the user can fix becomes a message, not a traceback."""
-    try:
-        return call()
-    except SlemError as exc:
-        raise gr.Error(str(exc)) from None
-
-
-class Handlers:
-    """The app's event handlers, bound to one :class:`AppConfig` (tests call them directly)."""
-
-    def __init__(self, config: AppConfig) -> None:
-        self.config = config
-
-    def user(self, request: gr.Request) -> str | None:
-        """Who is signed in (``None`` in the open local mode of ``slem serve`` without users)."""
-        return _username(request) or self.config.open_user
-
-    def load(self, request: gr.Request, period: str | None = None) -> service.Dashboard | None:
-        return _shown(lambda: service.dashboard(self.config, self.user(request), period))
-
-    def upload(
-        self, readings: str | None, contracts: str | None, request: gr.Request, progress: Any = None
-    ) -> service.Dashboard:
-        def report(stage: str, fraction: float) -> None:
-            if progress is not None:
-                progress(fraction, desc=stage)
-
-        return _shown(lambda: service.upload(self.config, self.user(request), readings, contracts, report))
-
-    def lines(
-        self,
-        invoice_id: str | None,
-        zone_id: str | None,
-        adjusted: bool,
-        request: gr.Request,
-        period: str | None = None,
-    ) -> Any:
-        return _shown(
-            lambda: invoicing.billing_lines(
-                self.config, self.user(request), invoice_id, zone_id, adjusted, period
-            )
-        )
-
-    def line_choices(self, invoice_id: str | None, request: gr.Request, period: str | None = None) -> Any:
-        return _shown(lambda: invoicing.line_choices(self.config, self.user(request), invoice_id, period))
-
-    def decide(
-        self,
-        decision: str,
-        invoice_id: str | None,
-        line: str | None,
-        note: str,
-        request: gr.Request,
-        period: str | None = None,
-    ) -> Any:
-        return _shown(
-            lambda: invoicing.decide(
-                self.config, self.user(request), invoice_id, line, decision, note, period
-            )
-        )
-
-    def revisions(self, invoice_id: str | None, request: gr.Request, period: str | None = None) -> Any:
-        return _shown(
-            lambda: invoicing.invoice_revisions(self.config, self.user(request), invoice_id, period)
-        )
-
-    def invoice_pdf(self, invoice_id: str | None, request: gr.Request, period: str | None = None) -> str:
-        return str(
-            _shown(lambda: invoicing.invoice_file(self.config, self.user(request), invoice_id, period=period))
-        )
-
-    def zone(self, zone_id: str | None, request: gr.Request, period: str | None = None) -> service.ZoneDetail:
-        return _shown(lambda: service.zone_detail(self.config, self.user(request), zone_id, period))
-
-    def acknowledge(
-        self, alert_id: str | None, note: str, request: gr.Request, period: str | None = None
-    ) -> Any:
-        return _shown(lambda: service.acknowledge(self.config, self.user(request), alert_id, note, period))
-
-    def resolve(self, alert_id: str | None, note: str, request: gr.Request, period: str | None = None) -> Any:
-        return _shown(lambda: service.resolve(self.config, self.user(request), alert_id, note, period))
-
-    def live(self, request: gr.Request) -> LiveBoard:
-        return _shown(lambda: live_board(self.config, self.user(request)))
-
-    def forecast(self, target: str | None, request: gr.Request) -> Any:
-        return _shown(lambda: service.forecast_for(self.config, self.user(request), target))
-
-    def models(self, request: gr.Request) -> Any:
-        return _shown(lambda: service.models_overview(self.config, self.user(request)))
-
-    def retrain(self, request: gr.Request, progress: Any = None) -> str:
-        def report(stage: str, fraction: float) -> None:
-            if progress is not None:
-                progress(fraction, desc=stage)
-
-        return str(_shown(lambda: service.retrain(self.config, self.user(request), report)))
-
-
-def _decider(h: Handlers, decision: str) -> Callable[..., Any]:
-    """A click handler for one decision button (Gradio injects the request by its annotation)."""
-
-    def decide(
-        invoice_id: str | None, line: str | None, note: str, period: str | None, request: gr.Request
-    ) -> Any:
-        return h.decide(decision, invoice_id, line, note, request, period)
-
-    return decide
+#: Run when a tab is shown: Plotly sizes a chart drawn in a hidden tab to nothing and redraws it on a window
+#: resize only (issue 14 item 6); the tab's content is laid out by the next frame.
+REDRAW_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 60); }"
 
 
 def build_app(config: AppConfig) -> gr.Blocks:
     """The app's page: one tab per task, all filled from the latest stored run on load."""
     h = Handlers(config)
     with gr.Blocks(title="slem — light & energy") as app:
-        gr.Markdown("# slem — Smart Light & Energy Management")
+        with gr.Row(equal_height=True):
+            gr.Markdown("# slem — Smart Light & Energy Management")
+            # Gradio's /logout ends every session of the user; the open local mode has no sign-in
+            gr.Button("Sign out", link="/logout", size="sm", scale=0, visible=config.open_user is None)
         headline = gr.Markdown("Nothing scored yet: upload readings on the *Upload* tab.")
         period = gr.Dropdown(
             label="Month", choices=[], value=None, info="Overview, Billing, Cleaning, Maintenance"
         )
+        page_status = gr.Markdown()  # why the month could not be shown
         with gr.Tabs():
             with gr.Tab("Overview", id="overview") as overview_tab:
                 tiles = gr.Markdown()
@@ -174,14 +69,23 @@ def build_app(config: AppConfig) -> gr.Blocks:
                     label="Open alerts, newest first", interactive=False, max_height=300, wrap=True
                 )
                 live_stale = gr.Dataframe(label="Stale zones (silent)", interactive=False, max_height=300)
-            with gr.Tab("Upload", id="upload") as upload_tab:
+            # hidden until the page's load shows it to who may upload (Gradio 6 shows a tab on an update
+            # but does not hide one)
+            with gr.Tab("Upload", id="upload", visible=False) as upload_tab:
                 gr.Markdown(HELP)
                 with gr.Row():
                     readings_in = gr.File(label="Readings (CSV or Parquet)", file_types=[".csv", ".parquet"])
-                    contracts_in = gr.File(
-                        label="Contracts (optional: the site's contracts.yaml)", file_types=[".yaml", ".yml"]
-                    )
+                    contracts_in = gr.File(  # required unless `slem serve --contracts` gave the site's
+                        label="Contracts (required: the site's contracts.yaml)", file_types=[".yaml", ".yml"],
+                        visible=config.contracts is None,
+                    )  # fmt: skip
+                gr.Markdown(
+                    "This server's site configuration (contracts.yaml) is used."
+                    if config.contracts is not None
+                    else "Upload the site's contracts.yaml with the readings."
+                )
                 score_button = gr.Button("Score readings", variant="primary")
+                upload_status = gr.Markdown()
                 changes = gr.Markdown()
                 notes = gr.Markdown()
                 downloads = gr.File(label="Results (CSV)", file_count="multiple", interactive=False)
@@ -194,11 +98,14 @@ def build_app(config: AppConfig) -> gr.Blocks:
                     adjusted_only = gr.Checkbox(label="Only spike-adjusted lines")
                 with gr.Row():
                     pdf_button = gr.Button("Printable invoice (PDF)")
+                    zip_button = gr.Button("Download all invoices (ZIP)")
                     history_button = gr.Button("Revision history")
+                billing_status = gr.Markdown()
                 pdf_file = gr.File(label="Printable invoice", interactive=False)
+                zip_file = gr.File(label="All printable invoices of the month (ZIP)", interactive=False)
                 history = gr.Dataframe(
                     label="Revisions of the invoice", interactive=False,
-                    headers=["revision", "created (UTC)", "run", "lines", "billable_hours", "total"],
+                    headers=["Revision", "Created (UTC)", "Run", "Lines", "Billable [h]", "Total"],
                 )  # fmt: skip
                 lines = gr.Dataframe(label="Invoice lines", interactive=False, max_height=400)
                 with gr.Row():
@@ -208,6 +115,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
                     release_button = gr.Button("Release (bill)")
                     waive_button = gr.Button("Waive (never bill)")
                     hold_button = gr.Button("Hold for review")
+                decision_status = gr.Markdown()
                 overtime = gr.Plot(label="Overtime by client and zone")
             with gr.Tab("Cleaning", id="cleaning") as cleaning_tab:
                 ranking = gr.Dataframe(label="Waste by building and floor", interactive=False)
@@ -216,13 +124,17 @@ def build_app(config: AppConfig) -> gr.Blocks:
                     hours_chart = gr.Plot(label="When cleaning starts")
                 flagged = gr.Dataframe(label="Sessions over the limit", interactive=False, max_height=400)
             with gr.Tab("Maintenance", id="maintenance") as maintenance_tab:
-                alerts = gr.Dataframe(label="Open alerts", interactive=False, max_height=300, wrap=True)
+                alerts = gr.Dataframe(
+                    label="Open alerts (click a row)", interactive=False, max_height=300, wrap=True
+                )
+                explanation = gr.Markdown(alert_explanation(None, ""), elem_id="alert-explanation")
                 with gr.Row():
-                    alert_id = gr.Textbox(label="Alert id (copy from the table)")
+                    alert_id = gr.Textbox(label="Chosen alert", interactive=False, placeholder="click a row")
                     note = gr.Textbox(label="Note (what was checked or done)")
                 with gr.Row():
                     ack_button = gr.Button("Acknowledge")
                     resolve_button = gr.Button("Resolve", variant="primary")
+                maintenance_status = gr.Markdown()
                 zone_pick = gr.Dropdown(label="Zone", choices=[], value=None)
                 zone_status = gr.Markdown()
                 zone_chart = gr.Plot(label="Actual vs expected power")
@@ -231,19 +143,22 @@ def build_app(config: AppConfig) -> gr.Blocks:
                 )
                 zone_history = gr.Dataframe(
                     label="Maintenance done and whether it worked", interactive=False,
-                    headers=["at", "action", "note", "user_name", "before_w", "after_w", "verdict"],
+                    headers=["When", "Action", "Note", "By", "Lit power before [W]", "Lit power after [W]"],
                 )  # fmt: skip
             with gr.Tab("Forecast", id="forecast") as forecast_tab:
                 target = gr.Dropdown(label="Zone or building", choices=[], value=None)
+                forecast_status = gr.Markdown()
                 forecast_chart = gr.Plot(label="Next 7 days")
                 peaks = gr.Dataframe(
-                    label="Peak hours", interactive=False, headers=["rank", "timestamp", "expected_power_w"]
+                    label="Peak hours", interactive=False, headers=["Rank", "Hour", "Expected energy [kWh]"]
                 )
             with gr.Tab("Models", id="models") as models_tab:
                 champion = gr.Markdown()
                 runs = gr.Dataframe(label="Training runs (MLflow)", interactive=False)
-                retrain_button = gr.Button("Retrain on the latest readings (data scientists)")
+                retrain_button = gr.Button("Retrain on the latest readings (data scientists)", visible=False)
                 retrain_out = gr.Markdown()
+                models_status = gr.Markdown()
+            reports = reports_tab(config, h.user)
 
         board = [
             headline, tiles, heat, profile, trend, invoices, lines, overtime, flagged, ranking,
@@ -258,7 +173,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
                     gr.update(value="Nothing scored yet: upload readings on the *Upload* tab."),
                     *[empty] * 21,
                 ]
-            targets = [*result.zones, *(f"building:{b}" for b in result.buildings)]
+            targets = list(result.targets)  # (words, value): "Building HQ" for building:HQ
             return [
                 result.headline, result.tiles, result.energy_heatmap, result.profile, result.trend,
                 result.invoices, result.lines, result.overtime_chart, result.cleaning,
@@ -288,6 +203,10 @@ def build_app(config: AppConfig) -> gr.Blocks:
                 return gr.Dropdown(choices=[], value=None)
             return gr.Dropdown(choices=h.line_choices(invoice_id, request, month), value=None)
 
+        def on_invoice_zones(invoice_id: str | None, month: str | None, request: gr.Request) -> Any:
+            """The zone filter lists the chosen invoice's zones (every zone without an invoice)."""
+            return gr.Dropdown(choices=h.zone_choices(invoice_id, request, month), value=None)
+
         def on_zone(zone_id: str | None, month: str | None, request: gr.Request) -> list[Any]:
             if not zone_id:
                 return [gr.update()] * 4
@@ -303,44 +222,88 @@ def build_app(config: AppConfig) -> gr.Blocks:
             return list(h.models(request))
 
         def on_retrain(request: gr.Request, progress: Any = gr.Progress()) -> str:
-            return h.retrain(request, progress)
+            done, problem = attempt(lambda: h.retrain(request, progress))
+            return problem or str(done)
+
+        def on_abilities(request: gr.Request) -> list[Any]:
+            """Hide what the user may not do (the server refuses it all the same)."""
+            may = abilities(config, h.user(request))
+            return [gr.Tab(visible=may.upload), gr.Button(visible=may.retrain)]
+
+        def on_alert(rows: Any, event: gr.SelectData) -> list[str]:
+            chosen = chosen_alert(rows, event)
+            return [chosen, alert_explanation(rows, chosen)]
+
+        def on_maintained(rows: Any, chosen: str) -> str:
+            return alert_explanation(rows, chosen)
 
         live_parts = [live_status, live_floors, live_power, live_overtime, live_alerts, live_stale]
         live_timer = gr.Timer(REFRESH_SECONDS, active=False)  # ticks only while the Live tab is open
 
         def on_live(request: gr.Request) -> list[Any]:
-            board = h.live(request)
+            board, problem = attempt(lambda: h.live(request))
+            if board is None:  # the status line says why; the last figures and tables stay
+                return [problem, *unchanged(5)]
             return [board.status, board.floors, board.power, board.overtime, board.alerts, board.stale]
 
         def on_live_open(request: gr.Request) -> list[Any]:
             return [*on_live(request), gr.Timer(active=True)]
 
-        app.load(on_load, outputs=board)
-        app.load(on_models, outputs=[champion, runs])
-        score_button.click(on_upload, inputs=[readings_in, contracts_in], outputs=board)
-        period.input(on_period, inputs=period, outputs=board)  # the user's choice, not a refresh
+        # issue 14 item 5: each event's last output is the status line of its panel; a refusal leaves the
+        # other outputs as they were (ui_status.guarded) instead of marking them all "Error"
+        n = len(board)
+        app.load(guarded(on_load, n), outputs=[*board, page_status])
+        app.load(guarded(on_models, 2), outputs=[champion, runs, models_status])
+        app.load(on_abilities, outputs=[upload_tab, retrain_button])
+        score_button.click(
+            guarded(on_upload, n), inputs=[readings_in, contracts_in], outputs=[*board, upload_status],
+            show_progress_on=[upload_status],  # the rest of the page stays usable while it scores
+        )  # fmt: skip
+        period.input(guarded(on_period, n), inputs=period, outputs=[*board, page_status])  # a choice
         for control in (invoice_pick, zone_filter, adjusted_only):
-            control.change(h.lines, inputs=[invoice_pick, zone_filter, adjusted_only, period], outputs=lines)
-        invoice_pick.change(on_invoice, inputs=[invoice_pick, period], outputs=line_pick)
+            control.change(
+                guarded(h.lines), inputs=[invoice_pick, zone_filter, adjusted_only, period],
+                outputs=[lines, billing_status],
+            )  # fmt: skip
+        invoice_pick.change(
+            guarded(on_invoice), inputs=[invoice_pick, period], outputs=[line_pick, billing_status]
+        )
+        invoice_pick.change(
+            guarded(on_invoice_zones), inputs=[invoice_pick, period], outputs=[zone_filter, billing_status]
+        )
         for button, decision in ((release_button, "release"), (waive_button, "waive"), (hold_button, "hold")):
             button.click(
-                _decider(h, decision), inputs=[invoice_pick, line_pick, decision_note, period], outputs=lines
-            ).then(on_invoice, inputs=[invoice_pick, period], outputs=line_pick)
-        pdf_button.click(h.invoice_pdf, inputs=[invoice_pick, period], outputs=pdf_file)
-        history_button.click(h.revisions, inputs=[invoice_pick, period], outputs=history)
-        ack_button.click(h.acknowledge, inputs=[alert_id, note, period], outputs=alerts)
-        resolve_button.click(h.resolve, inputs=[alert_id, note, period], outputs=alerts)
+                guarded(decider(h, decision)),
+                inputs=[invoice_pick, line_pick, decision_note, period],
+                outputs=[lines, decision_status],
+            ).then(guarded(on_invoice), inputs=[invoice_pick, period], outputs=[line_pick, decision_status])
+        printable = ((pdf_button, h.invoice_pdf, pdf_file), (history_button, h.revisions, history))
+        for button, fn, out in printable:
+            button.click(guarded(fn), inputs=[invoice_pick, period], outputs=[out, billing_status])
+        zip_button.click(guarded(h.invoices_zip), inputs=period, outputs=[zip_file, billing_status])
+        alerts.select(on_alert, inputs=alerts, outputs=[alert_id, explanation])
+        for button, act in ((ack_button, h.acknowledge), (resolve_button, h.resolve)):
+            button.click(
+                guarded(act), inputs=[alert_id, note, period], outputs=[alerts, maintenance_status]
+            ).then(on_maintained, inputs=[alerts, alert_id], outputs=explanation)
         zone_pick.change(
-            on_zone, inputs=[zone_pick, period], outputs=[zone_chart, zone_alerts, zone_history, zone_status]
+            guarded(on_zone, 4), inputs=[zone_pick, period],
+            outputs=[zone_chart, zone_alerts, zone_history, zone_status, maintenance_status],
+        )  # fmt: skip
+        target.change(
+            guarded(on_forecast, 2), inputs=target, outputs=[forecast_chart, peaks, forecast_status]
         )
-        target.change(on_forecast, inputs=target, outputs=[forecast_chart, peaks])
-        retrain_button.click(on_retrain, outputs=retrain_out).then(on_models, outputs=[champion, runs])
+        retrain_button.click(on_retrain, outputs=retrain_out).then(
+            guarded(on_models, 2), outputs=[champion, runs, models_status]
+        )
         live_tab.select(on_live_open, outputs=[*live_parts, live_timer])
         # a tick is dropped while the last refresh still runs; no spinner every few seconds
         live_timer.tick(on_live, outputs=live_parts, trigger_mode="once", show_progress="hidden")
         elsewhere = [overview_tab, upload_tab, billing_tab, cleaning_tab, maintenance_tab, forecast_tab]
-        for tab in [*elsewhere, models_tab]:  # the Live tab left: its timer stops
+        for tab in [*elsewhere, models_tab, reports]:  # the Live tab left: its timer stops
             tab.select(lambda: gr.Timer(active=False), outputs=live_timer)
+            # issue 14 item 6: charts drawn while their tab was hidden are sized again once it shows
+            tab.select(None, js=REDRAW_JS)
     return app
 
 
@@ -363,6 +326,7 @@ def launch(
         auth_message="Sign in with your slem account (an admin creates it with: slem users add).",
         max_file_size=f"{int(config.max_upload_mb)}mb",
         footer_links=[],
+        css=CSS,
         app_kwargs={"openapi_url": None, "docs_url": None},  # no unauthenticated /openapi.json of the app
     )
     gradio_app: Any = next(route.app for route in app.routes if isinstance(route, Mount))

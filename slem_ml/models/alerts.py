@@ -13,11 +13,20 @@ whatever its length) and :func:`render_alerts` turns them into the alerts table:
     ``"open"`` while the condition still holds at the end of the readings, else ``"resolved"``. SPEC §5 also
     names ``ongoing``: an open alert seen again by a later scoring run, which only the store (comparing runs
     by ``alert_id``) can tell; one run of the detectors says ``open`` or ``resolved``.
-``severity`` (``low`` / ``medium`` / ``high``), by kind:
-    * ``spike``: the reading against its reference (the lit readings beside it): ≥ 4× high, ≥ 3× medium;
-    * ``drift``: the rise of the zone's full-brightness power above its normal: ≥ 20 % high, ≥ 10 % medium;
-    * ``stuck_on``: time lit outside contracted hours: ≥ 48 h high, ≥ 24 h medium;
-    * ``dropout``: time without readings: ≥ 72 h high, ≥ 48 h medium.
+``severity`` (``low`` / ``medium`` / ``high``) follows the consequence — energy and money wasted or at
+risk, safety, billing —, so that kinds compare (:func:`severity_rank` orders them, most severe first):
+    * ``stuck_on`` wastes energy every hour it lasts, outside contracted hours, where a client may be billed
+      for it as overtime: always at least medium; high from 24 h lit or from
+      :data:`STUCK_ON_HIGH_KWH` wasted (13 h at 400 W, 5.2 kWh: medium; 13 h at 1 kW, 13 kWh: high);
+    * ``spike``: a reading far above its reference (the lit readings beside it) is a failing driver or
+      ballast — a safety matter — and a bill inflated: ≥ 4× high, ≥ 3× medium, else low;
+    * ``drift``: extra energy on every lit hour from here on: a rise of the zone's full-brightness power
+      above its normal ≥ 20 % high, ≥ 10 % medium, else low;
+    * ``dropout``: missing readings waste nothing; they hide what the zone does (overtime may go unbilled,
+      faults unseen): low, medium from 72 h, never high. A silence the whole site shares is missing data,
+      not a dropout (:func:`dropout_episodes`).
+    The live detectors (:mod:`slem_ml.live.detectors`) emit the same episode frames and so get the same
+    severities through :func:`render_alerts`.
 ``score`` (higher = worse; compare within a kind only)
     spike: the anomaly score of its largest reading; drift: the rise as a fraction (0.09 = 9 %); stuck_on:
     hours lit; dropout: hours silent.
@@ -49,6 +58,7 @@ __all__ = [
     "REGULAR_HOURS",
     "SEVERITIES",
     "STATUS",
+    "STUCK_ON_HIGH_KWH",
     "STUCK_ON_HOURS",
     "ZonedReadings",
     "alert_columns",
@@ -58,6 +68,7 @@ __all__ = [
     "dropout_episodes",
     "empty_alerts",
     "render_alerts",
+    "severity_rank",
     "stuck_on_alerts",
     "stuck_on_episodes",
     "zoned_readings",
@@ -80,13 +91,8 @@ EVIDENCE: dict[str, tuple[str, ...]] = {
     "stuck_on": ("hours", "energy_kwh", "mean_w"),
     "dropout": ("hours", "interval_minutes"),
 }
-#: (medium from, high from) of the measure each kind's severity is judged on (module docstring).
-_SEVERITY_STEPS: dict[str, tuple[float, float]] = {
-    "spike": (3.0, 4.0),
-    "drift": (0.10, 0.20),
-    "stuck_on": (24.0, 48.0),
-    "dropout": (48.0, 72.0),
-}
+#: A stuck-on episode that wasted this much energy [kWh] is high whatever its length (module docstring).
+STUCK_ON_HIGH_KWH = 10.0
 _HOUR_MS = 3_600_000
 _MS_PER_KWH = 3_600_000_000.0  # W·ms in a kWh
 
@@ -321,9 +327,7 @@ def render_alerts(kind: str, episodes: pd.DataFrame, timezone: str) -> pd.DataFr
     first = episodes["first_ms"].to_numpy(dtype=np.int64)
     zone = episodes[S.ZONE_ID].astype(str).to_numpy(dtype=object)
     ids = alert_ids(kind, zone, first)
-    medium, high = _SEVERITY_STEPS[kind]
-    measure = _SEVERITY_MEASURE[kind](episodes)
-    severity = np.where(measure >= high, "high", np.where(measure >= medium, "medium", "low")).astype(object)
+    severity = np.asarray(SEVERITIES, dtype=object)[_SEVERITY[kind](episodes)]
     words = _DETAIL[kind]
     detail = np.array([words(row, timezone) for row in episodes.to_dict("records")], dtype=object)
     status = np.where(episodes["open"].to_numpy(dtype=bool), "open", "resolved").astype(object)
@@ -356,11 +360,32 @@ def _table(
 
 # --- severity and words ---------------------------------------------------------------------------
 
-_SEVERITY_MEASURE: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
-    "spike": lambda ep: ep["power_w"].to_numpy(dtype=float) / ep["reference_w"].to_numpy(dtype=float),
-    "drift": lambda ep: ep["rise"].to_numpy(dtype=float),
-    "stuck_on": lambda ep: ep["hours"].to_numpy(dtype=float),
-    "dropout": lambda ep: ep["hours"].to_numpy(dtype=float),
+_LOW, _MEDIUM, _HIGH = range(3)  # positions in SEVERITIES
+
+
+def severity_rank(severity: pd.Series) -> pd.Series:
+    """How severe each alert is: 2 high, 1 medium, 0 low, −1 unknown (sort descending: most severe first)."""
+    return severity.map({s: i for i, s in enumerate(SEVERITIES)}).fillna(-1).astype(int)
+
+
+def _steps(measure: np.ndarray, medium: float, high: float) -> np.ndarray:
+    return np.where(measure >= high, _HIGH, np.where(measure >= medium, _MEDIUM, _LOW))
+
+
+def _stuck_on_severity(ep: pd.DataFrame) -> np.ndarray:
+    hours = ep["hours"].to_numpy(dtype=float)
+    wasted = ep["energy_kwh"].to_numpy(dtype=float)
+    return np.where((hours >= 24.0) | (wasted >= STUCK_ON_HIGH_KWH), _HIGH, _MEDIUM)
+
+
+#: Each kind's severity (positions in SEVERITIES) from its episodes: the rule of the module docstring.
+_SEVERITY: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
+    "spike": lambda ep: _steps(
+        ep["power_w"].to_numpy(dtype=float) / ep["reference_w"].to_numpy(dtype=float), 3.0, 4.0
+    ),
+    "drift": lambda ep: _steps(ep["rise"].to_numpy(dtype=float), 0.10, 0.20),
+    "stuck_on": _stuck_on_severity,
+    "dropout": lambda ep: _steps(ep["hours"].to_numpy(dtype=float), 72.0, np.inf),
 }
 
 
