@@ -26,7 +26,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m compileall -q slem_ml  # PYTHONDONTWRITEBYTECODE may be set: compile once, start fast
 	touch $(STAMP)
 
-# Score DATA (default: freshly generated sample readings) with the sample contracts; results in $(OUT)/.
+# Score DATA (default: freshly generated sample readings) with the sample contracts; results in $(OUT)/
+# (the sample's March 2025 report too, in $(OUT)/reports/ and the app's Reports tab).
 # With no champion model yet (MLflow store or $(MODELS)/), train one on the same data first; data too
 # short to train on (< 21 days) is scored without models, and the run says so. Then the app serves the
 # scored data on http://$(HOST):$(PORT) until Ctrl-C (SERVE=no stops after scoring), with a demo feed
@@ -44,6 +45,10 @@ run: setup
 	$(PY) -m slem_ml train "$$data" --contracts $(CONTRACTS) --models-dir $(MODELS) --if-no-champion \
 	  || echo "make run: no models trained (see above); scoring without them"; \
 	$(PY) -m slem_ml score "$$data" --contracts $(CONTRACTS) --out $(OUT) --models-dir $(MODELS) || exit 1; \
+	if [ -z "$(DATA)" ]; then \
+	  $(PY) -m slem_ml report --period 2025-03 --contracts $(CONTRACTS) --out $(OUT)/reports \
+	    --models-dir $(MODELS) || echo "make run: no report made (see above)"; \
+	fi; \
 	[ "$(SERVE)" = "no" ] && exit 0; \
 	pids=""; \
 	trap 'kill $$pids 2>/dev/null; wait $$pids 2>/dev/null' EXIT; \
