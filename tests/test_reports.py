@@ -26,6 +26,7 @@ from slem_ml.generator.generate import default_site
 from slem_ml.io.reader import validate_frame
 from slem_ml.reports.co2 import COUNTRY_FACTORS, EU_AVERAGE, co2_factor
 from slem_ml.reports.gather import gather
+from slem_ml.reports.gather_models import peak_hours_table
 from slem_ml.reports.make import make_report, write_report
 from slem_ml.reports.periods import last_complete, parse_report_period
 from slem_ml.reports.scope import parse_scope
@@ -34,6 +35,7 @@ from slem_ml.storage import open_database
 from slem_ml.storage.database import write_session
 from slem_ml.storage.maintenance import record_action
 from slem_ml.storage.reports import list_reports, report_file
+from slem_ml.storage.tables import Alert
 from slem_ml.storage.upload import store_upload
 from tests.test_oracle import make_site
 
@@ -174,6 +176,8 @@ def test_co2_factor_from_site_else_country_else_eu() -> None:
     german = co2_factor(make_site("Europe/Berlin", site={"holidays": {"country": "DE"}}))
     assert german == COUNTRY_FACTORS["DE"] and german.year is not None and "Umweltbundesamt" in german.source
     assert co2_factor(SITE) == EU_AVERAGE
+    for factor in (*COUNTRY_FACTORS.values(), EU_AVERAGE):  # the report prints "<source>, <year>"
+        assert str(factor.year) not in factor.source, factor.source
 
 
 # --- figures against the hand-made store -------------------------------------------------------------------
@@ -230,11 +234,14 @@ def test_month_site_figures(engine: Engine) -> None:
     assert content.maintenance["Effect"].iloc[0] == (
         "mean lit power 150 W before, 80 W after (-47%): lower draw after the fix"
     )
-    # February: 0.025 kWh → 0.70 / 0.025 − 1 = +2,700 %; no readings a year earlier
-    assert headline(content, "Energy [kWh]", "Previous period") == pytest.approx(0.025)
-    assert headline(content, "Energy [kWh]", "Change vs previous [%]") == 2700.0
+    # readings on 6 of March's 31 days (3–7 and 10 March), February's on 1 of 28: neither is compared
+    assert content.days_with_readings == 6
+    assert headline(content, "Energy [kWh]", "Previous period") is None
+    assert headline(content, "Energy [kWh]", "Change vs previous [%]") is None
     assert headline(content, "Energy [kWh]", "Year earlier") is None
-    assert any("year earlier (March 2024)" in note for note in content.notes)
+    assert "March 2025: readings on 6 of 31 days; not compared with others." in content.notes
+    assert "The previous period (February 2025): readings on 1 of 28 days; not compared." in content.notes
+    assert "The year earlier (March 2024): no readings; not compared." in content.notes
     assert headline(content, "CO₂ [kg]") == pytest.approx(0.70 * EU_AVERAGE.kg_per_kwh)
     assert content.forecast.empty and any("No champion model" in note for note in content.notes)
 
@@ -247,7 +254,9 @@ def test_client_scope_has_nothing_of_other_clients(tmp_path: Path) -> None:
         theirs = report(engine, "2025-03", "client:C002")
         building = report(engine, "2025-03", "building:HQ")
         week = report(engine, "2025-W10")
-        missing = report(engine, "2025-03", "building:Nowhere")
+        missing = report(engine, "2025-W12", "building:Lab")  # a building stored, silent that week
+        with pytest.raises(InputError, match=r"no building 'Nowhere' \(buildings: HQ, Lab\)"):
+            report(engine, "2025-03", "building:Nowhere")
     finally:
         engine.dispose()
     # C001: HQ-F1-Z1 all, Lab-F1-Z1, and HQ-F1-Z2 only from 10 March
@@ -255,7 +264,7 @@ def test_client_scope_has_nothing_of_other_clients(tmp_path: Path) -> None:
     assert set(mine.by_place["Client"]) == {"Acme Logistics GmbH (C001)"}
     assert list(mine.overtime["Client"]) == ["Acme Logistics GmbH (C001)"]
     assert mine.overtime["Billed [EUR]"].iloc[0] == Decimal("11.29")
-    assert headline(mine, "Energy [kWh]", "Previous period") == pytest.approx(0.025)
+    assert headline(mine, "Energy [kWh]", "Previous period") is None  # February: 1 of 28 days
     assert by_use(theirs) == {"Contracted hours": 0.0, "Overtime": 0.1, "Cleaning": 0.0, "Lights off": 0.0}
     assert list(theirs.by_place["Zone"]) == ["HQ-F1-Z2"] and theirs.cleaning.empty
     assert list(theirs.overtime["Billed [EUR]"]) == [Decimal("3.77")]
@@ -268,6 +277,146 @@ def test_client_scope_has_nothing_of_other_clients(tmp_path: Path) -> None:
         "Client C002": Decimal("3.77"),
     }
     assert missing.empty
+
+
+# --- partly stored periods, a period's last readings, alerts, held overtime ------------------------------
+
+
+def whole_weeks() -> pd.DataFrame:
+    """HQ-F1-Z1 read every day of weeks 9 and 10 of 2025 (weekdays 12:00–12:15 lit), two days of week 11 and
+    one Sunday of week 10 of 2024; the last reading of week 10 (Sun 9 March 23:50, 100 W) is followed 10
+    minutes later by the first of week 11."""
+    rows: list = []
+    for first, watts in ((dt.date(2025, 2, 24), 100.0), (dt.date(2025, 3, 3), 200.0)):
+        for offset in range(7):
+            day = first + dt.timedelta(days=offset)
+            lit = (("12:00", watts), ("12:15", 0.0)) if day.weekday() < 5 else (("12:00", 0.0),)
+            rows += _rows("HQ-F1-Z1", "C001", day.isoformat(), *lit)
+    rows += _rows("HQ-F1-Z1", "C001", "2025-03-09", ("23:50", 100.0))
+    rows += _rows("HQ-F1-Z1", "C001", "2025-03-10", ("00:00", 0.0), ("12:00", 100.0), ("12:15", 0.0))
+    rows += _rows("HQ-F1-Z1", "C001", "2025-03-11", ("12:00", 100.0), ("12:15", 0.0))
+    rows += _rows("HQ-F1-Z1", "C001", "2024-03-10", ("12:00", 0.0))  # Sunday of week 10 of 2024
+    return pd.DataFrame(rows, columns=["timestamp", "zone_id", "client_id", "power_w", "cleaning_staff"])
+
+
+def test_partly_stored_periods_are_not_compared_and_the_last_reading_covers_as_scored(
+    tmp_path: Path,
+) -> None:
+    engine = open_database(f"sqlite:///{tmp_path / 'slem.db'}")
+    try:
+        build_store(engine, whole_weeks())
+        week10, week11 = report(engine, "2025-W10"), report(engine, "2025-W11")
+    finally:
+        engine.dispose()
+    # week 10: 5 × 200 W × 15 min = 0.25 kWh, and Sunday 23:50 100 W until the next reading at 00:00 (10
+    # min, not max_gap's 15): 1/60 kWh — what scoring gives for the same readings
+    assert week10.energy_kwh == pytest.approx(0.25 + 1 / 60)
+    scored = score(validate_frame(whole_weeks(), SITE), SITE).readings.frame
+    assert scored is not None
+    start, end = (pd.Timestamp(f"2025-03-{d:02d}", tz="Europe/Berlin") for d in (3, 10))
+    in_week = (scored["timestamp"] >= start) & (scored["timestamp"] < end)
+    wh = (scored["power_w"] * scored["covered_minutes"] / 60.0)[in_week].sum()
+    assert week10.energy_kwh == pytest.approx(wh / 1000.0)
+    # week 9 complete (7 of 7 days): 5 × 100 W × 15 min = 0.125 kWh → (0.26667 / 0.125 − 1) = +113.3 %
+    assert week10.days_with_readings == 7
+    assert headline(week10, "Energy [kWh]", "Previous period") == pytest.approx(0.125)
+    assert headline(week10, "Energy [kWh]", "Change vs previous [%]") == 113.3
+    # a year earlier: one Sunday of 4–10 March 2024 stored: not compared
+    assert headline(week10, "Energy [kWh]", "Year earlier") is None
+    assert headline(week10, "Energy [kWh]", "Change vs year earlier [%]") is None
+    assert "The year earlier (Week 10 of 2024 (4–10 March)): readings on 1 of 7 days; not compared." in (
+        week10.notes
+    )
+    # week 11: readings on 10 and 11 March only: week 10 is shown, but no change is worked out
+    assert week11.days_with_readings == 2
+    assert week11.energy_kwh == pytest.approx(2 * 0.025)
+    assert headline(week11, "Energy [kWh]", "Previous period") == pytest.approx(0.25 + 1 / 60)
+    assert headline(week11, "Energy [kWh]", "Change vs previous [%]") is None
+    assert "Week 11 of 2025 (10–16 March): readings on 2 of 7 days; not compared with others." in week11.notes
+
+
+def _alert(kind: str, zone: str, severity: str, first: str, last: str, status: str, **more: Any) -> Alert:
+    first_seen, last_seen = (dt.datetime.fromisoformat(f"{t}+00:00") for t in (first, last))  # UTC
+    return Alert(
+        alert_id=f"{kind}:{zone}:{first}", zone_id=zone, kind=kind, severity=severity, status=status,
+        detected_at=first_seen, first_seen=first_seen, last_seen=last_seen, score=1.0, detail=f"{kind} here",
+        **more,
+    )  # fmt: skip
+
+
+def test_alerts_counted_by_status_most_severe_first_and_held_overtime(tmp_path: Path) -> None:
+    engine = open_database(f"sqlite:///{tmp_path / 'slem.db'}")
+    try:
+        build_store(engine, readings())
+        with write_session(engine) as session:
+            session.add_all(
+                [
+                    # ended in scoring (no resolved_at); overlaps the 3 March 18:00 overtime (17:00 UTC)
+                    _alert(
+                        "stuck_on", "HQ-F1-Z1", "high", "2025-03-03T16:00", "2025-03-03T18:00", "resolved"
+                    ),
+                    _alert("spike", "HQ-F1-Z2", "low", "2025-03-04T19:00", "2025-03-04T19:15", "resolved"),
+                    _alert("dropout", "Lab-F1-Z1", "medium", "2025-03-20T00:00", "2025-03-21T00:00", "open"),
+                    _alert(  # raised in February, resolved by a person on 2 March
+                        "spike",
+                        "HQ-F1-Z1",
+                        "low",
+                        "2025-02-25T10:00",
+                        "2025-02-26T10:00",
+                        "resolved",
+                        resolved_by="mia",
+                        resolved_at=dt.datetime(2025, 3, 2, 10, tzinfo=dt.UTC),
+                    ),  # fmt: skip
+                    _alert("drift", "HQ-F1-Z1", "high", "2025-04-02T00:00", "2025-04-02T01:00", "open"),
+                ]
+            )
+        content = report(engine, "2025-03")
+    finally:
+        engine.dispose()
+    alerts = content.alerts.set_index("Kind")
+    assert alerts.to_dict("index") == {
+        "Lights stuck on": {"Raised": 1, "Open": 0, "Resolved": 1},
+        "No readings": {"Raised": 1, "Open": 1, "Resolved": 0},
+        "Power spike": {"Raised": 1, "Open": 0, "Resolved": 2},
+    }
+    assert headline(content, "Alerts raised") == 3
+    listed = content.alert_list
+    assert list(zip(listed["Kind"], listed["First seen"], strict=True)) == [
+        ("Lights stuck on", "2025-03-03 17:00"),  # high
+        ("No readings", "2025-03-20 01:00"),  # medium
+        ("Power spike", "2025-03-04 20:00"),  # low, newest first
+        ("Power spike", "2025-02-25 11:00"),
+    ]
+    assert list(listed["Status"]) == ["resolved", "open", "resolved", "resolved"]
+    # the stuck-on episode holds C001's 3 March line (7.52 EUR): billed is 10 March's 3.77 only
+    overtime = content.overtime.set_index("Client")
+    assert list(content.overtime.columns)[-1] == "Held [EUR]"
+    assert overtime.loc["Acme Logistics GmbH (C001)", "Billed [EUR]"] == Decimal("3.77")
+    assert overtime.loc["Acme Logistics GmbH (C001)", "Held [EUR]"] == Decimal("7.52")
+    assert overtime.loc["Acme Logistics GmbH (C001)", "Sessions"] == 1
+    assert overtime.loc["Client C002", "Held [EUR]"] == Decimal("0.00")
+    assert headline(content, "Overtime billed [EUR]") == Decimal("7.54")  # 3.77 + 3.77
+    assert (
+        "Overtime held on a fault (lights stuck on), not in the billed figures until released: "
+        "7.52 EUR of Acme Logistics GmbH (C001)."
+    ) in content.notes
+
+
+def test_a_day_with_no_lighting_has_no_peak_hour() -> None:
+    # Monday peaks at 09:00 with 2,000 W; Tuesday at 10:00 with 150 W (7.5 % of Monday's: shown);
+    # Saturday's highest is 60 W (3 % of 2,000 W), Sunday's 2 W (below the 5 W threshold): no lighting
+    typical = pd.DataFrame(
+        {
+            "weekday": [0, 0, 1, 1, 5, 5, 6],
+            "hour": [9, 10, 9, 10, 0, 3, 0],
+            "expected_power_w": [2000.0, 1500.0, 100.0, 150.0, 60.0, 10.0, 2.0],
+        }
+    )
+    table = peak_hours_table(typical, on_threshold_w=5.0)
+    assert table["Weekday"].tolist() == ["Monday", "Tuesday", "Saturday", "Sunday"]
+    assert table["Peak hour"].tolist() == ["09:00", "10:00", "no lighting expected", "no lighting expected"]
+    assert table["Expected power [kW]"].iloc[:2].tolist() == [2.0, 0.15]
+    assert table["Expected power [kW]"].iloc[2:].isna().all()
 
 
 # --- with a champion: the next period's forecast ----------------------------------------------------------
@@ -384,7 +533,9 @@ def test_cli_report_writes_files_and_refuses_in_one_line(tmp_path: Path) -> None
         "slem-report-site-2025-03.html", "slem-report-site-2025-03.pdf", "slem-report-site-2025-03.xlsx"
     ]  # fmt: skip
     assert (out / "slem-report-site-2025-03.pdf").read_bytes()[:5] == b"%PDF-"
-    assert "0.7 kWh, 0.14 EUR, +2,700.0 % energy vs the previous period" in done.stdout
+    assert (
+        "0.7 kWh, 0.14 EUR, not compared with the previous period (see the report's notes)" in done.stdout
+    )  # 6 of 31 days
     engine = open_database(url)
     try:  # kept in the store for the app's Reports tab, the same bytes as written
         (kept,) = list_reports(engine).itertuples()
@@ -398,7 +549,9 @@ def test_cli_report_writes_files_and_refuses_in_one_line(tmp_path: Path) -> None
     nowhere = ["--scope", "building:Nowhere", "--out", str(tmp_path / "o2")]
     refused = _slem("report", "--period", "2025-03", *nowhere, *common, cwd=tmp_path)
     assert refused.returncode == 2
-    assert refused.stderr.strip() == "error: no readings of Building Nowhere in March 2025"
+    assert refused.stderr.strip() == (
+        "error: scope 'building:Nowhere': the store has no building 'Nowhere' (buildings: HQ, Lab)"
+    )
     assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())
     bad = _slem("report", "--period", "2025-W99", "--out", str(out), *common, cwd=tmp_path)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "2025-Q1" in bad.stderr

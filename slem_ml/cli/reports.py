@@ -114,5 +114,5 @@ def _summary(content: ReportContent) -> str:
     if len(change) and change.iloc[0] is not None:
         line += f", {change.iloc[0]:+,.1f} % energy vs the previous period"
     else:
-        line += ", no previous period stored to compare with"
+        line += ", not compared with the previous period (see the report's notes)"
     return line

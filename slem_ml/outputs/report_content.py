@@ -28,7 +28,7 @@ class Co2Factor:
     """The grid's emission factor used for CO₂ figures."""
 
     kg_per_kwh: float  # [kg CO₂ / kWh]
-    source: str  # e.g. "site configuration (co2_kg_per_kwh)" or "Umweltbundesamt, Strommix 2023"
+    source: str  # without its year: "site configuration (co2_kg_per_kwh)" or "Umweltbundesamt, Strommix"
     year: int | None  # the factor's year, when it comes from a published source
 
 
@@ -42,7 +42,8 @@ class ReportContent:
       ``Change vs previous [%]``, ``Year earlier``, ``Change vs year earlier [%]``. Measures: "Energy
       [kWh]", "Energy cost [<currency>]", "Overtime energy [kWh]", "Overtime billed [<currency>]",
       "Cleaning sessions over the limit", "CO₂ [kg]", "Alerts raised". Values are numbers (float or
-      Decimal) or ``None`` where that period has no stored readings; changes ``None`` likewise.
+      Decimal) or ``None`` where that period is not compared (no readings, or readings on too few of its
+      days: the notes say which); changes ``None`` likewise, and all of them when this period is partial.
     * ``by_use`` — ``Use`` (Contracted hours, Overtime, Cleaning, Lights off), ``Energy [kWh]``,
       ``Cost [<currency>]``, ``Share [%]``.
     * ``by_place`` — ranked by energy, one row per zone: ``Building``, ``Floor``, ``Zone``, ``Client``,
@@ -55,11 +56,12 @@ class ReportContent:
     * ``by_weekday`` — ``Weekday`` (Monday…Sunday), ``Energy [kWh/day]`` (mean per day of that weekday).
     * ``overtime`` — per client: ``Client``, ``Sessions``, ``Hours [h]``, ``Energy [kWh]``,
       ``Billed [<currency>]`` (net, as invoiced for the period's months; a week or quarter sums the
-      sessions that start in it).
+      sessions that start in it), ``Held [<currency>]`` (the lines held on a fault, not in the total).
     * ``cleaning`` — sessions over the flag limit, longest first: ``Date``, ``Zone``, ``Client``,
       ``Start``, ``Duration [min]``, ``Energy [kWh]``, ``Savings [<currency>]``.
-    * ``alerts`` — per kind: ``Kind``, ``Raised``, ``Open``, ``Resolved``; ``alert_list`` — ``Zone``,
-      ``Kind``, ``Severity``, ``First seen``, ``Status``, ``Explanation``.
+    * ``alerts`` — per kind (in words: "Lights stuck on"): ``Kind``, ``Raised`` (first seen in the period),
+      ``Open``, ``Resolved`` (the listed alerts by their status); ``alert_list`` (most severe first, then
+      newest) — ``Zone``, ``Kind``, ``Severity``, ``First seen``, ``Status``, ``Explanation``.
     * ``maintenance`` — ``Date``, ``Zone``, ``Action``, ``By``, ``Effect`` (the measured effect in words).
     * ``forecast`` — the next period by day: ``Date``, ``Expected energy [kWh]``, ``Low [kWh]``,
       ``High [kWh]``; ``peak_hours`` — ``Weekday``, ``Peak hour``, ``Expected power [kW]``. Both empty
@@ -98,6 +100,7 @@ class ReportContent:
     energy_kwh: float = 0.0  # [kWh] the period's total, for the summary sentence
     cost: Decimal = Decimal("0")  # [currency]
     notes: tuple[str, ...] = field(default=())  # what is missing and why ("no readings a year earlier")
+    days_with_readings: int = 0  # local days of the period with a reading of the scope (of end − start)
 
     @property
     def empty(self) -> bool:

@@ -15,17 +15,18 @@ from slem_ml.outputs.report_content import Co2Factor
 
 __all__ = ["COUNTRY_FACTORS", "EU_AVERAGE", "co2_factor"]
 
-#: Country (ISO 3166 alpha-2) → its grid factor, source and year.
+#: Country (ISO 3166 alpha-2) → its grid factor, source and year. The source names the publication without
+#: its year: the report prints the year after it ("…, 2023").
 COUNTRY_FACTORS: dict[str, Co2Factor] = {
-    "DE": Co2Factor(0.380, "Umweltbundesamt, CO₂-Emissionsfaktor des deutschen Strommix 2023", 2023),
-    "FR": Co2Factor(0.032, "RTE, Bilan électrique 2023 (emissions of French generation)", 2023),
-    "GB": Co2Factor(0.20705, "UK Government GHG Conversion Factors for Company Reporting 2024 (DESNZ)", 2024),
-    "US": Co2Factor(0.3733, "US EPA eGRID2022, US average output emission rate (823.1 lb CO₂/MWh)", 2022),
+    "DE": Co2Factor(0.380, "Umweltbundesamt, CO₂-Emissionsfaktor des deutschen Strommix", 2023),
+    "FR": Co2Factor(0.032, "RTE, Bilan électrique (emissions of French generation)", 2023),
+    "GB": Co2Factor(0.20705, "UK Government GHG Conversion Factors for Company Reporting (DESNZ)", 2024),
+    "US": Co2Factor(0.3733, "US EPA eGRID, US average output emission rate (823.1 lb CO₂/MWh)", 2022),
 }
 
 #: When the site names no country the table knows.
 EU_AVERAGE = Co2Factor(
-    0.251, "EU-27 average (EEA, GHG emission intensity of electricity generation); no country factor", 2022
+    0.251, "EU-27 average, no country factor (EEA, GHG emission intensity of electricity generation)", 2022
 )
 
 

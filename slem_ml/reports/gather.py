@@ -2,7 +2,9 @@
 read from the store for a scope and period.
 
 The store is read once per span: the period together with the weeks before it (the previous period, the
-savings' learning weeks and the forecast's history), and the same period a year earlier. Every reading's
+savings' learning weeks and the forecast's history), and the same period a year earlier, each read on
+``max_gap_minutes`` past its end so that a period's last readings cover what scoring says. A period is
+compared with another only when both have readings on (nearly) all their days. Every reading's
 energy and usage class come from billing's coverage (:func:`slem_ml.billing.coverage.compute_coverage`),
 as the app's Overview computes them; the money billed comes from the stored invoices, cleaning from the
 stored sessions, alerts and maintenance from their tables (:mod:`.gather_store`); forecast and savings
@@ -30,7 +32,9 @@ from slem_ml.reports.gather_store import (
     Billed,
     alert_frames,
     alerts_raised,
+    check_building,
     cleaning_frame,
+    held_notes,
     maintenance_frame,
     overtime_billed,
 )
@@ -38,7 +42,7 @@ from slem_ml.reports.periods import ReportPeriod, dates_bounds_ms, period_bounds
 from slem_ml.reports.scope import Scope, client_label
 from slem_ml.storage.months import of_known_clients, stored_readings
 
-__all__ = ["USE_LABELS", "gather", "scope_energy"]
+__all__ = ["COMPLETE_SHARE", "USE_LABELS", "days_with_readings", "gather", "scope_energy"]
 
 #: Usage class (SPEC §3.3) → its name in a report, in the order reports list them.
 USE_LABELS: dict[str, str] = {
@@ -47,6 +51,8 @@ USE_LABELS: dict[str, str] = {
     "cleaning": "Cleaning",
     "off": "Lights off",
 }
+#: The share of a period's days with readings from which it counts as complete and is compared.
+COMPLETE_SHARE = 0.9
 #: Weeks of readings before the period that the savings learn from.
 HISTORY_WEEKS = 8
 _MS_PER_DAY = 86_400_000
@@ -78,22 +84,31 @@ def gather(
     notes: list[str] = []
 
     previous, earlier = period.previous(), period.year_earlier()
+    check_building(engine, scope)
     history_start = min(previous.start, period.start - dt.timedelta(weeks=HISTORY_WEEKS))
-    span_start, span_end = dates_bounds_ms(history_start, period.end, tz)
-    span = scope_energy(stored_readings(engine, span_start, span_end), site, scope)
+    span = _load(engine, site, scope, *dates_bounds_ms(history_start, period.end, tz))
     this = _between(span, *period_bounds_ms(period, tz))
     before = _between(span, *period_bounds_ms(previous, tz))
-    ago = scope_energy(stored_readings(engine, *period_bounds_ms(earlier, tz)), site, scope)
+    ago = _load(engine, site, scope, *period_bounds_ms(earlier, tz))
 
     zones = None if scope.kind == "site" else _zones(this)
     billed = overtime_billed(engine, site, period, scope, zones)
+    notes += held_notes(billed, currency)
     cleaning = cleaning_frame(engine, site, period, scope, zones, currency)
     figures = _figures(engine, site, period, this, zones, price, co2.kg_per_kwh, billed, len(cleaning))
+    days_with = days_with_readings(this)
+    whole = _complete(days_with, period.days)
+    if len(this) and not whole:
+        notes.append(
+            f"{period.label}: readings on {days_with} of {period.days} days; not compared with others."
+        )
     compared: dict[str, _Figures | None] = {}
     for name, other, energy in (("previous period", previous, before), ("year earlier", earlier, ago)):
-        if energy.empty:
+        other_days = days_with_readings(energy)
+        if not _complete(other_days, other.days):
             compared[name] = None
-            notes.append(f"No readings of {scope.label} in the {name} ({other.label}): no comparison.")
+            why = f"readings on {other_days} of {other.days} days" if other_days else "no readings"
+            notes.append(f"The {name} ({other.label}): {why}; not compared.")
             continue
         other_zones = None if scope.kind == "site" else _zones(energy)
         other_billed = overtime_billed(engine, site, other, scope, other_zones)
@@ -122,7 +137,9 @@ def gather(
         currency=currency,
         generated_at=now.astimezone(dt.UTC),
         co2=co2,
-        headline=_headline(figures, compared["previous period"], compared["year earlier"], currency),
+        headline=_headline(
+            figures, compared["previous period"], compared["year earlier"], currency, compare=whole
+        ),
         by_use=_by_use(this, price, currency),
         by_place=_by_place(this, site, price, currency),
         by_building=_by_building(this, price, currency),
@@ -140,6 +157,7 @@ def gather(
         energy_kwh=energy_kwh,
         cost=_money(energy_kwh, price),
         notes=tuple(notes),
+        days_with_readings=days_with,
     )
 
 
@@ -217,8 +235,10 @@ def _figures(
 
 
 def _headline(
-    this: _Figures, previous: _Figures | None, earlier: _Figures | None, currency: str
+    this: _Figures, previous: _Figures | None, earlier: _Figures | None, currency: str, *, compare: bool
 ) -> pd.DataFrame:
+    """One row per measure: this period, the previous one and a year earlier (``None`` where not compared)
+    with the changes [%]; ``compare`` false (this period only partly stored) leaves every change ``None``."""
     measures = (
         ("Energy [kWh]", "energy_kwh"),
         (f"Energy cost [{currency}]", "cost"),
@@ -233,7 +253,8 @@ def _headline(
         value = getattr(this, name)
         before = None if previous is None else getattr(previous, name)
         ago = None if earlier is None else getattr(earlier, name)
-        rows.append((label, value, before, _change(value, before), ago, _change(value, ago)))
+        changes = (_change(value, before), _change(value, ago)) if compare else (None, None)
+        rows.append((label, value, before, changes[0], ago, changes[1]))
     columns = ["Measure", "This period", "Previous period", "Change vs previous [%]", "Year earlier"]
     return pd.DataFrame(rows, columns=[*columns, "Change vs year earlier [%]"], dtype=object)
 
@@ -346,6 +367,26 @@ def _by_weekday(energy: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
+
+
+def days_with_readings(energy: pd.DataFrame) -> int:
+    """How many local days of ``energy`` (an energy frame of :func:`scope_energy`) have a reading."""
+    return len(np.unique(energy["day"].to_numpy(dtype=np.int64)))
+
+
+def _complete(days_with: int, days: int) -> bool:
+    """Whether readings on ``days_with`` of a period's ``days`` days are :data:`COMPLETE_SHARE` of them."""
+    return days > 0 and days_with >= COMPLETE_SHARE * days
+
+
+def _load(engine: Engine, site: SiteConfig, scope: Scope, start_ms: int, end_ms: int) -> pd.DataFrame:
+    """The scope's energy frame of the readings in ``[start_ms, end_ms)`` [UTC ms]; read on to
+    ``max_gap_minutes`` past the end, so that each zone's last reading covers up to its next one as
+    scoring counts it (SPEC §3.1), then cut."""
+    max_gap_ms = site.sampling.max_gap_minutes * 60_000
+    return _between(
+        scope_energy(stored_readings(engine, start_ms, end_ms + max_gap_ms), site, scope), start_ms, end_ms
+    )
 
 
 def _between(energy: pd.DataFrame, start_ms: int, end_ms: int) -> pd.DataFrame:

@@ -27,6 +27,7 @@ __all__ = [
     "MODEL_DAYS",
     "STORED_COLUMNS",
     "forecast_frames",
+    "peak_hours_table",
     "savings_frame",
 ]
 
@@ -43,6 +44,10 @@ _MS_PER_HOUR = 3_600_000
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 FORECAST_FRAME_COLUMNS = ("Date", "Expected energy [kWh]", "Low [kWh]", "High [kWh]")
 PEAK_COLUMNS = ("Weekday", "Peak hour", "Expected power [kW]")
+#: A weekday whose peak is below this share of the week's highest has no lighting expected.
+NO_LIGHTING_SHARE = 0.05
+#: What the peak-hours table says of such a day.
+NO_LIGHTING = "no lighting expected"
 
 
 def forecast_frames(
@@ -98,15 +103,7 @@ def forecast_frames(
         }
     )
     typical = hourly.groupby(["weekday", "hour"], as_index=False)[S.EXPECTED_POWER_W].mean()
-    typical = typical.sort_values(["weekday", S.EXPECTED_POWER_W, "hour"], ascending=[True, False, True])
-    peaks = typical.groupby("weekday", as_index=False).head(1)
-    peak_table = pd.DataFrame(
-        {
-            "Weekday": [_WEEKDAYS[w] for w in peaks["weekday"]],
-            "Peak hour": [f"{h:02d}:00" for h in peaks["hour"]],
-            "Expected power [kW]": peaks[S.EXPECTED_POWER_W].to_numpy(dtype=float) / 1000.0,
-        }
-    )
+    peak_table = peak_hours_table(typical, site.sampling.on_threshold_w)
     notes.append(
         "Forecast by the champion model; the daily band sums the zones' 80 % bands (wider than the total's)."
     )
@@ -116,6 +113,26 @@ def forecast_frames(
             "by weekday (a public holiday as its Sunday)."
         )
     return forecast_table, peak_table.reset_index(drop=True), notes
+
+
+def peak_hours_table(typical: pd.DataFrame, on_threshold_w: float) -> pd.DataFrame:
+    """The peak hour of each weekday from ``typical`` (``weekday`` 0–6, ``hour`` 0–23 and its mean
+    expected power [W]): ``Weekday``, ``Peak hour`` (``HH:00``), ``Expected power [kW]``.
+
+    A weekday whose peak is below ``on_threshold_w`` [W] or :data:`NO_LIGHTING_SHARE` of the week's
+    highest peak reads "no lighting expected" (its power NaN, shown as "—"): its "peak" is noise."""
+    typical = typical.sort_values(["weekday", S.EXPECTED_POWER_W, "hour"], ascending=[True, False, True])
+    peaks = typical.groupby("weekday", as_index=False).head(1)
+    power = peaks[S.EXPECTED_POWER_W].to_numpy(dtype=float)
+    top = float(power.max()) if len(power) else 0.0
+    dark = power < max(float(on_threshold_w), NO_LIGHTING_SHARE * top)
+    return pd.DataFrame(
+        {
+            "Weekday": [_WEEKDAYS[w] for w in peaks["weekday"]],
+            "Peak hour": np.where(dark, NO_LIGHTING, [f"{h:02d}:00" for h in peaks["hour"]]).tolist(),
+            "Expected power [kW]": np.where(dark, np.nan, power / 1000.0),
+        }
+    )
 
 
 def _whole_period(

@@ -9,27 +9,33 @@ period); a client's scope also keeps only that client's invoice lines and cleani
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from slem_ml.config.site import SiteConfig
+from slem_ml.errors import InputError
 from slem_ml.io import schema as S
+from slem_ml.models.alerts import severity_rank
 from slem_ml.reports.periods import ReportPeriod, period_bounds_ms
 from slem_ml.reports.scope import Scope, client_label
 from slem_ml.storage.maintenance import alerts_frame, maintenance_history
 from slem_ml.storage.months import period_cleaning, stored_readings
 from slem_ml.storage.periods import period_invoices
+from slem_ml.storage.tables import StoreZone
 
 __all__ = [
+    "ALERT_KINDS",
     "EFFECT_DAYS",
     "Billed",
     "alert_frames",
     "alerts_raised",
+    "check_building",
     "cleaning_frame",
+    "held_notes",
     "maintenance_frame",
     "months_of",
     "overtime_billed",
@@ -37,17 +43,35 @@ __all__ = [
 
 #: Days before and after a maintenance action compared for its effect (as the app's Maintenance tab).
 EFFECT_DAYS = 7
+#: An alert's kind in a report's words.
+ALERT_KINDS: dict[str, str] = {
+    "stuck_on": "Lights stuck on",
+    "spike": "Power spike",
+    "drift": "Drift",
+    "dropout": "No readings",
+}
 _COUNTED = ("billed", "released")  # the line statuses an invoice's total counts (SPEC §8.4)
+_HELD = "held"  # a line held on a fault (SPEC §8.4): in the invoice's held_total, not its total
 _ACTIVE = ("open", "ongoing")
 _MS_PER_DAY = 86_400_000
 
 
 @dataclass(frozen=True)
 class Billed:
-    """Overtime billed in a period: ``table`` as ``ReportContent.overtime`` and its ``total`` [currency]."""
+    """Overtime billed in a period: ``table`` as ``ReportContent.overtime``, its ``total`` [currency] and
+    the amount ``held`` per client label [currency] (only clients with a held line)."""
 
     table: pd.DataFrame
     total: Decimal
+    held: dict[str, Decimal] = field(default_factory=dict)
+
+
+def held_notes(billed: Billed, currency: str) -> list[str]:
+    """The note naming the overtime held on a fault, not in the billed figures; none when nothing is held."""
+    if not billed.held:
+        return []
+    parts = ", ".join(f"{amount:,.2f} {currency} of {client}" for client, amount in billed.held.items())
+    return [f"Overtime held on a fault (lights stuck on), not in the billed figures until released: {parts}."]
 
 
 def months_of(period: ReportPeriod) -> list[str]:
@@ -65,46 +89,57 @@ def overtime_billed(
 ) -> Billed:
     """The overtime billed per client in ``period`` (SPEC §3.4–3.8): the stored invoice lines of the
     months it touches whose session starts in it, counting the lines an invoice's total counts (billed,
-    released), net."""
+    released), net; the held lines' amount apart, in ``Held [<currency>]`` (SPEC §8.4)."""
     currency = site.site.currency
     parts = [period_invoices(engine, site, month)[0] for month in months_of(period)]
     lines = (
         pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(S.INVOICE_LINE_COLUMNS))
     )
-    keep = lines["status"].isin(_COUNTED).to_numpy(dtype=bool, copy=True)
-    keep &= _date_in(lines["date"], period)
+    status = lines["status"].astype(str).to_numpy()
+    keep = np.isin(status, [*_COUNTED, _HELD]) & _date_in(lines["date"], period)
     if scope.kind == "client":
         keep &= (lines[S.CLIENT_ID].astype(str) == scope.value).to_numpy()
     if zones is not None:
         keep &= lines[S.ZONE_ID].astype(str).isin(zones).to_numpy()
-    lines = lines[keep]
-    money = f"Billed [{currency}]"
+    lines, held = lines[keep], status[keep] == _HELD
+    money, held_money = f"Billed [{currency}]", f"Held [{currency}]"
     if lines.empty:
-        empty: dict[str, list] = {
-            "Client": [],
-            "Sessions": [],
-            "Hours [h]": [],
-            "Energy [kWh]": [],
-            money: [],
+        columns = ["Client", "Sessions", "Hours [h]", "Energy [kWh]", money, held_money]
+        return Billed(pd.DataFrame({c: [] for c in columns}), Decimal("0.00"))
+    zero = Decimal("0.00")
+    amounts = lines["amount"].to_numpy(dtype=object)
+    nothing = np.full(len(lines), zero, dtype=object)
+    counted = pd.DataFrame(
+        {
+            S.CLIENT_ID: lines[S.CLIENT_ID].astype(str).to_numpy(),
+            "sessions": (~held).astype(np.int64),
+            "minutes": np.where(held, 0.0, lines["billable_minutes"].to_numpy(dtype=float)),
+            "kwh": np.where(held, 0.0, lines["energy_kwh"].astype(float).to_numpy()),
+            "billed": np.where(held, nothing, amounts),
+            "held": np.where(held, amounts, nothing),
         }
-        return Billed(pd.DataFrame(empty), Decimal("0.00"))
-    grouped = lines.groupby(S.CLIENT_ID, observed=True).agg(
-        sessions=("amount", "size"),
-        minutes=("billable_minutes", "sum"),
-        kwh=("energy_kwh", lambda v: float(sum(v, Decimal(0)))),
-        billed=("amount", lambda v: sum(v, Decimal("0.00"))),
+    )
+    grouped = counted.groupby(S.CLIENT_ID).agg(
+        sessions=("sessions", "sum"),
+        minutes=("minutes", "sum"),
+        kwh=("kwh", "sum"),
+        billed=("billed", lambda v: sum(v, zero)),
+        held=("held", lambda v: sum(v, zero)),
     )
     grouped = grouped.sort_values("billed", ascending=False, kind="stable")
+    labels = [client_label(site, str(c)) for c in grouped.index]
     table = pd.DataFrame(
         {
-            "Client": [client_label(site, str(c)) for c in grouped.index],
+            "Client": labels,
             "Sessions": grouped["sessions"].to_numpy(dtype=np.int64),
             "Hours [h]": np.round(grouped["minutes"].to_numpy(dtype=float) / 60.0, 2),
             "Energy [kWh]": grouped["kwh"].to_numpy(dtype=float),
             money: list(grouped["billed"]),
+            held_money: list(grouped["held"]),
         }
     )
-    return Billed(table, sum(grouped["billed"], Decimal("0.00")))
+    on_hold = {label: amount for label, amount in zip(labels, grouped["held"], strict=True) if amount > 0}
+    return Billed(table, sum(grouped["billed"], zero), on_hold)
 
 
 def cleaning_frame(
@@ -148,28 +183,36 @@ def cleaning_frame(
 def alert_frames(
     engine: Engine, period: ReportPeriod, zones: list[str] | None, timezone: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per kind: raised, open, resolved in the period; the alerts active in it, newest first)."""
+    """(per kind: raised in the period, and open and resolved among the alerts listed; the alerts active
+    or resolved in the period, most severe first, then newest). Kinds are in words (:data:`ALERT_KINDS`).
+
+    An alert is listed when its episode overlaps the period or a person resolved it in the period; the
+    counts of ``Open`` and ``Resolved`` are those listed alerts by their status now, so they agree with
+    the list (an alert whose episode ended in scoring is resolved without a ``resolved_at``)."""
     alerts = _scope_alerts(engine, zones)
     start, end = (pd.Timestamp(ms, unit="ms", tz="UTC") for ms in period_bounds_ms(period, timezone))
-    raised = (alerts["first_seen"] >= start) & (alerts["first_seen"] < end)
-    active = (alerts["first_seen"] < end) & (alerts["last_seen"] >= start)
-    still_open = active & alerts["status"].isin(_ACTIVE)
-    resolved = (alerts["resolved_at"] >= start) & (alerts["resolved_at"] < end)
+    raised = ((alerts["first_seen"] >= start) & (alerts["first_seen"] < end)).to_numpy(dtype=bool)
+    active = ((alerts["first_seen"] < end) & (alerts["last_seen"] >= start)).to_numpy(dtype=bool)
+    closed_in = ((alerts["resolved_at"] >= start) & (alerts["resolved_at"] < end)).fillna(False)
+    listed = active | closed_in.to_numpy(dtype=bool)
+    status = alerts["status"].astype(str).to_numpy()
+    kinds = alerts["kind"].astype(str)
     counts = pd.DataFrame(
         {
-            "Kind": alerts["kind"].astype(str),
+            "Kind": _kind_words(kinds),
             "Raised": raised.astype(int),
-            "Open": still_open.astype(int),
-            "Resolved": resolved.fillna(False).astype(int),
+            "Open": (listed & np.isin(status, _ACTIVE)).astype(int),
+            "Resolved": (listed & (status == "resolved")).astype(int),
         }
     )
-    per_kind = counts[(counts[["Raised", "Open", "Resolved"]] > 0).any(axis=1)]
-    per_kind = per_kind.groupby("Kind", as_index=False)[["Raised", "Open", "Resolved"]].sum()
-    shown = alerts[active | resolved.fillna(False)].sort_values("first_seen", ascending=False, kind="stable")
-    listed = pd.DataFrame(
+    per_kind = counts[raised | listed].groupby("Kind", as_index=False)[["Raised", "Open", "Resolved"]].sum()
+    shown = alerts[listed]
+    shown = shown.assign(rank=severity_rank(shown["severity"].astype(str)).to_numpy())
+    shown = shown.sort_values(["rank", "first_seen"], ascending=[False, False], kind="stable")
+    listed_frame = pd.DataFrame(
         {
             "Zone": shown[S.ZONE_ID].astype(str).to_numpy(),
-            "Kind": shown["kind"].astype(str).to_numpy(),
+            "Kind": _kind_words(shown["kind"].astype(str)),
             "Severity": shown["severity"].astype(str).to_numpy(),
             "First seen": shown["first_seen"]
             .dt.tz_convert(timezone)
@@ -179,7 +222,7 @@ def alert_frames(
             "Explanation": shown["detail"].fillna("").astype(str).to_numpy(),
         }
     )
-    return per_kind.reset_index(drop=True), listed
+    return per_kind.reset_index(drop=True), listed_frame
 
 
 def alerts_raised(engine: Engine, period: ReportPeriod, zones: list[str] | None, timezone: str) -> int:
@@ -217,12 +260,36 @@ def maintenance_frame(
     )
 
 
+def check_building(engine: Engine, scope: Scope) -> None:
+    """Refuse a building scope the store has no zone of, naming the buildings it has.
+
+    Raises
+    ------
+    InputError
+        ``scope 'building:Nowhere': the store has no building 'Nowhere' (buildings: HQ, Lab)``.
+    """
+    if scope.kind != "building":
+        return
+    with engine.connect() as connection:
+        known = sorted(set(connection.execute(select(StoreZone.building).distinct()).scalars()))
+    if scope.value not in known:
+        names = ", ".join(known) or "none stored yet"
+        raise InputError(
+            f"scope {scope.text!r}: the store has no building {scope.value!r} (buildings: {names})"
+        )
+
+
 # --- internals ---------------------------------------------------------------------------------------------
 
 
 def _scope_alerts(engine: Engine, zones: list[str] | None) -> pd.DataFrame:
     alerts = alerts_frame(engine)
     return alerts if zones is None else alerts[alerts[S.ZONE_ID].isin(zones)]
+
+
+def _kind_words(kinds: pd.Series) -> np.ndarray:
+    """Alert kinds (codes) in words (:data:`ALERT_KINDS`); an unknown kind keeps its code."""
+    return kinds.map(ALERT_KINDS).fillna(kinds).to_numpy(dtype=object)
 
 
 def _date_in(dates: pd.Series, period: ReportPeriod) -> np.ndarray:
