@@ -28,7 +28,7 @@ from slem_ml.config import SAMPLE_CONTRACTS
 from slem_ml.errors import InputError, SlemError
 from slem_ml.generator.generate import GeneratorConfig, generate, write_generated
 from slem_ml.storage import open_database
-from slem_ml.storage.reports import list_reports, report_file
+from slem_ml.storage.reports import keep_report, list_reports, record_send, report_file
 from slem_ml.storage.users import add_user
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -159,43 +159,75 @@ def test_acknowledging_without_choosing_is_refused_in_the_maintenance_panel(page
 
 
 @pytest.mark.parametrize(
-    ("user", "upload", "retrain"),
-    [("mgr", True, False), ("ds", False, True), ("boss", True, True), ("view", False, False),
-     ("view3", False, False)],
+    ("user", "upload", "retrain", "maintain"),
+    [("mgr", True, False, True), ("ds", False, True, False), ("boss", True, True, True),
+     ("view", False, False, False), ("view3", False, False, False)],
 )  # fmt: skip
 def test_controls_are_shown_by_role(
-    store: AppConfig, page: dict[str, Any], user: str, upload: bool, retrain: bool
+    store: AppConfig, page: dict[str, Any], user: str, upload: bool, retrain: bool, maintain: bool
 ) -> None:
     may = abilities(store, user)
-    assert (may.upload, may.retrain) == (upload, retrain)
-    tab, button = page["on_abilities"](request(user))
+    assert (may.upload, may.retrain, may.maintain) == (upload, retrain, maintain)
+    tab, button, ack, resolve = page["on_abilities"](request(user))
     assert (tab.visible, button.visible) == (upload, retrain)
+    # issue 14 review item 10: Acknowledge and Resolve only for who may act on alerts
+    assert (ack.visible, resolve.visible) == (maintain, maintain)
 
 
 # --- items 3 and 4: the Reports tab -------------------------------------------------------------------
 
 
 def test_periods_offered_from_the_store_months() -> None:
-    offered = reports.report_period_choices(["2025-03", "2025-02"])
+    offered = reports.report_period_choices(["2025-03", "2025-02"], dt.date(2025, 6, 1))
     values = [value for _, value in offered]
-    # months, then quarters, then the ISO weeks of the two latest months, newest first (1 February
+    # months, then quarters, then the ISO weeks of the three latest months, newest first (1 February
     # 2025 is a Saturday of W05)
     assert values[:3] == ["2025-03", "2025-02", "2025-Q1"]
     assert values[3:] == [f"2025-W{w:02d}" for w in range(14, 4, -1)]  # 1 March is in W09, 31 March in W14
     assert offered[0] == ("March 2025", "2025-03")
     assert offered[2] == ("Q1 2025 (January–March)", "2025-Q1")
+    assert all("to date" not in label for label, _ in offered)  # all over by June
+
+
+def test_the_period_picker_offers_no_future_and_proposes_the_latest_complete_month() -> None:
+    """Issue 14 review item 6, on the reviewer's day: Monday 7 December 2026, data to the 7th."""
+    today = dt.date(2026, 12, 7)
+    months = ["2026-12", "2026-11", "2026-10", "2026-09", "2027-01"]  # a stray future month too
+    offered = dict((value, label) for label, value in reports.report_period_choices(months, today))
+    assert "2027-01" not in offered and "2027-Q1" not in offered  # not started
+    assert offered["2026-12"] == "December 2026 (to date)" and offered["2026-11"] == "November 2026"
+    assert offered["2026-Q4"] == "Q4 2026 (October–December) (to date)"
+    assert offered["2026-Q3"] == "Q3 2026 (July–September)"
+    weeks = sorted(v for v in offered if "-W" in v)
+    # the weeks of December to November's and October's: 28 September (W40, holds 1 October) to 7
+    # December (W50, started today, to date); W51–W53 have not started
+    assert weeks == [f"2026-W{w}" for w in range(40, 51)]
+    assert offered["2026-W50"].endswith("(to date)") and not offered["2026-W49"].endswith("(to date)")
+    assert reports.default_period(months, today) == "2026-11"
+    assert reports.default_period(["2026-12"], today) == "2026-12"  # nothing over yet: the month so far
+    assert reports.default_period([], today) is None
 
 
 def test_a_manager_generates_lists_views_and_downloads_a_report(store: AppConfig) -> None:
-    choices = reports.report_choices(store, "mgr")
+    choices = reports.report_choices(store, "mgr", today=dt.date(2025, 1, 20))
     scopes = [value for _, value in choices.scopes]
     assert scopes[0] == "site" and "client:C003" in scopes and any(s.startswith("building:") for s in scopes)
-    assert choices.may_generate and ("January 2025", "2025-01") in choices.periods
+    assert choices.may_generate and ("January 2025 (to date)", "2025-01") in choices.periods
+    assert choices.default_period == "2025-01"  # the only month stored, not over on the 20th
+    later = reports.report_choices(store, "mgr", today=dt.date(2025, 3, 20))
+    assert ("January 2025", "2025-01") in later.periods and later.default_period == "2025-01"
     report_id, said = reports.generate_report(store, "mgr", "2025-01", "site", now=NOW)
     assert said.startswith(f"Report {report_id} made: ") and "slem-report-site-2025-01.pdf" in said
     listed = reports.reports_table(store, "mgr")
-    assert list(listed.columns[:4]) == ["Report", "Made (UTC)", "Period", "Scope"]
-    assert listed.iloc[0].tolist()[:4] == [str(report_id), "2025-03-20 12:00", "2025-01", "site"]
+    assert list(listed.columns) == ["Report", "Period", "Scope", "Made (UTC)", "By", "Mailed"]
+    assert listed.iloc[0].tolist() == [
+        str(report_id),
+        "January 2025",
+        "Whole site",
+        "2025-03-20 12:00",
+        "mgr",
+        "",
+    ]
     # the download is the kept file, byte for byte, in a folder of its own
     engine = open_database(store.database_url)
     try:
@@ -213,6 +245,43 @@ def test_a_manager_generates_lists_views_and_downloads_a_report(store: AppConfig
     assert shown.startswith("<!DOCTYPE html>") or shown.lstrip().lower().startswith("<!doctype html")
 
 
+def test_the_list_names_scopes_schedules_and_failed_mail_and_a_report_without_html(store: AppConfig) -> None:
+    """Issue 14 review items 5 and 7: a scheduled report kept as PDF and XLSX only (as schedules kept them
+    before), mailed to nobody because the server refused; another mailed; the list says so in words."""
+    files = {"pdf": ("r.pdf", b"%PDF-1.4 x"), "xlsx": ("r.xlsx", b"PK x")}
+    engine = open_database(store.database_url)
+    try:
+        failed = keep_report(
+            engine, files, scope="client:C001", period="2025-W02", title="t", created_by="schedule",
+            schedule="weekly", mail_to=["a@example.com"], now=NOW,
+        )  # fmt: skip
+        record_send(engine, failed, at=NOW, sent=False, error="the mail server refused the sign-in")
+        mailed = keep_report(
+            engine, files, scope="building:B1", period="2025-Q1", title="t", created_by="schedule",
+            schedule="quarterly", mail_to=["a@example.com", "b@example.com"], now=NOW,
+        )  # fmt: skip
+        record_send(engine, mailed, at=NOW + dt.timedelta(minutes=5), sent=True, error=None)
+    finally:
+        engine.dispose()
+    listed = reports.reports_table(store, "mgr").set_index("Report")
+    assert set(listed["By"]) == {"mgr", "schedule weekly", "schedule quarterly"}  # None is not "nan"
+    assert listed.loc[str(failed)].tolist() == [
+        "Week 2 of 2025 (6–12 January)", "Acme Logistics GmbH (C001)", "2025-03-20 12:00", "schedule weekly",
+        "⚠️ not sent: the mail server refused the sign-in",
+    ]  # fmt: skip
+    assert listed.loc[str(mailed)].tolist() == [
+        "Q1 2025 (January–March)", "Building B1", "2025-03-20 12:00", "schedule quarterly",
+        "a@example.com, b@example.com (2025-03-20 12:05)",
+    ]  # fmt: skip
+    with pytest.raises(InputError, match=rf"^Report {failed} was kept as PDF and XLSX only: download it$"):
+        reports.view_report(store, "mgr", failed)
+    with pytest.raises(InputError, match="no such report"):  # not C003's: it stays unseen
+        reports.view_report(store, "view3", failed)
+    with pytest.raises(InputError, match="no such report"):
+        reports.view_report(store, "mgr", 99_999)
+    assert reports.download_report(store, "mgr", failed, "xlsx").read_bytes() == b"PK x"
+
+
 def test_a_client_user_gets_its_own_scope_and_reports_only(store: AppConfig) -> None:
     mine = reports.report_choices(store, "view3")
     assert mine.scopes == [(mine.scopes[0][0], "client:C003")] and mine.may_generate
@@ -224,7 +293,7 @@ def test_a_client_user_gets_its_own_scope_and_reports_only(store: AppConfig) -> 
     site_id, _ = reports.generate_report(store, "mgr", "2025-W02", "site", now=NOW)
     own_id, _ = reports.generate_report(store, "view3", "2025-01", "client:C003", now=NOW)
     listed = reports.reports_table(store, "view3")
-    assert set(listed["Scope"]) == {"client:C003"} and str(own_id) in set(listed["Report"])
+    assert set(listed["Scope"]) == {mine.scopes[0][0]} and str(own_id) in set(listed["Report"])
     with pytest.raises(InputError, match="no such report"):
         reports.download_report(store, "view3", site_id, "pdf")
     with pytest.raises(InputError, match="no such report"):

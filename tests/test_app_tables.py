@@ -230,3 +230,51 @@ def test_the_overtime_chart_names_the_top_ten_zones_and_adds_up_the_rest() -> No
     assert list(fig.data[0].x) == ["C2", "C1"]  # C2 bills 11+...+15 = 65, C1 1+...+10 = 55
     assert fig.layout.showlegend is not False
     assert np.isclose(sum(float(sum(t.y)) for t in fig.data), 120.0)  # nothing lost
+    # issue 14 review item 8: ten zones in ten colours of their own, the rest grey
+    colours = [t.marker.color for t in fig.data]
+    assert len(set(colours)) == 11 and colours[-1] == charts.OTHER_COLOUR
+    assert charts.OTHER_COLOUR not in colours[:-1] and len(charts.PALETTE) >= 11
+
+
+def test_the_trend_names_the_uses_in_words_as_the_reports_do() -> None:
+    """Issue 14 review item 9: two days, kWh per use added up per local day, legend in the reports' words."""
+    times = pd.to_datetime(
+        ["2025-03-03 08:00", "2025-03-03 20:00", "2025-03-03 21:00", "2025-03-04 02:00", "2025-03-04 09:00"]
+    ).tz_localize("Europe/Berlin")
+    energy = pd.DataFrame(
+        {
+            "local_time": times,
+            "usage_class": ["contract", "overtime", "overtime", "off", "contract"],
+            "kwh": [2.0, 0.5, 0.25, 0.1, 3.0],
+        }
+    )
+    fig = charts.energy_trend(energy)
+    bars = {t.name: [float(y) for y in t.y] for t in fig.data}
+    assert list(bars) == ["Contracted hours", "Overtime", "Lights off"]  # no cleaning: none that month
+    assert bars == {"Contracted hours": [2.0, 3.0], "Overtime": [0.75, 0.0], "Lights off": [0.0, 0.1]}
+
+
+def test_an_acknowledged_open_alert_reads_acknowledged() -> None:
+    """Issue 14 review item 11: the shown status says at once that someone has taken an open alert on."""
+    at = pd.Timestamp("2025-03-04 21:00", tz="UTC")
+    alerts = pd.DataFrame(
+        {
+            "alert_id": ["a1", "a2", "a3"],
+            "zone_id": ["HQ-F1-Z1"] * 3,
+            "kind": ["stuck_on", "dropout", "spike"],
+            "severity": ["high", "low", "medium"],
+            "status": ["open", "open", "ongoing"],
+            "detected_at": [at] * 3,
+            "first_seen": [at] * 3,
+            "last_seen": [at] * 3,
+            "acknowledged_by": ["mia", None, "mia"],
+            "resolved_by": [None] * 3,
+            "note": [None] * 3,
+            "detail": ["d1", "d2", "d3"],
+        }
+    )
+    shown = _alerts_shown(alerts, "Europe/Berlin")
+    assert dict(zip(shown["Alert id"], shown["Status"], strict=True)) == {
+        "a1": "acknowledged", "a3": "ongoing, acknowledged", "a2": "open",
+    }  # fmt: skip
+    assert shown["Acknowledged by"].tolist() == ["mia", "mia", "—"]

@@ -18,6 +18,8 @@ __all__ = [
     "cleaning_ranking",
     "energy_heatmap",
     "energy_trend",
+    "PALETTE",
+    "USES",
     "forecast_chart",
     "overtime_by_client",
     "profile_heatmap",
@@ -27,6 +29,21 @@ __all__ = [
 #: Series a chart names one by one; the rest are added up as "others".
 TOP_N = 10
 _WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+#: The uses of energy in stacking order: (usage class, name in words as the reports give it, colour as the
+#: reports' charts draw it; :data:`slem_ml.outputs.report_charts.USE_STYLES`).
+USES: tuple[tuple[str, str, str], ...] = (
+    ("contract", "Contracted hours", "#2f3b52"),
+    ("overtime", "Overtime", "#c4561d"),
+    ("cleaning", "Cleaning", "#8fb8a0"),
+    ("off", "Lights off", "#c8c8b4"),
+)
+#: Distinct colours for the named series of a chart (the :data:`TOP_N` largest and one to spare), none of
+#: them grey: grey is :data:`OTHER_COLOUR`'s, the series that adds up the rest.
+PALETTE: tuple[str, ...] = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+    "#393b79", "#e6ab02",
+)  # fmt: skip
+OTHER_COLOUR = "#9e9e9e"
 _LAYOUT = {"margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "template": "plotly_white", "height": 380}
 
 
@@ -88,7 +105,8 @@ def profile_heatmap(energy: pd.DataFrame) -> go.Figure:
 
 
 def energy_trend(energy: pd.DataFrame) -> go.Figure:
-    """Energy per day [kWh], stacked by use: contracted hours, overtime, cleaning."""
+    """Energy per day [kWh], stacked by use (:data:`USES`): contracted hours, overtime, cleaning, lights
+    off, named in words as the reports name them."""
     if energy.empty:
         return _empty("Energy per day")
     daily = (
@@ -98,16 +116,20 @@ def energy_trend(energy: pd.DataFrame) -> go.Figure:
         .unstack(S.USAGE_CLASS, fill_value=0.0)
     )
     fig = go.Figure(layout={**_LAYOUT, "title": "Energy per day by use [kWh]", "barmode": "stack"})
-    for use in ("contract", "overtime", "cleaning", "off"):
+    for use, name, colour in USES:
         if use in daily.columns:
-            fig.add_bar(x=daily.index, y=daily[use], name=use)
+            fig.add_bar(
+                x=daily.index, y=daily[use], name=name, marker_color=colour,
+                hovertemplate=f"%{{x|%Y-%m-%d}}, {name}: %{{y:,.1f}} kWh<extra></extra>",
+            )  # fmt: skip
     fig.update_yaxes(title_text="Energy per day [kWh]")
     return fig
 
 
 def overtime_by_client(lines: pd.DataFrame, currency: str) -> go.Figure:
     """Overtime amount per client [currency], stacked by zone: the :data:`TOP_N` clients and zones with the
-    largest amounts by name, the rest as "other clients" / "other zones"; clients largest first."""
+    largest amounts by name, the rest as "other clients" / "other zones"; clients largest first. Each zone
+    has a colour of its own (:data:`PALETTE`), "other zones" grey."""
     if lines.empty:
         return _empty("Overtime by client and zone")
     amounts = lines.assign(
@@ -126,9 +148,11 @@ def overtime_by_client(lines: pd.DataFrame, currency: str) -> go.Figure:
             "legend": {"title": {"text": f"Zone (top {TOP_N})"}},
         }
     )  # fmt: skip
+    named = iter(PALETTE)
     for zone in table.columns:
+        colour = OTHER_COLOUR if zone == "other zones" else next(named)
         fig.add_bar(
-            x=list(table.index), y=table[zone], name=str(zone),
+            x=list(table.index), y=table[zone], name=str(zone), marker_color=colour,
             hovertemplate=f"%{{x}}, {zone}: %{{y:,.2f}} {currency}<extra></extra>",
         )  # fmt: skip
     fig.update_yaxes(title_text=f"Overtime [{currency}]")

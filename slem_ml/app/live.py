@@ -39,7 +39,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from sqlalchemy import Engine
 
-from slem_ml.app.access import display, user_of
+from slem_ml.app.access import user_of
+from slem_ml.app.tables import for_people
 from slem_ml.app.workspace import RUN_CONTRACTS, AppConfig, run_folder
 from slem_ml.billing.sessions import MS_PER_KWH_UNIT, round_cents
 from slem_ml.config.site import ClientContract, SiteConfig, load_site
@@ -59,6 +60,7 @@ __all__ = [
     "estimated_cost",
     "live_board",
     "overtime_now",
+    "site_config",
     "zone_states",
 ]
 
@@ -69,6 +71,13 @@ SILENT_INTERVALS = 3  # a zone is silent after this many of its intervals withou
 SILENT_MIN_MS = 30 * 60_000  # …and never sooner than this [ms]
 ROWS_SHOWN = 200  # rows of each table; the status line gives the full counts
 HOUR_MS = 3_600_000
+#: The Live tab's tables, in words through :func:`slem_ml.app.tables.for_people` (issue 14 review item 9).
+OVERTIME_SHOWN = (
+    "zone_id", "client_id", "building", "floor", "since", "running", "power_w", "energy_so_far_kwh",
+    "est_cost",
+)  # fmt: skip
+ALERTS_SHOWN = ("alert_id", "zone_id", "kind", "severity", "status", "detected_at", "detail")
+STALE_SHOWN = ("zone_id", "building", "floor", "last_reading", "silent_for", "reports_every")
 _MS_PER_WH = 1000 * HOUR_MS  # billing's energy unit is mW·ms: 1 Wh = 1000 mW × 3,600,000 ms
 #: the layout every Live figure shares; the template's layout given whole, as unvalidated figures need it
 _LAYOUT = {
@@ -96,7 +105,7 @@ def live_board(config: AppConfig, username: str | None, now: dt.datetime | None 
     now_ms = int(now.timestamp() * 1000)
     engine = open_database(config.database_url)
     try:
-        site = _site(config, engine)
+        site = site_config(config, engine)
         tz = site.site.timezone
         day = local_day_numbers(np.array([now_ms], np.int64), tz)
         bounds = wall_to_utc(np.r_[day, day + 1], np.zeros(2, np.int64), tz).astype(np.int64)
@@ -111,9 +120,9 @@ def live_board(config: AppConfig, username: str | None, now: dt.datetime | None 
             "zone_id": silent["zone_id"],
             "building": silent["building"],
             "floor": silent["floor"],
-            "last reading": ms_to_local(silent["last_ms"].to_numpy(np.int64), tz),
-            "silent for": _ages(silent["age_ms"]),
-            "reports every": _ages(silent["interval_ms"]),
+            "last_reading": ms_to_local(silent["last_ms"].to_numpy(np.int64), tz),
+            "silent_for": _ages(silent["age_ms"]),
+            "reports_every": _ages(silent["interval_ms"]),
         }
     )
     alerts = snapshot.alerts.assign(detected_at=snapshot.alerts["detected_at"].dt.tz_convert(tz))
@@ -124,9 +133,9 @@ def live_board(config: AppConfig, username: str | None, now: dt.datetime | None 
         power=building_power(snapshot, tz, now_ms)
         if user.client_id is None
         else _empty("Building power today"),
-        overtime=display(running.head(ROWS_SHOWN)),
-        alerts=display(alerts),
-        stale=display(stale.head(ROWS_SHOWN)),
+        overtime=for_people(running.head(ROWS_SHOWN), OVERTIME_SHOWN, site.site.currency),
+        alerts=for_people(alerts, ALERTS_SHOWN),
+        stale=for_people(stale.head(ROWS_SHOWN), STALE_SHOWN),
     )
 
 
@@ -169,8 +178,8 @@ def estimated_cost(
 
 def overtime_now(zones: pd.DataFrame, site: SiteConfig, now_ms: int) -> pd.DataFrame:
     """The zones of ``zones`` (from :func:`zone_states`) in overtime now, costliest first: since when
-    (site time), for how long, power now [W], energy so far [kWh] and the estimated cost
-    (:func:`estimated_cost`; empty for a client the contracts do not know)."""
+    (site time), for how long, power now [W], energy so far [kWh] and the estimated cost ``est_cost``
+    [currency] (:func:`estimated_cost`; None for a client the contracts do not know)."""
     over = zones[zones["state"] == "overtime now"]
     last = over["last_ms"].to_numpy(np.int64)
     start = pd.to_numeric(over["run_start_ms"]).to_numpy(dtype=float)  # NULL: NaN
@@ -197,8 +206,8 @@ def overtime_now(zones: pd.DataFrame, site: SiteConfig, now_ms: int) -> pd.DataF
             "since": ms_to_local(start, site.site.timezone),
             "running": _ages(pd.Series(covered)),
             "power_w": over["power_w"].to_numpy(float),
-            "energy_kwh": energy_wh / 1000.0,
-            _cost_column(site): costs,
+            "energy_so_far_kwh": energy_wh / 1000.0,
+            "est_cost": costs,
         }
     )
     order = sorted(range(len(costs)), key=lambda i: -(costs[i] or Decimal(0)))  # stable: ties keep zone order
@@ -356,7 +365,7 @@ def _status(
     newest = int(zones["last_ms"].max())
     counts = zones["state"].value_counts()
     states = " · ".join(f"{counts[s]:,} {s}" for s in STATES if counts[s])
-    cost = sum((c for c in running[_cost_column(site)] if c is not None), Decimal("0.00"))
+    cost = sum((c for c in running["est_cost"] if c is not None), Decimal("0.00"))
     return (
         f"As of {clock} ({tz}); the newest reading is {_ages(pd.Series([now_ms - newest]))[0]} old "
         f"({ms_to_local(np.array([newest], np.int64), tz)[0]:%Y-%m-%d %H:%M:%S}).\n\n"
@@ -390,7 +399,7 @@ def _zone_number(zone_id: str) -> int:
     return int(match.group("zone")) if match else -1
 
 
-def _site(config: AppConfig, engine: Engine) -> SiteConfig:
+def site_config(config: AppConfig, engine: Engine) -> SiteConfig:
     """The site's contracts: those ``slem serve`` was given (the contracts of today, as the live ingest's),
     else the latest run's; read again only when the file changes."""
     path = config.contracts
@@ -405,10 +414,6 @@ def _site(config: AppConfig, engine: Engine) -> SiteConfig:
 @functools.lru_cache(maxsize=8)
 def _load_site(path: str, mtime_ns: int) -> SiteConfig:
     return load_site(path)
-
-
-def _cost_column(site: SiteConfig) -> str:
-    return f"est. cost ({site.site.currency})"
 
 
 def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> go.Figure:

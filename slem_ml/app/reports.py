@@ -15,19 +15,24 @@ import html
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
+from sqlalchemy import Engine
 
-from slem_ml.app.access import display, user_of, view_of
+from slem_ml.app.access import user_of, view_of
+from slem_ml.app.live import site_config
+from slem_ml.app.tables import NONE, scope_words
 from slem_ml.app.views import periods as stored_months
 from slem_ml.app.workspace import AppConfig
+from slem_ml.config.site import SiteConfig
 from slem_ml.errors import InputError, SlemError
 from slem_ml.io import schema as S
 from slem_ml.models.bundle import ModelBundle
 from slem_ml.models.registry import find_champion
 from slem_ml.reports.make import make_report
-from slem_ml.reports.periods import parse_report_period
-from slem_ml.reports.scope import client_label
+from slem_ml.reports.periods import ReportPeriod, parse_report_period
+from slem_ml.reports.scope import client_label, parse_scope
 from slem_ml.storage import open_database
 from slem_ml.storage.reports import keep_report, list_reports, report_file
 from slem_ml.storage.users import User, role_allows
@@ -38,29 +43,24 @@ __all__ = [
     "download_report",
     "generate_report",
     "may_generate",
+    "default_period",
+    "period_label",
     "report_choices",
     "report_period_choices",
     "reports_table",
+    "scope_label",
     "view_report",
 ]
 
 #: The formats a report is made in, in the order the page offers them.
 FORMATS = ("pdf", "xlsx", "html")
-#: Columns of the list, in words (``report_id`` stays first: the row a user clicks names the report).
-_SHOWN = {
-    "report_id": "Report",
-    "created_at": "Made (UTC)",
-    "period": "Period",
-    "scope": "Scope",
-    "title": "Title",
-    "formats": "Formats",
-    "created_by": "By",
-    "schedule": "Schedule",
-    "sent_to": "Sent to",
-    "sent_at": "Sent (UTC)",
-}
+#: Columns of the list, in words, those that matter first (``Report`` stays first: the row a user clicks
+#: names the report); the title repeats period and scope, a missing format is said when it is asked for.
+LIST_COLUMNS = ("Report", "Period", "Scope", "Made (UTC)", "By", "Mailed")
 _RECENT_MONTHS = 12  # months offered in the period choices
-_WEEK_MONTHS = 2  # the ISO weeks of this many latest months are offered too
+_WEEK_MONTHS = 3  # the ISO weeks of this many latest months are offered too
+_TO_DATE = " (to date)"  # a period not over yet: its report covers the days so far
+_FORMAT_WORDS = {"pdf": "PDF", "xlsx": "XLSX", "html": "HTML"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class ReportChoices:
     periods: list[tuple[str, str]]  # ("March 2025", "2025-03"), newest first
     scopes: list[tuple[str, str]]  # ("Whole site", "site"), ("Building HQ", "building:HQ"), ...
     may_generate: bool
+    default_period: str | None = None  # the latest complete month with data (else the newest offered)
 
 
 def may_generate(user: User) -> bool:
@@ -78,24 +79,61 @@ def may_generate(user: User) -> bool:
 
 
 def reports_table(config: AppConfig, username: str | None) -> pd.DataFrame:
-    """The reports the user may see, newest first, with titled columns (times as ``YYYY-MM-DD HH:MM``)."""
+    """The reports the user may see, newest first, in words (:data:`LIST_COLUMNS`): the period's label,
+    the scope's ("Building HQ", "Acme Logistics GmbH (C001)"), made when (UTC, ``YYYY-MM-DD HH:MM``) and by
+    whom (a person, or ``schedule <name>``), and where it was mailed — or, when the mail failed, why."""
     user = user_of(config, username)
     engine = open_database(config.database_url)
     try:
         kept = list_reports(engine, client_id=user.client_id)
+        site = _site_or_none(config, engine)
     finally:
         engine.dispose()
-    kept = kept[list(_SHOWN)].assign(
-        created_at=kept["created_at"].dt.strftime("%Y-%m-%d %H:%M"),
-        sent_at=kept["sent_at"].dt.strftime("%Y-%m-%d %H:%M"),
+    sent = kept["sent_at"].dt.strftime("%Y-%m-%d %H:%M")
+    rows = zip(kept["schedule"], kept["created_by"], kept["sent_to"], sent, kept["send_error"], strict=True)
+    by, mailed = [], []
+    for schedule, creator, sent_to, sent_at, error in rows:
+        by.append(f"schedule {schedule}" if _text(schedule) else _text(creator) or NONE)
+        mailed.append(_mailed(sent_to, sent_at, error))
+    frame = pd.DataFrame(
+        {
+            "Report": kept["report_id"].astype(str).to_numpy(),
+            "Period": [period_label(p) for p in kept["period"]],
+            "Scope": [scope_label(s, site) for s in kept["scope"]],
+            "Made (UTC)": kept["created_at"].dt.strftime("%Y-%m-%d %H:%M").fillna("").to_numpy(),
+            "By": by,
+            "Mailed": mailed,
+        },
+        columns=list(LIST_COLUMNS),
     )
-    return display(kept.rename(columns=_SHOWN)).astype(str).replace({"None": "", "nan": "", "NaT": ""})
+    return frame.astype(str)
 
 
-def report_period_choices(months: list[str]) -> list[tuple[str, str]]:
-    """Periods to offer from the store's months (``YYYY-MM``, newest first): each month, the quarters they
-    fall in, and the ISO weeks of the latest months; newest first by start, months before weeks."""
-    recent = months[:_RECENT_MONTHS]
+def period_label(text: str) -> str:
+    """A kept report's period in words ("March 2025"); the text itself when it is not a period."""
+    try:
+        return parse_report_period(text).label
+    except SlemError:
+        return text
+
+
+def scope_label(text: str, site: SiteConfig | None) -> str:
+    """A scope in words: "Whole site", "Building HQ", "Acme Logistics GmbH (C001)" (the client's name from
+    ``site``'s contracts; "Client C001" without them or for a client they no longer name)."""
+    if site is not None:
+        try:
+            return parse_scope(text, site).label
+        except SlemError:
+            pass
+    return "Whole site" if text == "site" else scope_words(text)
+
+
+def report_period_choices(months: list[str], today: dt.date) -> list[tuple[str, str]]:
+    """Periods to offer from the store's months (``YYYY-MM``, newest first) on the site's local date
+    ``today``: each of the latest months, the quarters they fall in and the ISO weeks of the
+    :data:`_WEEK_MONTHS` latest; never a period that has not started, and one not over yet labelled
+    "(to date)". Months first, then quarters, then weeks, each newest first."""
+    recent = [m for m in months[:_RECENT_MONTHS] if parse_report_period(m).start <= today]
     texts: dict[str, None] = {}
     for month in recent:
         texts[month] = None
@@ -104,18 +142,28 @@ def report_period_choices(months: list[str]) -> list[tuple[str, str]]:
     for month in recent[:_WEEK_MONTHS]:
         first = parse_report_period(month)
         day = first.start
-        while day < first.end:
+        while day < first.end and day <= today:
             year, week, _ = day.isocalendar()
             texts[f"{year}-W{week:02d}"] = None
             day += dt.timedelta(days=7 - day.weekday())
     parsed = [parse_report_period(text) for text in texts]
     order = {"month": 0, "quarter": 1, "week": 2}
     parsed.sort(key=lambda p: (order[p.kind], -p.start.toordinal()))
-    return [(p.label, p.text) for p in parsed]
+    return [(_offered_label(p, today), p.text) for p in parsed]
 
 
-def report_choices(config: AppConfig, username: str | None) -> ReportChoices:
-    """The periods (from the store's months) and the scopes the user may choose."""
+def default_period(months: list[str], today: dt.date) -> str | None:
+    """The period the Reports tab proposes: the latest month with data that is over on ``today`` (the
+    site's local date); the newest month that has started when none is over yet; None without data."""
+    started = [m for m in months if parse_report_period(m).start <= today]
+    complete = [m for m in started if parse_report_period(m).end <= today]
+    chosen = complete or started
+    return chosen[0] if chosen else None
+
+
+def report_choices(config: AppConfig, username: str | None, *, today: dt.date | None = None) -> ReportChoices:
+    """The periods (from the store's months, on ``today``: the site's local date by default) and the
+    scopes the user may choose."""
     view = view_of(config, username)
     if view is None:
         user = user_of(config, username)
@@ -130,7 +178,11 @@ def report_choices(config: AppConfig, username: str | None) -> ReportChoices:
             *((f"Building {b}", f"building:{b}") for b in buildings),
             *((client_label(site, c), f"client:{c}") for c in sorted(site.clients)),
         ]
-    return ReportChoices(report_period_choices(stored_months(config)), scopes, may_generate(view.user))
+    today = today or dt.datetime.now(ZoneInfo(site.site.timezone)).date()
+    months = stored_months(config)
+    return ReportChoices(
+        report_period_choices(months, today), scopes, may_generate(view.user), default_period(months, today)
+    )
 
 
 def generate_report(
@@ -199,6 +251,8 @@ def view_report(config: AppConfig, username: str | None, report_id: int | str | 
 
 
 def _file(config: AppConfig, user: User, report_id: int | str | None, fmt: str) -> tuple[str, bytes]:
+    """The report's file in ``fmt``; for a report the user may see that was kept without that format (a
+    schedule's made before schedules kept HTML too), a sentence naming the formats it has."""
     if report_id is None or str(report_id).strip() == "":
         raise InputError("choose a report first (click its row)")
     if fmt not in FORMATS:
@@ -209,9 +263,51 @@ def _file(config: AppConfig, user: User, report_id: int | str | None, fmt: str) 
         raise InputError("no such report") from None
     engine = open_database(config.database_url)
     try:
-        return report_file(engine, number, fmt, client_id=user.client_id)
+        try:
+            return report_file(engine, number, fmt, client_id=user.client_id)
+        except InputError:
+            kept = list_reports(engine, client_id=user.client_id)
+            found = kept.loc[kept["report_id"] == number, "formats"]
+            if found.empty or not str(found.iloc[0]).strip():
+                raise
+            has = [f.strip() for f in str(found.iloc[0]).split(",") if f.strip()]
+            words = _and([_FORMAT_WORDS.get(f, f.upper()) for f in has])
+            then = "download it" if fmt == "html" else "choose that format"
+            raise InputError(f"Report {number} was kept as {words} only: {then}") from None
     finally:
         engine.dispose()
+
+
+def _and(words: list[str]) -> str:
+    """``["PDF", "XLSX"]`` → ``"PDF and XLSX"``."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _offered_label(period: ReportPeriod, today: dt.date) -> str:
+    return period.label + (_TO_DATE if period.end > today else "")
+
+
+def _text(value: object) -> str:
+    """A cell of :func:`list_reports` as text, ``""`` for none (None or NaN: pandas' missing text)."""
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _mailed(sent_to: object, sent_at: object, error: object) -> str:
+    """Where a report was mailed and when (UTC) (and which addresses the server refused), or why the mail
+    failed; ``""`` when it is not mailed."""
+    problem = _text(error)
+    if _text(sent_to):
+        when = f" ({sent_at})" if _text(sent_at) else ""
+        return f"{_text(sent_to)}{when}" + (f"; ⚠️ {problem}" if problem else "")  # some addresses refused
+    return f"⚠️ not sent: {problem}" if problem else ""
+
+
+def _site_or_none(config: AppConfig, engine: Engine) -> SiteConfig | None:
+    """The site's contracts, for clients' names; None when there are none yet (ids are shown instead)."""
+    try:
+        return site_config(config, engine)
+    except SlemError:
+        return None
 
 
 def _models(config: AppConfig) -> ModelBundle | None:

@@ -426,14 +426,26 @@ def _open(alerts: pd.DataFrame) -> pd.DataFrame:
 
 def _alerts_shown(alerts: pd.DataFrame, timezone: str) -> pd.DataFrame:
     """Alerts for a table: the most severe first, then the newest; times in site time, the columns that
-    say something, the explanation last."""
+    say something, the explanation last. An open alert someone acknowledged reads "acknowledged" (an
+    ongoing one "ongoing, acknowledged"): the status a person acts on (issue 14 review item 11)."""
     local = {c: alerts[c].dt.tz_convert(timezone) for c in ("detected_at", "first_seen", "last_seen")}
     rank = severity_rank(alerts["severity"])
-    shown = alerts.assign(**local, _rank=rank).sort_values(
+    shown = alerts.assign(**local, _rank=rank, status=_status_shown(alerts)).sort_values(
         ["_rank", "detected_at", "alert_id"], ascending=[False, False, True], kind="stable"
     )
     keep = [c for c in _ALERT_SHOWN if c in ("alert_id", "detail") or shown[c].notna().any()]
     return for_people(shown, keep)
+
+
+def _status_shown(alerts: pd.DataFrame) -> pd.Series:
+    """The alerts' status as the tables show it: ``open`` with an acknowledgement is ``acknowledged``."""
+    status = alerts["status"].astype(str)
+    if "acknowledged_by" not in alerts:
+        return status
+    by = alerts["acknowledged_by"]
+    acknowledged = by.notna() & (by.astype(str).str.strip() != "")
+    status = status.mask(acknowledged & (status == "open"), "acknowledged")
+    return status.mask(acknowledged & (status == "ongoing"), "ongoing, acknowledged")
 
 
 def _notes(view: RunView) -> str:

@@ -121,6 +121,15 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "added": ("Added", COUNT),
     "corrected": ("Corrected", COUNT),
     "quarantined": ("Quarantined", COUNT),
+    # the Live tab (slem_ml.app.live)
+    "since": ("Since", TIME),
+    "running": ("Running for", TEXT),
+    "power_w": ("Power now [W]", WATTS),
+    "energy_so_far_kwh": ("Energy so far [kWh]", KWH),
+    "est_cost": ("Estimated cost so far [{currency}]", MONEY),
+    "last_reading": ("Last reading", TIME),
+    "silent_for": ("Silent for", TEXT),
+    "reports_every": ("Reports every", TEXT),
 }
 
 

@@ -131,9 +131,9 @@ def build_app(config: AppConfig) -> gr.Blocks:
                 with gr.Row():
                     alert_id = gr.Textbox(label="Chosen alert", interactive=False, placeholder="click a row")
                     note = gr.Textbox(label="Note (what was checked or done)")
-                with gr.Row():
-                    ack_button = gr.Button("Acknowledge")
-                    resolve_button = gr.Button("Resolve", variant="primary")
+                with gr.Row():  # shown on load to who may act on alerts (ui_status.abilities)
+                    ack_button = gr.Button("Acknowledge", visible=False)
+                    resolve_button = gr.Button("Resolve", variant="primary", visible=False)
                 maintenance_status = gr.Markdown()
                 zone_pick = gr.Dropdown(label="Zone", choices=[], value=None)
                 zone_status = gr.Markdown()
@@ -228,7 +228,10 @@ def build_app(config: AppConfig) -> gr.Blocks:
         def on_abilities(request: gr.Request) -> list[Any]:
             """Hide what the user may not do (the server refuses it all the same)."""
             may = abilities(config, h.user(request))
-            return [gr.Tab(visible=may.upload), gr.Button(visible=may.retrain)]
+            return [
+                gr.Tab(visible=may.upload), gr.Button(visible=may.retrain),
+                gr.Button(visible=may.maintain), gr.Button(visible=may.maintain),
+            ]  # fmt: skip
 
         def on_alert(rows: Any, event: gr.SelectData) -> list[str]:
             chosen = chosen_alert(rows, event)
@@ -254,7 +257,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
         n = len(board)
         app.load(guarded(on_load, n), outputs=[*board, page_status])
         app.load(guarded(on_models, 2), outputs=[champion, runs, models_status])
-        app.load(on_abilities, outputs=[upload_tab, retrain_button])
+        app.load(on_abilities, outputs=[upload_tab, retrain_button, ack_button, resolve_button])
         score_button.click(
             guarded(on_upload, n), inputs=[readings_in, contracts_in], outputs=[*board, upload_status],
             show_progress_on=[upload_status],  # the rest of the page stays usable while it scores

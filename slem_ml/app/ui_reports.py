@@ -36,7 +36,11 @@ def reports_tab(config: AppConfig, who: Callable[[gr.Request], str | None]) -> g
             view_button = gr.Button("View here")
         download = gr.File(label="Report file", interactive=False)
         with gr.Group(visible=False) as generator, gr.Row():
-            period = gr.Dropdown(label="Period", choices=[], value=None)
+            period = gr.Dropdown(
+                label="Period", choices=[], value=None,
+                info="the latest 12 months with readings, their quarters, and the weeks of the latest "
+                "3 of them; (to date): not over yet",
+            )  # fmt: skip
             scope = gr.Dropdown(label="Scope", choices=[], value=None)
             generate_button = gr.Button("Generate now", variant="primary")
         viewer = gr.HTML()
@@ -50,7 +54,7 @@ def reports_tab(config: AppConfig, who: Callable[[gr.Request], str | None]) -> g
         return [
             "",
             listed,
-            gr.Dropdown(choices=choices.periods, value=choices.periods[0][1] if choices.periods else None),
+            gr.Dropdown(choices=choices.periods, value=choices.default_period),
             gr.Dropdown(choices=choices.scopes, value=choices.scopes[0][1] if choices.scopes else None),
             gr.Group(visible=choices.may_generate),
         ]

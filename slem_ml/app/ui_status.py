@@ -82,14 +82,17 @@ class Abilities:
 
     upload: bool
     retrain: bool
+    maintain: bool  # acknowledge and resolve alerts
 
 
 def abilities(config: AppConfig, username: str | None) -> Abilities:
     """Upload: managers and admins of the whole site; retrain: data scientists and admins of the whole site
-    (a user tied to a client does neither: a run bills every client)."""
+    (a user tied to a client does neither: a run bills every client); maintain (Acknowledge, Resolve):
+    managers and admins, as :func:`slem_ml.app.service.acknowledge` allows."""
     user = user_of(config, username)
     site_wide = user.client_id is None
     return Abilities(
         upload=site_wide and role_allows(user, "upload"),
         retrain=site_wide and role_allows(user, "retrain"),
+        maintain=role_allows(user, "maintain"),
     )
