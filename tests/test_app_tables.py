@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from slem_ml.app import charts
-from slem_ml.app.service import _alerts_shown
+from slem_ml.app.maintenance import alerts_shown
 from slem_ml.app.tables import COLUMNS, for_people, kwh_text, money_text, scope_words
 from slem_ml.app.ui import Handlers
 from slem_ml.app.workspace import AppConfig
@@ -205,7 +205,7 @@ def test_severity_follows_consequence() -> None:
     # the app's alerts table: the 13 h stuck-on above the short data gap, most severe first
     both = pd.concat([gaps.iloc[:1], stuck.iloc[:1]], ignore_index=True)
     both = both.assign(acknowledged_by=None, resolved_by=None, note=None)
-    shown = _alerts_shown(both, "Europe/Berlin")
+    shown = alerts_shown(both, "Europe/Berlin")
     assert shown["Kind"].tolist() == ["stuck_on", "dropout"]
     assert shown["Severity"].tolist() == ["medium", "low"]
 
@@ -273,7 +273,7 @@ def test_an_acknowledged_open_alert_reads_acknowledged() -> None:
             "detail": ["d1", "d2", "d3"],
         }
     )
-    shown = _alerts_shown(alerts, "Europe/Berlin")
+    shown = alerts_shown(alerts, "Europe/Berlin")
     assert dict(zip(shown["Alert id"], shown["Status"], strict=True)) == {
         "a1": "acknowledged", "a3": "ongoing, acknowledged", "a2": "open",
     }  # fmt: skip

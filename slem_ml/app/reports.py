@@ -24,12 +24,10 @@ from slem_ml.app.access import user_of, view_of
 from slem_ml.app.live import site_config
 from slem_ml.app.tables import NONE, scope_words
 from slem_ml.app.views import periods as stored_months
-from slem_ml.app.workspace import AppConfig
+from slem_ml.app.workspace import AppConfig, champion_bundle
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import InputError, SlemError
 from slem_ml.io import schema as S
-from slem_ml.models.bundle import ModelBundle
-from slem_ml.models.registry import find_champion
 from slem_ml.reports.make import make_report
 from slem_ml.reports.periods import ReportPeriod, parse_report_period
 from slem_ml.reports.scope import client_label, parse_scope
@@ -212,7 +210,7 @@ def generate_report(
         raise SlemError("nothing stored yet: upload readings on the Upload tab first")
     engine = open_database(config.database_url)
     try:
-        made = make_report(engine, view.site, period, scope, models=_models(config), now=now)
+        made = make_report(engine, view.site, period, scope, models=champion_bundle(config), now=now)
         report_id = keep_report(
             engine,
             made.files,
@@ -308,7 +306,3 @@ def _site_or_none(config: AppConfig, engine: Engine) -> SiteConfig | None:
         return site_config(config, engine)
     except SlemError:
         return None
-
-
-def _models(config: AppConfig) -> ModelBundle | None:
-    return find_champion(config.tracking_uri, config.models_dir, required=False).bundle

@@ -22,37 +22,31 @@ import plotly.graph_objects as go
 from slem_ml.app import analysis, charts
 from slem_ml.app.access import require, user_of, view_of
 from slem_ml.app.invoicing import DRAFT, LINE_SHOWN, invoices_shown, month_state
+from slem_ml.app.maintenance import alerts_shown, open_alerts
 from slem_ml.app.tables import for_people, kwh_text, scope_words
-from slem_ml.app.views import LIVE_ONLY_RUN, RunView, periods, tiles, zone_readings
-from slem_ml.app.workspace import AppConfig, run_input
+from slem_ml.app.views import LIVE_ONLY_RUN, RunView, periods, tiles
+from slem_ml.app.workspace import AppConfig, champion_bundle, run_input
 from slem_ml.app.workspace import upload as score_upload
 from slem_ml.atomic import atomic_path
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
-from slem_ml.models.alerts import severity_rank
-from slem_ml.models.bundle import ModelBundle
-from slem_ml.models.registry import find_champion, training_runs
+from slem_ml.models.registry import training_runs
 from slem_ml.outputs.validation_text import validation_markdown
 from slem_ml.outputs.writer import OUTPUT_FILES
 from slem_ml.progress import Progress, no_progress
 from slem_ml.run.pipeline import ScoredFile
 from slem_ml.storage import invoice_history, open_database
-from slem_ml.storage.maintenance import acknowledge_alert, maintenance_history, resolve_alert
 from slem_ml.storage.months import month_bounds_ms
 from slem_ml.storage.queries import upload_history
 from slem_ml.storage.users import User, role_allows
 
 __all__ = [
     "Dashboard",
-    "ZoneDetail",
-    "acknowledge",
     "dashboard",
     "forecast_for",
     "models_overview",
-    "resolve",
     "retrain",
     "upload",
-    "zone_detail",
 ]
 
 
@@ -196,7 +190,7 @@ def dashboard(config: AppConfig, username: str | None, period: str | None = None
         cleaning_ranking=for_people(ranked, _RANKING_SHOWN, cur),
         cleaning_chart=charts.cleaning_ranking(ranked, cur),
         cleaning_hours=charts.cleaning_by_hour(view.cleaning),
-        alerts=_alerts_shown(_open(view.alerts), view.site.site.timezone),
+        alerts=alerts_shown(open_alerts(view.alerts), view.site.site.timezone),
         zones=list(view.zones),
         buildings=buildings,
         invoice_ids=[str(i) for i in view.invoices["invoice_id"]],
@@ -212,91 +206,13 @@ def dashboard(config: AppConfig, username: str | None, period: str | None = None
     )
 
 
-@dataclass(frozen=True)
-class ZoneDetail:
-    """One zone on the Maintenance tab."""
-
-    chart: go.Figure
-    alerts: pd.DataFrame  # every stored alert of the zone
-    history: pd.DataFrame  # maintenance done, with before/after power and a verdict
-    status: str = ""  # markdown: which detectors judge the zone this month, and why not
-
-
-def zone_detail(
-    config: AppConfig, username: str | None, zone_id: str | None, period: str | None = None
-) -> ZoneDetail:
-    """A zone's actual vs expected power with its band and alerts, and its maintenance history."""
-    view = require(view_of(config, username, period))
-    if not zone_id:
-        raise SlemError("choose a zone first")
-    models = _models(config)
-    readings = zone_readings(config, view, zone_id)
-    series = analysis.zone_series(view, zone_id, models, readings)
-    alerts = view.alerts[view.alerts[S.ZONE_ID] == zone_id]
-    tz = view.site.site.timezone
-    marks = alerts.assign(detected_at=alerts["detected_at"].dt.tz_convert(tz).dt.tz_localize(None))
-    engine = open_database(config.database_url)
-    try:
-        history = maintenance_history(engine, zone_id)
-    finally:
-        engine.dispose()
-    effects = analysis.fix_effects(series, history, tz)
-    return ZoneDetail(
-        chart=charts.zone_power_chart(series, marks, zone_id),
-        alerts=_alerts_shown(alerts, tz),
-        history=for_people(effects, _EFFECT_SHOWN),
-        status=analysis.detector_status(view, zone_id, readings, models),
-    )
-
-
-def acknowledge(
-    config: AppConfig, username: str | None, alert_id: str | None, note: str, period: str | None = None
-) -> pd.DataFrame:
-    """Acknowledge an open alert (managers, admins); returns the open alerts as they are now."""
-    return _maintain(config, username, alert_id, note, resolve=False, period=period)
-
-
-def resolve(
-    config: AppConfig, username: str | None, alert_id: str | None, note: str, period: str | None = None
-) -> pd.DataFrame:
-    """Resolve an alert with a note on what was done (managers, admins); returns the open alerts."""
-    return _maintain(config, username, alert_id, note, resolve=True, period=period)
-
-
-def _maintain(
-    config: AppConfig,
-    username: str | None,
-    alert_id: str | None,
-    note: str,
-    *,
-    resolve: bool,
-    period: str | None = None,
-) -> pd.DataFrame:
-    view = require(view_of(config, username, period))
-    if not role_allows(view.user, "maintain"):
-        raise SlemError(f"{view.user.name} ({view.user.role}) may not acknowledge or resolve alerts")
-    alert_id = (alert_id or "").strip()
-    if alert_id not in set(view.alerts["alert_id"]):
-        raise SlemError("choose an alert of this month first (its id from the table)")
-    engine = open_database(config.database_url)
-    try:
-        if resolve:
-            resolve_alert(engine, alert_id, view.user.name, note)
-        else:
-            acknowledge_alert(engine, alert_id, view.user.name, note or None)
-    finally:
-        engine.dispose()
-    after = require(view_of(config, username, period))
-    return _alerts_shown(_open(after.alerts), after.site.site.timezone)
-
-
 def forecast_for(
     config: AppConfig, username: str | None, target: str | None, days: int = 7
 ) -> tuple[go.Figure, pd.DataFrame]:
     """The next ``days`` of a zone or a building (``"building:HQ"``) with the band, and its peak hours:
     energy per hour [kWh] as on the Overview, beside the mean power [W] the forecaster predicts."""
     view = require(view_of(config, username))
-    models = _models(config)
+    models = champion_bundle(config)
     if models is None:
         raise SlemError("no trained models: a data scientist can train them on the Models tab")
     result = analysis.forecast_view(view, models, days=days)
@@ -324,7 +240,7 @@ def models_overview(config: AppConfig, username: str | None) -> tuple[str, pd.Da
     """The champion's figures (markdown) and the latest training runs in the MLflow store."""
 
     user_of(config, username)
-    models = _models(config)
+    models = champion_bundle(config)
     if models is None:
         champion = "**No champion yet.** A data scientist can train one below."
     else:
@@ -366,15 +282,6 @@ def retrain(config: AppConfig, username: str | None, progress: Progress = no_pro
 # --- helpers ------------------------------------------------------------------------------------------
 
 
-def _models(config: AppConfig) -> ModelBundle | None:
-    return find_champion(config.tracking_uri, config.models_dir, required=False).bundle
-
-
-#: Alert columns as the tables show them: the explanation last, so it gets the room that is left.
-_ALERT_SHOWN = [
-    "alert_id", "zone_id", "kind", "severity", "status", "detected_at", "first_seen", "last_seen",
-    "acknowledged_by", "resolved_by", "note", "detail",
-]  # fmt: skip
 #: The validation report of a run, as the Upload tab offers it (markdown).
 VALIDATION_REPORT = "validation_report.md"
 _CLEANING_SHOWN = (
@@ -382,7 +289,6 @@ _CLEANING_SHOWN = (
     "inferred",
 )  # fmt: skip
 _RANKING_SHOWN = ("building", "floor", "sessions", "excess_hours", "wasted_kwh", "savings")
-_EFFECT_SHOWN = ("at", "action", "note", "user_name", "before_w", "after_w", "change", "verdict")
 _RUNS_SHOWN = (
     "started (UTC)", "run_id", "strategy", "rows", "zones", "trained_to", "model_wape",
     "seasonal_naive_wape", "coverage", "brier", "promotion",
@@ -418,34 +324,6 @@ def _uploads(config: AppConfig, view: RunView) -> pd.DataFrame:
         for r in runs
     ]  # fmt: skip
     return for_people(pd.DataFrame(rows, columns=columns), columns)
-
-
-def _open(alerts: pd.DataFrame) -> pd.DataFrame:
-    return alerts[alerts["status"].isin(["open", "ongoing"])]
-
-
-def _alerts_shown(alerts: pd.DataFrame, timezone: str) -> pd.DataFrame:
-    """Alerts for a table: the most severe first, then the newest; times in site time, the columns that
-    say something, the explanation last. An open alert someone acknowledged reads "acknowledged" (an
-    ongoing one "ongoing, acknowledged"): the status a person acts on (issue 14 review item 11)."""
-    local = {c: alerts[c].dt.tz_convert(timezone) for c in ("detected_at", "first_seen", "last_seen")}
-    rank = severity_rank(alerts["severity"])
-    shown = alerts.assign(**local, _rank=rank, status=_status_shown(alerts)).sort_values(
-        ["_rank", "detected_at", "alert_id"], ascending=[False, False, True], kind="stable"
-    )
-    keep = [c for c in _ALERT_SHOWN if c in ("alert_id", "detail") or shown[c].notna().any()]
-    return for_people(shown, keep)
-
-
-def _status_shown(alerts: pd.DataFrame) -> pd.Series:
-    """The alerts' status as the tables show it: ``open`` with an acknowledgement is ``acknowledged``."""
-    status = alerts["status"].astype(str)
-    if "acknowledged_by" not in alerts:
-        return status
-    by = alerts["acknowledged_by"]
-    acknowledged = by.notna() & (by.astype(str).str.strip() != "")
-    status = status.mask(acknowledged & (status == "open"), "acknowledged")
-    return status.mask(acknowledged & (status == "ongoing"), "ongoing, acknowledged")
 
 
 def _notes(view: RunView) -> str:

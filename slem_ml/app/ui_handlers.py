@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from slem_ml.app import invoicing, service
+from slem_ml.app import maintenance as alerts
 from slem_ml.app.live import LiveBoard, live_board
 from slem_ml.app.workspace import AppConfig
 from slem_ml.errors import SlemError
@@ -103,16 +104,16 @@ class Handlers:
     def zone_choices(self, invoice_id: str | None, request: gr.Request, period: str | None = None) -> Any:
         return _shown(lambda: invoicing.zone_choices(self.config, self.user(request), invoice_id, period))
 
-    def zone(self, zone_id: str | None, request: gr.Request, period: str | None = None) -> service.ZoneDetail:
-        return _shown(lambda: service.zone_detail(self.config, self.user(request), zone_id, period))
+    def zone(self, zone_id: str | None, request: gr.Request, period: str | None = None) -> alerts.ZoneDetail:
+        return _shown(lambda: alerts.zone_detail(self.config, self.user(request), zone_id, period))
 
     def acknowledge(
         self, alert_id: str | None, note: str, request: gr.Request, period: str | None = None
     ) -> Any:
-        return _shown(lambda: service.acknowledge(self.config, self.user(request), alert_id, note, period))
+        return _shown(lambda: alerts.acknowledge(self.config, self.user(request), alert_id, note, period))
 
     def resolve(self, alert_id: str | None, note: str, request: gr.Request, period: str | None = None) -> Any:
-        return _shown(lambda: service.resolve(self.config, self.user(request), alert_id, note, period))
+        return _shown(lambda: alerts.resolve(self.config, self.user(request), alert_id, note, period))
 
     def live(self, request: gr.Request) -> LiveBoard:
         return _shown(lambda: live_board(self.config, self.user(request)))

@@ -88,7 +88,7 @@ class Abilities:
 def abilities(config: AppConfig, username: str | None) -> Abilities:
     """Upload: managers and admins of the whole site; retrain: data scientists and admins of the whole site
     (a user tied to a client does neither: a run bills every client); maintain (Acknowledge, Resolve):
-    managers and admins, as :func:`slem_ml.app.service.acknowledge` allows."""
+    managers and admins, as :func:`slem_ml.app.maintenance.acknowledge` allows."""
     user = user_of(config, username)
     site_wide = user.client_id is None
     return Abilities(

@@ -19,6 +19,7 @@ from slem_ml.atomic import staged_folder
 from slem_ml.config.site import load_site
 from slem_ml.errors import InputError, SlemError
 from slem_ml.io.sources import is_parquet
+from slem_ml.models.bundle import ModelBundle
 from slem_ml.models.registry import find_champion
 from slem_ml.progress import Progress, no_progress
 from slem_ml.run.pipeline import RunSettings, ScoredFile, score_file
@@ -43,6 +44,11 @@ class AppConfig:
     #: The user everyone acts as when ``slem serve`` runs without sign-in (loopback, no users yet): an
     #: admin named so; ``None`` once users exist and everyone signs in.
     open_user: str | None = None
+
+
+def champion_bundle(config: AppConfig) -> ModelBundle | None:
+    """The champion's models for the app (registry, else ``models/``), or ``None`` when there is none."""
+    return find_champion(config.tracking_uri, config.models_dir, required=False).bundle
 
 
 def run_folder(config: AppConfig, run_id: int) -> Path:
