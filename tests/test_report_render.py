@@ -7,6 +7,7 @@ cleaning, alerts, forecast, savings or year-earlier figures.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import re
@@ -18,10 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from slem_ml.outputs.pdf_text import pdf_text
 from slem_ml.outputs.report_charts import USE_STYLES, report_charts
 from slem_ml.outputs.report_content import Co2Factor, ReportContent
-from slem_ml.outputs.report_html import SECTION_HEADINGS, render_html
-from slem_ml.outputs.report_pdf import render_pdf
+from slem_ml.outputs.report_html import SECTION_HEADINGS, co2_source_text, render_html, report_view
+from slem_ml.outputs.report_pdf import _report_class, column_widths, render_pdf
 from slem_ml.outputs.report_xlsx import SHEETS, render_xlsx
 
 CUR = "EUR"
@@ -448,3 +450,149 @@ def test_rendering_is_fast(content: ReportContent, charts: dict[str, bytes]) -> 
         times[name] = best
     assert times["charts"] < 2.0 and times["pdf"] < 2.0, times
     assert times["html"] < 0.5 and times["xlsx"] < 0.5, times
+
+
+# --- review fixes: PDF columns, headings kept with their content, generic columns, CO₂ source -----------
+
+
+def _words(text: str) -> set[str]:
+    return set(re.split(r"\s+", text.replace("\u00a0", " ")))
+
+
+def test_pdf_columns_are_never_narrower_than_their_longest_header_word(content: ReportContent) -> None:
+    """Top zones with long building and client names (the reviewer's site): the narrow number columns used
+    to get a share of the width by characters and wrapped "Energ y", "Floo r", "Overtim e"."""
+    long_names = content.by_place.assign(
+        Building=["Manufacturing"] * 12 + ["R&D"] * 9,
+        Zone=[f"Manufacturing-F{1 + i % 2}-Z{i}" for i in range(21)],
+        Client=["Eastgate Data Centre Services (C005)"] * 11 + ["Delta Fertigung KG (C004)"] * 10,
+    )
+    wide = dataclasses.replace(content, by_place=long_names)
+    words = _words("\n".join(_pdf_pages(render_pdf(wide, {}))))
+    for header in ("Building", "Floor", "Zone", "Client", "Energy", "Overtime", "Cost", "[kWh]", "[EUR]"):
+        assert header in words, header
+    for broken in ("Energ", "Floo", "Overtim", "Ove", "Buildin"):
+        assert broken not in words, broken
+    # every column at least as wide as its longest header word in bold, plus the cell's margins
+    pdf = _report_class()("t")
+    view = report_view(wide, {})
+    table = view["tables"]["by_place"]
+    widths = column_widths(pdf, table["headers"], table["rows"])
+    assert sum(widths) == pytest.approx(100, abs=0.01)
+    pdf.set_font("helvetica", "B", 8.5)
+    for header, percent in zip(table["headers"], widths, strict=True):
+        longest = max(pdf.get_string_width(word) for word in header.split())
+        assert percent / 100 * pdf.epw >= longest + 2 * pdf.c_margin, header
+
+
+def test_column_widths_share_what_is_left_by_how_much_more_a_column_wants() -> None:
+    """Hand-made case: two columns whose whole texts fit share the text width by their widths; when they
+    do not fit, each keeps its minimum (its longest word) and the rest goes to the one that wants more."""
+    pdf = _report_class()("t")
+    pdf.set_font("helvetica", "", 8.5)
+    pad = 2 * pdf.c_margin + 0.5
+    a, b = pdf.get_string_width("12.0"), pdf.get_string_width("3.0")
+    pdf.set_font("helvetica", "B", 8.5)
+    ha, hb = pdf.get_string_width("A") * 0.5, pdf.get_string_width("B") * 0.5
+    want_a, want_b = max(a, ha) + pad, max(b, hb) + pad
+    assert column_widths(pdf, ["A", "B"], [["12.0", "3.0"]]) == pytest.approx(
+        [100 * want_a / (want_a + want_b), 100 * want_b / (want_a + want_b)], abs=0.001
+    )
+    long = "word " * 80  # ~ 2.5 text widths: wraps; its longest word is "word"
+    widths = column_widths(pdf, ["Explanation", "Energy [kWh]"], [[long.strip(), "12.5"]])
+    pdf.set_font("helvetica", "B", 8.5)
+    energy_min = pdf.get_string_width("Energy") + pad  # "[kWh]" is narrower
+    pdf.set_font("helvetica", "", 8.5)
+    energy_min = max(energy_min, pdf.get_string_width("12.5") + pad)
+    pdf.set_font("helvetica", "B", 8.5)
+    energy_want = max(energy_min, pdf.get_string_width("Energy [kWh]") * 0.5 + pad)
+    # the energy column gets its minimum plus its small share of the spare room
+    assert widths[1] / 100 * pdf.epw >= energy_min - 0.001  # percentages to 3 decimals
+    assert widths[1] / 100 * pdf.epw <= energy_want + 1e-6
+    assert widths[0] > 85
+
+
+def _stranded(pdf: bytes, headings: tuple[str, ...]) -> list[tuple[int, str]]:
+    """(page, heading) for each heading that is the last text of a page above its footer with no chart
+    under it on that page."""
+    import pypdfium2 as pdfium  # lazy: a test-only dependency
+    import pypdfium2.raw as pdfium_c  # lazy: likewise
+
+    found = []
+    for number, page in enumerate(pdfium.PdfDocument(pdf), start=1):
+        textpage = page.get_textpage()
+        text = textpage.get_text_range()
+        body = text[: text.rfind("Energy report")].rstrip()
+        images = [obj.get_bounds() for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE])]
+        for heading in headings:
+            if not body.endswith(heading):
+                continue
+            searcher = textpage.search(heading, match_case=True)
+            start = None
+            while (match := searcher.get_next()) is not None:
+                start = match[0]  # the last occurrence on the page: the one that ends its text
+            assert start is not None
+            heading_bottom = textpage.get_charbox(start)[1]  # PDF points from the page's foot
+            if not any(top <= heading_bottom for _, _, _, top in images):
+                found.append((number, heading))
+    return found
+
+
+@pytest.mark.parametrize("cleaning_rows", [0, 4, 8, 12, 16])
+def test_no_pdf_heading_ends_a_page_without_its_first_content(
+    content: ReportContent, charts: dict[str, bytes], cleaning_rows: int
+) -> None:
+    """Sections and their sub-headings at every height on the page (the cleaning table grows before them):
+    a heading always has its first rows, chart or sentence under it on the same page. Before, with 8
+    cleaning rows "Peak hours" ended page 3 with its table on page 4 (the reviewer's March report: "Alerts
+    in this period")."""
+    alerts = pd.DataFrame(
+        {"Kind": ["No readings", "Power spike", "Lights stuck on"], "Raised": [2, 136, 1], "Open": [0, 0, 0],
+         "Resolved": [2, 136, 1]}
+    )  # fmt: skip
+    varied = dataclasses.replace(content, cleaning=content.cleaning.head(cleaning_rows), alerts=alerts)
+    headings = tuple(pdf_text(h) for h in SECTION_HEADINGS) + (
+        "Alerts in this period",
+        "Maintenance",
+        "Peak hours",
+    )
+    pdf = render_pdf(varied, charts)
+    assert _stranded(pdf, headings) == []
+    text = "\n".join(_pdf_pages(pdf))
+    assert all(heading in text for heading in headings)  # each heading is there, just not alone
+
+
+def test_an_extra_column_of_a_frame_is_shown_in_every_format(content: ReportContent) -> None:
+    """Gathering may add a column at the end of a frame (the overtime held on a fault): the renderers show
+    it with no change, formatted by its unit."""
+    overtime = content.overtime.assign(**{"Held [EUR]": [Decimal("867.33"), Decimal("0.00")]})
+    held = dataclasses.replace(content, overtime=overtime)
+    nb = "\u00a0"
+    html = render_html(held, {})
+    assert "<th" in html and ">Held [EUR]</th>" in html
+    assert f'<td align="right">867.33{nb}EUR</td>' in html
+    pdf_text_all = "\n".join(_pdf_pages(render_pdf(held, {}))).replace(nb, " ")
+    assert "Held [EUR]" in pdf_text_all and "867.33 EUR" in pdf_text_all
+    sheet = _sheets(render_xlsx(held))["Overtime"]
+    assert re.search(r'<c r="F2" s="\d+"><v>867\.33</v></c>', sheet)  # a number, in the money format
+    assert re.search(r'<c r="F3" s="\d+"><v>0</v></c>', sheet)
+
+
+def test_the_co2_source_does_not_repeat_its_year(content: ReportContent) -> None:
+    named = dataclasses.replace(
+        content, co2=Co2Factor(0.38, "Umweltbundesamt, CO₂-Emissionsfaktor des deutschen Strommix 2023", 2023)
+    )
+    text = _text(render_html(named, {}))
+    assert "(source: Umweltbundesamt, CO₂-Emissionsfaktor des deutschen Strommix 2023)." in text
+    assert "2023, 2023" not in text
+    with zipfile.ZipFile(io.BytesIO(render_xlsx(named))) as archive:
+        shared = archive.read("xl/sharedStrings.xml").decode()
+    assert "Strommix 2023</t>" in shared and "(2023)" not in shared
+    # a source without its year gets it; a site's own factor has none
+    assert (
+        co2_source_text(Co2Factor(0.38, "Umweltbundesamt, Strommix", 2023))
+        == "Umweltbundesamt, Strommix, 2023"
+    )
+    assert co2_source_text(Co2Factor(0.2, "site configuration (co2_kg_per_kwh)", None)) == (
+        "site configuration (co2_kg_per_kwh)"
+    )

@@ -359,12 +359,20 @@ def test_run_due_makes_each_due_report_once_and_catches_up_only_the_latest(engin
         ("weekly site", "2025-W10", "site", None, True),
         ("monthly client:C001", "2025-02", "client:C001", None, True),
     ]
-    assert make.calls == [("2025-W10", "site", ("pdf", "html")), ("2025-02", "client:C001", ("pdf", "xlsx"))]
+    # the HTML is always made and kept (the app's "View here" shows it), whatever the schedule mails
+    assert make.calls == [
+        ("2025-W10", "site", ("html", "pdf")),
+        ("2025-02", "client:C001", ("html", "pdf", "xlsx")),
+    ]
     assert (
         done[0].line() == f"reports: made 'weekly site' 2025-W10 (site) as report {done[0].report_id}, kept"
     )
     assert report_file(engine, done[0].report_id, "pdf") == ("slem-report-site-2025-W10.pdf", PDF)
     assert report_file(engine, done[1].report_id, "pdf", client_id="C001")[1] == PDF
+    assert report_file(engine, done[1].report_id, "html") == (
+        "slem-report-client-C001-2025-02.html",
+        b"<!doctype html><p>report</p>",
+    )
     listed = list_reports(engine)
     assert set(listed["schedule"]) == {"weekly site", "monthly client:C001"}
     assert set(listed["created_by"]) == {"schedule"}
@@ -503,7 +511,7 @@ def test_a_report_is_mailed_over_starttls_with_its_files_intact(mail: SmtpServer
     html = "<!doctype html><p>Énergie: 12 kWh</p>".encode()
     refused = send_report(
         settings, ["facility@example.com", "cfo@example.com"],
-        "slem report — Energy report — Whole site — March 2025",
+        "Energy report — Whole site — March 2025",
         "Energy: 1,234.5 kWh.\n", {"pdf": ("r.pdf", PDF), "xlsx": ("r.xlsx", XLSX), "html": ("r.html", html)},
         SMTP_PASSWORD,
     )  # fmt: skip
@@ -511,7 +519,7 @@ def test_a_report_is_mailed_over_starttls_with_its_files_intact(mail: SmtpServer
     [(sender, recipients, raw)] = mail.inbox
     assert sender == "slem@example.com" and recipients == ["facility@example.com", "cfo@example.com"]
     message = email.message_from_bytes(raw, policy=email.policy.default)
-    assert message["Subject"] == "slem report — Energy report — Whole site — March 2025"
+    assert message["Subject"] == "Energy report — Whole site — March 2025"
     assert message["To"] == "facility@example.com, cfo@example.com"
     assert message.get_body(("plain",)).get_content().splitlines() == ["Energy: 1,234.5 kWh."]
     parts = {p.get_filename(): p for p in message.iter_attachments()}
@@ -547,11 +555,17 @@ def test_run_due_mails_the_report_with_the_password_from_the_environment(
     [(_, recipients, raw)] = mail.inbox
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert recipients == ["facility@example.com"]
-    assert message["Subject"] == "slem report — Energy report — site — 2025-03"
+    assert message["Subject"] == "Energy report — site — 2025-03"  # the report's title alone
     text = message.get_body(("plain",)).get_content()
     assert "Energy: 1,234.5 kWh; cost: 246.90 EUR." in text and "No readings a year earlier." in text
     [pdf] = [p for p in message.iter_attachments() if p.get_content_type() == "application/pdf"]
     assert pdf.get_filename() == "slem-report-site-2025-03.pdf" and pdf.get_content() == PDF
+    # mailed as the schedule asks (pdf, xlsx: the default), though the HTML is kept too
+    assert [p.get_filename() for p in message.iter_attachments()] == [
+        "slem-report-site-2025-03.pdf",
+        "slem-report-site-2025-03.xlsx",
+    ]
+    assert report_file(engine, done[0].report_id, "html")[0] == "slem-report-site-2025-03.html"
     row = list_reports(engine).iloc[0]
     assert (
         row["sent_to"] == "facility@example.com" and not pd.isna(row["sent_at"]) and row["send_error"] is None
@@ -753,7 +767,9 @@ def test_a_scheduled_report_of_the_store_is_made_kept_and_mailed(engine: Engine,
         name: kept_pdf,
         "slem-report-site-2025-W10.xlsx": report_file(engine, done.report_id, "xlsx")[1],
     }
-    assert message["Subject"].startswith("slem report — ") and "2025" in message["Subject"]
+    assert message["Subject"] == "Energy report — Whole site — Week 10 of 2025 (3–9 March)"
+    html_name, kept_html = report_file(engine, done.report_id, "html")  # kept for the app, not mailed
+    assert html_name == "slem-report-site-2025-W10.html" and kept_html.startswith(b"<!DOCTYPE html>")
     assert " kWh; cost: " in message.get_body(("plain",)).get_content()
     print(f"run_due with the real make_report (4 zones, a week, pdf + xlsx, mailed): {elapsed:.2f} s")
 

@@ -24,11 +24,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from slem_ml.outputs.report_content import TOP_N, ReportContent
+from slem_ml.outputs.report_content import TOP_N, Co2Factor, ReportContent
 
 __all__ = [
     "EMPTY",
     "SECTION_HEADINGS",
+    "co2_source_text",
     "date_text",
     "day_text",
     "kwh_text",
@@ -128,6 +129,14 @@ def date_text(day: dt.date) -> str:
 def day_text(day: dt.date) -> str:
     """``Mon 3 Mar``."""
     return f"{day:%a} {day.day} {day:%b}"
+
+
+def co2_source_text(co2: Co2Factor, *, year: str = "{source}, {year}") -> str:
+    """Where a CO₂ factor comes from, with its year unless the source names it already (``Strommix 2023``
+    is not followed by ``, 2023``); ``year`` lays out source and year (the XLSX: ``"{source} ({year})"``)."""
+    if co2.year is None or str(co2.year) in co2.source:
+        return co2.source
+    return year.format(source=co2.source, year=co2.year)
 
 
 def _unit(column: str) -> str:
@@ -301,7 +310,7 @@ def report_view(content: ReportContent, charts: Mapping[str, bytes]) -> dict[str
         "charts": {name: _chart(charts, name) for name in CHART_NAMES},
         "next_period": next_period,
         "co2_factor": f"{co2.kg_per_kwh:.3f} kg CO₂ per kWh",
-        "co2_source": co2.source + (f", {co2.year}" if co2.year else ""),
+        "co2_source": co2_source_text(co2),
         "co2_total": kwh_text(co2_kg, "kg CO₂"),
         "notes": list(content.notes),
         "top_n": TOP_N,

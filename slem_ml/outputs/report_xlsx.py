@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from slem_ml.outputs.report_content import ReportContent
-from slem_ml.outputs.report_html import EMPTY, date_text
+from slem_ml.outputs.report_html import EMPTY, co2_source_text, date_text
 
 __all__ = ["SHEETS", "render_xlsx"]
 
@@ -191,7 +191,7 @@ def _about_sheet(sheet: Any, content: ReportContent, formats: dict[str, Any]) ->
         ("Currency", content.currency),
         ("Generated (UTC)", f"{_naive(content.generated_at):%Y-%m-%d %H:%M}"),
         ("CO₂ factor [kg CO₂/kWh]", f"{co2.kg_per_kwh:g}"),
-        ("CO₂ factor source", co2.source + (f" ({co2.year})" if co2.year else "")),
+        ("CO₂ factor source", co2_source_text(co2, year="{source} ({year})")),
     ]
     rows += [(f"Note {number}", note) for number, note in enumerate(content.notes, start=1)]
     sheet.set_column(0, 0, 26, formats["header"])

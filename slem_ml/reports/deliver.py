@@ -1,9 +1,10 @@
 """Mailing a report (SPEC §10): one message through the site's ``smtp:`` server, over STARTTLS.
 
-The message is a proper MIME message (:class:`email.message.EmailMessage`): the subject
-``slem report — <title>``, a short text body, and each file attached with its MIME type. The password is
-given by the caller (read from the environment variable the settings name) and appears in no message,
-log line or exception: a failure is a :class:`DeliveryError` saying in words what went wrong.
+The message is a proper MIME message (:class:`email.message.EmailMessage`): the subject the caller gives
+(the schedules give the report's title, "Energy report — Whole site — March 2025"), a short text body, and
+each file attached with its MIME type. The password is given by the caller (read from the environment
+variable the settings name) and appears in no message, log line or exception: a failure is a
+:class:`DeliveryError` saying in words what went wrong.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ changes nothing: for each schedule, the latest run time (site time) at or before
 the last complete one before it —, and that period's report is made unless it is kept already (only the
 latest: no backfill). It is made, kept (:func:`slem_ml.storage.reports.keep_report`; the database's
 unique key lets one of two runners keep it, the other takes it as made) and mailed; a failed mail is
-recorded on the report in words and tried again by the next :func:`run_due`.
+recorded on the report in words and tried again by the next :func:`run_due`. A schedule's report is always
+kept as HTML too (what the app's Reports tab shows), and mailed in the schedule's ``formats`` only, under
+the report's title.
 
 :class:`ReportScheduler` runs :func:`run_due` in ``slem serve`` with APScheduler 3: a ``CronTrigger`` per
 schedule at its local time in the site's timezone (DST-correct: 07:00 is 07:00 local in winter and summer),
@@ -56,6 +58,7 @@ __all__ = [
     "ReportScheduler",
     "cron_trigger",
     "due_period",
+    "kept_formats",
     "last_run_at",
     "run_due",
     "summary_text",
@@ -202,7 +205,13 @@ def run_due(
         if kept is None:
             try:
                 report = make(
-                    engine, site, period, schedule.scope, models=models, formats=schedule.formats, now=now
+                    engine,
+                    site,
+                    period,
+                    schedule.scope,
+                    models=models,
+                    formats=kept_formats(schedule),
+                    now=now,
                 )
             except Exception as exc:  # one broken report must not stop the others, nor the scheduler
                 words = str(exc) if isinstance(exc, SlemError) else f"{type(exc).__name__}: {exc}"
@@ -249,10 +258,11 @@ def _mail(
     error: str | None = None
     sent: Sequence[str] = ()
     try:
+        files = report_files(engine, kept.report_id)
+        asked = {fmt: files[fmt] for fmt in schedule.formats if fmt in files}
         refused = send_report(
-            settings, kept.mail_to, f"slem report — {kept.title}", kept.summary,
-            report_files(engine, kept.report_id), password,
-        )  # fmt: skip
+            settings, kept.mail_to, kept.title, kept.summary, asked or files, password
+        )  # the formats asked (all kept ones if the schedule's formats changed since)
         sent = [a for a in kept.mail_to if a not in refused]
         if refused:
             error = f"the mail server refused {', '.join(refused)}"
@@ -262,6 +272,12 @@ def _mail(
         error = f"{type(exc).__name__}: {exc}"
     record_send(engine, kept.report_id, at=dt.datetime.now(dt.UTC), sent=bool(sent), error=error)
     return DueResult(schedule.name, period, schedule.scope, kept.report_id, tuple(sent), error, made)
+
+
+def kept_formats(schedule: ReportSchedule) -> tuple[str, ...]:
+    """The formats a schedule's report is made and kept in: the HTML always (the app's Reports tab shows
+    it: "View here"), then those the schedule mails (``formats:``), in the order they are given."""
+    return ("html", *(fmt for fmt in schedule.formats if fmt != "html"))
 
 
 def summary_text(content: ReportContent) -> str:
