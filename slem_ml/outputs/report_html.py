@@ -251,7 +251,7 @@ def summary_text(content: ReportContent) -> str:
     if changes:
         text += " That is " + " and ".join(changes) + "."
     else:
-        text += " No earlier period is stored to compare it with."
+        text += " It is not compared with other periods (see the notes)."
     return text
 
 
