@@ -330,6 +330,21 @@ def test_cli_add_list_remove(db_url: str) -> None:
         engine.dispose()
 
 
+def test_password_stdin_takes_the_first_line_without_its_line_end(db_url: str) -> None:
+    runner = CliRunner()
+    for name, given in (("ann", f"{PASSWORD}\n\n"), ("bob", f"{PASSWORD}\r\n"), ("cid", PASSWORD)):
+        add = ["users", "add", name, "--role", "viewer", "--password-stdin", "--db", db_url]
+        done = runner.invoke(cli(), add, input=given)
+        assert done.exit_code == 0, done.output
+    engine = create_engine(db_url)
+    try:
+        for name in ("ann", "bob", "cid"):
+            assert authenticate(engine, name, PASSWORD) is not None
+            assert authenticate(engine, name, PASSWORD + "\n") is None
+    finally:
+        engine.dispose()
+
+
 def test_cli_errors_are_slem_errors(db_url: str) -> None:
     runner = CliRunner()
     add = ["users", "add", "mia", "--role", "manager", "--password-stdin", "--db", db_url]

@@ -37,13 +37,14 @@ def add(
     ] = False,
     db: Db = None,
 ) -> None:
-    """Add a user; the password is asked for twice (hidden) unless --password-stdin."""
+    """Add a user; the password is asked for twice (hidden) unless --password-stdin (the first line of
+    standard input, without its line end)."""
     # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
     from slem_ml.storage import database_url, open_database
     from slem_ml.storage.users import add_user
 
     if password_stdin:
-        password = sys.stdin.read().removesuffix("\n").removesuffix("\r")
+        password = sys.stdin.readline().rstrip("\r\n")  # its first line: what `echo`, `printf` or a file give
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     engine = open_database(database_url(db))
