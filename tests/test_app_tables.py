@@ -236,6 +236,21 @@ def test_the_overtime_chart_names_the_top_ten_zones_and_adds_up_the_rest() -> No
     assert charts.OTHER_COLOUR not in colours[:-1] and len(charts.PALETTE) >= 11
 
 
+def test_the_overtime_chart_shows_what_the_invoices_bill() -> None:
+    """A held line is not in its invoice's total (SPEC §8.4), so not in the chart; a released one is."""
+    lines = pd.DataFrame(
+        {
+            "client_id": ["C1", "C1", "C1", "C2"],
+            "zone_id": ["Z1", "Z2", "Z3", "Z4"],
+            "amount": [Decimal("10.00"), Decimal("210.14"), Decimal("5.00"), Decimal("7.00")],
+            "status": ["billed", "held", "released", "waived"],
+        }
+    )
+    fig = charts.overtime_by_client(lines, "EUR")
+    shown = {(x, t.name): y for t in fig.data for x, y in zip(t.x, t.y, strict=True) if y}
+    assert shown == {("C1", "Z1"): 10.0, ("C1", "Z3"): 5.0}
+
+
 def test_the_trend_names_the_uses_in_words_as_the_reports_do() -> None:
     """Issue 14 review item 9: two days, kWh per use added up per local day, legend in the reports' words."""
     times = pd.to_datetime(

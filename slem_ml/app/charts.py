@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from slem_ml.billing.holds import counts_in_total
 from slem_ml.io import schema as S
 
 __all__ = [
@@ -129,7 +130,10 @@ def energy_trend(energy: pd.DataFrame) -> go.Figure:
 def overtime_by_client(lines: pd.DataFrame, currency: str) -> go.Figure:
     """Overtime amount per client [currency], stacked by zone: the :data:`TOP_N` clients and zones with the
     largest amounts by name, the rest as "other clients" / "other zones"; clients largest first. Each zone
-    has a colour of its own (:data:`PALETTE`), "other zones" grey."""
+    has a colour of its own (:data:`PALETTE`), "other zones" grey. Only what the invoices bill: a line held
+    on a fault (or waived) is not in the invoice's total, and not in the chart."""
+    if "status" in lines:
+        lines = lines[counts_in_total(lines["status"])]
     if lines.empty:
         return _empty("Overtime by client and zone")
     amounts = lines.assign(
@@ -144,7 +148,7 @@ def overtime_by_client(lines: pd.DataFrame, currency: str) -> go.Figure:
     table = table[_largest_first(table.sum(axis=0), "other zones")]
     fig = go.Figure(
         layout={
-            **_LAYOUT, "title": f"Overtime by client and zone [{currency}]", "barmode": "stack",
+            **_LAYOUT, "title": f"Overtime billed by client and zone [{currency}]", "barmode": "stack",
             "legend": {"title": {"text": f"Zone (top {TOP_N})"}},
         }
     )  # fmt: skip
