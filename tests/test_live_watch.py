@@ -253,7 +253,7 @@ def test_end_to_end_published_readings_are_stored_raise_an_alert_published_and_o
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", runs_dir=tmp_path / "runs", open_user="local",
     )  # fmt: skip
     board = live_board(config, "local", now=SATURDAY + dt.timedelta(hours=12, minutes=30))
-    assert board.alerts["alert_id"].tolist() == [alert["alert_id"]]
+    assert board.alerts["Alert id"].tolist() == [alert["alert_id"]]
     assert "Spike and drift detectors are off" in board.status
     (grid,) = board.floors.data
     shown = [str(cell) for row in grid["customdata"] for cell in row if cell]

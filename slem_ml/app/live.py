@@ -24,22 +24,20 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import math
 import threading
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
 from sqlalchemy import Engine
 
 from slem_ml.app.access import user_of
+from slem_ml.app.live_charts import STATES, ages_text, building_power, empty_figure, floor_grid
 from slem_ml.app.tables import for_people
 from slem_ml.app.workspace import RUN_CONTRACTS, AppConfig, run_folder
 from slem_ml.billing.sessions import MS_PER_KWH_UNIT, round_cents
@@ -47,7 +45,6 @@ from slem_ml.config.site import ClientContract, SiteConfig, load_site
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import local_day_numbers, ms_to_local, wall_to_utc
-from slem_ml.live.detectors import QUARTER_MS
 from slem_ml.models.registry import champion_status
 from slem_ml.storage import latest_run, open_database
 from slem_ml.storage.live_view import BandCache, LiveSnapshot, read_live
@@ -65,8 +62,6 @@ __all__ = [
 ]
 
 REFRESH_SECONDS = 5.0  # how often the open Live tab refreshes itself [s]
-STATES: tuple[str, ...] = ("dark", "lit in contract", "overtime now", "cleaning now", "alert", "silent")
-_COLOURS = ("#d9d9d9", "#74c476", "#fd8d3c", "#6baed6", "#de2d26", "#252525")  # one per state
 SILENT_INTERVALS = 3  # a zone is silent after this many of its intervals without a reading…
 SILENT_MIN_MS = 30 * 60_000  # …and never sooner than this [ms]
 ROWS_SHOWN = 200  # rows of each table; the status line gives the full counts
@@ -79,11 +74,6 @@ OVERTIME_SHOWN = (
 ALERTS_SHOWN = ("alert_id", "zone_id", "kind", "severity", "status", "detected_at", "detail")
 STALE_SHOWN = ("zone_id", "building", "floor", "last_reading", "silent_for", "reports_every")
 _MS_PER_WH = 1000 * HOUR_MS  # billing's energy unit is mW·ms: 1 Wh = 1000 mW × 3,600,000 ms
-#: the layout every Live figure shares; the template's layout given whole, as unvalidated figures need it
-_LAYOUT = {
-    "margin": {"l": 60, "r": 20, "t": 50, "b": 40},
-    "template": {"layout": pio.templates["plotly_white"].to_plotly_json()["layout"]},
-}
 
 
 @dataclass(frozen=True)
@@ -121,8 +111,8 @@ def live_board(config: AppConfig, username: str | None, now: dt.datetime | None 
             "building": silent["building"],
             "floor": silent["floor"],
             "last_reading": ms_to_local(silent["last_ms"].to_numpy(np.int64), tz),
-            "silent_for": _ages(silent["age_ms"]),
-            "reports_every": _ages(silent["interval_ms"]),
+            "silent_for": ages_text(silent["age_ms"]),
+            "reports_every": ages_text(silent["interval_ms"]),
         }
     )
     alerts = snapshot.alerts.assign(detected_at=snapshot.alerts["detected_at"].dt.tz_convert(tz))
@@ -132,7 +122,7 @@ def live_board(config: AppConfig, username: str | None, now: dt.datetime | None 
         floors=floor_grid(zones),
         power=building_power(snapshot, tz, now_ms)
         if user.client_id is None
-        else _empty("Building power today"),
+        else empty_figure("Building power today"),
         overtime=for_people(running.head(ROWS_SHOWN), OVERTIME_SHOWN, site.site.currency),
         alerts=for_people(alerts, ALERTS_SHOWN),
         stale=for_people(stale.head(ROWS_SHOWN), STALE_SHOWN),
@@ -204,7 +194,7 @@ def overtime_now(zones: pd.DataFrame, site: SiteConfig, now_ms: int) -> pd.DataF
             "building": over["building"].to_numpy(object),
             "floor": over["floor"].to_numpy(object),
             "since": ms_to_local(start, site.site.timezone),
-            "running": _ages(pd.Series(covered)),
+            "running": ages_text(pd.Series(covered)),
             "power_w": over["power_w"].to_numpy(float),
             "energy_so_far_kwh": energy_wh / 1000.0,
             "est_cost": costs,
@@ -212,89 +202,6 @@ def overtime_now(zones: pd.DataFrame, site: SiteConfig, now_ms: int) -> pd.DataF
     )
     order = sorted(range(len(costs)), key=lambda i: -(costs[i] or Decimal(0)))  # stable: ties keep zone order
     return table.iloc[order].reset_index(drop=True)
-
-
-def floor_grid(zones: pd.DataFrame) -> go.Figure:
-    """Every zone in its floor's row (one row per building and floor), coloured by state."""
-    title = "Zones by building and floor, coloured by state"
-    if zones.empty:
-        return _empty(title)
-    place = (zones["building"].astype(str) + " · floor " + zones["floor"].astype(str)).to_numpy(object)
-    number = np.array([_zone_number(z) for z in zones["zone_id"].astype(str)])
-    # ids without a zone number: zones in id order along their floor
-    column = number if (number >= 0).all() else pd.Series(place).groupby(place).cumcount().to_numpy() + 1
-    hover = (
-        zones["zone_id"].astype(str) + ": " + zones["state"].astype(str) + ", "
-        + zones["power_w"].round(0).astype(int).astype(str) + " W, last reading "
-        + pd.Series(_ages(zones["age_ms"]), index=zones.index) + " ago"
-    ).to_numpy(object)  # fmt: skip
-    places, row = np.unique(place, return_inverse=True)  # sorted: the first place at the bottom
-    numbers, col = np.unique(column, return_inverse=True)
-    codes = np.full((len(places), len(numbers)), np.nan)
-    codes[row, col] = zones["state"].cat.codes.to_numpy()
-    text = np.full(codes.shape, "", dtype=object)
-    text[row, col] = hover
-    n = len(STATES)
-    scale = [[edge, colour] for i, colour in enumerate(_COLOURS) for edge in (i / n, (i + 1) / n)]
-    grid = {
-        "type": "heatmap", "z": codes, "x": [f"zone {c}" for c in numbers.tolist()],
-        "y": places.tolist(), "customdata": text,
-        "hovertemplate": "%{customdata}<extra></extra>", "colorscale": scale, "zmin": -0.5,
-        "zmax": n - 0.5, "xgap": 1, "ygap": 1,
-        "colorbar": {"tickvals": list(range(n)), "ticktext": list(STATES), "title": {"text": "state"}},
-    }  # fmt: skip
-    return _figure([grid], {"title": {"text": title}, "height": max(300, 60 + 22 * len(codes))})
-
-
-def building_power(snapshot: LiveSnapshot, timezone: str, now_ms: int | None = None) -> go.Figure:
-    """Each building's mean power per quarter hour today [W] against the sum of its zones' expected bands
-    per hour, one panel per building. The quarter hour still running at ``now_ms`` is left out: its energy
-    is still arriving, and drawn it would look like the lights going out."""
-    title = "Building power today [W] against the expected band (zone bands added up)"
-    if now_ms is not None:
-        done = snapshot.power["bucket_ms"].to_numpy(np.int64) + QUARTER_MS <= now_ms
-        snapshot = replace(snapshot, power=snapshot.power[done])
-    buildings = sorted(set(snapshot.power["building"]) | set(snapshot.bands["building"]))
-    if not buildings:
-        return _empty(title)
-    cols = 2 if len(buildings) > 1 else 1
-    rows = math.ceil(len(buildings) / cols)
-    layout: dict[str, Any] = {"title": {"text": title}, "height": 120 + 220 * rows, "annotations": []}
-    traces: list[dict[str, Any]] = []
-    local = {  # site time on the x axes, converted once for every building
-        name: frame.assign(x=ms_to_local(frame[at].to_numpy(np.int64), timezone).tz_localize(None))
-        for name, frame, at in (("power", snapshot.power, "bucket_ms"), ("bands", snapshot.bands, "hour_ms"))
-    }
-    power, bands = (dict(tuple(local[name].groupby("building"))) for name in ("power", "bands"))
-    gap_x, gap_y = 0.08, 0.3 / rows
-    width, height = (1 - gap_x * (cols - 1)) / cols, (1 - gap_y * (rows - 1)) / rows
-    for i, building in enumerate(buildings):  # a grid of panels, as plotly's make_subplots lays them
-        row, col, k = i // cols, i % cols, "" if i == 0 else str(i + 1)
-        left, top = col * (width + gap_x), 1 - row * (height + gap_y)
-        layout[f"xaxis{k}"] = {"domain": [left, left + width], "anchor": f"y{k}"}
-        layout[f"yaxis{k}"] = {"domain": [top - height, top], "anchor": f"x{k}", "rangemode": "tozero"}
-        layout["annotations"].append(
-            {"text": building, "x": left + width / 2, "y": top, "xref": "paper", "yref": "paper",
-             "xanchor": "center", "yanchor": "bottom", "showarrow": False}
-        )  # fmt: skip
-        axes = {"xaxis": f"x{k}", "yaxis": f"y{k}", "showlegend": i == 0}
-        if building in bands:
-            band = bands[building]
-            edge = {**axes, "x": band["x"], "line": {"width": 0, "shape": "hv"}, "legendgroup": "band"}
-            traces += [
-                {**edge, "y": band["upper_w"].to_numpy(float), "hoverinfo": "skip", "showlegend": False},
-                {**edge, "y": band["lower_w"].to_numpy(float), "fill": "tonexty", "name": "expected band",
-                 "fillcolor": "rgba(100,149,237,0.25)"},
-                {**axes, "x": band["x"], "y": band["expected_w"].to_numpy(float), "name": "expected",
-                 "line": {"color": "royalblue", "shape": "hv"}},
-            ]  # fmt: skip
-        if building in power:
-            part = power[building]
-            traces.append(
-                {**axes, "x": part["x"], "y": part["energy_wh"].to_numpy(float) * 4.0, "name": "actual",
-                 "line": {"color": "black", "shape": "hv"}, "legendgroup": "actual"}
-            )  # fmt: skip
-    return _figure([{"type": "scatter", **t} for t in traces], layout)
 
 
 # --- the champion, asked at most once a minute -------------------------------------------------------
@@ -367,36 +274,13 @@ def _status(
     states = " · ".join(f"{counts[s]:,} {s}" for s in STATES if counts[s])
     cost = sum((c for c in running["est_cost"] if c is not None), Decimal("0.00"))
     return (
-        f"As of {clock} ({tz}); the newest reading is {_ages(pd.Series([now_ms - newest]))[0]} old "
+        f"As of {clock} ({tz}); the newest reading is {ages_text(pd.Series([now_ms - newest]))[0]} old "
         f"({ms_to_local(np.array([newest], np.int64), tz)[0]:%Y-%m-%d %H:%M:%S}).\n\n"
         f"**{len(zones):,} zones**: {states}.\n\n"
         f"**Overtime running now**: {len(running):,} zones, **{cost:,.2f} {site.site.currency}** so far "
         "(an estimate; invoices are billing's). "
         f"**Open alerts**: {sum(snapshot.open_alerts.values()):,}.\n\n{detectors}"
     )
-
-
-def _ages(ms: pd.Series) -> list[str]:
-    """Durations [ms] as people read them: ``45 s``, ``12 min``, ``3 h 05 min``, ``2 d 4 h``."""
-    out = []
-    for value in ms.to_numpy(np.int64).tolist():
-        s = max(value, 0) // 1000
-        if s < 60:
-            out.append(f"{s} s")
-        elif s < 3600:
-            out.append(f"{s // 60} min")
-        elif s < 86_400:
-            out.append(f"{s // 3600} h {s % 3600 // 60:02d} min")
-        else:
-            out.append(f"{s // 86_400} d {s % 86_400 // 3600} h")
-    return out
-
-
-@functools.lru_cache(maxsize=100_000)  # zones come and go rarely
-def _zone_number(zone_id: str) -> int:
-    """The zone's number on its floor (``HQ-F2-Z7`` → 7), -1 for an id without one."""
-    match = S.ZONE_ID_PATTERN.match(zone_id)
-    return int(match.group("zone")) if match else -1
 
 
 def site_config(config: AppConfig, engine: Engine) -> SiteConfig:
@@ -414,15 +298,3 @@ def site_config(config: AppConfig, engine: Engine) -> SiteConfig:
 @functools.lru_cache(maxsize=8)
 def _load_site(path: str, mtime_ns: int) -> SiteConfig:
     return load_site(path)
-
-
-def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> go.Figure:
-    """A figure from plain trace and layout dicts, not validated: Plotly's checks of a few dozen traces
-    cost about 200 ms a refresh, ten times the rest of it; the dicts here are the tests' to get right."""
-    return go.Figure({"data": data, "layout": {**_LAYOUT, **layout}}, _validate=False)
-
-
-def _empty(title: str) -> go.Figure:
-    hidden = {"visible": False}
-    return _figure([], {"title": {"text": f"{title} — nothing to show"}, "height": 300, "xaxis": hidden,
-                        "yaxis": hidden})  # fmt: skip
