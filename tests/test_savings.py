@@ -17,7 +17,8 @@ from slem_ml.config.site import parse_site
 from slem_ml.generator.generate import FaultRates, GeneratorConfig, default_site, generate
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import wall_to_utc
-from slem_ml.models.savings import DAY_KINDS, _coverage_end, savings_opportunities
+from slem_ml.models.savings import DAY_KINDS, savings_opportunities
+from slem_ml.models.savings_parts import coverage_end
 
 TZ = "Europe/Berlin"
 SITE = parse_site(
@@ -284,7 +285,7 @@ def test_energy_is_counted_as_billing_counts_it(generated) -> None:
     period = period[keep].reset_index(drop=True)
     z = period[S.ZONE_ID].cat.codes.to_numpy().astype(np.int64)
     t = period[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
-    covered = _coverage_end(t, z, site.sampling.max_gap_minutes) - t
+    covered = coverage_end(t, z, site.sampling.max_gap_minutes) - t
     expected = compute_coverage(period, site).covered_ms
     assert (np.diff(t)[z[1:] == z[:-1]] > 15 * 60_000).any()  # the period has gaps to get right
     np.testing.assert_array_equal(covered, expected)

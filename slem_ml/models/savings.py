@@ -28,10 +28,11 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 import pandas as pd
 
-from slem_ml.billing.coverage import holiday_mask, in_contract_at
+from slem_ml.billing.coverage import in_contract_at
 from slem_ml.config.site import ClientContract, SiteConfig
 from slem_ml.io import schema as S
-from slem_ml.io.localtime import ms_to_local, wall_to_utc
+from slem_ml.io.localtime import ms_to_local
+from slem_ml.models import savings_parts as parts
 
 __all__ = ["DAY_KINDS", "MIN_HISTORY_DAYS", "QUIET_SHARE", "Savings", "savings_opportunities"]
 
@@ -43,11 +44,10 @@ MIN_HISTORY_DAYS = 14
 DAY_KINDS: tuple[str, str] = ("Mon–Fri", "Sat, Sun, holidays")
 MAX_CUTS_PER_WEEK = 1.0  # more than this and a recommendation is not made
 ROUND_THE_CLOCK = 0.95  # a zone lit in this share of its history's readings is stuck or 24/7 [fraction]
-_UNATTENDED_MS = 12 * 3_600_000  # SPEC §5: lit over 12 h in a row outside contracted hours is stuck on
 _MIN_BIN_READINGS = 3  # an hour-of-week bin with fewer readings falls back to its kind of day
 _MIN_WINDOW_MIN = 60  # a shorter window is not worth a schedule [min]
 _QUARTER = 15
-_DAY_MS, _HOUR_MS, _NOON = 86_400_000, 3_600_000, 720
+_HOUR_MS = 3_600_000
 _KWH_PER_W_MS = 1.0 / 3_600_000_000.0
 _CENT = Decimal("0.01")
 
@@ -85,23 +85,23 @@ def savings_opportunities(
     sorted by zone and time. ``price_per_kwh`` [currency/kWh], ``co2_kg_per_kwh`` [kg CO₂/kWh].
     """
     money = f"Saved money [{site.site.currency}]"
-    period = _by_zone_and_time(period)
-    history = _by_zone_and_time(history)
-    zones = _zones_in_order(period)
+    period = parts.by_zone_and_time(period)
+    history = parts.by_zone_and_time(history)
+    zones = parts.zones_in_order(period)
     considered = len(zones)
-    span_days = _span_days(history)
+    span_days = parts.span_days(history)
     if considered == 0 or span_days < MIN_HISTORY_DAYS:
         why = "no readings in the period" if considered == 0 else (
             f"fewer than {MIN_HISTORY_DAYS // 7} weeks of history before the period"
         )  # fmt: skip
-        return Savings(_empty(money), considered, 0, f"No savings opportunities: {why}.")
+        return Savings(parts.empty(money), considered, 0, f"No savings opportunities: {why}.")
     tz = site.site.timezone
-    client = _zone_client(period, zones, site)
+    client = parts.zone_client(period, zones, site)
     share, enough = _in_use_profile(history, zones, site)
     off_min, on_min = _windows(share, client, site)  # (Z, 2) minutes after noon; -1 = none
     off_min[~enough] = -1
     nights = _backtest(period, zones, off_min, on_min, site)
-    days = _period_days(period, tz)
+    days = parts.period_days(period, tz)
     table, rejected = _table(
         nights, period, zones, off_min, on_min, days, money, price_per_kwh, co2_kg_per_kwh
     )
@@ -128,20 +128,20 @@ def _in_use_profile(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Share of readings in use per (period zone, day type 0–6, local hour) — NaN where unknown — and which
     zones have enough history and are neither lit round the clock nor never lit."""
-    z = _zone_codes(history, zones)  # index into the period's zones, -1 for the others
+    z = parts.zone_codes(history, zones)  # index into the period's zones, -1 for the others
     own = history[S.ZONE_ID].cat.codes.to_numpy().astype(np.int64)  # the history's own zones
-    t = _ms(history)
+    t = parts.ms(history)
     lit = history[S.POWER_W].to_numpy(dtype=float) >= site.sampling.on_threshold_w
-    end = _coverage_end(t, own, site.sampling.max_gap_minutes)
+    end = parts.coverage_end(t, own, site.sampling.max_gap_minutes)
     outside = np.zeros(len(t), dtype=bool)
     outside[lit] = ~in_contract_at(t[lit], history[S.CLIENT_ID][lit], site)
-    unattended = _long_runs(lit & outside, own, t, end)
-    starts = lit & ~_continues(lit, own, t, end)
+    unattended = parts.long_runs(lit & outside, own, t, end)
+    starts = lit & ~parts.continues(lit, own, t, end)
     after_lit = np.zeros(len(t), dtype=bool)
     after_lit[1:] = lit[:-1] & ~lit[1:] & (own[1:] == own[:-1])
     in_use = (lit & ~unattended) | starts | after_lit
-    day, minute = _wall(t, site.site.timezone)
-    day_type = _day_type(day, site)
+    day, minute = parts.wall(t, site.site.timezone)
+    day_type = parts.day_type(day, site)
     keep = z >= 0
     n_zones = len(zones)
     index = (z * 168 + day_type * 24 + minute // 60)[keep]
@@ -205,10 +205,10 @@ def _limits(contract: ClientContract | None, kind: int) -> tuple[int, int]:
     evenings = range(7) if kind == 1 and contract.work_on_holidays else ((0, 1, 2, 3, 4), (5, 6))[kind]
     mornings = (1, 2, 3, 4, 5) if kind == 0 else range(7)  # the day after a holiday may be any day
     grace = contract.grace_minutes
-    closes = [w.close_minute + grace - _NOON for d in evenings if (w := contract.week[d]) is not None]
-    opens = [w.open_minute - grace + _NOON for d in mornings if (w := contract.week[d]) is not None]
+    closes = [w.close_minute + grace - parts.NOON for d in evenings if (w := contract.week[d]) is not None]
+    opens = [w.open_minute - grace + parts.NOON for d in mornings if (w := contract.week[d]) is not None]
     floor = max([*closes, 0])
-    ceiling = min([o for o in opens if o < 2 * _NOON] + [2 * _NOON])
+    ceiling = min([o for o in opens if o < 2 * parts.NOON] + [2 * parts.NOON])
     return -(-floor // _QUARTER) * _QUARTER, ceiling // _QUARTER * _QUARTER
 
 
@@ -243,25 +243,25 @@ def _backtest(
 ) -> _Nights:
     """Every night of the period with a window for its zone and kind, switched off and judged."""
     tz = site.site.timezone
-    t = _ms(period)
-    z = _zone_codes(period, zones)
-    end = _coverage_end(t, z, site.sampling.max_gap_minutes)
+    t = parts.ms(period)
+    z = parts.zone_codes(period, zones)
+    end = parts.coverage_end(t, z, site.sampling.max_gap_minutes)
     covered = end - t
     power = period[S.POWER_W].to_numpy(dtype=float)
     kwh = power * covered * _KWH_PER_W_MS  # as the app's energy views count it
     lit = power >= site.sampling.on_threshold_w
-    run = np.cumsum(lit & ~_continues(lit, z, t, end)) - 1
+    run = np.cumsum(lit & ~parts.continues(lit, z, t, end)) - 1
     run_end = np.full(int(run.max(initial=-1)) + 2, np.iinfo(np.int64).min)  # one spare: no runs
     np.maximum.at(run_end, run[lit], end[lit])
     cum = np.cumsum(kwh)
-    day_lo, _ = _wall(np.array([t.min()]), tz)
-    day_hi, _ = _wall(np.array([end.max() - 1]), tz)
+    day_lo, _ = parts.wall(np.array([t.min()]), tz)
+    day_hi, _ = parts.wall(np.array([end.max() - 1]), tz)
     days = np.arange(day_lo[0] - 1, day_hi[0] + 1)
-    kind_of_day = (_day_type(days, site) >= 5).astype(np.int64)
+    kind_of_day = (parts.day_type(days, site) >= 5).astype(np.int64)
     zi, di = np.nonzero(off_min[:, kind_of_day] >= 0)  # (zone, evening) pairs with a window
     kind = kind_of_day[di]
-    off_ms = _night_instant(days[di], off_min[zi, kind], tz)
-    on_ms = _night_instant(days[di], on_min[zi, kind], tz)
+    off_ms = parts.night_instant(days[di], off_min[zi, kind], tz)
+    on_ms = parts.night_instant(days[di], on_min[zi, kind], tz)
     inside = (off_ms >= t.min()) & (on_ms <= end.max())
     zi, kind, off_ms, on_ms = zi[inside], kind[inside], off_ms[inside], on_ms[inside]
     key = z * S.GROUP_SPAN_MS + t
@@ -303,7 +303,7 @@ def _table(
     rejected = int(rejected_rows.reshape(n, 2).any(axis=1).sum())
     keep = np.flatnonzero(has_window & ~rejected_rows & (saved > 0))
     zone, kind = keep // 2, keep % 2
-    places = _places(period, zones)
+    places = parts.places(period, zones)
     kwh = np.round(saved[keep], 3)
     table = pd.DataFrame(
         {
@@ -311,8 +311,8 @@ def _table(
             "Zone": np.array(zones, dtype=object)[zone],
             "Building": places[0][zone],
             "Floor": places[1][zone],
-            "Switch off at": [_clock(m) for m in off_min[zone, kind]],
-            "Switch on at": [_clock(m) for m in on_min[zone, kind]],
+            "Switch off at": [parts.clock(m) for m in off_min[zone, kind]],
+            "Switch on at": [parts.clock(m) for m in on_min[zone, kind]],
             "Days": np.array(DAY_KINDS, dtype=object)[kind],
             "Saved energy [kWh]": kwh,
             money: [(Decimal(repr(float(k))) * price).quantize(_CENT, ROUND_HALF_UP) for k in kwh],
@@ -337,135 +337,3 @@ def _night_frame(nights: _Nights, zones: list[str], tz: str) -> pd.DataFrame:
             "saved_kwh": nights.saved_kwh,
         }
     )
-
-
-# --- small helpers ---------------------------------------------------------------------------------
-
-
-def _ms(frame: pd.DataFrame) -> np.ndarray:
-    return frame[S.TIMESTAMP].to_numpy(dtype="datetime64[ms]").view(np.int64)
-
-
-def _by_zone_and_time(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with categorical zone and client ids, sorted by zone and time (as the store gives it)."""
-    text = [c for c in (S.ZONE_ID, S.CLIENT_ID) if not isinstance(frame[c].dtype, pd.CategoricalDtype)]
-    if text:
-        frame = frame.astype(dict.fromkeys(text, "category"))
-    z = frame[S.ZONE_ID].cat.codes.to_numpy().astype(np.int64)
-    key = z * S.GROUP_SPAN_MS + _ms(frame)
-    if len(key) > 1 and (np.diff(key) < 0).any():
-        frame = frame.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
-    return frame
-
-
-def _zones_in_order(frame: pd.DataFrame) -> list[str]:
-    """The zones of a frame sorted by zone, in the order they appear."""
-    column = frame[S.ZONE_ID]
-    present = pd.unique(column.cat.codes.to_numpy())
-    return [str(column.cat.categories[c]) for c in present]
-
-
-def _zone_codes(frame: pd.DataFrame, zones: list[str]) -> np.ndarray:
-    """Each row's index in ``zones`` (-1 for a zone not there), worked out per category, not per row."""
-    column = frame[S.ZONE_ID]
-    lookup = pd.Index(zones).get_indexer(column.cat.categories.astype(str))
-    return np.append(lookup, -1)[column.cat.codes.to_numpy()].astype(np.int64)
-
-
-def _wall(t: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray]:
-    """Local day number and minute of day of UTC instants [ms].
-
-    UTC offsets change only on quarter hours, so the offset is looked up once per quarter hour of the
-    span (a few thousand) rather than per reading."""
-    if len(t) == 0:
-        return t.copy(), t.copy()
-    step = 15 * S.MS_PER_MINUTE
-    first = int(t.min()) // step
-    quarters = np.arange(first, int(t.max()) // step + 1, dtype=np.int64) * step
-    offset = ms_to_local(quarters, tz).tz_localize(None).as_unit("ms").asi8 - quarters
-    wall = t + offset[t // step - first]
-    return wall // _DAY_MS, (wall % _DAY_MS) // 60_000
-
-
-def _day_type(day: np.ndarray, site: SiteConfig) -> np.ndarray:
-    """Monday 0 … Sunday 6 of local day numbers; a public holiday counts as a Sunday."""
-    if len(day) == 0:
-        return day.copy()
-    lo, hi = int(day.min()), int(day.max())
-    days = np.arange(lo, hi + 1, dtype=np.int64)
-    per_day = np.where(holiday_mask(site, days), 6, (days + 3) % 7)  # 1970-01-01 was a Thursday
-    return per_day[day - lo]
-
-
-def _night_instant(day: np.ndarray, minutes_after_noon: np.ndarray, tz: str) -> np.ndarray:
-    wall = _NOON + minutes_after_noon
-    return wall_to_utc(day + wall // 1440, wall % 1440, tz).view(np.int64)
-
-
-def _coverage_end(t: np.ndarray, z: np.ndarray, max_gap_minutes: int) -> np.ndarray:
-    """SPEC §3.1: a reading covers until the zone's next reading, at most ``max_gap`` [UTC ms] — the
-    coverage of ``slem_ml.billing.coverage.compute_coverage`` (a test holds them equal) without its pieces
-    cut at midnights and contract edges, which savings do not need and which cost most of its time."""
-    end = t + max_gap_minutes * S.MS_PER_MINUTE
-    if len(t) > 1:
-        same = z[1:] == z[:-1]
-        end[:-1] = np.where(same, np.minimum(t[1:], end[:-1]), end[:-1])
-    return end
-
-
-def _continues(flag: np.ndarray, z: np.ndarray, t: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Whether each reading carries on the flagged run of the reading before it (same zone, no gap)."""
-    out = np.zeros(len(flag), dtype=bool)
-    out[1:] = flag[:-1] & flag[1:] & (z[1:] == z[:-1]) & (end[:-1] >= t[1:])
-    return out
-
-
-def _long_runs(flag: np.ndarray, z: np.ndarray, t: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Readings of flagged runs lasting more than 12 h."""
-    if not flag.any():
-        return flag
-    run = np.cumsum(flag & ~_continues(flag, z, t, end)) - 1
-    first = np.full(int(run[flag].max()) + 1, np.iinfo(np.int64).max)
-    last = np.zeros(len(first), dtype=np.int64)
-    np.minimum.at(first, run[flag], t[flag])
-    np.maximum.at(last, run[flag], end[flag])
-    return flag & (last - first > _UNATTENDED_MS)[np.maximum(run, 0)]
-
-
-def _span_days(history: pd.DataFrame) -> float:
-    if history.empty:
-        return 0.0
-    t = _ms(history)
-    return float(t.max() - t.min()) / _DAY_MS
-
-
-def _period_days(period: pd.DataFrame, tz: str) -> int:
-    day, _ = _wall(np.array([_ms(period).min(), _ms(period).max()]), tz)
-    return int(day[1] - day[0] + 1)
-
-
-def _zone_client(period: pd.DataFrame, zones: list[str], site: SiteConfig) -> list[ClientContract | None]:
-    """Each zone's contract, by the client of its first reading in the period (None: unknown client)."""
-    firsts = np.unique(_zone_codes(period, zones), return_index=True)[1]
-    return [site.clients.get(str(c)) for c in period[S.CLIENT_ID].iloc[firsts]]
-
-
-def _places(period: pd.DataFrame, zones: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    firsts = np.unique(_zone_codes(period, zones), return_index=True)[1]
-    blank = np.full(len(zones), "", dtype=object)
-    building, floor = (
-        period[c].iloc[firsts].astype(str).to_numpy(dtype=object) if c in period else blank
-        for c in (S.BUILDING, S.FLOOR)
-    )
-    return building, floor
-
-
-def _clock(minutes_after_noon: int) -> str:
-    minute = (_NOON + int(minutes_after_noon)) % 1440
-    return f"{minute // 60:02d}:{minute % 60:02d}"
-
-
-def _empty(money: str) -> pd.DataFrame:
-    columns = ["Zone", "Building", "Floor", "Switch off at", "Switch on at", "Days", "Saved energy [kWh]",
-               money, "Saved CO₂ [kg]", "Occupied cuts", "Occupied cuts per week"]  # fmt: skip
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
