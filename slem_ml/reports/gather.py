@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from slem_ml.billing.coverage import CLASS_CODES, compute_coverage, holiday_mask
+from slem_ml.billing.coverage import CLASS_CODES, compute_coverage
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.models.bundle import ModelBundle
 from slem_ml.outputs.report_content import ReportContent
+from slem_ml.reports import gather_frames as frames
 from slem_ml.reports.co2 import co2_factor
+from slem_ml.reports.gather_frames import USE_LABELS
 from slem_ml.reports.gather_models import forecast_frames, savings_frame
 from slem_ml.reports.gather_store import (
     Billed,
@@ -39,18 +41,11 @@ from slem_ml.reports.gather_store import (
     overtime_billed,
 )
 from slem_ml.reports.periods import ReportPeriod, dates_bounds_ms, period_bounds_ms
-from slem_ml.reports.scope import Scope, client_label
+from slem_ml.reports.scope import Scope
 from slem_ml.storage.months import of_known_clients, stored_readings
 
 __all__ = ["COMPLETE_SHARE", "USE_LABELS", "days_with_readings", "gather", "scope_energy"]
 
-#: Usage class (SPEC §3.3) → its name in a report, in the order reports list them.
-USE_LABELS: dict[str, str] = {
-    "contract": "Contracted hours",
-    "overtime": "Overtime",
-    "cleaning": "Cleaning",
-    "off": "Lights off",
-}
 #: The share of a period's days with readings from which it counts as complete and is compared.
 COMPLETE_SHARE = 0.9
 #: Weeks of readings before the period that the savings learn from.
@@ -140,12 +135,12 @@ def gather(
         headline=_headline(
             figures, compared["previous period"], compared["year earlier"], currency, compare=whole
         ),
-        by_use=_by_use(this, price, currency),
-        by_place=_by_place(this, site, price, currency),
-        by_building=_by_building(this, price, currency),
-        daily=_daily(this, period),
-        by_hour=_by_hour(this, site),
-        by_weekday=_by_weekday(this),
+        by_use=frames.by_use(this, price, currency),
+        by_place=frames.by_place(this, site, price, currency),
+        by_building=frames.by_building(this, price, currency),
+        daily=frames.daily(this, period),
+        by_hour=frames.by_hour(this, site),
+        by_weekday=frames.by_weekday(this),
         overtime=billed.table,
         cleaning=cleaning,
         alerts=alerts,
@@ -155,7 +150,7 @@ def gather(
         peak_hours=peaks,
         savings=savings,
         energy_kwh=energy_kwh,
-        cost=_money(energy_kwh, price),
+        cost=frames.money(energy_kwh, price),
         notes=tuple(notes),
         days_with_readings=days_with,
     )
@@ -225,7 +220,7 @@ def _figures(
     kwh = float(energy["kwh"].sum())
     return _Figures(
         energy_kwh=kwh,
-        cost=_money(kwh, price),
+        cost=frames.money(kwh, price),
         overtime_kwh=float(energy.loc[energy["usage"] == CLASS_CODES["overtime"], "kwh"].sum()),
         billed=billed.total,
         cleaning_flagged=cleaning_flagged,
@@ -269,106 +264,6 @@ def _change(value: float | Decimal, base: float | Decimal | None) -> float | Non
 # --- the period's energy, by use, place and time -----------------------------------------------------------
 
 
-def _by_use(energy: pd.DataFrame, price: Decimal, currency: str) -> pd.DataFrame:
-    sums = np.bincount(energy["usage"].to_numpy(dtype=np.int64), energy["kwh"].to_numpy(), minlength=4)
-    total = float(sums.sum())
-    kwh = [float(sums[CLASS_CODES[name]]) for name in USE_LABELS]
-    return pd.DataFrame(
-        {
-            "Use": list(USE_LABELS.values()),
-            "Energy [kWh]": kwh,
-            f"Cost [{currency}]": [_money(k, price) for k in kwh],
-            "Share [%]": [round(100.0 * k / total, 1) if total > 0 else 0.0 for k in kwh],
-        }
-    )
-
-
-def _place_sums(energy: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    overtime = np.where(energy["usage"].to_numpy() == CLASS_CODES["overtime"], energy["kwh"].to_numpy(), 0.0)
-    grouped = energy[keys].assign(kwh=energy["kwh"], overtime=overtime)
-    return grouped.groupby(keys, observed=True, as_index=False)[["kwh", "overtime"]].sum()
-
-
-def _by_place(energy: pd.DataFrame, site: SiteConfig, price: Decimal, currency: str) -> pd.DataFrame:
-    sums = _place_sums(energy, [S.ZONE_ID, S.BUILDING, S.FLOOR])
-    pairs = energy[[S.ZONE_ID, S.CLIENT_ID]].drop_duplicates()
-    pairs = pairs.assign(label=[client_label(site, str(c)) for c in pairs[S.CLIENT_ID]])  # zone × client: few
-    clients = pairs.sort_values("label").groupby(S.ZONE_ID, observed=True)["label"].agg(", ".join)
-    sums = sums.sort_values(["kwh", S.ZONE_ID], ascending=[False, True], kind="stable")
-    return pd.DataFrame(
-        {
-            "Building": sums[S.BUILDING].astype(str).to_numpy(),
-            "Floor": sums[S.FLOOR].astype(str).to_numpy(),
-            "Zone": sums[S.ZONE_ID].astype(str).to_numpy(),
-            "Client": sums[S.ZONE_ID].map(clients).astype(str).to_numpy(),
-            "Energy [kWh]": sums["kwh"].to_numpy(dtype=float),
-            "Overtime [kWh]": sums["overtime"].to_numpy(dtype=float),
-            f"Cost [{currency}]": [_money(k, price) for k in sums["kwh"]],
-        }
-    )
-
-
-def _by_building(energy: pd.DataFrame, price: Decimal, currency: str) -> pd.DataFrame:
-    sums = _place_sums(energy, [S.BUILDING, S.FLOOR])
-    order = np.lexsort(
-        (sums[S.FLOOR].astype(str).str.zfill(4).to_numpy(), sums[S.BUILDING].astype(str).to_numpy())
-    )
-    sums = sums.iloc[order]
-    return pd.DataFrame(
-        {
-            "Building": sums[S.BUILDING].astype(str).to_numpy(),
-            "Floor": sums[S.FLOOR].astype(str).to_numpy(),
-            "Energy [kWh]": sums["kwh"].to_numpy(dtype=float),
-            "Overtime [kWh]": sums["overtime"].to_numpy(dtype=float),
-            f"Cost [{currency}]": [_money(k, price) for k in sums["kwh"]],
-        }
-    )
-
-
-def _daily(energy: pd.DataFrame, period: ReportPeriod) -> pd.DataFrame:
-    """Energy per local day by use, every day of the period up to the last with readings."""
-    first = period.start.toordinal() - _EPOCH.toordinal()
-    last = int(energy["day"].max()) if len(energy) else first - 1
-    days = np.arange(first, last + 1, dtype=np.int64)
-    index = (energy["day"].to_numpy(dtype=np.int64) - first) * 4 + energy["usage"].to_numpy(dtype=np.int64)
-    sums = np.bincount(index, energy["kwh"].to_numpy(), minlength=4 * len(days)).reshape(len(days), 4)
-    out = pd.DataFrame({"Date": [_EPOCH + dt.timedelta(days=int(d)) for d in days]})
-    for name, label in USE_LABELS.items():
-        out[f"{label} [kWh]"] = sums[:, CLASS_CODES[name]]
-    return out
-
-
-def _by_hour(energy: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
-    """Mean energy in each local hour of a weekday, and of a weekend day or holiday [kWh/h]."""
-    days = np.unique(energy["day"].to_numpy(dtype=np.int64))
-    weekday = np.zeros(24, dtype=float)
-    weekend = np.zeros(24, dtype=float)
-    if len(days):
-        off = ((days + 3) % 7 >= 5) | holiday_mask(site, days)  # 1970-01-01 was a Thursday
-        rest = off[np.searchsorted(days, energy["day"].to_numpy(dtype=np.int64))]
-        hours = energy["hour"].to_numpy(dtype=np.int64) + 24 * rest
-        sums = np.bincount(hours, energy["kwh"].to_numpy(), minlength=48)
-        working, resting = int((~off).sum()), int(off.sum())
-        weekday = sums[:24] / working if working else weekday
-        weekend = sums[24:] / resting if resting else weekend
-    return pd.DataFrame(
-        {"Hour": np.arange(24), "Weekdays [kWh/h]": weekday, "Weekends and holidays [kWh/h]": weekend}
-    )
-
-
-def _by_weekday(energy: pd.DataFrame) -> pd.DataFrame:
-    """Mean energy of a day of each weekday [kWh/day], over the days with readings."""
-    day = energy["day"].to_numpy(dtype=np.int64)
-    days = np.unique(day)
-    sums = np.bincount((day + 3) % 7, energy["kwh"].to_numpy(), minlength=7)
-    counts = np.bincount((days + 3) % 7, minlength=7)
-    means = np.divide(sums, counts, out=np.zeros(7), where=counts > 0)
-    return pd.DataFrame({"Weekday": list(_WEEKDAYS), "Energy [kWh/day]": means})
-
-
-# --- helpers -----------------------------------------------------------------------------------------------
-
-
 def days_with_readings(energy: pd.DataFrame) -> int:
     """How many local days of ``energy`` (an energy frame of :func:`scope_energy`) have a reading."""
     return len(np.unique(energy["day"].to_numpy(dtype=np.int64)))
@@ -399,8 +294,3 @@ def _zones(energy: pd.DataFrame) -> list[str]:
     """The zones with readings in ``energy``."""
     codes = np.unique(energy[S.ZONE_ID].cat.codes.to_numpy())
     return [str(z) for z in energy[S.ZONE_ID].cat.categories[codes[codes >= 0]]]
-
-
-def _money(kwh: float, price: Decimal) -> Decimal:
-    """``kwh`` [kWh] × ``price`` [currency/kWh], to the cent (half up)."""
-    return (Decimal(repr(float(kwh))) * price).quantize(_CENT, rounding=ROUND_HALF_UP)
