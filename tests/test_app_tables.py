@@ -206,7 +206,7 @@ def test_severity_follows_consequence() -> None:
     both = pd.concat([gaps.iloc[:1], stuck.iloc[:1]], ignore_index=True)
     both = both.assign(acknowledged_by=None, resolved_by=None, note=None)
     shown = alerts_shown(both, "Europe/Berlin")
-    assert shown["Kind"].tolist() == ["stuck_on", "dropout"]
+    assert shown["Kind"].tolist() == ["Lights stuck on", "No readings"]
     assert shown["Severity"].tolist() == ["medium", "low"]
 
 

@@ -307,6 +307,7 @@ def test_the_live_board_shows_states_overtime_alerts_and_stale_zones(
     assert list(board.alerts.columns) == ["Alert id", "Zone", "Kind", "Severity", "Status", "Detected",
                                           "What happened"]  # fmt: skip
     assert board.alerts["Alert id"].tolist() == ["a-new", "a-lab", "a-silent"]
+    assert board.alerts["Kind"].tolist() == ["Power spike", "Drift", "Lights stuck on"]  # in words
     grid = board.floors.data[0]
     assert list(grid["y"]) == ["HQ · floor 1", "HQ · floor 2", "LAB · floor 1"]
     assert list(grid["x"]) == ["zone 1", "zone 2", "zone 3"]

@@ -45,6 +45,7 @@ from slem_ml.config.site import ClientContract, SiteConfig, load_site
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import local_day_numbers, ms_to_local, wall_to_utc
+from slem_ml.models.alerts import kind_words
 from slem_ml.models.registry import champion_status
 from slem_ml.storage import latest_run, open_database
 from slem_ml.storage.live_view import BandCache, LiveSnapshot, read_live
@@ -115,7 +116,9 @@ def live_board(config: AppConfig, username: str | None, now: dt.datetime | None 
             "reports_every": ages_text(silent["interval_ms"]),
         }
     )
-    alerts = snapshot.alerts.assign(detected_at=snapshot.alerts["detected_at"].dt.tz_convert(tz))
+    alerts = snapshot.alerts.assign(
+        detected_at=snapshot.alerts["detected_at"].dt.tz_convert(tz), kind=kind_words(snapshot.alerts["kind"])
+    )
     champion = WATCH.status(config, time.monotonic())
     return LiveBoard(
         status=_status(zones, running, snapshot, site, now_ms, champion),

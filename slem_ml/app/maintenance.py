@@ -17,7 +17,7 @@ from slem_ml.app.views import zone_readings
 from slem_ml.app.workspace import AppConfig, champion_bundle
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
-from slem_ml.models.alerts import severity_rank
+from slem_ml.models.alerts import kind_words, severity_rank
 from slem_ml.storage import open_database
 from slem_ml.storage.maintenance import acknowledge_alert, maintenance_history, resolve_alert
 from slem_ml.storage.users import role_allows
@@ -129,9 +129,9 @@ def alerts_shown(alerts: pd.DataFrame, timezone: str) -> pd.DataFrame:
     ongoing one "ongoing, acknowledged"): the status a person acts on (issue 14 review item 11)."""
     local = {c: alerts[c].dt.tz_convert(timezone) for c in ("detected_at", "first_seen", "last_seen")}
     rank = severity_rank(alerts["severity"])
-    shown = alerts.assign(**local, _rank=rank, status=_status_shown(alerts)).sort_values(
-        ["_rank", "detected_at", "alert_id"], ascending=[False, False, True], kind="stable"
-    )
+    shown = alerts.assign(
+        **local, _rank=rank, status=_status_shown(alerts), kind=kind_words(alerts["kind"])
+    ).sort_values(["_rank", "detected_at", "alert_id"], ascending=[False, False, True], kind="stable")
     keep = [c for c in ALERT_SHOWN if c in ("alert_id", "detail") or shown[c].notna().any()]
     return for_people(shown, keep)
 

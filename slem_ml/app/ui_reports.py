@@ -26,6 +26,15 @@ def reports_tab(config: AppConfig, who: Callable[[gr.Request], str | None]) -> g
     user's name from a request. Returns the tab."""
     with gr.Tab("Reports", id="reports") as tab:
         status = gr.Markdown()
+        with gr.Group(visible=False) as generator:
+            with gr.Row():
+                period = gr.Dropdown(
+                    label="Period", choices=[], value=None,
+                    info="the latest 12 months with readings, their quarters, and the weeks of the latest "
+                    "3 of them; (to date): not over yet",
+                )  # fmt: skip
+                scope = gr.Dropdown(label="Scope", choices=[], value=None)
+            generate_button = gr.Button("Generate now", variant="primary")
         table = gr.Dataframe(
             label="Kept reports (click a row to choose it)", interactive=False, max_height=300, wrap=True
         )
@@ -35,14 +44,6 @@ def reports_tab(config: AppConfig, who: Callable[[gr.Request], str | None]) -> g
             download_button = gr.Button("Download")
             view_button = gr.Button("View here")
         download = gr.File(label="Report file", interactive=False)
-        with gr.Group(visible=False) as generator, gr.Row():
-            period = gr.Dropdown(
-                label="Period", choices=[], value=None,
-                info="the latest 12 months with readings, their quarters, and the weeks of the latest "
-                "3 of them; (to date): not over yet",
-            )  # fmt: skip
-            scope = gr.Dropdown(label="Scope", choices=[], value=None)
-            generate_button = gr.Button("Generate now", variant="primary")
         viewer = gr.HTML()
 
     def on_open(request: gr.Request) -> list[Any]:

@@ -51,6 +51,8 @@ from slem_ml.io import schema as S
 from slem_ml.io.localtime import ms_to_local, ms_to_utc
 
 __all__ = [
+    "KIND_WORDS",
+    "kind_words",
     "ALERT_ORDER",
     "ALERT_KINDS",
     "DROPOUT_HOURS",
@@ -79,6 +81,13 @@ ALERT_ORDER = ["detected_at", "kind", "zone_id"]
 
 ALERT_KINDS: tuple[str, ...] = ("spike", "drift", "stuck_on", "dropout")
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
+#: Alert kinds in words, as managers read them (the app's tables, the reports).
+KIND_WORDS: dict[str, str] = {
+    "stuck_on": "Lights stuck on",
+    "spike": "Power spike",
+    "drift": "Drift",
+    "dropout": "No readings",
+}
 STATUS = "status"
 STUCK_ON_HOURS = 12.0  # SPEC §5: lights on for more than 12 h in a row outside contracted hours
 DROPOUT_HOURS = 24.0  # SPEC §5: a zone that reports regularly is silent for more than 24 h
@@ -361,6 +370,11 @@ def _table(
 # --- severity and words ---------------------------------------------------------------------------
 
 _LOW, _MEDIUM, _HIGH = range(3)  # positions in SEVERITIES
+
+
+def kind_words(kinds: pd.Series) -> pd.Series:
+    """Alert kinds (codes) in words (:data:`KIND_WORDS`); an unknown kind keeps its code."""
+    return kinds.map(KIND_WORDS).fillna(kinds)
 
 
 def severity_rank(severity: pd.Series) -> pd.Series:

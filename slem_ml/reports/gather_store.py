@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import InputError
 from slem_ml.io import schema as S
-from slem_ml.models.alerts import severity_rank
+from slem_ml.models.alerts import kind_words, severity_rank
 from slem_ml.reports.periods import ReportPeriod, period_bounds_ms
 from slem_ml.reports.scope import Scope, client_label
 from slem_ml.storage.maintenance import alerts_frame, maintenance_history
@@ -28,7 +28,6 @@ from slem_ml.storage.periods import period_invoices
 from slem_ml.storage.tables import StoreZone
 
 __all__ = [
-    "ALERT_KINDS",
     "EFFECT_DAYS",
     "Billed",
     "alert_frames",
@@ -44,12 +43,6 @@ __all__ = [
 #: Days before and after a maintenance action compared for its effect (as the app's Maintenance tab).
 EFFECT_DAYS = 7
 #: An alert's kind in a report's words.
-ALERT_KINDS: dict[str, str] = {
-    "stuck_on": "Lights stuck on",
-    "spike": "Power spike",
-    "drift": "Drift",
-    "dropout": "No readings",
-}
 _COUNTED = ("billed", "released")  # the line statuses an invoice's total counts (SPEC §8.4)
 _HELD = "held"  # a line held on a fault (SPEC §8.4): in the invoice's held_total, not its total
 _ACTIVE = ("open", "ongoing")
@@ -184,7 +177,8 @@ def alert_frames(
     engine: Engine, period: ReportPeriod, zones: list[str] | None, timezone: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per kind: raised in the period, and open and resolved among the alerts listed; the alerts active
-    or resolved in the period, most severe first, then newest). Kinds are in words (:data:`ALERT_KINDS`).
+    or resolved in the period, most severe first, then newest).
+    Kinds are in words (:data:`slem_ml.models.alerts.KIND_WORDS`).
 
     An alert is listed when its episode overlaps the period or a person resolved it in the period; the
     counts of ``Open`` and ``Resolved`` are those listed alerts by their status now, so they agree with
@@ -288,8 +282,8 @@ def _scope_alerts(engine: Engine, zones: list[str] | None) -> pd.DataFrame:
 
 
 def _kind_words(kinds: pd.Series) -> np.ndarray:
-    """Alert kinds (codes) in words (:data:`ALERT_KINDS`); an unknown kind keeps its code."""
-    return kinds.map(ALERT_KINDS).fillna(kinds).to_numpy(dtype=object)
+    """Alert kinds (codes) in words (:data:`slem_ml.models.alerts.KIND_WORDS`)."""
+    return kind_words(kinds).to_numpy(dtype=object)
 
 
 def _date_in(dates: pd.Series, period: ReportPeriod) -> np.ndarray:
