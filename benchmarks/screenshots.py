@@ -159,7 +159,7 @@ def show_tab(page: Any, tab: str, zone: str, alert: str, invoice: str) -> None:
         page.get_by_role("button", name="Generate now").click()
         expect(page.get_by_text(re.compile(r"Report \d+ made: Energy report — Whole site"))).to_be_visible()
         kept = page.get_by_role("grid", name=re.compile("^Kept reports"))
-        kept.get_by_role("gridcell", name="site", exact=True).first.click()
+        kept.get_by_role("gridcell", name="Whole site", exact=True).first.click()
         expect(page.get_by_label("Chosen report")).to_have_value(re.compile(r"^\d+$"))
         page.get_by_role("button", name="View here").click()
         frame = page.frame_locator("iframe[title^='Report ']")
