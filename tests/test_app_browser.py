@@ -369,7 +369,7 @@ def test_manager_scores_an_upload_and_downloads_an_invoice(server: str, sample: 
                 expect(table.get_by_role("row")).to_have_count(len(shown) + 1)
             cell = page.get_by_role("gridcell", name=invoice_id, exact=True)
             row = table.get_by_role("row").filter(has=cell)
-            expect(row.get_by_role("gridcell", name=f"{chosen:.2f}", exact=True)).to_be_visible()
+            expect(row.get_by_role("gridcell", name=f"{chosen:,.2f}", exact=True)).to_be_visible()
 
             # choose the invoice and download its printable PDF
             pick = page.get_by_role("combobox", name="Invoice", exact=True)
