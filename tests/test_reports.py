@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from slem_ml.errors import InputError
 from slem_ml.generator.generate import default_site
 from slem_ml.io.reader import validate_frame
+from slem_ml.outputs.report_content import ReportContent
 from slem_ml.reports.co2 import COUNTRY_FACTORS, EU_AVERAGE, co2_factor
 from slem_ml.reports.gather import gather
 from slem_ml.reports.gather_models import peak_hours_table
@@ -422,21 +423,22 @@ def test_a_day_with_no_lighting_has_no_peak_hour() -> None:
 # --- with a champion: the next period's forecast ----------------------------------------------------------
 
 
-def test_forecast_of_the_next_week_with_a_champion(tmp_path: Path, training_data, run) -> None:
+def gathered_with_champion(tmp_path: Path, training_data, run, period: str) -> ReportContent:
+    """The site's report content of ``period`` from a store of the training data (6 January to 2 February
+    2025, the generator's site) with the trained champion."""
     site = default_site()
     engine = open_database(f"sqlite:///{tmp_path / 'slem.db'}")
     try:
-        build_store(engine, training_data.readings, site)  # 6 January to 2 February 2025
-        content = gather(
-            engine,
-            site,
-            parse_report_period("2025-W05"),
-            parse_scope("site", site),
-            models=run.bundle,
-            now=NOW,
+        build_store(engine, training_data.readings, site)
+        return gather(
+            engine, site, parse_report_period(period), parse_scope("site", site), models=run.bundle, now=NOW
         )
     finally:
         engine.dispose()
+
+
+def test_forecast_of_the_next_week_with_a_champion(tmp_path: Path, training_data, run) -> None:
+    content = gathered_with_champion(tmp_path, training_data, run, "2025-W05")
     forecast = content.forecast
     assert forecast["Date"].tolist() == [dt.date(2025, 2, 3) + dt.timedelta(days=d) for d in range(7)]
     assert (forecast["Low [kWh]"] <= forecast["Expected energy [kWh]"]).all()
@@ -449,20 +451,7 @@ def test_forecast_of_the_next_week_with_a_champion(tmp_path: Path, training_data
 def test_a_month_forecast_is_the_models_first_week_repeated_by_weekday(
     tmp_path: Path, training_data, run
 ) -> None:
-    site = default_site()
-    engine = open_database(f"sqlite:///{tmp_path / 'slem.db'}")
-    try:
-        build_store(engine, training_data.readings, site)  # 6 January to 2 February 2025
-        content = gather(
-            engine,
-            site,
-            parse_report_period("2025-01"),
-            parse_scope("site", site),
-            models=run.bundle,
-            now=NOW,
-        )
-    finally:
-        engine.dispose()
+    content = gathered_with_champion(tmp_path, training_data, run, "2025-01")
     forecast = content.forecast.set_index("Date")
     february = [dt.date(2025, 2, 1) + dt.timedelta(days=d) for d in range(28)]
     assert list(forecast.index) == february
