@@ -12,17 +12,23 @@
 
 The API's routes are included before the app is mounted at ``/``, so they answer first. The 10 MB body
 limit is the ingest route's own: a limit on the whole server would also cap the app's uploads.
+
+With a :class:`Tls` (``slem serve --ssl-certfile F --ssl-keyfile F``, SPEC §11) the same server answers
+HTTPS only, app and API alike: :func:`load_tls` checks the two files before anything starts, so a bad
+file is one line naming it rather than a traceback from uvicorn's thread.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -39,7 +45,16 @@ from slem_ml.models.registry import find_champion
 from slem_ml.reports.schedule import ReportScheduler
 from slem_ml.storage.database import open_database
 
-__all__ = ["API_DOCS_URL", "API_OPENAPI_URL", "Running", "api_app", "serve_forever", "serve_in_background"]
+__all__ = [
+    "API_DOCS_URL",
+    "API_OPENAPI_URL",
+    "Running",
+    "Tls",
+    "api_app",
+    "load_tls",
+    "serve_forever",
+    "serve_in_background",
+]
 
 _log = logging.getLogger(__name__)
 API_DOCS_URL = "/api/docs"  # the ingest API's interactive description
@@ -99,8 +114,64 @@ def api_app(config: AppConfig) -> FastAPI:
     return app
 
 
-def serve_forever(app: Any, *, host: str, port: int, on_stop: Callable[[], None] = lambda: None) -> None:
-    """Serve ``app`` (an ASGI app) on http://HOST:PORT until Ctrl-C or SIGTERM.
+@dataclass(frozen=True)
+class Tls:
+    """HTTPS for the server: a PEM certificate (chain) and its unencrypted private key, already loaded."""
+
+    certfile: Path
+    keyfile: Path
+    context: ssl.SSLContext
+
+
+class _Encrypted(Exception):
+    """Raised instead of OpenSSL's prompt on the terminal when the key asks for a passphrase."""
+
+
+def _refuse_passphrase() -> str:
+    raise _Encrypted
+
+
+def load_tls(certfile: Path, keyfile: Path) -> Tls:
+    """The certificate ``certfile`` and its key ``keyfile`` (PEM files) loaded into a server TLS context
+    (TLS 1.2 and newer).
+
+    Raises
+    ------
+    SlemError
+        Naming the file, when either cannot be read or is not PEM of its kind, when the key is encrypted
+        (uvicorn would prompt for its passphrase on the terminal) or is not the certificate's key.
+    """
+    pem = (
+        (certfile, "certificate", b"-----BEGIN CERTIFICATE-----", "-----BEGIN CERTIFICATE----- line"),
+        (keyfile, "key", b"PRIVATE KEY-----", "-----BEGIN ... PRIVATE KEY----- line"),
+    )
+    for path, kind, marker, wanted in pem:
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise SlemError(f"cannot read the TLS {kind} {path}: {exc.strerror or exc}") from None
+        if marker not in text:
+            raise SlemError(f"the TLS {kind} {path} is not a PEM {kind}: it has no {wanted}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certfile, keyfile, password=_refuse_passphrase)
+    except _Encrypted:
+        raise SlemError(
+            f"the TLS key {keyfile} is encrypted: give slem an unencrypted key (openssl ... -nodes), "
+            "readable only by the service's user"
+        ) from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise SlemError(f"the TLS key {keyfile} is not the key of the certificate {certfile}") from None
+        raise SlemError(f"the TLS certificate {certfile} and key {keyfile} do not load: {exc}") from None
+    return Tls(certfile, keyfile, context)
+
+
+def serve_forever(
+    app: Any, *, host: str, port: int, on_stop: Callable[[], None] = lambda: None, tls: Tls | None = None
+) -> None:
+    """Serve ``app`` (an ASGI app) on http://HOST:PORT (https:// with ``tls``) until Ctrl-C or SIGTERM.
 
     ``on_stop`` runs as the server begins to stop (the app closes its long-lived streams there, so that
     stopping does not wait for them). Ctrl-C returns; SIGTERM then goes on to the process's own handler
@@ -111,7 +182,7 @@ def serve_forever(app: Any, *, host: str, port: int, on_stop: Callable[[], None]
     SlemError
         When the address cannot be listened on (in use, not this machine's).
     """
-    server = _Server(_config(app, host, port), on_stop)
+    server = _Server(_config(app, host, port, tls), on_stop)
     with suppress(KeyboardInterrupt):  # uvicorn raises the Ctrl-C it stopped on again once it is down
         server.run(sockets=[_listen(host, port)])
 
@@ -131,12 +202,12 @@ class Running:
 
 
 def serve_in_background(
-    app: Any, *, host: str, port: int, on_stop: Callable[[], None] = lambda: None
+    app: Any, *, host: str, port: int, on_stop: Callable[[], None] = lambda: None, tls: Tls | None = None
 ) -> Running:
-    """Serve ``app`` on http://HOST:PORT from a daemon thread; return once it listens (see
-    :func:`serve_forever`; signals stay with the main thread)."""
+    """Serve ``app`` on http://HOST:PORT (https:// with ``tls``) from a daemon thread; return once it
+    listens (see :func:`serve_forever`; signals stay with the main thread)."""
     sock = _listen(host, port)
-    server = _Server(_config(app, host, port), on_stop)
+    server = _Server(_config(app, host, port, tls), on_stop)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="slem-serve")
     thread.start()
     deadline = time.monotonic() + _START_TIMEOUT_S
@@ -146,7 +217,8 @@ def serve_in_background(
             raise SlemError(f"the server on {host}:{port} did not start")
         time.sleep(0.02)
     shown = f"[{host}]" if ":" in host else host
-    return Running(f"http://{shown}:{sock.getsockname()[1]}", server, thread)
+    scheme = "http" if tls is None else "https"
+    return Running(f"{scheme}://{shown}:{sock.getsockname()[1]}", server, thread)
 
 
 class _Server(uvicorn.Server):
@@ -161,8 +233,21 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
-def _config(app: Any, host: str, port: int) -> uvicorn.Config:
-    return uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=_GRACE_S)
+def _config(app: Any, host: str, port: int, tls: Tls | None) -> uvicorn.Config:
+    if tls is None:
+        return uvicorn.Config(
+            app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=_GRACE_S
+        )
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=_GRACE_S,
+        ssl_certfile=tls.certfile,
+        ssl_keyfile=tls.keyfile,
+        ssl_context_factory=lambda _config, _default: tls.context,  # the context load_tls checked
+    )
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -311,12 +311,18 @@ def build_app(config: AppConfig) -> gr.Blocks:
 
 
 def launch(
-    config: AppConfig, *, host: str, port: int, auth: Any, prevent_thread_lock: bool = False
+    config: AppConfig,
+    *,
+    host: str,
+    port: int,
+    auth: Any,
+    prevent_thread_lock: bool = False,
+    tls: server.Tls | None = None,
 ) -> server.Running | None:
-    """Serve the app at ``/`` and the HTTP ingest API under ``/api`` on http://HOST:PORT
-    (:mod:`slem_ml.app.server`), until Ctrl-C or SIGTERM; with ``prevent_thread_lock`` in the background,
-    returning the running server (``.url``, ``.close()``). ``auth``: Gradio's sign-in callable, or ``None``
-    in the open local mode; the API signs in with its bearer tokens instead."""
+    """Serve the app at ``/`` and the HTTP ingest API under ``/api`` on http://HOST:PORT — https:// with
+    ``tls`` (:func:`slem_ml.app.server.load_tls`) — until Ctrl-C or SIGTERM; with ``prevent_thread_lock`` in
+    the background, returning the running server (``.url``, ``.close()``). ``auth``: Gradio's sign-in
+    callable, or ``None`` in the open local mode; the API signs in with its bearer tokens instead."""
     blocks = build_app(config)
     blocks.queue(default_concurrency_limit=4)
     app = gr.mount_gradio_app(
@@ -338,6 +344,6 @@ def launch(
         gradio_app.stop_event.set()
 
     if prevent_thread_lock:
-        return server.serve_in_background(app, host=host, port=port, on_stop=on_stop)
-    server.serve_forever(app, host=host, port=port, on_stop=on_stop)
+        return server.serve_in_background(app, host=host, port=port, on_stop=on_stop, tls=tls)
+    server.serve_forever(app, host=host, port=port, on_stop=on_stop, tls=tls)
     return None

@@ -4,6 +4,10 @@
 With users in the database everyone signs in (argon2 hashes, :mod:`slem_ml.storage.users`). Without any,
 the app only listens on a loopback address, where everyone acts as a local admin; on any other address it
 refuses to start (exit 2) until ``slem users add`` has made one.
+
+With ``--ssl-certfile`` and ``--ssl-keyfile`` (both or neither; SPEC §11) it serves HTTPS only. Plain HTTP
+on an address other than loopback starts with one warning line: passwords and tokens would cross the
+network in clear.
 """
 
 from __future__ import annotations
@@ -19,9 +23,13 @@ import typer
 from slem_ml.cli.models import DEFAULT_MODELS_DIR, Db, ModelsDir, TrackingUri
 from slem_ml.errors import SlemError
 
-__all__ = ["OPEN_USER", "serve"]
+__all__ = ["OPEN_USER", "PLAIN_HTTP_WARNING", "serve"]
 
 OPEN_USER = "local"  # who everyone is in the open local mode
+PLAIN_HTTP_WARNING = (
+    "warning: serving plain HTTP on {host}: passwords and tokens cross the network in clear; "
+    "use --ssl-certfile/--ssl-keyfile or a reverse proxy with TLS (README)"
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -48,15 +56,30 @@ def serve(
     models_dir: ModelsDir = Path(DEFAULT_MODELS_DIR),
     runs_dir: Annotated[Path, typer.Option(help="Where the app keeps each run's files.")] = Path("app_runs"),
     max_upload_mb: Annotated[float, typer.Option(min=1, help="Largest upload [MB].")] = 500.0,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain); needs --ssl-keyfile.")
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(help="The certificate's unencrypted PEM private key; needs --ssl-certfile.")
+    ] = None,
 ) -> None:
-    """Serve the manager app (Gradio) on http://HOST:PORT, and HTTP ingest at /api/v1/readings (bearer
-    tokens from `slem tokens add`; described at /api/docs)."""
+    """Serve the manager app (Gradio) on http://HOST:PORT (https:// with --ssl-certfile and --ssl-keyfile),
+    and HTTP ingest at /api/v1/readings (bearer tokens from `slem tokens add`; described at /api/docs)."""
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        given, missing = (
+            ("--ssl-certfile", "--ssl-keyfile")
+            if ssl_keyfile is None
+            else ("--ssl-keyfile", "--ssl-certfile")
+        )
+        raise SlemError(f"{given} needs {missing} too: give both for HTTPS, or neither for plain HTTP")
     # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
+    from slem_ml.app.server import load_tls
     from slem_ml.app.workspace import AppConfig, upload
     from slem_ml.config.site import load_site
     from slem_ml.storage import database_url, open_database
     from slem_ml.storage.users import User, authenticate, count_users
 
+    tls = None if ssl_certfile is None or ssl_keyfile is None else load_tls(ssl_certfile, ssl_keyfile)
     url = database_url(db)
     if contracts is not None:
         load_site(contracts)  # a broken configuration stops here, with its one line
@@ -95,7 +118,9 @@ def serve(
     # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
     from slem_ml.app.ui import launch
 
-    typer.echo(f"slem serve — http://{host}:{port}  (Ctrl-C stops)")
+    typer.echo(f"slem serve — {'http' if tls is None else 'https'}://{host}:{port}  (Ctrl-C stops)")
+    if tls is None and not is_loopback(host):
+        typer.echo(PLAIN_HTTP_WARNING.format(host=host), err=True)
     if contracts is not None:
         typer.echo("  HTTP ingest: POST /api/v1/readings, a token from `slem tokens add NAME`; see /api/docs")
     else:
@@ -104,4 +129,4 @@ def serve(
         typer.echo(
             "  no users yet: open to everyone on this machine as a local admin (`slem users add` to sign in)"
         )
-    launch(config, host=host, port=port, auth=sign_in if users else None)
+    launch(config, host=host, port=port, auth=sign_in if users else None, tls=tls)
