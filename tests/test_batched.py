@@ -171,7 +171,7 @@ def test_every_csv_fixture_reads_the_same_in_batches(tmp_path: Path, fixture: Pa
 
 def test_irregular_times_null_words_and_refusals_in_batches(tmp_path: Path) -> None:
     """Readings at odd seconds (covered minutes with decimals), spreadsheet null words, a file whose rows
-    all name unknown clients (refused as a whole) and one whose rows are all bad (written, quarantined)."""
+    all name unknown clients (refused as a whole) and one whose rows are all bad (refused as a whole too)."""
     data = generate(GeneratorConfig(days=4, zones=6, step_minutes=15, seed=9))
     frame = data.readings.copy()
     jitter = pd.to_timedelta((frame.index.to_numpy() * 7919) % 61, unit="s")
@@ -205,10 +205,14 @@ def test_irregular_times_null_words_and_refusals_in_batches(tmp_path: Path) -> N
         )
         + "\n"
     )
-    assert_same_outputs(
-        scored(tmp_path, "b1", broken, None), scored(tmp_path, "b2", broken, None, batch_rows=10)
-    )
-    assert len(pd.read_csv(tmp_path / "b2" / "quarantine.csv")) == 39
+    messages = []  # no usable row: refused as a whole too, in the same words (issue 15 item 7)
+    for name, options in (("b1", {}), ("b2", {"batch_rows": 10})):
+        with pytest.raises(SlemError) as refused:
+            scored(tmp_path, name, broken, None, **options)
+        messages.append(str(refused.value))
+        assert not (tmp_path / name).exists()
+    said = "broken.csv: no usable row, all 39 quarantined (39 non-numeric power_w); nothing stored"
+    assert messages == [f"{said} (`slem validate` lists every reason)"] * 2
 
 
 def test_dask_engine_gives_the_outputs_of_the_local_engine(tmp_path: Path, faulty, run, monkeypatch) -> None:

@@ -184,7 +184,7 @@ def test_a_batch_stores_counts_and_quarantines_each_reading_once(engine: Engine)
             "non-numeric power_w",
             "no client_id and no lease for this zone on that date (leases: in contracts.yaml)",
             "not JSON (expected an object, an array of objects or a number)",
-            "timestamp is in the future",
+            "timestamp is more than a day in the future",  # 2099: the file rule, judged at arrival
             "older than a year: upload it as a file (slem score)",
             "unknown client_id 'C404' (not in contracts)",
         ]

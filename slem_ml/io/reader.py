@@ -12,24 +12,38 @@ vectorised, with a reason for every row that fails.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import InputError
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import localize_naive
 from slem_ml.io.readings import Note, NoteKind, Readings, ValidationReport
-from slem_ml.io.sources import file_digest, is_parquet, map_headers, read_csv, read_head, read_parquet
+from slem_ml.io.sources import (
+    csv_dialect,
+    file_digest,
+    is_parquet,
+    map_headers,
+    read_csv,
+    read_head,
+    read_parquet,
+)
 
 __all__ = [
+    "EXTRA_COLUMNS",
+    "FUTURE",
+    "FUTURE_SLACK_MS",
     "MAX_POWER_W",
     "NULL_WORDS",
     "UNKNOWN_CLIENT",
+    "extra_columns_note",
     "no_known_client",
     "read_readings",
     "validate_frame",
@@ -47,6 +61,12 @@ _GAP = "timestamp does not exist in site time (DST gap)"
 #: Readings outside these years are typos (2200 for 2025); they would also break the time keys of billing.
 _EARLIEST, _LATEST = np.datetime64("1990-01-01", "ms"), np.datetime64("2100-01-01", "ms")
 _RANGE = "timestamp out of range (before 1990 or after 2099)"
+#: [ms] A reading stamped later than this after now is a clock set wrong or a typo (2029 for 2025): it is
+#: quarantined with :data:`FUTURE` rather than billed. A day covers every timezone and a meter's drift.
+FUTURE_SLACK_MS = 86_400_000
+FUTURE = "timestamp is more than a day in the future"
+#: How the note on columns slem does not know begins (the names follow).
+EXTRA_COLUMNS = "columns not used (not in slem's schema): "
 #: The quarantine reason of a row whose client the contracts do not know (``{}``: the client id).
 UNKNOWN_CLIENT = "unknown client_id '{}' (not in contracts)"
 #: Cells that mean "no value" (pyarrow's CSV null words, lower case): missing, whichever way a file is read.
@@ -63,10 +83,24 @@ def no_known_client(source: str, found: Iterable[str]) -> InputError:
     )
 
 
-def read_readings(path: str | Path, site: SiteConfig) -> Readings:
+def extra_columns_note(names: Iterable[str]) -> tuple[Note, ...]:
+    """A note listing the input's columns that are neither canonical nor legacy (SPEC §1: nothing is
+    dropped silently): :data:`EXTRA_COLUMNS` and the first ten names; none when every column is slem's."""
+    extra = [
+        repr(name) if name.strip() else "(unnamed)" for name in names if S.canonical_column(name) is None
+    ]
+    if not extra:
+        return ()
+    more = f" and {len(extra) - 10:,} more" if len(extra) > 10 else ""
+    return (Note(NoteKind.EXTRA_COLUMNS, EXTRA_COLUMNS + ", ".join(extra[:10]) + more),)
+
+
+def read_readings(path: str | Path, site: SiteConfig, *, now: dt.datetime | None = None) -> Readings:
     """Read a CSV or Parquet file of readings and validate it against the site's contracts.
 
     Raises :class:`InputError` for a file that cannot be used at all; bad rows are quarantined instead.
+    ``now`` (tz-aware; default the clock's) is when the file is read: readings stamped more than
+    :data:`FUTURE_SLACK_MS` after it are quarantined.
     """
     path = Path(path)
     if not path.exists():
@@ -77,7 +111,10 @@ def read_readings(path: str | Path, site: SiteConfig) -> Readings:
     digest, physical_lines = file_digest(path)
     if is_parquet(path, head):
         raw, headers, lines, notes = read_parquet(path)
-        return validate_parsed(raw, headers, lines, site, path.name, digest, "parquet", notes, original=None)
+        notes = (*notes, *extra_columns_note(pq.read_schema(path).names))
+        return validate_parsed(
+            raw, headers, lines, site, path.name, digest, "parquet", notes, original=None, now=now
+        )
     csv_file = read_csv(path, head, physical_lines)
     if _blank_rows(csv_file.frame).all() and csv_file.malformed.empty:
         raise InputError(f"{path.name}: no readings (only blank lines after the header)")
@@ -89,20 +126,26 @@ def read_readings(path: str | Path, site: SiteConfig) -> Readings:
         path.name,
         digest,
         "csv",
-        csv_file.notes,
+        (*csv_file.notes, *extra_columns_note(csv_dialect(path, head).names)),
         original=csv_file.original,
         malformed=csv_file.malformed,
+        now=now,
     )
 
 
-def validate_frame(df: pd.DataFrame, site: SiteConfig, *, source: str = "frame") -> Readings:
+def validate_frame(
+    df: pd.DataFrame, site: SiteConfig, *, source: str = "frame", now: dt.datetime | None = None
+) -> Readings:
     """Validate an in-memory frame exactly as a file would be; ``line`` = row position + 2."""
     if len(df) == 0:
         raise InputError(f"{source}: no readings (the table is empty)")
     headers = map_headers([str(c) for c in df.columns], source)
     raw = df.rename(columns={h: c for c, h in headers.items()})[list(headers)].reset_index(drop=True)
     lines = np.arange(2, len(df) + 2, dtype=np.int64)
-    return validate_parsed(raw, headers, lines, site, source, "", "frame", (), original=lambda: df)
+    notes = extra_columns_note(str(c) for c in df.columns)
+    return validate_parsed(
+        raw, headers, lines, site, source, "", "frame", notes, original=lambda: df, now=now
+    )
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -121,13 +164,16 @@ def validate_parsed(
     malformed: pd.DataFrame | None = None,
     *,
     whole_file: bool = True,
+    now: dt.datetime | None = None,
 ) -> Readings:
     """Validate parsed rows (the readers' and :mod:`~slem_ml.run.batches`' common step; see the module
     docstring).
 
     ``raw`` has canonical column names; ``lines`` the source line of each row. ``whole_file=False`` for a
     batch of a file's zones
-    (:mod:`slem_ml.run.batches`): then a batch without a known client is not yet an unusable file."""
+    (:mod:`slem_ml.run.batches`): then a batch without a known client is not yet an unusable file.
+    ``now`` (tz-aware UTC instant; default ``datetime.now(UTC)``): readings stamped more than
+    :data:`FUTURE_SLACK_MS` after it are quarantined with :data:`FUTURE`."""
     n = len(raw)
     reason = np.full(n, "", dtype=object)
     bad = np.zeros(n, dtype=bool)
@@ -166,6 +212,7 @@ def validate_parsed(
     timestamp, findings = _timestamps(raw[S.TIMESTAMP], zone, site)
     for mask, text in findings:
         flag(mask, text)
+    flag(timestamp > _latest(now), FUTURE)  # NaT compares False; out of range was said first
 
     has_flag = S.CLEANING_STAFF in raw.columns
     cleaning = np.zeros(n, dtype=bool)
@@ -336,6 +383,12 @@ def _timestamps(
     empty = (text == "").to_numpy() | text.str.lower().isin(NULL_WORDS).to_numpy()
     unparsed = (np.isnat(utc), "unparseable timestamp")
     return utc, [(empty, "missing timestamp"), (gap, _GAP), unparsed, _out_of_range(utc)]
+
+
+def _latest(now: dt.datetime | None) -> np.datetime64:
+    """The latest plausible reading [datetime64[ms], UTC]: ``now`` (default the clock's) plus a day."""
+    moment = dt.datetime.now(dt.UTC) if now is None else now
+    return np.datetime64(round(moment.timestamp() * 1000) + FUTURE_SLACK_MS, "ms")
 
 
 def _out_of_range(utc: np.ndarray) -> Finding:

@@ -23,6 +23,7 @@ class NoteKind:
     MODELS = "models"  # which models scored the run, or why none did
     UNSEEN_ZONES = "unseen_zones"  # zones the models never saw
     CLEANING = "cleaning"  # how cleaning was told apart from overtime
+    EXTRA_COLUMNS = "extra_columns"  # columns of the input that are not slem's: listed, not used
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class ValidationReport:
     rows_quarantined: int
     rows_duplicate: int
     reasons: dict[str, int]  # quarantine reason -> count
-    notes: tuple[Note, ...] = ()  # things a user should know (delimiter sniffed, columns ignored, ...)
+    notes: tuple[Note, ...] = ()  # things a user should know (delimiter sniffed, extra columns, ...)
     first_timestamp: pd.Timestamp | None = None  # UTC
     last_timestamp: pd.Timestamp | None = None  # UTC
     zones: int = 0

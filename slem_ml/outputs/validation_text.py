@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from slem_ml.io.reader import EXTRA_COLUMNS
 from slem_ml.io.sources import parquet_line_note
 
 __all__ = ["validation_lines", "validation_markdown", "validation_summary"]
@@ -42,12 +43,14 @@ def validation_lines(facts: dict[str, Any]) -> list[str]:
 
 
 def validation_summary(facts: dict[str, Any], *, reasons: int = 5) -> list[str]:
-    """The counts on one line and the ``reasons`` most frequent quarantine reasons (``slem score``)."""
+    """The counts on one line, the ``reasons`` most frequent quarantine reasons and the columns not used
+    (``slem score``)."""
     line = (
         f"  rows in {facts['rows_in']:,}  scored {facts['rows_scored']:,}  "
         f"quarantined {facts['rows_quarantined']:,}  duplicates {facts['rows_duplicate']:,}"
     )
-    return [line, *(f"    {count:>8,}  {reason}" for reason, count in _by_count(facts)[:reasons])]
+    extra = [f"  note: {note}" for note in facts.get("notes", []) if note.startswith(EXTRA_COLUMNS)]
+    return [line, *(f"    {count:>8,}  {reason}" for reason, count in _by_count(facts)[:reasons]), *extra]
 
 
 def validation_markdown(facts: dict[str, Any]) -> str:

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import InputError
 from slem_ml.io import schema as S
-from slem_ml.io.reader import NULL_WORDS, validate_parsed
+from slem_ml.io.reader import NULL_WORDS, extra_columns_note, validate_parsed
 from slem_ml.io.readings import Note, Readings
 from slem_ml.io.sources import (
     DECIMAL_COMMA_NOTE,
@@ -162,6 +162,7 @@ def _plan_parquet(path: Path, batch_rows: int, by_building: bool) -> BatchPlan:
     digest = hashlib.sha256()
     rows = 0
     headers: dict[str, str] | None = None
+    names: list[str] = []
     for file in files:
         try:
             meta = pq.ParquetFile(file)
@@ -169,7 +170,7 @@ def _plan_parquet(path: Path, batch_rows: int, by_building: bool) -> BatchPlan:
             raise InputError(f"{file.name}: not a readable Parquet file ({exc})") from None
         found = map_headers(list(meta.schema_arrow.names), file.name)
         if headers is None:
-            headers = found
+            headers, names = found, list(meta.schema_arrow.names)
         elif found != headers:
             raise InputError(f"{file.name}: its columns differ from {files[0].name}'s; one layout per folder")
         rows += meta.metadata.num_rows
@@ -178,7 +179,7 @@ def _plan_parquet(path: Path, batch_rows: int, by_building: bool) -> BatchPlan:
     if rows == 0:
         raise InputError(f"{path.name}: no readings (the Parquet input has no rows)")
     sha = file_digest(files[0])[0] if len(files) == 1 else digest.hexdigest()
-    notes = [parquet_line_note(folder=path.is_dir())]
+    notes = [parquet_line_note(folder=path.is_dir()), *extra_columns_note(names)]
     return BatchPlan(
         source=path.name, kind="parquet", files=tuple(str(f) for f in files), headers=headers, digest=sha,
         notes=tuple(notes), batches=max(1, math.ceil(rows / batch_rows)), by_building=by_building, rows=rows,
@@ -276,6 +277,7 @@ def _plan_csv(path: Path, batch_rows: int, by_building: bool, spill_dir: Path) -
     decimal_comma = dialect.delimiter != "," and not power_numeric
     if decimal_comma:
         notes.append(DECIMAL_COMMA_NOTE)
+    notes.extend(extra_columns_note(dialect.names))
     return BatchPlan(
         source=path.name, kind="csv", files=tuple(str(f) for f in files), headers=dialect.headers,
         digest=digest, notes=tuple(notes), batches=batches, by_building=by_building, rows=records,

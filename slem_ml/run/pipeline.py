@@ -5,7 +5,8 @@ champion models when there are any, put its readings into the readings store and
 touched invoices as the store makes them (:mod:`slem_ml.storage.upload`), in one transaction, and write the
 output folder. The outputs are staged before the commit and moved into place after it: a run is never stored
 without its files, and a failure leaves the previous outputs and the database as they were. Without a
-database (``--db none``) it is the stateless batch job: the file's own results, nothing stored.
+database (``--db none``) it is the stateless batch job: the file's own results, nothing stored. A file with
+no usable row (every row quarantined) is refused as unusable (SPEC §1): nothing is written or stored.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+from sqlalchemy.exc import DBAPIError
 
 from slem_ml import forked
 from slem_ml.atomic import staged_folder
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import InputError, SlemError
 from slem_ml.io.reader import read_readings
-from slem_ml.io.readings import Note, NoteKind
+from slem_ml.io.readings import Note, NoteKind, ValidationReport
 from slem_ml.models.registry import Champion
 from slem_ml.outputs.invoice_render import pdf_standby
 from slem_ml.outputs.writer import check_writable, output_stage, staged_outputs
@@ -35,10 +37,10 @@ from slem_ml.run.batches import BATCH_ROWS, input_rows
 from slem_ml.scoring.result import ScoringResult
 from slem_ml.scoring.score import score
 from slem_ml.storage import open_database
-from slem_ml.storage.database import write_session
+from slem_ml.storage.database import database_locked, locked_error, write_session
 from slem_ml.storage.upload import Upload, store_upload
 
-__all__ = ["ENGINES", "ModelsLoader", "RunSettings", "ScoredFile", "score_file"]
+__all__ = ["ENGINES", "ModelsLoader", "RunSettings", "ScoredFile", "refuse_unusable", "score_file"]
 
 #: Returns the champion (its bundle may be None: then it says why there is none); called once the input
 #: has been read, so that a caller can load the models in a thread meanwhile.
@@ -130,6 +132,7 @@ def _score_whole(
     clock = time.perf_counter()
     validated = read_readings(path, site)
     read_s = time.perf_counter() - clock
+    refuse_unusable(validated.report)  # before the models load
 
     def scoring_progress(stage: str, fraction: float) -> None:
         progress(stage, 0.3 + 0.4 * min(fraction, 0.99))
@@ -176,6 +179,7 @@ def _finish(
 ) -> ScoredFile:
     """Store the readings and the run (one transaction) and write the outputs, the files staged first
     (the PDFs by ``standby``, when given)."""
+    refuse_unusable(result.report)  # a file scored in batches is judged once they are merged
     if champion.bundle is None:
         note = Note(
             NoteKind.MODELS,
@@ -206,10 +210,29 @@ def _finish(
             progress("writing", 0.8)
             staging.write(result)
             # committed; leaving `files` moves the staged outputs into place
+    except DBAPIError as exc:  # another slem holds the write lock past the lock timeout: say so
+        if database_locked(exc):
+            raise locked_error(database.url) from None
+        raise
     finally:
         database.dispose()
     progress("done", 1.0)
     return ScoredFile(result, upload.stored.run_id, upload.stored.created, staging.written, upload)
+
+
+def refuse_unusable(report: ValidationReport) -> None:
+    """Refuse an input none of whose rows can be used (SPEC §1: exit 2, nothing written), naming the most
+    frequent quarantine reasons; ``slem validate`` still shows the whole report."""
+    if report.rows_valid:
+        return
+    if not report.rows_in:
+        raise InputError(f"{report.source}: no readings")
+    top = sorted(report.reasons.items(), key=lambda kv: -kv[1])[:3]
+    reasons = "; ".join(f"{count:,} {reason}" for reason, count in top)
+    raise InputError(
+        f"{report.source}: no usable row, all {report.rows_quarantined:,} quarantined ({reasons}); "
+        "nothing stored (`slem validate` lists every reason)"
+    )
 
 
 def scored_frames(result: ScoringResult) -> Iterator[pd.DataFrame]:

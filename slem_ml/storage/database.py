@@ -13,8 +13,11 @@ Locking, so that several processes can store results at once:
 * SQLite: in WAL mode (readers do not wait for a writer); pysqlite's own transaction handling is
   replaced by explicit ``BEGIN`` (the recipe in SQLAlchemy's
   SQLite documentation) so that DDL is transactional and a write transaction can start with
-  ``BEGIN IMMEDIATE``: it takes the database's write lock up front and waits (up to 30 s) for another
-  writer instead of failing on a lock upgrade.
+  ``BEGIN IMMEDIATE``: it takes the database's write lock up front and waits (up to 30 s, or the URL's
+  ``?timeout=SECONDS``) for another writer instead of failing on a lock upgrade.
+
+A lock not granted in time (SQLite ``database is locked``; PostgreSQL ``lock_timeout``, e.g.
+``?options=-c%20lock_timeout%3D10s`` in the URL) is said in words (:data:`LOCKED`, :func:`database_locked`).
 
 To write a new migration after changing :mod:`~slem_ml.storage.tables`::
 
@@ -50,8 +53,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_URL",
     "VERSION_TABLE",
+    "LOCKED",
     "StorageError",
     "alembic_config",
+    "database_locked",
+    "locked_error",
     "open_database",
     "write_session",
 ]
@@ -65,6 +71,10 @@ _WRITE = "slem_write"  # execution option: this transaction writes (BEGIN IMMEDI
 _STORE_LOCK_KEY = 0x736C656D_0001  # "slem" + 1: advisory lock held by every write transaction
 _MIGRATE_LOCK_KEY = 0x736C656D_0002  # "slem" + 2: advisory lock held while migrating
 _SQLITE_BUSY_TIMEOUT_S = 30.0
+#: What a user reads when the database stays locked past the lock timeout.
+LOCKED = "the database is locked by another slem process; try again when it finishes"
+#: PostgreSQL's SQLSTATE for a lock not granted within ``lock_timeout`` (lock_not_available).
+_PG_LOCK_NOT_AVAILABLE = "55P03"
 # Alembic's `context` and `op` are process-wide proxies: two threads must not migrate at once.
 _MIGRATE_THREAD_LOCK = threading.Lock()
 
@@ -107,6 +117,8 @@ def open_database(url: str = DEFAULT_URL) -> Engine:
         _upgrade(engine)
     except DBAPIError as exc:
         engine.dispose()
+        if database_locked(exc):
+            raise locked_error(parsed) from None
         # permissions, no schema to create in, a read-only file: the user's to fix, so one line
         raise StorageError(
             f"cannot create or upgrade slem's schema in {_safe(parsed)}: {_reason(exc)}"
@@ -115,6 +127,20 @@ def open_database(url: str = DEFAULT_URL) -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+def database_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` (a SQLAlchemy ``DBAPIError`` or the driver's own error) is a lock not granted in
+    time: SQLite's ``database is locked`` (also ``… table is locked``), PostgreSQL's lock_not_available."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(orig, sqlite3.OperationalError):
+        return "is locked" in str(orig)
+    return getattr(orig, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
+
+
+def locked_error(url: URL) -> StorageError:
+    """The one-line refusal for a database that stayed locked (:data:`LOCKED`), naming it."""
+    return StorageError(f"{_safe(url)}: {LOCKED}")
 
 
 @contextmanager
@@ -158,9 +184,21 @@ def _parse_url(url: str) -> URL:
     return parsed
 
 
+def _sqlite_timeout_s(url: URL) -> float:
+    """How long [s] a SQLite connection waits for a lock: the URL's ``?timeout=`` (pysqlite's own
+    parameter), else :data:`_SQLITE_BUSY_TIMEOUT_S`."""
+    given = url.query.get("timeout")
+    try:
+        return float(given if isinstance(given, str) else _SQLITE_BUSY_TIMEOUT_S)
+    except ValueError:
+        raise StorageError(
+            f"database URL {_safe(url)}: timeout={given!r} is not a number of seconds"
+        ) from None
+
+
 def _create_engine(url: URL) -> Engine:
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S})
+        engine = create_engine(url, connect_args={"timeout": _sqlite_timeout_s(url)})
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
@@ -191,7 +229,7 @@ def _use_wal(engine: Engine) -> None:
     Changing the mode needs the file to itself for a moment: while another process holds it (several
     opening a fresh database at once), wait and try again, as SQLite's busy timeout does for writes.
     """
-    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
+    deadline = time.monotonic() + _sqlite_timeout_s(engine.url)
     while True:
         raw = engine.raw_connection()
         try:
@@ -203,7 +241,9 @@ def _use_wal(engine: Engine) -> None:
             finally:
                 cursor.close()
         except sqlite3.DatabaseError as exc:  # "database is locked": wait; anything else is the user's
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if database_locked(exc) and time.monotonic() > deadline:
+                raise locked_error(engine.url) from None
+            if not database_locked(exc):
                 raise StorageError(
                     f"cannot create or upgrade slem's schema in {_safe(engine.url)}: {exc}"
                 ) from None
