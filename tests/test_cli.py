@@ -25,7 +25,12 @@ needs_sample = pytest.mark.skipif(not SAMPLE.exists(), reason=f"{SAMPLE} is not 
 
 
 def slem(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLEM_DATABASE_URL": f"sqlite:///{cwd / 'slem.db'}"}
+    """``slem ARGS`` in ``cwd``; its store ``cwd/slem.db`` unless ``--db`` says otherwise."""
+    env = {
+        **os.environ,
+        "SLEM_DATABASE_URL": f"sqlite:///{cwd / 'slem.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     return subprocess.run(
         [sys.executable, "-m", "slem_ml", *args],
         cwd=cwd,

@@ -11,10 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +40,7 @@ from slem_ml.storage.database import LOCKED, write_session
 from slem_ml.storage.tables import ReadingBlock, ScoreRun
 from slem_ml.storage.users import User
 from tests.databases import PG_HOST
+from tests.test_cli import slem as run_slem
 
 SITE = load_site(SAMPLE_CONTRACTS)  # Europe/Berlin; C001 mon-fri 08:00-18:00
 HEADER = ["Timestamp", "Room_ID", "Client_ID", "Power_Usage_W"]
@@ -65,22 +63,6 @@ def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> 
     with path.open("w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([header, *rows])
     return path
-
-
-def slem(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "SLEM_DATABASE_URL": f"sqlite:///{cwd / 'slem.db'}",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "slem_ml", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def no_models() -> Champion:
@@ -114,14 +96,16 @@ def store_counts(url: str) -> tuple[int, int]:
 def test_a_file_with_no_usable_row_exits_2_and_changes_neither_store_nor_folder(tmp_path: Path) -> None:
     out = tmp_path / "out"
     good = write_csv(tmp_path / "good.csv", GOOD)
-    first = slem("score", str(good), "--contracts", str(SAMPLE_CONTRACTS), "--out", str(out), cwd=tmp_path)
+    first = run_slem(
+        "score", str(good), "--contracts", str(SAMPLE_CONTRACTS), "--out", str(out), cwd=tmp_path
+    )
     assert first.returncode == 0, first.stderr
     url = f"sqlite:///{tmp_path / 'slem.db'}"
     assert store_counts(url) == (1, 4)
     before = folder_state(out)
 
     bad = write_csv(tmp_path / "bad.csv", BAD)
-    done = slem("score", str(bad), "--contracts", str(SAMPLE_CONTRACTS), "--out", str(out), cwd=tmp_path)
+    done = run_slem("score", str(bad), "--contracts", str(SAMPLE_CONTRACTS), "--out", str(out), cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.splitlines() == [
         "error: bad.csv: no usable row, all 3 quarantined (1 negative power_w; 1 unknown client_id 'C999' "
@@ -263,7 +247,7 @@ def test_extra_columns_are_listed_in_the_validation_report(tmp_path: Path) -> No
 def test_the_extra_columns_reach_summary_json_and_the_score_screen(tmp_path: Path) -> None:
     header = ["Timestamp", "Room_ID", "Client_ID", "Power_Usage_W", "Humidity"]
     path = write_csv(tmp_path / "r.csv", [[*r, "40"] for r in GOOD], header)
-    done = slem(
+    done = run_slem(
         "score", str(path), "--contracts", str(SAMPLE_CONTRACTS), "--out", "out", "--db", "none", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
@@ -289,7 +273,7 @@ def test_a_sqlite_database_held_by_another_writer_says_it_is_locked(tmp_path: Pa
     other = sqlite3.connect(database, isolation_level=None)
     try:
         other.execute("BEGIN EXCLUSIVE")  # another writer, mid-transaction
-        done = slem(
+        done = run_slem(
             "score", str(path), "--contracts", str(SAMPLE_CONTRACTS), "--out", "out",
             "--db", f"sqlite:///{database}?timeout=0.5", cwd=tmp_path,
         )  # fmt: skip

@@ -39,6 +39,7 @@ from slem_ml.errors import ConfigError
 from slem_ml.outputs.report_content import Co2Factor, ReportContent
 from slem_ml.reports.deliver import DeliveryError, send_report
 from slem_ml.reports.schedule import (
+    CATCH_UP_MINUTES,
     ReportScheduler,
     cron_trigger,
     due_period,
@@ -703,6 +704,8 @@ def test_the_scheduler_runs_due_reports_at_start_and_schedules_each_at_its_local
     board = jobs["report:board"].next_run_time
     assert (board.month in (1, 4, 7, 10), board.day, board.hour) == (True, 1, 7)
     assert jobs["report:weekly site"].trigger.timezone == BERLIN
+    # and a catch-up run every CATCH_UP_MINUTES retries mails and makes what a missed fire left
+    assert jobs["reports:catch-up"].trigger.interval == dt.timedelta(minutes=CATCH_UP_MINUTES)
 
 
 def test_slem_serve_schedules_the_sites_reports_or_says_why_not(

@@ -10,9 +10,6 @@ worked out by hand from those readings (SPEC §3: a reading covers until the nex
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,6 +35,7 @@ from slem_ml.storage.maintenance import record_action
 from slem_ml.storage.reports import list_reports, report_file
 from slem_ml.storage.tables import Alert
 from slem_ml.storage.upload import store_upload
+from tests.test_cli import slem as run_slem
 from tests.test_oracle import make_site
 
 REPO = Path(__file__).resolve().parents[1]
@@ -492,18 +490,6 @@ def test_make_report_files_and_refusal(tmp_path: Path) -> None:
     )
 
 
-def _slem(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    return subprocess.run(
-        [sys.executable, "-m", "slem_ml", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_cli_report_writes_files_and_refuses_in_one_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'slem.db'}"
     engine = open_database(url)
@@ -516,7 +502,7 @@ def test_cli_report_writes_files_and_refuses_in_one_line(tmp_path: Path) -> None
     common = ["--contracts", str(contracts), "--db", url, "--models-dir", str(tmp_path / "models"),
               "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]  # fmt: skip
     out = tmp_path / "out"
-    done = _slem("report", "--period", "2025-03", "--out", str(out), *common, cwd=tmp_path)
+    done = run_slem("report", "--period", "2025-03", "--out", str(out), *common, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in out.iterdir()) == [
         "slem-report-site-2025-03.html", "slem-report-site-2025-03.pdf", "slem-report-site-2025-03.xlsx"
@@ -536,11 +522,11 @@ def test_cli_report_writes_files_and_refuses_in_one_line(tmp_path: Path) -> None
     assert pdf == (out / name).read_bytes()
 
     nowhere = ["--scope", "building:Nowhere", "--out", str(tmp_path / "o2")]
-    refused = _slem("report", "--period", "2025-03", *nowhere, *common, cwd=tmp_path)
+    refused = run_slem("report", "--period", "2025-03", *nowhere, *common, cwd=tmp_path)
     assert refused.returncode == 2
     assert refused.stderr.strip() == (
         "error: scope 'building:Nowhere': the store has no building 'Nowhere' (buildings: HQ, Lab)"
     )
     assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())
-    bad = _slem("report", "--period", "2025-W99", "--out", str(out), *common, cwd=tmp_path)
+    bad = run_slem("report", "--period", "2025-W99", "--out", str(out), *common, cwd=tmp_path)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "2025-Q1" in bad.stderr

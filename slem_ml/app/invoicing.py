@@ -20,6 +20,7 @@ import pandas as pd
 
 from slem_ml.app.access import display, require, view_of
 from slem_ml.app.tables import for_people, money_text
+from slem_ml.app.views import RunView
 from slem_ml.app.workspace import AppConfig
 from slem_ml.atomic import atomic_path
 from slem_ml.errors import SlemError
@@ -183,7 +184,11 @@ def invoice_file(
     period: str | None = None,
 ) -> Path:
     """The printable invoice (``pdf`` or ``html``) as it stands in the store, if the user may see it."""
-    view = require(view_of(config, username, period))
+    return _printed(config, require(view_of(config, username, period)), invoice_id, kind)
+
+
+def _printed(config: AppConfig, view: RunView, invoice_id: str | None, kind: str) -> Path:
+    """:func:`invoice_file` of a month already read (``view``, as the user may see it)."""
     if not invoice_id or invoice_id not in set(view.invoices["invoice_id"]):
         raise SlemError("choose one of your invoices first")
     row = view.invoices[view.invoices["invoice_id"] == invoice_id].iloc[0]
@@ -225,7 +230,10 @@ def invoices_zip(config: AppConfig, username: str | None, period: str | None = N
     view = require(view_of(config, username, period))
     if view.invoices.empty:
         raise SlemError(f"no invoices in {view.period} to download")
-    pdfs = [invoice_file(config, username, str(i), "pdf", view.period) for i in view.invoices["invoice_id"]]
+    # every PDF from the one read of the month above
+    pdfs = [
+        _printed(config, view, str(i), "pdf") for i in view.invoices["invoice_id"]
+    ]  # one read of the month
     # named by what it holds: the invoices' folders name their revision and content
     key = hashlib.sha256("\n".join(p.parent.name for p in pdfs).encode()).hexdigest()[:16]
     who = view.user.client_id or "all"

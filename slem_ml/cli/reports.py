@@ -71,6 +71,7 @@ def report(
         assert period is not None and out is not None  # checked above
         made = make_report(engine, site, period, scope, models=champion.bundle, formats=formats)
         content = made.content
+        summary = _summary(content)
         kept = keep_report(
             engine,
             made.files,
@@ -78,7 +79,7 @@ def report(
             period=content.period,
             title=content.title,
             created_by="slem report",
-            summary=_summary(content),
+            summary=summary,
         )
     finally:
         engine.dispose()
@@ -88,7 +89,7 @@ def report(
     for path in written:
         typer.echo(f"  wrote {path}")
     typer.echo(f"  kept as report {kept} (the app's Reports tab)")
-    typer.echo("  " + _summary(content))
+    typer.echo("  " + summary)
 
 
 def _due(engine: Engine, site: SiteConfig, models: ModelBundle | None) -> None:

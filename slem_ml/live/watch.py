@@ -144,12 +144,12 @@ class LiveWatch:
         if states.empty:
             return []
         ids, now_ms = zone_ids(connection), _ms(now)
-        silent = _site_reported(connection, silences(states, ids, now_ms))
-        dropouts = render_alerts("dropout", silent, self.site.site.timezone)
-        if len(dropouts):  # raised once: the ones stored already are not written again every tick
-            dropouts = dropouts[
-                ~dropouts["alert_id"].isin(stored_alert_ids(connection, list(dropouts["alert_id"])))
-            ]
+        silent = silences(states, ids, now_ms)
+        if len(silent):  # raised once: a silence whose alert is stored already is not judged again every tick
+            keys = alert_ids("dropout", silent[S.ZONE_ID].to_numpy(), silent["first_ms"].to_numpy(np.int64))
+            known = stored_alert_ids(connection, [str(k) for k in keys])
+            silent = silent[~pd.Series(keys).astype(str).isin(known).to_numpy()]
+        dropouts = render_alerts("dropout", _site_reported(connection, silent), self.site.site.timezone)
         changed = apply_alerts(connection, dropouts, now, self.actor)
         closed = closed_spikes(states, ids, now_ms)
         if len(closed):

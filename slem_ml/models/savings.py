@@ -47,7 +47,6 @@ ROUND_THE_CLOCK = 0.95  # a zone lit in this share of its history's readings is 
 _MIN_BIN_READINGS = 3  # an hour-of-week bin with fewer readings falls back to its kind of day
 _MIN_WINDOW_MIN = 60  # a shorter window is not worth a schedule [min]
 _QUARTER = 15
-_HOUR_MS = 3_600_000
 _KWH_PER_W_MS = 1.0 / 3_600_000_000.0
 _CENT = Decimal("0.01")
 

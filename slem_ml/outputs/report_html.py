@@ -36,6 +36,7 @@ __all__ = [
     "money_text",
     "percent_text",
     "render_html",
+    "unit_of",
     "report_view",
     "value_text",
 ]
@@ -139,7 +140,7 @@ def co2_source_text(co2: Co2Factor, *, year: str = "{source}, {year}") -> str:
     return year.format(source=co2.source, year=co2.year)
 
 
-def _unit(column: str) -> str:
+def unit_of(column: str) -> str:
     """The unit in a column's brackets: ``Energy [kWh]`` → ``kWh``; ``""`` without one."""
     return column[column.rfind("[") + 1 : -1] if column.endswith("]") and "[" in column else ""
 
@@ -149,7 +150,7 @@ def value_text(value: Any, column: str, currency: str) -> str:
     type (dates, times)."""
     if _missing(value):
         return DASH
-    unit = _unit(column)
+    unit = unit_of(column)
     if isinstance(value, pd.Timestamp | dt.datetime):
         return f"{day_text(value.date())} {value:%H:%M}"
     if isinstance(value, dt.date):
@@ -180,7 +181,7 @@ def _table(frame: pd.DataFrame, currency: str, *, top: int | None = TOP_N) -> di
     headers = [str(column) for column in frame.columns]
     rows = [[value_text(value, column, currency) for value in shown[column].tolist()] for column in headers]
     aligns = [
-        "right" if _unit(column) or pd.api.types.is_numeric_dtype(frame[column].dtype) else "left"
+        "right" if unit_of(column) or pd.api.types.is_numeric_dtype(frame[column].dtype) else "left"
         for column in headers
     ]
     weights = [

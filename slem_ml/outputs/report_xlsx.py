@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from slem_ml.outputs.report_content import ReportContent
-from slem_ml.outputs.report_html import EMPTY, co2_source_text, date_text
+from slem_ml.outputs.report_html import EMPTY, co2_source_text, date_text, unit_of
 
 __all__ = ["SHEETS", "render_xlsx"]
 
@@ -86,7 +86,7 @@ def _naive(moment: dt.datetime) -> dt.datetime:
 
 def _kind(column: str, values: pd.Series, currency: str) -> str:
     """How a column is written: by its unit in brackets, else by its values' type."""
-    unit = column[column.rfind("[") + 1 : -1] if column.endswith("]") and "[" in column else ""
+    unit = unit_of(column)
     if unit == currency:
         return "money"
     if unit == "%":

@@ -42,6 +42,7 @@ from slem_ml.reports.gather_store import (
 )
 from slem_ml.reports.periods import ReportPeriod, dates_bounds_ms, period_bounds_ms
 from slem_ml.reports.scope import Scope
+from slem_ml.storage.maintenance import alerts_frame
 from slem_ml.storage.months import of_known_clients, stored_readings
 
 __all__ = ["COMPLETE_SHARE", "USE_LABELS", "days_with_readings", "gather", "scope_energy"]
@@ -87,10 +88,11 @@ def gather(
     ago = _load(engine, site, scope, *period_bounds_ms(earlier, tz))
 
     zones = None if scope.kind == "site" else _zones(this)
+    stored_alerts = alerts_frame(engine)  # read once: this period's list and each period's count
     billed = overtime_billed(engine, site, period, scope, zones)
     notes += held_notes(billed, currency)
     cleaning = cleaning_frame(engine, site, period, scope, zones, currency)
-    figures = _figures(engine, site, period, this, zones, price, co2.kg_per_kwh, billed, len(cleaning))
+    figures = _figures(stored_alerts, site, period, this, zones, price, co2.kg_per_kwh, billed, len(cleaning))
     days_with = days_with_readings(this)
     whole = _complete(days_with, period.days)
     if len(this) and not whole:
@@ -109,10 +111,10 @@ def gather(
         other_billed = overtime_billed(engine, site, other, scope, other_zones)
         flagged = len(cleaning_frame(engine, site, other, scope, other_zones, currency))
         compared[name] = _figures(
-            engine, site, other, energy, other_zones, price, co2.kg_per_kwh, other_billed, flagged
+            stored_alerts, site, other, energy, other_zones, price, co2.kg_per_kwh, other_billed, flagged
         )
 
-    alerts, alert_list = alert_frames(engine, period, zones, tz)
+    alerts, alert_list = alert_frames(stored_alerts, period, zones, tz)
     learn = _between(
         span, *dates_bounds_ms(period.start - dt.timedelta(weeks=HISTORY_WEEKS), period.start, tz)
     )
@@ -206,7 +208,7 @@ class _Figures:
 
 
 def _figures(
-    engine: Engine,
+    stored_alerts: pd.DataFrame,
     site: SiteConfig,
     period: ReportPeriod,
     energy: pd.DataFrame,
@@ -225,7 +227,7 @@ def _figures(
         billed=billed.total,
         cleaning_flagged=cleaning_flagged,
         co2_kg=kwh * co2_kg_per_kwh,
-        alerts_raised=alerts_raised(engine, period, zones, site.site.timezone),
+        alerts_raised=alerts_raised(stored_alerts, period, zones, site.site.timezone),
     )
 
 

@@ -22,7 +22,7 @@ from slem_ml.io import schema as S
 from slem_ml.models.alerts import kind_words, severity_rank
 from slem_ml.reports.periods import ReportPeriod, period_bounds_ms
 from slem_ml.reports.scope import Scope, client_label
-from slem_ml.storage.maintenance import alerts_frame, maintenance_history
+from slem_ml.storage.maintenance import maintenance_history
 from slem_ml.storage.months import period_cleaning, stored_readings
 from slem_ml.storage.periods import period_invoices
 from slem_ml.storage.tables import StoreZone
@@ -174,7 +174,7 @@ def cleaning_frame(
 
 
 def alert_frames(
-    engine: Engine, period: ReportPeriod, zones: list[str] | None, timezone: str
+    stored: pd.DataFrame, period: ReportPeriod, zones: list[str] | None, timezone: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per kind: raised in the period, and open and resolved among the alerts listed; the alerts active
     or resolved in the period, most severe first, then newest).
@@ -183,7 +183,7 @@ def alert_frames(
     An alert is listed when its episode overlaps the period or a person resolved it in the period; the
     counts of ``Open`` and ``Resolved`` are those listed alerts by their status now, so they agree with
     the list (an alert whose episode ended in scoring is resolved without a ``resolved_at``)."""
-    alerts = _scope_alerts(engine, zones)
+    alerts = _scope_alerts(stored, zones)
     start, end = (pd.Timestamp(ms, unit="ms", tz="UTC") for ms in period_bounds_ms(period, timezone))
     raised = ((alerts["first_seen"] >= start) & (alerts["first_seen"] < end)).to_numpy(dtype=bool)
     active = ((alerts["first_seen"] < end) & (alerts["last_seen"] >= start)).to_numpy(dtype=bool)
@@ -219,9 +219,10 @@ def alert_frames(
     return per_kind.reset_index(drop=True), listed_frame
 
 
-def alerts_raised(engine: Engine, period: ReportPeriod, zones: list[str] | None, timezone: str) -> int:
-    """How many alerts of the zones were first seen in ``period``."""
-    alerts = _scope_alerts(engine, zones)
+def alerts_raised(stored: pd.DataFrame, period: ReportPeriod, zones: list[str] | None, timezone: str) -> int:
+    """How many alerts of the zones (of ``stored``, :func:`~slem_ml.storage.maintenance.alerts_frame`'s)
+    were first seen in ``period``."""
+    alerts = _scope_alerts(stored, zones)
     start, end = (pd.Timestamp(ms, unit="ms", tz="UTC") for ms in period_bounds_ms(period, timezone))
     return int(((alerts["first_seen"] >= start) & (alerts["first_seen"] < end)).sum())
 
@@ -276,8 +277,7 @@ def check_building(engine: Engine, scope: Scope) -> None:
 # --- internals ---------------------------------------------------------------------------------------------
 
 
-def _scope_alerts(engine: Engine, zones: list[str] | None) -> pd.DataFrame:
-    alerts = alerts_frame(engine)
+def _scope_alerts(alerts: pd.DataFrame, zones: list[str] | None) -> pd.DataFrame:
     return alerts if zones is None else alerts[alerts[S.ZONE_ID].isin(zones)]
 
 
