@@ -231,9 +231,7 @@ def invoices_zip(config: AppConfig, username: str | None, period: str | None = N
     if view.invoices.empty:
         raise SlemError(f"no invoices in {view.period} to download")
     # every PDF from the one read of the month above
-    pdfs = [
-        _printed(config, view, str(i), "pdf") for i in view.invoices["invoice_id"]
-    ]  # one read of the month
+    pdfs = [_printed(config, view, str(i), "pdf") for i in view.invoices["invoice_id"]]
     # named by what it holds: the invoices' folders name their revision and content
     key = hashlib.sha256("\n".join(p.parent.name for p in pdfs).encode()).hexdigest()[:16]
     who = view.user.client_id or "all"
