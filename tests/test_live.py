@@ -421,9 +421,11 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(broker: str, tmp_p
     command = [sys.executable, "-m", "slem_ml", "ingest", "--mqtt", broker, "--contracts", str(contracts)]
     command += ["--db", url, "--client-id", "t-killed", "--batch", "50"]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    with (tmp_path / "first.log").open("wb") as log:
+    first_log = tmp_path / "first.log"
+    with first_log.open("wb") as log:
         worker = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    time.sleep(3)  # connected and subscribed (its session then keeps what it misses)
+    # subscribed: its session at the broker now keeps what it misses (a slow start once lost the stream)
+    wait_for(lambda: b"ingest: subscribed to" in first_log.read_bytes(), 60)
     rows = minute_readings(40_000, zones=200)
     pub = publisher(broker)
     sent = threading.Event()

@@ -151,6 +151,7 @@ class IngestWorker:
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
@@ -161,6 +162,13 @@ class IngestWorker:
         resumed = "resumed its session" if flags.session_present else "new session"
         self.log(f"ingest: connected to {self.broker} ({resumed}), subscribing to {self.topic}")
         client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
+        """The broker confirmed the subscription: from now on it keeps what arrives while this worker is away."""
+        if any(code.is_failure for code in reason_codes):
+            self.log(f"ingest: {self.broker} refused the subscription to {self.topic}: {reason_codes[0]}")
+            return
+        self.log(f"ingest: subscribed to {self.topic}; the broker keeps what arrives while this worker is away")
         self.connected.set()
 
     def _on_disconnect(
