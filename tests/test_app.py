@@ -15,9 +15,11 @@ import gradio as gr
 import pandas as pd
 import pytest
 
+from slem_ml.app import invoicing
 from slem_ml.app.ui import Handlers
 from slem_ml.app.workspace import AppConfig
 from slem_ml.config import SAMPLE_CONTRACTS
+from slem_ml.errors import SlemError
 from slem_ml.generator.generate import GeneratorConfig, generate, write_generated
 from slem_ml.io import schema as S
 from slem_ml.io.reader import read_readings
@@ -114,8 +116,8 @@ def test_a_viewer_tied_to_a_client_sees_that_client_only(uploaded: Handlers) -> 
     assert set(mine.lines["Client"]) == {"C003"}
     other = next(i for i in everyone.invoice_ids if "C003" not in i)
     assert other not in mine.invoice_ids
-    with pytest.raises(gr.Error, match="your invoices"):
-        uploaded.invoice_pdf(other, request("view3"))
+    with pytest.raises(SlemError, match="your invoices"):
+        invoicing.invoice_file(uploaded.config, "view3", other)
     with pytest.raises(gr.Error, match="your invoices"):
         uploaded.revisions(other, request("view3"))
     assert set(uploaded.lines(None, None, False, request("view3"))["Client"]) == {"C003"}
@@ -209,7 +211,7 @@ def test_lines_filters(uploaded: Handlers) -> None:
 
 def test_printable_invoice_and_revisions(uploaded: Handlers) -> None:
     invoice = uploaded.load(request("mgr")).invoice_ids[0]
-    pdf = Path(uploaded.invoice_pdf(invoice, request("mgr")))
+    pdf = invoicing.invoice_file(uploaded.config, "mgr", invoice)
     assert pdf.name == f"{invoice}.pdf" and pdf.read_bytes().startswith(b"%PDF")
     revisions = uploaded.revisions(invoice, request("mgr"))
     assert list(revisions["Revision"]) == [1]

@@ -259,18 +259,18 @@ def manager_walks_the_tabs_and_makes_a_report(page: Any) -> None:
     frame = page.frame_locator("iframe[title='Report 1']")
     expect(frame.get_by_role("heading", name=re.compile("^Energy report — Whole site"))).to_be_visible()
     page.get_by_role("button", name="Download").click()
-    link = page.locator(".block").filter(has_text="Report file").get_by_role("link")
+    link = page.locator(".slem-downloads").filter(has_text="Report file").get_by_role("link")
     with page.expect_download() as done:
         link.click()
     assert done.value.suggested_filename.startswith("slem-report-site-2025-")
     assert Path(done.value.path()).read_bytes().startswith(b"%PDF-")
 
 
-def client_viewer_walks_the_tabs(browser: Any, url: str, work: Path) -> None:
+def client_viewer_walks_the_tabs(browser: Any, url: str, work: Path, managers_link: str) -> None:
     """Issue 14 items 4 and 8: a viewer tied to a client sees no Upload tab nor Retrain, every tab answers
     with its own client's data only, its Reports tab offers its own scope and lists none of the site's; a
-    crafted upload is refused by the server; Sign out ends the session."""
-    from gradio_client import Client, handle_file
+    crafted upload is refused by the server before it is stored, and so is the manager's download link
+    (issue 15 item 2); Sign out ends the session."""
     from playwright.sync_api import expect
 
     page = signed_in(browser, url, VIEWER)
@@ -293,12 +293,16 @@ def client_viewer_walks_the_tabs(browser: Any, url: str, work: Path) -> None:
     page.get_by_role("button", name="Generate now").click()
     expect(kept.get_by_role("gridcell", name=re.compile(rf"\({CLIENT}\)$|^Client {CLIENT}$"))).to_be_visible()
     no_error_badges(page)
-    # the Upload tab is hidden, and the server refuses a crafted upload all the same
-    client = Client(url, auth=(VIEWER, PASSWORD), verbose=False)
+    # the Upload tab is hidden, and the server refuses a crafted upload all the same, at the HTTP level
     bad = work / "not-readings.csv"
-    out = client.predict(handle_file(str(bad)), None, api_name="/on_upload")
-    assert out[-1] == f"⚠️ **Not done:** {VIEWER} (viewer) may not upload readings; ask a manager"
-    assert all(v == {"__type__": "update"} for v in out[:-1])
+    crafted = page.request.post(
+        f"{url}/gradio_api/upload",
+        multipart={"files": {"name": bad.name, "mimeType": "text/csv", "buffer": bad.read_bytes()}},
+    )
+    assert crafted.status == 403 and "may not upload" in crafted.text()
+    # a link the manager was given is the manager's only: the viewer's session gets a refusal
+    stolen = page.request.get(f"{url.rstrip('/')}/{managers_link}")
+    assert stolen.status == 403 and "another user" in stolen.text()
     page.get_by_text("Sign out", exact=True).click()  # a link to Gradio's /logout
     expect(page.get_by_label("username")).to_be_visible()
 
@@ -342,14 +346,14 @@ def test_manager_scores_an_upload_and_downloads_an_invoice(server: str, sample: 
             )
             expect(uploaded).to_have_attribute("href", re.compile("/gradio_api/file="))  # on the server
             page.get_by_role("button", name="Score readings").click()
-            results = page.locator(".block").filter(has_text="Results (CSV)")
-            invoices_csv = results.get_by_role("row", name=re.compile(r"^invoices\.csv"))
+            results = page.locator(".slem-downloads").filter(has_text="Results (CSV)")
+            invoices_csv = results.get_by_role("link", name="invoices.csv", exact=True)
             expect(invoices_csv).to_be_visible()
             expect(page.get_by_text(f"Signed in as {USER}", exact=False)).to_be_visible()
 
             # the Results' invoices.csv, downloaded as the user would
             with page.expect_download() as done:
-                invoices_csv.get_by_role("link").click()
+                invoices_csv.click()
             rows = list(csv.DictReader(io.StringIO(Path(done.value.path()).read_text(encoding="utf-8"))))
             assert {r["invoice_id"]: Decimal(r["total"]) for r in rows} == expected
 
@@ -377,10 +381,12 @@ def test_manager_scores_an_upload_and_downloads_an_invoice(server: str, sample: 
             page.get_by_role("option", name=invoice_id, exact=True).click()
             expect(pick).to_have_value(invoice_id)
             page.get_by_role("button", name="Printable invoice (PDF)").click()
-            pdf_row = page.get_by_role("row", name=re.compile(rf"^{invoice_id}\.pdf"))
-            printable = page.locator(".block").filter(has_text="Printable invoice").filter(has=pdf_row)
+            printable = page.locator(".slem-downloads").filter(has_text="Printable invoice")
+            pdf_link = printable.get_by_role("link", name=f"{invoice_id}.pdf", exact=True)
+            managers_link = str(pdf_link.get_attribute("href"))
+            assert managers_link.startswith("files/")  # never Gradio's shared cache
             with page.expect_download() as done:
-                printable.get_by_role("link").click()
+                pdf_link.click()
             pdf = Path(done.value.path()).read_bytes()
             assert done.value.suggested_filename == f"{invoice_id}.pdf"
 
@@ -412,7 +418,7 @@ def test_manager_scores_an_upload_and_downloads_an_invoice(server: str, sample: 
 
             refused_upload_leaves_the_page_usable(page, tmp_path)
             manager_walks_the_tabs_and_makes_a_report(page)
-            client_viewer_walks_the_tabs(browser, server, tmp_path)
+            client_viewer_walks_the_tabs(browser, server, tmp_path, managers_link)
         finally:
             browser.close()
 

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, insert, select, update
 
+from slem_ml.app import invoicing
 from slem_ml.app.invoicing import DRAFT, FINAL, month_state
 from slem_ml.app.live import STATES, ChampionWatch, estimated_cost, live_board, overtime_now, zone_states
 from slem_ml.app.ui import Handlers
@@ -450,13 +451,13 @@ def test_the_current_month_shows_its_live_invoices_as_drafts(
     assert "drafts" not in june.headline and set(june.invoices["State"]) == {FINAL}
 
     # a printed draft says so in its name, and is printed again when the live readings change it
-    first = Path(handlers.invoice_pdf(invoice_id, me))
+    first = invoicing.invoice_file(handlers.config, me.username, invoice_id)
     assert first.name == f"{invoice_id}-draft.pdf" and first.read_bytes().startswith(b"%PDF-")
     ingest(handlers.config.database_url, contracts, readings_of("HQ-F1-Z3", start, now))
     grown = handlers.load(me).invoices.set_index("Invoice")
     assert money(grown.loc[invoice_id, "Total [EUR]"]) > money(shown.loc[invoice_id, "Total [EUR]"])
     assert grown.loc[invoice_id, "Revision"] == shown.loc[invoice_id, "Revision"]  # a draft: no new revision
-    second = Path(handlers.invoice_pdf(invoice_id, me))
+    second = invoicing.invoice_file(handlers.config, me.username, invoice_id)
     assert second.name == first.name and second != first and second.read_bytes() != first.read_bytes()
 
 

@@ -15,9 +15,9 @@ from slem_ml.app.views import RunView, period_view
 from slem_ml.app.workspace import AppConfig
 from slem_ml.errors import SlemError
 from slem_ml.storage import open_database
-from slem_ml.storage.users import User, count_users, get_user
+from slem_ml.storage.users import User, count_users, get_user, role_allows
 
-__all__ = ["display", "require", "user_of", "view_of"]
+__all__ = ["display", "may_upload", "require", "user_of", "view_of"]
 
 
 def user_of(config: AppConfig, username: str | None) -> User:
@@ -35,6 +35,16 @@ def user_of(config: AppConfig, username: str | None) -> User:
     if user is None:
         raise SlemError(f"no user {username!r}: ask an admin to run `slem users add`")
     return user
+
+
+def may_upload(config: AppConfig, username: str | None) -> bool:
+    """Whether ``username`` (``None``: nobody signed in) may upload readings now: a manager or admin who
+    sees every client (an upload bills them all). Checked before Gradio stores a byte of an upload."""
+    try:
+        user = user_of(config, username)
+    except SlemError:
+        return False
+    return role_allows(user, "upload") and user.client_id is None
 
 
 def view_of(config: AppConfig, username: str | None, period: str | None = None) -> RunView | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,6 +24,7 @@ from slem_ml.app.live import site_config
 from slem_ml.app.tables import NONE, scope_words
 from slem_ml.app.views import periods as stored_months
 from slem_ml.app.workspace import AppConfig, champion_bundle
+from slem_ml.atomic import atomic_path
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import InputError, SlemError
 from slem_ml.io import schema as S
@@ -227,13 +227,14 @@ def generate_report(
 
 
 def download_report(config: AppConfig, username: str | None, report_id: int | str | None, fmt: str) -> Path:
-    """The report's file in ``fmt`` written to a fresh temporary folder of this request (the page serves
-    it from there); ``InputError("no such report")`` for a report the user may not see."""
+    """The report's file in ``fmt``, written once under the app's runs folder (a kept report never changes)
+    for the page to offer; ``InputError("no such report")`` for a report the user may not see."""
     user = user_of(config, username)
     name, content = _file(config, user, report_id, fmt)
-    folder = Path(tempfile.mkdtemp(prefix="slem-report-"))
-    path = folder / Path(name).name
-    path.write_bytes(content)
+    path = config.runs_dir / "printed" / "reports" / str(int(str(report_id))) / Path(name).name
+    if not path.exists():
+        with atomic_path(path) as staging:
+            staging.write_bytes(content)
     return path
 
 

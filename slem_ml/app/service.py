@@ -46,6 +46,7 @@ __all__ = [
     "forecast_for",
     "models_overview",
     "retrain",
+    "run_file",
     "upload",
 ]
 
@@ -331,6 +332,18 @@ def _notes(view: RunView) -> str:
     if not summary.exists() or view.user.client_id is not None:  # the notes name zones and clients
         return ""
     return validation_markdown(json.loads(summary.read_text(encoding="utf-8")))
+
+
+def run_file(config: AppConfig, username: str | None, path: Path) -> Path:
+    """``path``, one of a run's files that :attr:`Dashboard.downloads` offered, if ``username`` may still
+    have it now: a manager or admin who sees every client (the files hold every client's rows)."""
+    user = user_of(config, username)
+    if not role_allows(user, "upload") or user.client_id is not None:
+        raise SlemError(f"{user.name} ({user.role}) may not download a run's files")
+    inside = path.resolve().is_relative_to(config.runs_dir.resolve())
+    if not inside or not path.is_file():
+        raise SlemError(f"{path.name} is no longer kept: reload the page")
+    return path
 
 
 def _downloads(view: RunView) -> list[Path]:

@@ -8,6 +8,8 @@ Started by ``slem serve`` (:mod:`slem_ml.cli.serve`) or ``python gradio_app.py``
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -16,13 +18,18 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import gradio as gr
 from starlette.routing import Mount
 
-from slem_ml.app import server, service
+from slem_ml.app import invoicing, server, service
+from slem_ml.app.access import may_upload
+from slem_ml.app.files import Downloads, files_router, links_html, upload_cache
+from slem_ml.app.guard import DEFAULT_SESSION_HOURS, Guard, Sessions, request_user
 from slem_ml.app.live import REFRESH_SECONDS
+from slem_ml.app.signin import AuditQueue, SignInGate
 from slem_ml.app.ui_alerts import CSS, alert_explanation, chosen_alert
 from slem_ml.app.ui_handlers import Handlers, decider
 from slem_ml.app.ui_reports import reports_tab
 from slem_ml.app.ui_status import abilities, attempt, guarded, unchanged
 from slem_ml.app.workspace import AppConfig
+from slem_ml.storage import open_database
 
 __all__ = ["Handlers", "build_app", "launch"]
 
@@ -38,10 +45,22 @@ signed in; a user tied to a client sees only that client."""
 REDRAW_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 60); }"
 
 
-def build_app(config: AppConfig) -> gr.Blocks:
-    """The app's page: one tab per task, all filled from the latest stored run on load."""
+def build_app(config: AppConfig, downloads: Downloads | None = None) -> gr.Blocks:
+    """The app's page: one tab per task, all filled from the latest stored run on load. Files are offered
+    as links through ``downloads`` (:mod:`slem_ml.app.files`; :func:`launch` serves them)."""
     h = Handlers(config)
-    with gr.Blocks(title="slem — light & energy") as app:
+    downloads = downloads if downloads is not None else Downloads()
+
+    def offered(request: gr.Request, title: str, *makers: Callable[[str | None], Path]) -> str:
+        """Links to files made for the signed-in user; each is made again, and checked, when fetched."""
+        user = h.user(request)
+        return links_html(
+            [downloads.offer(user, lambda make=make: make(user)) for make in makers],  # type: ignore[misc]
+            title=title,
+        )
+
+    # uploads are kept by Gradio until they are scored (then removed) or for an hour at most
+    with gr.Blocks(title="slem — light & energy", delete_cache=(900, 3600)) as app:
         with gr.Row(equal_height=True):
             gr.Markdown("# slem — Smart Light & Energy Management")
             # Gradio's /logout ends every session of the user; the open local mode has no sign-in
@@ -88,7 +107,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
                 upload_status = gr.Markdown()
                 changes = gr.Markdown()
                 notes = gr.Markdown()
-                downloads = gr.File(label="Results (CSV)", file_count="multiple", interactive=False)
+                results = gr.HTML()  # the run's CSVs, as links (slem_ml.app.files)
                 uploads = gr.Dataframe(label="Upload history", interactive=False, max_height=300)
             with gr.Tab("Billing", id="billing") as billing_tab:
                 invoices = gr.Dataframe(label="Invoices", interactive=False, max_height=300)
@@ -101,8 +120,8 @@ def build_app(config: AppConfig) -> gr.Blocks:
                     zip_button = gr.Button("Download all invoices (ZIP)")
                     history_button = gr.Button("Revision history")
                 billing_status = gr.Markdown()
-                pdf_file = gr.File(label="Printable invoice", interactive=False)
-                zip_file = gr.File(label="All printable invoices of the month (ZIP)", interactive=False)
+                pdf_file = gr.HTML()  # a link to the printable invoice
+                zip_file = gr.HTML()  # a link to the month's ZIP
                 history = gr.Dataframe(
                     label="Revisions of the invoice", interactive=False,
                     headers=["Revision", "Created (UTC)", "Run", "Lines", "Billable [h]", "Total"],
@@ -158,15 +177,15 @@ def build_app(config: AppConfig) -> gr.Blocks:
                 retrain_button = gr.Button("Retrain on the latest readings (data scientists)", visible=False)
                 retrain_out = gr.Markdown()
                 models_status = gr.Markdown()
-            reports = reports_tab(config, h.user)
+            reports = reports_tab(config, h.user, downloads)
 
         board = [
             headline, tiles, heat, profile, trend, invoices, lines, overtime, flagged, ranking,
             ranking_chart, hours_chart, alerts, zone_pick, zone_filter, invoice_pick, target,
-            downloads, notes, period, uploads, changes,
+            results, notes, period, uploads, changes,
         ]  # fmt: skip
 
-        def show(result: service.Dashboard | None) -> list[Any]:
+        def show(result: service.Dashboard | None, request: gr.Request) -> list[Any]:
             if result is None:
                 empty = gr.update()
                 return [
@@ -182,21 +201,30 @@ def build_app(config: AppConfig) -> gr.Blocks:
                 gr.Dropdown(choices=result.zones, value=None),
                 gr.Dropdown(choices=result.invoice_ids, value=None),
                 gr.Dropdown(choices=targets, value=None),
-                [str(p) for p in result.downloads], result.notes,
+                offered(
+                    request, "Results (CSV)",
+                    *[lambda user, p=p: service.run_file(config, user, p) for p in result.downloads],
+                ),
+                result.notes,
                 gr.Dropdown(choices=list(result.periods), value=result.period or None),
                 result.uploads, result.changes,
             ]  # fmt: skip
 
         def on_load(request: gr.Request) -> list[Any]:
-            return show(h.load(request))
+            return show(h.load(request), request)
 
         def on_upload(
             readings: str | None, contracts: str | None, request: gr.Request, progress: Any = gr.Progress()
         ) -> list[Any]:
-            return show(h.upload(readings, contracts, request, progress))
+            try:
+                return show(h.upload(readings, contracts, request, progress), request)
+            finally:  # scored or refused, the upload leaves Gradio's cache
+                for name in (readings, contracts):
+                    if name:
+                        Path(name).unlink(missing_ok=True)
 
         def on_period(month: str | None, request: gr.Request) -> list[Any]:
-            return show(h.load(request, month))
+            return show(h.load(request, month), request)
 
         def on_invoice(invoice_id: str | None, month: str | None, request: gr.Request) -> Any:
             if not invoice_id:
@@ -206,6 +234,18 @@ def build_app(config: AppConfig) -> gr.Blocks:
         def on_invoice_zones(invoice_id: str | None, month: str | None, request: gr.Request) -> Any:
             """The zone filter lists the chosen invoice's zones (every zone without an invoice)."""
             return gr.Dropdown(choices=h.zone_choices(invoice_id, request, month), value=None)
+
+        def on_pdf(invoice_id: str | None, month: str | None, request: gr.Request) -> str:
+            return offered(
+                request, "Printable invoice",
+                lambda user: invoicing.invoice_file(config, user, invoice_id, period=month),
+            )  # fmt: skip
+
+        def on_zip(month: str | None, request: gr.Request) -> str:
+            return offered(
+                request, "All printable invoices of the month",
+                lambda user: invoicing.invoices_zip(config, user, month),
+            )  # fmt: skip
 
         def on_zone(zone_id: str | None, month: str | None, request: gr.Request) -> list[Any]:
             if not zone_id:
@@ -280,10 +320,10 @@ def build_app(config: AppConfig) -> gr.Blocks:
                 inputs=[invoice_pick, line_pick, decision_note, period],
                 outputs=[lines, decision_status],
             ).then(guarded(on_invoice), inputs=[invoice_pick, period], outputs=[line_pick, decision_status])
-        printable = ((pdf_button, h.invoice_pdf, pdf_file), (history_button, h.revisions, history))
+        printable = ((pdf_button, on_pdf, pdf_file), (history_button, h.revisions, history))
         for button, fn, out in printable:
             button.click(guarded(fn), inputs=[invoice_pick, period], outputs=[out, billing_status])
-        zip_button.click(guarded(h.invoices_zip), inputs=period, outputs=[zip_file, billing_status])
+        zip_button.click(guarded(on_zip), inputs=period, outputs=[zip_file, billing_status])
         alerts.select(on_alert, inputs=alerts, outputs=[alert_id, explanation])
         for button, act in ((ack_button, h.acknowledge), (resolve_button, h.resolve)):
             button.click(
@@ -315,35 +355,77 @@ def launch(
     *,
     host: str,
     port: int,
-    auth: Any,
+    auth: Callable[[str, str], bool] | None,
     prevent_thread_lock: bool = False,
     tls: server.Tls | None = None,
+    session_hours: float = DEFAULT_SESSION_HOURS,
 ) -> server.Running | None:
     """Serve the app at ``/`` and the HTTP ingest API under ``/api`` on http://HOST:PORT — https:// with
     ``tls`` (:func:`slem_ml.app.server.load_tls`) — until Ctrl-C or SIGTERM; with ``prevent_thread_lock`` in
-    the background, returning the running server (``.url``, ``.close()``). ``auth``: Gradio's sign-in
-    callable, or ``None`` in the open local mode; the API signs in with its bearer tokens instead."""
-    blocks = build_app(config)
+    the background, returning the running server (``.url``, ``.close()``).
+
+    ``auth(name, password)`` checks a password, or is ``None`` in the open local mode; it runs behind a
+    :class:`~slem_ml.app.signin.SignInGate` (throttling, lock-out, audit), sessions end after
+    ``session_hours`` [h] (:mod:`slem_ml.app.guard`), files go out through :mod:`slem_ml.app.files`, and
+    Gradio's upload cache is a folder of the service's own (owner-only) in ``config.runs_dir``. The API
+    signs in with its bearer tokens instead."""
+    os.environ["GRADIO_TEMP_DIR"] = str(upload_cache(config.runs_dir))  # read by Gradio as the page is built
+    downloads = Downloads()
+    blocks = build_app(config, downloads)
     blocks.queue(default_concurrency_limit=4)
+    parent = server.api_app(config)  # the API's routes first: the app at "/" would answer every path
+    who = _Who(config.open_user)
+    parent.include_router(files_router(downloads, who))
+    engine = open_database(config.database_url) if auth is not None else None
+    audit = AuditQueue(engine) if engine is not None else None
+    gate = SignInGate(auth, audit) if auth is not None and audit is not None else None
     app = gr.mount_gradio_app(
-        server.api_app(config),  # the API's routes first: the app at "/" would answer every path
+        parent,
         blocks,
         path="/",
         server_name=host,
         server_port=port,
-        auth=auth,
-        auth_message="Sign in with your slem account (an admin creates it with: slem users add).",
+        auth=gate.sign_in if gate is not None else None,
+        auth_message=(
+            "Sign in with your slem account (an admin creates it with: slem users add). After 5 failed "
+            "sign-ins within 15 minutes, sign-in for that name or address pauses for 15 minutes or more."
+        ),
         max_file_size=f"{int(config.max_upload_mb)}mb",
         footer_links=[],
         css=CSS,
         app_kwargs={"openapi_url": None, "docs_url": None},  # no unauthenticated /openapi.json of the app
     )
     gradio_app: Any = next(route.app for route in app.routes if isinstance(route, Mount))
+    who.sessions = Sessions(gradio_app.tokens, hours=session_hours)
+    app.add_middleware(
+        Guard,
+        sessions=who.sessions,
+        may_upload=lambda user: may_upload(config, user),
+        open_user=config.open_user,
+    )
 
     def on_stop() -> None:  # end the pages' heartbeat streams, which a stopping server would wait for
         gradio_app.stop_event.set()
+        if audit is not None:
+            audit.close()
+        if engine is not None:
+            engine.dispose()
 
     if prevent_thread_lock:
         return server.serve_in_background(app, host=host, port=port, on_stop=on_stop, tls=tls)
     server.serve_forever(app, host=host, port=port, on_stop=on_stop, tls=tls)
     return None
+
+
+class _Who:
+    """Who is signed in, from a request's cookie (the open local mode's user when there is no sign-in);
+    its :class:`Sessions` are set once Gradio's app exists."""
+
+    def __init__(self, open_user: str | None) -> None:
+        self.open_user = open_user
+        self.sessions: Sessions | None = None
+
+    def __call__(self, request: Any) -> str | None:
+        if self.open_user is not None:
+            return self.open_user
+        return request_user(self.sessions, request) if self.sessions is not None else None

@@ -93,14 +93,6 @@ class Handlers:
             lambda: invoicing.invoice_revisions(self.config, self.user(request), invoice_id, period)
         )
 
-    def invoice_pdf(self, invoice_id: str | None, request: gr.Request, period: str | None = None) -> str:
-        return str(
-            _shown(lambda: invoicing.invoice_file(self.config, self.user(request), invoice_id, period=period))
-        )
-
-    def invoices_zip(self, request: gr.Request, period: str | None = None) -> str:
-        return str(_shown(lambda: invoicing.invoices_zip(self.config, self.user(request), period)))
-
     def zone_choices(self, invoice_id: str | None, request: gr.Request, period: str | None = None) -> Any:
         return _shown(lambda: invoicing.zone_choices(self.config, self.user(request), invoice_id, period))
 

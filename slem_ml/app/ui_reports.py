@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from slem_ml.app import reports
+from slem_ml.app.files import Downloads, links_html
 from slem_ml.app.ui_status import attempt, said, unchanged
 from slem_ml.app.workspace import AppConfig
 
@@ -21,9 +22,9 @@ __all__ = ["reports_tab"]
 _FORMAT_CHOICES = [("PDF", "pdf"), ("Excel (XLSX)", "xlsx"), ("Web page (HTML)", "html")]
 
 
-def reports_tab(config: AppConfig, who: Callable[[gr.Request], str | None]) -> gr.Tab:
+def reports_tab(config: AppConfig, who: Callable[[gr.Request], str | None], downloads: Downloads) -> gr.Tab:
     """Build the Reports tab inside the page's ``gr.Tabs`` and wire its events; ``who`` tells the signed-in
-    user's name from a request. Returns the tab."""
+    user's name from a request; files go out as links through ``downloads``. Returns the tab."""
     with gr.Tab("Reports", id="reports") as tab:
         status = gr.Markdown()
         with gr.Group(visible=False) as generator:
@@ -43,7 +44,7 @@ def reports_tab(config: AppConfig, who: Callable[[gr.Request], str | None]) -> g
             fmt = gr.Radio(label="Format", choices=_FORMAT_CHOICES, value="pdf")
             download_button = gr.Button("Download")
             view_button = gr.Button("View here")
-        download = gr.File(label="Report file", interactive=False)
+        download = gr.HTML()  # a link to the report's file (slem_ml.app.files)
         viewer = gr.HTML()
 
     def on_open(request: gr.Request) -> list[Any]:
@@ -75,10 +76,13 @@ def reports_tab(config: AppConfig, who: Callable[[gr.Request], str | None]) -> g
         return [said(made[1]), listed if listed is not None else gr.update(), str(made[0])]
 
     def on_download(report_id: str, fmt_text: str, request: gr.Request) -> list[Any]:
-        path, problem = attempt(lambda: reports.download_report(config, who(request), report_id, fmt_text))
-        if path is None:
+        user = who(request)
+        link, problem = attempt(
+            lambda: downloads.offer(user, lambda: reports.download_report(config, user, report_id, fmt_text))
+        )
+        if link is None:
             return [problem, gr.update()]
-        return [said(f"{path.name} is ready below"), str(path)]
+        return [said(f"{link[1].name} is ready below"), links_html([link], title="Report file")]
 
     def on_view(report_id: str, request: gr.Request) -> list[Any]:
         page, problem = attempt(lambda: reports.view_report(config, who(request), report_id))

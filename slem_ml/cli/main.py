@@ -23,7 +23,7 @@ import typer
 
 from slem_ml.cli.invoices import invoices_app
 from slem_ml.cli.live import ingest, simulate
-from slem_ml.cli.models import DEFAULT_MODELS_DIR, ModelsDir, TrackingUri, forecast, train
+from slem_ml.cli.models import DEFAULT_MODELS_DIR, ModelsDir, TrackingUri, forecast, train, warn_password
 from slem_ml.cli.progress import ProgressLine, clear_progress_line
 from slem_ml.cli.reports import report
 from slem_ml.cli.serve import serve
@@ -106,7 +106,8 @@ def score(
         str | None,
         typer.Option(
             help="Database URL (default $SLEM_DATABASE_URL or sqlite:///slem.db); 'none' scores the file "
-            "alone and stores nothing."
+            "alone and stores nothing. Keep passwords out of it: use $SLEM_DATABASE_URL or ~/.pgpass.",
+            callback=warn_password,
         ),
     ] = None,
     tracking_uri: TrackingUri = None,
@@ -319,7 +320,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_app(command_app: typer.Typer, argv: list[str] | None, *, prog_name: str) -> None:
-    """Run a typer app with slem's exit codes (also the ``training/`` entry points' runner)."""
+    """Run a typer app with slem's exit codes (also the ``training/`` entry points' runner).
+
+    Everything slem creates — the SQLite database, output and run folders, models, the app's upload cache —
+    is its owner's only (umask 077, SPEC §11): invoices and readings are not for every account on the host.
+    """
+    os.umask(0o077)
     signal.signal(signal.SIGTERM, _terminated)
     try:
         command_app(args=argv, prog_name=prog_name)  # click handles --help and usage errors (exit 2) itself

@@ -14,7 +14,15 @@ import typer
 from slem_ml.cli.progress import ProgressLine
 from slem_ml.errors import SlemError
 
-__all__ = ["DEFAULT_MODELS_DIR", "Db", "ModelsDir", "TrackingUri", "forecast", "train"]
+__all__ = [
+    "DEFAULT_MODELS_DIR",
+    "PASSWORD_IN_ARGV_WARNING",
+    "Db",
+    "ModelsDir",
+    "TrackingUri",
+    "forecast",
+    "train",
+]
 
 DEFAULT_MODELS_DIR = "models"
 TrackingUri = Annotated[
@@ -22,9 +30,29 @@ TrackingUri = Annotated[
     typer.Option(help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
 ]
 ModelsDir = Annotated[Path, typer.Option(help="Exported champion bundle (joblib + manifest.json).")]
+PASSWORD_IN_ARGV_WARNING = (
+    "warning: the password in --db is visible to every user of this machine (ps, /proc); set "
+    "SLEM_DATABASE_URL instead, or leave the password out of the URL and keep it in a PostgreSQL "
+    "password file (~/.pgpass or $PGPASSFILE, mode 0600)"
+)
+
+
+def warn_password(url: str | None) -> str | None:
+    """``--db``'s callback: a URL with a password in it works, with a warning (SPEC §11)."""
+    if url and "://" in url:
+        credentials = url.split("://", 1)[1].split("@", 1)
+        if len(credentials) == 2 and ":" in credentials[0]:
+            typer.echo(PASSWORD_IN_ARGV_WARNING, err=True)
+    return url
+
+
 Db = Annotated[
     str | None,
-    typer.Option(help="Database URL (default $SLEM_DATABASE_URL or sqlite:///slem.db)."),
+    typer.Option(
+        help="Database URL (default $SLEM_DATABASE_URL or sqlite:///slem.db). Keep passwords out of it: "
+        "use $SLEM_DATABASE_URL or ~/.pgpass.",
+        callback=warn_password,
+    ),
 ]
 
 

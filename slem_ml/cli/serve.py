@@ -8,6 +8,10 @@ refuses to start (exit 2) until ``slem users add`` has made one.
 With ``--ssl-certfile`` and ``--ssl-keyfile`` (both or neither; SPEC §11) it serves HTTPS only. Plain HTTP
 on an address other than loopback starts with one warning line: passwords and tokens would cross the
 network in clear.
+
+Sign-in resists guessing (:mod:`slem_ml.app.signin`: 5 failures within 15 minutes lock the user name or the
+address out, every attempt is in the audit log) and lasts ``--session-hours`` (default 12); files go out
+only to who may have them when they ask (:mod:`slem_ml.app.files`, :mod:`slem_ml.app.guard`).
 """
 
 from __future__ import annotations
@@ -62,6 +66,9 @@ def serve(
     ssl_keyfile: Annotated[
         Path | None, typer.Option(help="The certificate's unencrypted PEM private key; needs --ssl-certfile.")
     ] = None,
+    session_hours: Annotated[
+        float, typer.Option(min=0.0005, max=24 * 30, help="A sign-in lasts this long [h]; then sign in again.")
+    ] = 12.0,
 ) -> None:
     """Serve the manager app (Gradio) on http://HOST:PORT (https:// with --ssl-certfile and --ssl-keyfile),
     and HTTP ingest at /api/v1/readings (bearer tokens from `slem tokens add`; described at /api/docs)."""
@@ -129,4 +136,6 @@ def serve(
         typer.echo(
             "  no users yet: open to everyone on this machine as a local admin (`slem users add` to sign in)"
         )
-    launch(config, host=host, port=port, auth=sign_in if users else None, tls=tls)
+    launch(
+        config, host=host, port=port, auth=sign_in if users else None, tls=tls, session_hours=session_hours
+    )

@@ -26,7 +26,7 @@ who was added or removed, with role and client, never the hash.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -47,9 +47,11 @@ __all__ = [
     "add_user",
     "authenticate",
     "can_see_client",
+    "SignInAttempt",
     "count_users",
     "get_user",
     "list_users",
+    "record_sign_ins",
     "remove_user",
     "role_allows",
 ]
@@ -176,6 +178,39 @@ def authenticate(engine: Engine, name: str, password: str) -> User | None:
                 .values(password_hash=rehashed)
             )
     return user
+
+
+@dataclass(frozen=True)
+class SignInAttempt:
+    """One sign-in attempt for the audit log: the name given, from where, and how it ended."""
+
+    name: str  # as typed (it may name no user)
+    address: str  # the client's IP address
+    outcome: str  # "signed_in", "failed" (wrong name or password) or "refused" (locked out)
+    reason: str  # why it failed or was refused ("" when signed in)
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+def record_sign_ins(engine: Engine, attempts: list[SignInAttempt]) -> None:
+    """Write ``attempts`` to the audit log (``user.signed_in``, ``user.sign_in_failed``,
+    ``user.sign_in_refused``), in one transaction. Never a password."""
+    actions = {
+        "signed_in": "user.signed_in",
+        "failed": "user.sign_in_failed",
+        "refused": "user.sign_in_refused",
+    }
+    with write_session(engine) as session:
+        session.add_all(
+            AuditEntry(
+                at=a.at,
+                actor=a.name[:_NAME_MAX] or "?",
+                action=actions[a.outcome],
+                entity="user",
+                entity_id=a.name[:_NAME_MAX] or "?",
+                detail={"address": a.address, "reason": a.reason},
+            )
+            for a in attempts
+        )
 
 
 def can_see_client(user: User, client_id: str) -> bool:
