@@ -7,15 +7,16 @@ is a :class:`SignInGate`. For each attempt it
 1. refuses at once, with the reason and HTTP 429, a user name or an address that is locked out — no password
    check, so guessing costs the server nothing (:class:`Throttle`: 5 failures within 15 minutes lock the name
    or the address for 15 minutes, doubling with each lock-out that follows within a day);
-2. checks the password (argon2, about 0.1 s of CPU) on a worker thread, at most ``concurrency`` at a time, so
-   that pages keep loading while guessers knock;
+2. checks the password (argon2: 64 MB and about 0.1 s of CPU, on up to 4 lanes) on a worker thread, one at a
+   time by default (``concurrency``), so that pages keep loading while guessers knock;
 3. records the attempt — signed in, wrong password, or refused while locked out — in the audit log, written
    by one thread in batches (:class:`AuditQueue`), so a flood of attempts is a few writes a second.
 
-The address is the client's as uvicorn reports it (behind a reverse proxy, uvicorn's ``--forwarded-allow-ips``
-makes it the proxy's ``X-Forwarded-For``); the middleware of :mod:`slem_ml.app.guard` puts it in
-:data:`CLIENT_ADDRESS` for the request. Counts live in this process's memory: a restart forgets them, and
-servers behind one balancer count apart (each still locks out after 5).
+The address is the client's as uvicorn reports it: behind a reverse proxy on the same machine, the
+``X-Forwarded-For`` the proxy sets (uvicorn trusts it from 127.0.0.1 only; ``FORWARDED_ALLOW_IPS`` names other
+proxies). The middleware of :mod:`slem_ml.app.guard` puts it in :data:`CLIENT_ADDRESS` for the request.
+Counts live in this process's memory: a restart forgets them, and servers behind one balancer count apart
+(each still locks out after 5).
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ class SignInGate:
         audit: AuditQueue,
         *,
         throttle: Throttle | None = None,
-        concurrency: int = 2,
+        concurrency: int = 1,
     ) -> None:
         self.check, self.audit = check, audit
         self.throttle = throttle if throttle is not None else Throttle()
