@@ -136,3 +136,35 @@ def test_train_and_forecast_need_the_site_s_contracts(command: str, tmp_path: Pa
     done = slem(command, "readings.csv", *(["--out", "o"] if command == "forecast" else []), cwd=tmp_path)
     assert done.returncode == 2 and "Missing option '--contracts'" in done.stderr  # no quiet sample site
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "models").exists()
+
+
+def test_a_missing_mlflow_artifact_falls_back_to_the_export_or_is_one_clear_line(
+    tmp_path: Path, workspace: Path
+) -> None:
+    """Issue 16 item 7: the registry database kept, ``mlruns/`` gone. With the champion's export in
+    ``models/`` training and scoring use it; without it both end with one line and exit 2, and training
+    leaves no half-logged run behind."""
+    import shutil
+
+    for name in ("train.csv", "today.csv"):
+        shutil.copy(workspace / name, tmp_path / name)
+    first = slem("train", "train.csv", "--contracts", str(CONTRACTS), cwd=tmp_path)
+    assert first.returncode == 0 and "first model" in first.stdout, first.stderr
+    (tmp_path / "mlruns").rename(tmp_path / "mlruns.moved")  # the registry names artifacts no longer there
+    score = ("score", "today.csv", "--contracts", str(CONTRACTS), "--db", "none", "--out")
+    with_export = slem(*score, "res", cwd=tmp_path)
+    assert with_export.returncode == 0, with_export.stderr
+    assert "without models" not in with_export.stdout
+    trained = slem("train", "train.csv", "--contracts", str(CONTRACTS), cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "champion:" in trained.stdout and "first model" not in trained.stdout  # compared with the export
+    shutil.rmtree(tmp_path / "models")
+    shutil.rmtree(tmp_path / "mlruns", ignore_errors=True)  # what the second run logged, gone too
+    for done in (
+        slem(*score, "res2", cwd=tmp_path),
+        slem("train", "train.csv", "--contracts", str(CONTRACTS), cwd=tmp_path),
+    ):
+        assert done.returncode == 2, done.stdout
+        assert done.stderr.count("\n") == 1 and "model files are missing" in done.stderr
+        assert "restore mlruns/" in done.stderr and "MlflowException" not in done.stderr
+    assert not (tmp_path / "res2").exists()

@@ -30,6 +30,7 @@ __all__ = [
     "Champion",
     "DEFAULT_TRACKING_URI",
     "EXPERIMENT",
+    "MissingArtifactError",
     "NoChampionError",
     "REGISTERED_NAME",
     "RUN_COLUMNS",
@@ -38,6 +39,7 @@ __all__ = [
     "load_champion",
     "mlflow_module",
     "quiet",
+    "registered_champion",
     "resolve_tracking_uri",
     "store_exists",
     "training_runs",
@@ -145,11 +147,12 @@ class Champion:
 
 def find_champion(tracking_uri: str | None, models_dir: str | Path, *, required: bool) -> Champion:
     """:func:`load_champion`, as a :class:`Champion` whose bundle is None, saying why, when there is none or
-    it cannot be loaded and it is not ``required`` (then the :class:`ConfigError` is raised)."""
+    it cannot be loaded and it is not ``required`` (then the :class:`ConfigError` is raised). A champion
+    whose files are missing raises :class:`MissingArtifactError` either way."""
     try:
         bundle, source = load_champion(tracking_uri=tracking_uri, models_dir=models_dir)
     except ConfigError as exc:
-        if required:
+        if required or isinstance(exc, MissingArtifactError):  # a broken champion is never "none"
             raise
         return Champion(None, exc.reason)
     return Champion(bundle, source)
@@ -185,7 +188,7 @@ def load_champion(
     million readings. Anything unexpected there falls back to MLflow's client.
     """
     uri = resolve_tracking_uri(tracking_uri)
-    registry_error = ""
+    registry_error = missing = ""
     if store_exists(uri):
         try:
             champion = _champion_in_sqlite(uri)
@@ -199,36 +202,84 @@ def load_champion(
                     )
             with quiet():
                 return _from_registry(uri, models_dir)
+        except MissingArtifactError as exc:  # the export of another version may still serve, saying so
+            registry_error = missing = f"; {exc.reason}"
         except Exception as exc:  # any store failure falls back to the export
             registry_error = f"; the registry at {uri} had none ({str(exc).splitlines()[0][:120]})"
     exported = load_bundle(models_dir)
     if exported is not None:
-        return exported, f"{Path(models_dir) / BUNDLE_FILE} ({exported.version})"
+        instead = f", not the registry's champion{missing}" if missing else ""
+        return exported, f"{Path(models_dir) / BUNDLE_FILE} ({exported.version}){instead}"
+    if missing:  # a champion exists, broken: not the same as none (scoring on without models would hide it)
+        raise MissingArtifactError(
+            missing.removeprefix("; ").capitalize() + _MISSING_ADVICE, reason=missing[2:]
+        )
     raise NoChampionError(
         f"no trained models: no champion in the registry and none exported to {models_dir}/", registry_error
     )
 
 
 def _from_registry(uri: str, models_dir: str | Path) -> tuple[ModelBundle, str]:
-    mlflow = mlflow_module(uri)
+    mlflow_module(uri)
     from mlflow import MlflowClient  # lazy: MLflow takes 3-4 s to import
 
     champion = MlflowClient().get_model_version_by_alias(REGISTERED_NAME, CHAMPION)
-    version = str(champion.version)
+    bundle, source = registered_champion(champion, uri, models_dir)
+    return bundle, source
+
+
+class MissingArtifactError(ConfigError):
+    """The registry names a champion whose model files are gone (``mlruns/`` moved or deleted) and
+    ``models/`` holds no export of it."""
+
+
+def registered_champion(champion: Any, uri: str, models_dir: str | Path) -> tuple[ModelBundle, str]:
+    """The bundle of registry version ``champion`` (an MLflow ``ModelVersion``) and where it came from: the
+    export in ``models_dir`` when it is of that version, else the registry's artifact.
+
+    Raises
+    ------
+    MissingArtifactError
+        When the artifact is missing (the registry database kept, ``mlruns/`` moved or removed) and
+        ``models_dir`` holds no export of that version: one line saying so and what to do.
+    """
+    import mlflow  # lazy: MLflow takes 3-4 s to import
+
+    version, run_id = str(champion.version), str(champion.run_id)
     manifest = read_manifest(models_dir)
-    if manifest and _same_version(manifest, version, str(champion.run_id)):
+    if manifest and _same_version(manifest, version, run_id):
         bundle = load_bundle(models_dir)
         if bundle is not None:
             return bundle, _exported_source(uri, bundle, models_dir)
-    with legacy_module_names():  # a champion logged before slem's modules moved
-        model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_NAME}@{CHAMPION}")
+    try:
+        with legacy_module_names():  # a champion logged before slem's modules moved
+            model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_NAME}@{CHAMPION}")
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        if not _artifact_missing(exc):
+            raise
+        reason = (
+            f"the registry {uri} names champion version {version}, but its model files are missing "
+            f"({champion.source or 'no location'}): was mlruns/ moved or deleted? and {models_dir}/ holds "
+            "no export of it"
+        )
+        raise MissingArtifactError(reason + _MISSING_ADVICE, reason=reason) from None
     loaded: ModelBundle = model.unwrap_python_model().bundle
     loaded.manifest = loaded.manifest | {
         "registered_name": REGISTERED_NAME,
         "registered_version": version,
-        "run_id": champion.run_id,
+        "run_id": run_id,
     }
     return loaded, f"registry {uri}, champion {loaded.version}"
+
+
+_MISSING_ADVICE = (
+    "; restore mlruns/ beside the registry, or train into a new store (--tracking-uri sqlite:///another.db)"
+)
+
+
+def _artifact_missing(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, FileNotFoundError) or "No such artifact" in text or "does not exist" in text
 
 
 def _exported_source(uri: str, bundle: ModelBundle, models_dir: str | Path) -> str:

@@ -23,7 +23,15 @@ from slem_ml.io import schema as S
 from slem_ml.models.bundle import BUNDLE_FILE, ModelBundle, save_bundle
 from slem_ml.models.features import FORECAST_FEATURES
 from slem_ml.models.metrics import wape
-from slem_ml.models.registry import CHAMPION, EXPERIMENT, REGISTERED_NAME, mlflow_module, quiet
+from slem_ml.models.registry import (
+    CHAMPION,
+    EXPERIMENT,
+    REGISTERED_NAME,
+    mlflow_module,
+    quiet,
+    registered_champion,
+    resolve_tracking_uri,
+)
 from slem_ml.models.training import TrainingRun
 
 __all__ = ["TrackingOutcome", "log_training"]
@@ -88,6 +96,8 @@ def _log_training(run: TrainingRun, tracking_uri: str | None, models_dir: str | 
 
     mlflow.set_experiment(EXPERIMENT)
     client = MlflowClient()
+    # before the run starts: a champion whose files are gone stops here, leaving no half-logged run
+    champion = _current_champion(client, resolve_tracking_uri(tracking_uri), models_dir)
     manifest = run.bundle.manifest
     with mlflow.start_run(run_name=f"train {manifest.get('trained_to', '')[:10]}") as active:
         mlflow.log_params(
@@ -118,7 +128,6 @@ def _log_training(run: TrainingRun, tracking_uri: str | None, models_dir: str | 
             run.backtest.forecasts.to_csv(Path(temp) / "backtest_forecasts.csv", index=False)
             mlflow.log_artifact(str(Path(temp) / "backtest_forecasts.csv"))
 
-            champion = _current_champion(client)
             promoted, reason, comparison = _compare(run, champion)
             mlflow.log_metrics(comparison)
             mlflow.set_tag("promotion", reason)
@@ -180,16 +189,17 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _current_champion(client: Any) -> ModelBundle | None:
-    """The bundle behind the registry's champion alias, or ``None`` when there is none yet."""
+def _current_champion(client: Any, uri: str, models_dir: str | Path) -> ModelBundle | None:
+    """The bundle behind the registry's champion alias (its export in ``models_dir`` when it is of that
+    version), or ``None`` when there is none yet. A champion whose files are gone raises
+    :class:`~slem_ml.models.registry.MissingArtifactError` (one line, exit 2)."""
     import mlflow  # lazy: MLflow takes 3-4 s to import
 
     try:
-        client.get_model_version_by_alias(REGISTERED_NAME, CHAMPION)
+        champion = client.get_model_version_by_alias(REGISTERED_NAME, CHAMPION)
     except mlflow.exceptions.MlflowException:
         return None
-    model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_NAME}@{CHAMPION}")
-    bundle: ModelBundle = model.unwrap_python_model().bundle
+    bundle, _ = registered_champion(champion, uri, models_dir)
     return bundle
 
 
