@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from slem_ml.cli.backup import backup, restore
 from slem_ml.cli.invoices import invoices_app
 from slem_ml.cli.live import ingest, simulate
 from slem_ml.cli.models import DEFAULT_MODELS_DIR, ModelsDir, TrackingUri, forecast, train, warn_password
@@ -202,6 +203,8 @@ app.command()(serve)
 app.command()(ingest)
 app.command()(simulate)
 app.command()(report)
+app.command()(backup)
+app.command()(restore)
 app.add_typer(users_app, name="users")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(tokens_app, name="tokens")
