@@ -156,3 +156,41 @@ def test_an_unusable_export_means_scoring_without_models_unless_models_are_requi
     assert "another slem model schema (999" in champion.source and "slem train" not in champion.source
     with pytest.raises(ConfigError, match="another slem model schema.*run `slem train` again"):
         find_champion(store, models, required=True)
+
+
+def test_a_retrain_on_the_same_readings_is_judged_against_the_champions_recipe(readings, run: TrainingRun):
+    """Issue 16 item 5: the champion's settings refitted on the same backtest folds, not the champion
+    re-scored on weeks it learnt from (which kept a weak champion against any retrain)."""
+    from slem_ml.models.promotion import judge
+
+    weak = train_models(readings, SITE, TrainingConfig(forecaster={"n_estimators": 1, "num_leaves": 2}))
+    verdict = judge(run, weak.bundle)
+    assert verdict.promoted and "champion's settings refitted" in verdict.reason
+    assert verdict.metrics["new_model_wape"] < verdict.metrics["champion_model_wape"]
+    assert verdict.metrics["new_model_wape"] == run.backtest.metrics["model_wape"]
+    back = judge(weak, run.bundle)  # and the weak one never replaces the good one
+    assert not back.promoted and "kept the champion" in back.reason
+
+
+def test_a_champion_of_older_readings_is_scored_as_it_is_on_weeks_neither_saw(training_data):
+    """The new model's backtest hours after the champion's last reading were seen by neither."""
+    from slem_ml.io import schema as S
+    from slem_ml.io.reader import validate_frame
+    from slem_ml.models.promotion import judge
+
+    frame = training_data.readings
+    zones = frame[S.ZONE_ID].astype(str).isin(sorted(frame[S.ZONE_ID].astype(str).unique())[:4])
+    cutoff = frame[S.TIMESTAMP].max() - pd.Timedelta(days=7)
+    older = train_models(
+        validate_frame(frame[zones & (frame[S.TIMESTAMP] <= cutoff)], SITE),
+        SITE,
+        TrainingConfig(forecaster={"n_estimators": 20}, min_days=14, backtest_days=7),
+    )
+    newer = train_models(
+        validate_frame(frame[zones], SITE), SITE, TrainingConfig(forecaster={"n_estimators": 20})
+    )
+    verdict = judge(newer, older.bundle)
+    assert verdict.metrics["promotion_unseen"] == 1.0 and "which neither model saw" in verdict.reason
+    unseen = newer.backtest.forecasts[newer.backtest.forecasts["hour_start"] > cutoff]
+    assert verdict.metrics["new_model_wape"] != newer.backtest.metrics["model_wape"]  # those hours only
+    assert unseen["hour_start"].dt.floor("D").nunique() >= 7

@@ -3,8 +3,8 @@
 The whole :class:`~slem_ml.models.bundle.ModelBundle` is one registered model (``slem``) logged as a pyfunc
 whose input is the forecaster's hourly feature rows, so the forecaster, detectors and classifier that scored
 a run always come from one training run. A new version takes the alias ``champion`` only when its
-forecaster beats the current champion's on the new run's backtest weeks; the run logs both WAPEs and the
-decision. The champion is then exported to ``models/`` (joblib + manifest) so scoring works without the
+forecaster beats the current champion's on weeks neither was trained on (:mod:`slem_ml.models.promotion`);
+the run logs both WAPEs and the decision. The champion is then exported to ``models/`` (joblib + manifest) so scoring works without the
 tracking store. Reading the store back is :mod:`slem_ml.models.registry`'s job.
 """
 
@@ -22,7 +22,7 @@ import pandas as pd
 from slem_ml.io import schema as S
 from slem_ml.models.bundle import BUNDLE_FILE, ModelBundle, save_bundle
 from slem_ml.models.features import FORECAST_FEATURES
-from slem_ml.models.metrics import wape
+from slem_ml.models.promotion import judge
 from slem_ml.models.registry import (
     CHAMPION,
     EXPERIMENT,
@@ -128,7 +128,8 @@ def _log_training(run: TrainingRun, tracking_uri: str | None, models_dir: str | 
             run.backtest.forecasts.to_csv(Path(temp) / "backtest_forecasts.csv", index=False)
             mlflow.log_artifact(str(Path(temp) / "backtest_forecasts.csv"))
 
-            promoted, reason, comparison = _compare(run, champion)
+            verdict = judge(run, champion)
+            promoted, reason, comparison = verdict.promoted, verdict.reason, verdict.metrics
             mlflow.log_metrics(comparison)
             mlflow.set_tag("promotion", reason)
 
@@ -201,25 +202,6 @@ def _current_champion(client: Any, uri: str, models_dir: str | Path) -> ModelBun
         return None
     bundle, _ = registered_champion(champion, uri, models_dir)
     return bundle
-
-
-def _compare(run: TrainingRun, champion: ModelBundle | None) -> tuple[bool, str, dict[str, float]]:
-    """Whether the new forecaster beats the champion on the new run's backtest weeks, and why."""
-    new = run.backtest.metrics["model_wape"]
-    if champion is None:
-        return True, f"first model: becomes champion (backtest WAPE {new:.3f})", {"new_model_wape": new}
-    weeks = run.backtest.forecasts[[S.ZONE_ID, "hour_start", S.POWER_W]]
-    rows = run.hours.merge(weeks[[S.ZONE_ID, "hour_start"]], on=[S.ZONE_ID, "hour_start"])
-    predicted = champion.forecaster.predict(rows)
-    old = wape(rows[S.POWER_W].to_numpy(), predicted[S.EXPECTED_POWER_W].to_numpy())
-    metrics = {"new_model_wape": new, "champion_model_wape": old}
-    overlap = ""
-    trained_to = champion.manifest.get("trained_to")
-    if trained_to and pd.Timestamp(trained_to) >= run.backtest.forecasts["hour_start"].min():
-        overlap = " (the champion was trained on some of these weeks, which flatters it)"
-    if new < old:
-        return True, f"new WAPE {new:.3f} < champion {old:.3f} on the same backtest weeks{overlap}", metrics
-    return False, f"kept the champion: new WAPE {new:.3f} ≥ champion {old:.3f}{overlap}", metrics
 
 
 def _plots(run: TrainingRun) -> dict[str, Any]:
