@@ -164,11 +164,13 @@ class IngestWorker:
         client.subscribe(self.topic, qos=1)
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
-        """The broker confirmed the subscription: from now on it keeps what arrives while this worker is away."""
+        """The broker confirmed the subscription: from now on it keeps what arrives while we are away."""
         if any(code.is_failure for code in reason_codes):
             self.log(f"ingest: {self.broker} refused the subscription to {self.topic}: {reason_codes[0]}")
             return
-        self.log(f"ingest: subscribed to {self.topic}; the broker keeps what arrives while this worker is away")
+        self.log(
+            f"ingest: subscribed to {self.topic}; the broker keeps what arrives while this worker is away"
+        )
         self.connected.set()
 
     def _on_disconnect(

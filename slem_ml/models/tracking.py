@@ -4,8 +4,8 @@ The whole :class:`~slem_ml.models.bundle.ModelBundle` is one registered model (`
 whose input is the forecaster's hourly feature rows, so the forecaster, detectors and classifier that scored
 a run always come from one training run. A new version takes the alias ``champion`` only when its
 forecaster beats the current champion's on weeks neither was trained on (:mod:`slem_ml.models.promotion`);
-the run logs both WAPEs and the decision. The champion is then exported to ``models/`` (joblib + manifest) so scoring works without the
-tracking store. Reading the store back is :mod:`slem_ml.models.registry`'s job.
+the run logs both WAPEs and the decision. The champion is then exported to ``models/`` (joblib + manifest)
+so scoring works without the tracking store. Reading the store back is :mod:`slem_ml.models.registry`'s job.
 """
 
 from __future__ import annotations
