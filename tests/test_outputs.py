@@ -707,8 +707,8 @@ def test_a_failure_while_moving_into_place_restores_the_previous_outputs(tmp_pat
     failures = []
 
     def flaky_replace(src, dst):
-        # Fails once, halfway through moving the new files in.
-        if Path(dst) == out / "summary.json" and not failures:
+        # Fails once, at the one step that installs the new files: the switch of the `current` link.
+        if Path(dst) == out / ".versions" / "current" and not failures:
             failures.append(src)
             raise OSError("disk full")
         real_replace(src, dst)

@@ -223,6 +223,8 @@ def _print_summary(done: ScoredFile, out: Path, url: str | None) -> None:
     currency = result.site.site.currency
     _say()
     _say(f"slem score — {report.source}")
+    if done.recovered:  # the sweep before the run: files of a run a kill interrupted, leftovers removed
+        _say(f"  recovered: {done.recovered}")
     facts = report_facts(report, result.site.site.timezone) | {"quarantine_reasons": dict(report.reasons)}
     for line in validation_summary(facts):
         _say(line)

@@ -67,7 +67,7 @@ def serve(
         Path | None, typer.Option(help="The certificate's unencrypted PEM private key; needs --ssl-certfile.")
     ] = None,
     session_hours: Annotated[
-        float, typer.Option(min=0.0005, max=24 * 30, help="A sign-in lasts this long [h]; then sign in again.")
+        float, typer.Option(min=0.0005, max=24 * 30, help="A sign-in lasts this long [h], then ends.")
     ] = 12.0,
 ) -> None:
     """Serve the manager app (Gradio) on http://HOST:PORT (https:// with --ssl-certfile and --ssl-keyfile),
@@ -81,7 +81,7 @@ def serve(
         raise SlemError(f"{given} needs {missing} too: give both for HTTPS, or neither for plain HTTP")
     # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
     from slem_ml.app.server import load_tls
-    from slem_ml.app.workspace import AppConfig, upload
+    from slem_ml.app.workspace import AppConfig, recover_runs, upload
     from slem_ml.config.site import load_site
     from slem_ml.storage import database_url, open_database
     from slem_ml.storage.users import User, authenticate, count_users
@@ -109,6 +109,9 @@ def serve(
         max_upload_mb=max_upload_mb,
         open_user=OPEN_USER if users == 0 else None,
     )
+    recovered = recover_runs(config)  # what a kill left: a committed run's folder installed, leftovers gone
+    if recovered:
+        typer.echo(f"slem serve — {recovered}")
     if readings is not None:
         typer.echo(f"slem serve — scoring {readings} first …")
         local = User(OPEN_USER, "admin", None, dt.datetime.now(dt.UTC))

@@ -10,12 +10,13 @@ in ``quarantine.csv`` or a Decimal written as text still reads back as a number.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 from pandas.api.types import is_object_dtype, is_string_dtype
 
-__all__ = ["FORMULA_PREFIXES", "escape_cell", "escape_frame", "escape_series", "write_csv"]
+__all__ = ["CHUNK_ROWS", "FORMULA_PREFIXES", "escape_cell", "escape_frame", "escape_series", "write_csv"]
 
 #: First characters that make a spreadsheet evaluate a cell.
 FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
@@ -23,6 +24,8 @@ FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 # A plain decimal number, nothing before or after it: safe even though it may start with "+" or "-".
 _PLAIN_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _PLAIN_NUMBER_RE = re.compile(_PLAIN_NUMBER)
+#: Rows escaped (and formatted) at once by :func:`write_csv`: ~100 MB of text cells for invoice lines.
+CHUNK_ROWS = 100_000
 
 
 def escape_cell(value: str) -> str:
@@ -65,12 +68,26 @@ def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+def write_csv(
+    frame: pd.DataFrame,
+    path: str | Path,
+    *,
+    formatter: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Path:
     """Write ``frame`` as UTF-8 CSV (header, ``\\n`` line ends, no index), escaped for spreadsheets.
 
-    Cells are written as they are: format values (timestamps, Decimals, booleans) before calling this. An
-    empty frame gives a file with the header only.
+    Cells are written as they are: format values (timestamps, Decimals, booleans) before calling this, or
+    pass ``formatter`` (a frame of values → the same rows as text cells, e.g.
+    :func:`~slem_ml.outputs.formatting.format_invoice_lines`), which is then applied a chunk of
+    ``chunk_rows`` rows at a time as they are written. Either way memory stays bounded: the escaped (and
+    formatted) copy is made one chunk at a time, and the file is the same as written whole. An empty frame
+    gives a file with the header only.
     """
     path = Path(path)
-    escape_frame(frame).to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    with path.open("w", encoding="utf-8", newline="") as out:
+        for start in range(0, max(len(frame), 1), chunk_rows):
+            part = frame.iloc[start : start + chunk_rows]
+            cells = part if formatter is None else formatter(part)
+            escape_frame(cells).to_csv(out, index=False, header=start == 0, lineterminator="\n")
     return path

@@ -1,5 +1,5 @@
-"""PDF invoices (SPEC §3.7, §7): an invoice view (:func:`~slem_ml.outputs.invoice_render.invoice_view`) on A4
-pages.
+"""PDF invoices (SPEC §3.7, §7): an invoice view (:func:`~slem_ml.outputs.invoice_content.invoice_view`) on
+A4 pages.
 
 Page 1 opens with the supplier header, the invoice facts, the client and the contract terms; later pages with
 a running head naming the invoice. The line table repeats its headings on every page, the totals and the
@@ -13,6 +13,9 @@ once), right alignment computed from them, and page breaks counted in millimetre
 The rest (header, headings, totals, note, footer: a handful of calls per page) uses fpdf2's public API, which
 also registers the fonts used on each page. Core fonts (Helvetica, Courier; Windows-1252) only: other letters
 are reduced (``Ł`` → ``L``). The output is reproducible: the PDF's creation date is the issue date.
+
+An invoice too long to print (:data:`~slem_ml.outputs.invoice_summary.PRINTED_LINES`) comes as a view whose
+rows are its summary by zone and day, with the table's headings and a paragraph saying why: drawn the same.
 """
 
 from __future__ import annotations
@@ -43,8 +46,12 @@ _BODY_PT, _SMALL_PT, _HEAD_PT = 8.0, 6.8, 7.2
 _LINE, _HEAD_LINE, _PAD_Y, _PAD_X, _BASELINE = 3.3, 3.0, 0.8, 1.2, 2.45
 _ROW = 2 * _PAD_Y + _LINE  # a one-line row
 _WIDTHS = (24.0, 24.0, 26.0, 15.0, 13.0, 27.0, 18.0, 18.0, 21.0)  # 186: from margin to margin
+_SUMMARY_WIDTHS = (24.0, 30.0, 14.0, 19.0, 17.0, 24.0, 20.0, 17.0, 21.0)  # sums are wider, times gone
 _NUMERIC = (False, False, False, True, True, True, True, True, True)  # right-aligned
-_KEYS = ("minutes", "billable_minutes", "energy_kwh", "hours_charge", "energy_charge", "amount")
+_KEYS = (
+    "when", "zone_id", "time", "minutes", "billable_minutes", "energy_kwh", "hours_charge", "energy_charge",
+    "amount",
+)  # fmt: skip  # the cells of a row (a line, or a summary's row), left to right
 _ENERGY = 5  # the energy column carries the spike mark †
 _X0 = f"{_LEFT * _K:.2f}"
 
@@ -188,8 +195,14 @@ def _head(pdf: Any, view: Mapping[str, Any]) -> float:
     ]
     y = max(left_end, _facts(pdf, rows, _LEFT + half + 10, y + 4.5, 27.0)) + 5
     count = view["totals"]["lines"]
-    title = f"Lighting outside contracted hours — {count} session{'' if count == 1 else 's'}"
-    return _block(pdf, title, _LEFT, y, _RIGHT - _LEFT, 11, "B", line=5.5) + 1
+    title = f"Lighting outside contracted hours — {count:,} session{'' if count == 1 else 's'}"
+    summary = view.get("summary")
+    if summary:
+        title += f", summed by {summary['by']}"
+    y = _block(pdf, title, _LEFT, y, _RIGHT - _LEFT, 11, "B", line=5.5) + 1
+    if summary:  # why a summary, and where the lines are
+        y = _block(pdf, summary["text"], _LEFT, y, _RIGHT - _LEFT, 8.5, line=4.0) + 2
+    return y
 
 
 def _facts(pdf: Any, rows: Sequence[tuple[str, str]], x: float, y: float, label: float) -> float:
@@ -208,7 +221,7 @@ def _line_table(pdf: Any, view: Mapping[str, Any], y: float) -> float:
     lines, regular = view["lines"], pdf.metrics[_FONT]
     texts = _cells(lines)
     widths = [regular.widths(column) for column in texts]
-    edges = np.cumsum((_LEFT, *_WIDTHS)).tolist()
+    edges = np.cumsum((_LEFT, *(_SUMMARY_WIDTHS if view.get("summary") else _WIDTHS))).tolist()
     starts = [edge + (_PAD_X if i else 0.0) for i, edge in enumerate(edges[:-1])]
     ends = [edge - (_PAD_X if i < len(_WIDTHS) else 0.0) for i, edge in enumerate(edges[1:], start=1)]
     mark = _width(pdf, " †", _BODY_PT) if view["has_adjusted"] else 0.0
@@ -245,9 +258,7 @@ def _line_table(pdf: Any, view: Mapping[str, Any], y: float) -> float:
 
 def _cells(lines: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     """Each column's cell texts, reduced to Windows-1252 (one check a column when nothing needs it)."""
-    columns = [[f"{line['weekday']} {line['date']}" for line in lines], [line["zone_id"] for line in lines]]
-    columns.append([f"{line['start']}–{line['end']}" for line in lines])
-    columns += [[line[key] for line in lines] for key in _KEYS]
+    columns = [[line[key] for line in lines] for key in _KEYS]
     return [
         c if _PLAIN.fullmatch("".join(c)) else [pdf_text(t).translate(_CONTROL) for t in c] for c in columns
     ]
@@ -284,8 +295,7 @@ def _heading_ops(
     pdf: Any, view: Mapping[str, Any], starts: list[float], ends: list[float]
 ) -> tuple[float, list]:
     """The headings, bottom-aligned: their depth [mm] and each line's (x, baseline below the top, text)."""
-    names = ["Date", "Zone", f"Time ({view['site_timezone']})", "Minutes", "Billable min", "Energy kWh"]
-    names += ["Hours charge", "Energy charge", f"Amount {view['currency']}"]
+    names = view["headings"]
     wrapped = [
         wrap_text(pdf_text(name), (end - start) * _K * 1000 / _HEAD_PT, pdf.metrics[_FONT + "B"])
         for name, start, end in zip(names, starts, ends, strict=True)

@@ -2,9 +2,15 @@
 
 The folder gets ``scored_readings.parquet``, ``invoice_lines.csv``, ``invoices.csv``,
 ``cleaning_sessions.csv``, ``alerts.csv``, ``quarantine.csv``, ``summary.json`` and ``invoices/INV-….html``.
-Writing is all or nothing: every file is written into a hidden staging folder beside ``out_dir`` and only then
-moved into place, the previous run's files moved aside first and restored if anything fails. Files of ours
-that the new run does not produce (an old month's invoice) go; files that are not ours stay.
+Writing is all or nothing, and a kill at any moment leaves one run's files or the next's, never a mix:
+every file is written into a hidden staging folder beside ``out_dir``, synced to disk, moved into
+``out_dir/.versions/`` as a complete version, and installed by one atomic switch (each name in ``out_dir`` is
+a link into the installed version: :class:`slem_ml.atomic.VersionedFolder`). With a database the version
+is complete before the run is committed and installed after (:mod:`slem_ml.run.pipeline`); its name says
+which stored run it belongs to (:class:`RunLabel`), so that the sweep at the next start
+(:meth:`OutputFolder.recover`) installs the files of a run that was stored just before a kill and removes
+everything else a kill left. Files of ours that the new run does not produce (an old month's invoice) go;
+files that are not ours stay.
 
 Cell formats: ``start``/``end`` and alert times are ISO 8601 with the site's UTC offset
 (``2025-02-10T18:00:00+01:00``), ``date`` is ``YYYY-MM-DD``, Decimals are written exactly as stored
@@ -32,7 +38,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from slem_ml import forked
-from slem_ml.atomic import staged_folder
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import SlemError
 from slem_ml.io import schema
@@ -46,15 +51,20 @@ from slem_ml.outputs.formatting import (
 )
 from slem_ml.outputs.invoice_render import start_invoice_files, start_invoice_files_of
 from slem_ml.outputs.summary import build_summary
+from slem_ml.outputs.targets import OutputFolder, OutputTarget, RunLabel
 from slem_ml.scoring.result import ScoringResult
 
 __all__ = [
     "INVOICE_DIR",
     "OUTPUT_FILES",
+    "OUTPUT_NAMES",
     "Staging",
     "check_writable",
+    "output_stage",
+    "output_target",
     "staged_outputs",
     "write_invoice_export",
+    "write_invoice_files",
     "write_readings",
     "write_outputs",
 ]
@@ -74,6 +84,17 @@ INVOICE_DIR = "invoices"
 
 # --- the output folder ---------------------------------------------------------------------------
 
+#: The names of ``out_dir`` that are slem's: replaced together on every run, the rest left alone.
+OUTPUT_NAMES: tuple[str, ...] = (*OUTPUT_FILES.values(), INVOICE_DIR)
+
+
+def output_target(out: str | Path | OutputTarget) -> OutputTarget:
+    """``out`` as a target: a path is an :class:`~slem_ml.outputs.targets.OutputFolder` (``slem score
+    --out DIR``); a target (the app's run folder) is itself."""
+    if isinstance(out, str | Path):
+        return OutputFolder(out, OUTPUT_NAMES)
+    return out
+
 
 def write_outputs(result: ScoringResult, out_dir: str | Path) -> dict[str, Path]:
     """Write all outputs of ``result`` into ``out_dir`` (created if needed), all or nothing.
@@ -87,15 +108,18 @@ def write_outputs(result: ScoringResult, out_dir: str | Path) -> dict[str, Path]
 
 
 class Staging:
-    """Outputs written into a hidden folder beside ``out_dir``, not yet visible there.
+    """Outputs written into a hidden folder, not yet visible where they will be read.
 
     :meth:`start_readings` may write ``scored_readings.parquet`` on a thread while the caller works on
-    (it needs only the scored readings, not the invoices); :meth:`write` writes the rest and waits for it.
+    (it needs only the scored readings, not the invoices); :meth:`write` writes the rest and waits for it;
+    :meth:`seal` makes them complete and durable, named after the stored run.
     """
 
-    def __init__(self, out_dir: Path, folder: Path, standby: forked.Standby | None = None) -> None:
-        self.out_dir, self.folder, self.standby = out_dir, folder, standby
+    def __init__(self, target: OutputTarget, folder: Path, standby: forked.Standby | None = None) -> None:
+        self.target, self.folder, self.standby = target, folder, standby
         self.names: list[str] = []
+        self.sealed = False
+        self.run: RunLabel | None = None
         self._readings: threading.Thread | None = None
         self._failed: list[BaseException] = []
 
@@ -122,13 +146,24 @@ class Staging:
                 raise self._failed[0]
         self.names = _write_all(result, self.folder, self.standby)
 
+    def seal(self, run: RunLabel | None) -> None:
+        """Sync the written files and set them aside as ``run``'s (None: no database), ready to install;
+        call it last before the commit. From then on a failure leaves them to the next start's sweep, which
+        installs them if the run was committed after all."""
+        self.target.seal(self.folder, run)
+        self.sealed, self.run = True, run
+
     def abandon(self) -> None:
         if self._readings is not None:
             self._readings.join()
 
     @property
+    def out_dir(self) -> Path:
+        return self.target.out_dir
+
+    @property
     def written(self) -> dict[str, Path]:
-        return {name: self.out_dir / name for name in self.names}
+        return {name: self.target.out_dir / name for name in self.names}
 
 
 def write_invoice_export(
@@ -139,18 +174,37 @@ def write_invoice_export(
     service_periods: dict[str, tuple[dt.date, dt.date]] | None = None,
 ) -> list[Path]:
     """``invoices.csv``, ``invoice_lines.csv`` and the printable invoices of a month as the store holds it
-    (``slem invoices export``, SPEC §8.7), staged and then moved into ``out_dir`` together."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SlemError(f"{out_dir}: exists and is not a folder; choose another --out")
-    names = [OUTPUT_FILES["invoices"], OUTPUT_FILES["invoice_lines"]]
-    with staged_folder(out_dir.absolute().parent, f"{out_dir.name}.writing") as folder:
-        finish = start_invoice_files_of(invoices, lines, site, folder, service_periods=service_periods)
-        write_csv(format_invoice_lines(lines, site), folder / names[1])
-        write_csv(format_invoices(invoices, site), folder / names[0])
-        printable = [p.relative_to(folder).as_posix() for p in finish()]
-        _install(folder, out_dir, [*names, INVOICE_DIR])
-    return [out_dir / name for name in [*names, *printable]]
+    (``slem invoices export``, SPEC §8.7), installed in ``out_dir`` together; the folder's other files of
+    slem stay as they were."""
+    target = OutputFolder(out_dir, OUTPUT_NAMES)
+    with target.scratch("writing") as folder:
+        printable = write_invoice_files(invoices, lines, site, folder, service_periods)
+        target.carry(folder)
+        target.seal(folder, None)
+        try:
+            target.install()
+        except BaseException:
+            target.discard()
+            raise
+    names = [OUTPUT_FILES["invoices"], OUTPUT_FILES["invoice_lines"], *printable]
+    return [target.out_dir / name for name in names]
+
+
+def write_invoice_files(
+    invoices: pd.DataFrame,
+    lines: pd.DataFrame,
+    site: SiteConfig,
+    folder: Path,
+    service_periods: dict[str, tuple[dt.date, dt.date]] | None = None,
+) -> list[str]:
+    """Write ``invoices.csv``, ``invoice_lines.csv`` and ``invoices/…`` (HTML and PDF) straight into
+    ``folder`` (a staging folder: nothing here is atomic); returns the printable invoices' relative paths."""
+    finish = start_invoice_files_of(invoices, lines, site, folder, service_periods=service_periods)
+    write_csv(  # a chunk at a time: one invoice may have a million lines
+        lines, folder / OUTPUT_FILES["invoice_lines"], formatter=lambda part: format_invoice_lines(part, site)
+    )
+    write_csv(format_invoices(invoices, site), folder / OUTPUT_FILES["invoices"])
+    return [p.relative_to(folder).as_posix() for p in finish()]
 
 
 def check_writable(out_dir: str | Path) -> None:
@@ -174,30 +228,37 @@ def check_writable(out_dir: str | Path) -> None:
 
 @contextlib.contextmanager
 def staged_outputs(
-    result: ScoringResult, out_dir: str | Path, standby: forked.Standby | None = None
+    result: ScoringResult, out: str | Path | OutputTarget, standby: forked.Standby | None = None
 ) -> Iterator[Staging]:
-    """Write every output into a staging folder; they move into ``out_dir`` when the block ends without
-    an error, and are discarded otherwise (so a failure elsewhere leaves the previous outputs in place).
+    """Write every output into a staging folder; they are installed when the block ends without an error,
+    and discarded otherwise (so a failure elsewhere leaves the previous outputs in place).
     ``standby``: the child that writes the PDFs (:func:`~slem_ml.outputs.invoice_render.pdf_standby`)."""
-    with output_stage(out_dir, standby) as staging:
+    with output_stage(out, standby) as staging:
         staging.write(result)
         yield staging
 
 
 @contextlib.contextmanager
-def output_stage(out_dir: str | Path, standby: forked.Standby | None = None) -> Iterator[Staging]:
-    """A staging folder for the outputs: the caller writes them (:meth:`Staging.write`); they move into
-    ``out_dir`` when the block ends without an error, and are discarded otherwise."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SlemError(f"{out_dir}: exists and is not a folder; choose another --out")
-    with staged_folder(out_dir.absolute().parent, f"{out_dir.name}.writing") as folder:
-        staging = Staging(out_dir, folder, standby)
+def output_stage(out: str | Path | OutputTarget, standby: forked.Standby | None = None) -> Iterator[Staging]:
+    """A staging folder for the outputs: the caller writes them (:meth:`Staging.write`) and may seal them
+    (:meth:`Staging.seal`, before its commit); they are installed when the block ends without an error
+    (sealed without a run first if the caller did not), and discarded otherwise — unless sealed for a run
+    already: whether that run was committed is then the next start's sweep to find (``recover``)."""
+    target = output_target(out)
+    with target.scratch("writing") as folder:
+        staging = Staging(target, folder, standby)
         try:
             yield staging
         finally:
             staging.abandon()
-        _install(folder, out_dir, [*OUTPUT_FILES.values(), INVOICE_DIR])
+        try:
+            if not staging.sealed:
+                staging.seal(None)
+            target.install()
+        except BaseException:
+            if staging.run is None:
+                target.discard()
+            raise
 
 
 def _write_readings_file(result: ScoringResult, folder: Path) -> None:
@@ -211,11 +272,17 @@ def _write_all(result: ScoringResult, folder: Path, standby: forked.Standby | No
 
     site = result.site
     finish_invoices = start_invoice_files(result, folder, standby=standby)  # PDFs now, on the other core
-    write_csv(format_invoice_lines(result.invoice_lines, site), folder / OUTPUT_FILES["invoice_lines"])
+    # formatted a chunk of rows at a time: a month may have a million lines (bounded memory, issue 15)
+    write_csv(
+        result.invoice_lines,
+        folder / OUTPUT_FILES["invoice_lines"],
+        formatter=lambda part: format_invoice_lines(part, site),
+    )
     write_csv(format_invoices(result.invoices, site), folder / OUTPUT_FILES["invoices"])
     write_csv(
-        format_cleaning_sessions(result.cleaning_sessions, site),
+        result.cleaning_sessions,
         folder / OUTPUT_FILES["cleaning_sessions"],
+        formatter=lambda part: format_cleaning_sessions(part, site),
     )
     write_csv(format_alerts(result.alerts, site), folder / OUTPUT_FILES["alerts"])
     write_csv(format_quarantine(result.quarantine), folder / OUTPUT_FILES["quarantine"])
@@ -274,43 +341,6 @@ def _arrow_table(frame: pd.DataFrame) -> pa.Table:
         else:  # other extension arrays (nullable booleans, strings) convert themselves
             columns[str(name)] = pa.array(values.array)
     return pa.table(columns)
-
-
-def _install(staging: Path, out_dir: Path, names: list[str]) -> None:
-    """Move ``names`` from ``staging`` into ``out_dir``; on any failure put the previous files back."""
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with staged_folder(out_dir.absolute().parent, f"{out_dir.name}.previous") as backup:
-        moved_aside: list[str] = []
-        moved_in: list[str] = []
-        try:
-            for name in names:
-                target = out_dir / name
-                if target.exists() or target.is_symlink():
-                    os.replace(target, backup / name)
-                    moved_aside.append(name)
-            for name in names:
-                if (staging / name).exists():
-                    os.replace(staging / name, out_dir / name)
-                    moved_in.append(name)
-        except BaseException:
-            # Best effort, one file at a time: one file that cannot be put back must not strand the others.
-            for name in moved_in:
-                with contextlib.suppress(OSError):
-                    _remove(out_dir / name)
-            for name in moved_aside:
-                with contextlib.suppress(OSError):
-                    os.replace(backup / name, out_dir / name)
-            if created:
-                shutil.rmtree(out_dir, ignore_errors=True)
-            raise
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _json_default(value: Any) -> Any:

@@ -3,10 +3,14 @@
 :func:`score_file` is the one way to run the whole job (SPEC §6–§7): read and validate, score with the
 champion models when there are any, put its readings into the readings store and store the run with the
 touched invoices as the store makes them (:mod:`slem_ml.storage.upload`), in one transaction, and write the
-output folder. The outputs are staged before the commit and moved into place after it: a run is never stored
-without its files, and a failure leaves the previous outputs and the database as they were. Without a
-database (``--db none``) it is the stateless batch job: the file's own results, nothing stored. A file with
-no usable row (every row quarantined) is refused as unusable (SPEC §1): nothing is written or stored.
+output folder. A run is stored together with its files or not at all, whatever moment a kill strikes
+(SPEC §11): the files are written and synced as a complete set named after the run before the commit, and
+installed by one atomic step after it (:mod:`slem_ml.outputs.targets`); before it writes, the job sweeps
+what an earlier kill left — it installs the files of a run that was committed but not installed, and removes
+the rest (:func:`recover_outputs`). A failure leaves the previous outputs and the database as they were.
+Without a database (``--db none``) it is the stateless batch job: the file's own results, nothing stored. A
+file with no usable row (every row quarantined) is refused as unusable (SPEC §1): nothing is written or
+stored.
 """
 
 from __future__ import annotations
@@ -20,17 +24,19 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from slem_ml import forked
-from slem_ml.atomic import staged_folder
 from slem_ml.config.site import SiteConfig
+from slem_ml.crashpoint import crash_point
 from slem_ml.errors import InputError, SlemError
 from slem_ml.io.reader import read_readings
 from slem_ml.io.readings import Note, NoteKind, ValidationReport
 from slem_ml.models.registry import Champion
 from slem_ml.outputs.invoice_render import pdf_standby
-from slem_ml.outputs.writer import check_writable, output_stage, staged_outputs
+from slem_ml.outputs.targets import Committed, OutputTarget, RunLabel
+from slem_ml.outputs.writer import check_writable, output_stage, output_target, staged_outputs
 from slem_ml.progress import Progress, no_progress
 from slem_ml.run.batched import dask_client, score_in_batches
 from slem_ml.run.batches import BATCH_ROWS, input_rows
@@ -38,9 +44,17 @@ from slem_ml.scoring.result import ScoringResult
 from slem_ml.scoring.score import score
 from slem_ml.storage import open_database
 from slem_ml.storage.database import database_locked, locked_error, write_session
-from slem_ml.storage.upload import Upload, store_upload
+from slem_ml.storage.upload import Upload, committed_runs, store_upload
 
-__all__ = ["ENGINES", "ModelsLoader", "RunSettings", "ScoredFile", "refuse_unusable", "score_file"]
+__all__ = [
+    "ENGINES",
+    "ModelsLoader",
+    "RunSettings",
+    "ScoredFile",
+    "recover_outputs",
+    "refuse_unusable",
+    "score_file",
+]
 
 #: Returns the champion (its bundle may be None: then it says why there is none); called once the input
 #: has been read, so that a caller can load the models in a thread meanwhile.
@@ -80,13 +94,14 @@ class ScoredFile:
     created: bool  # False: the identical run was already stored
     written: dict[str, Path]  # output name -> path
     upload: Upload | None = None  # what the upload did to the readings store
+    recovered: str = ""  # what the sweep before the run did (files of a killed run installed, leftovers)
 
 
 def score_file(
     path: str | Path,
     site: SiteConfig,
     *,
-    out: str | Path,
+    out: str | Path | OutputTarget,
     database_url: str | None,
     models: ModelsLoader,
     settings: RunSettings = RunSettings(),
@@ -96,6 +111,9 @@ def score_file(
     """Score the readings in ``path`` (a CSV or Parquet file, or a folder of Parquet files) and write
     ``out`` and the database (``database_url``), as ``settings`` say.
 
+    ``out`` is the output folder (``slem score --out``), or a target of another kind (the app's run folder,
+    :class:`~slem_ml.outputs.targets.OutputTarget`).
+
     ``models`` is called once the input has been read (the CLI loads them in a thread meanwhile). Progress
     goes to ``progress(stage, fraction 0..1)``. ``standby`` writes the PDFs
     (:func:`~slem_ml.outputs.invoice_render.pdf_standby`, forked before any thread starts; the caller
@@ -103,12 +121,13 @@ def score_file(
     :class:`~slem_ml.errors.SlemError` for unusable input, output folder or database, before anything is
     written.
     """
-    check_writable(out)
+    target = output_target(out)
+    check_writable(target.out_dir)
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     rows = settings.batch_rows or BATCH_ROWS
-    finish = functools.partial(_finish, out=out, database_url=database_url, actor=settings.actor)
+    finish = functools.partial(_finish, target=target, database_url=database_url, actor=settings.actor)
     if settings.engine == "local" and path.is_file() and input_rows(path) <= rows:
         own = pdf_standby() if standby is None else None  # fpdf2 is imported there meanwhile
         try:
@@ -117,7 +136,7 @@ def score_file(
         finally:
             if own is not None:
                 own.close()
-    with staged_folder(Path(out).absolute().parent, f"{Path(out).name}.batches") as scratch:
+    with target.scratch("batches") as scratch:
         result, champion = _score_batched(
             path, site, models, progress, scratch, replace(settings, batch_rows=rows)
         )
@@ -171,14 +190,14 @@ def _finish(
     result: ScoringResult,
     champion: Champion,
     *,
-    out: str | Path,
+    target: OutputTarget,
     database_url: str | None,
     actor: str,
     progress: Progress,
     standby: forked.Standby | None,
 ) -> ScoredFile:
-    """Store the readings and the run (one transaction) and write the outputs, the files staged first
-    (the PDFs by ``standby``, when given)."""
+    """Store the readings and the run (one transaction) and write the outputs: staged and sealed before
+    the commit, installed after it (the PDFs by ``standby``, when given)."""
     refuse_unusable(result.report)  # a file scored in batches is judged once they are merged
     if champion.bundle is None:
         note = Note(
@@ -189,27 +208,31 @@ def _finish(
         result = replace(result, notes=(*result.notes, note))
     if database_url is None:  # --db none: the stateless batch job
         progress("writing", 0.8)
-        with staged_outputs(result, out, standby) as staging:
+        recovered = target.recover(None)
+        with staged_outputs(result, target, standby) as staging:
             pass
         progress("done", 1.0)
-        return ScoredFile(result, None, True, staging.written, None)
+        return ScoredFile(result, None, True, staging.written, None, recovered)
     progress("storing", 0.75)
     database = open_database(database_url)  # creates or upgrades the schema; a bad URL stops here
     try:
-        with contextlib.ExitStack() as files, write_session(database) as session:
-            staging = files.enter_context(output_stage(out, standby))
-            if result.readings.parts is None:  # the readings file needs no invoices: write it meanwhile
-                staging.start_readings(result)
-            clock = time.perf_counter()
-            upload = store_upload(
-                session, result, scored_frames(result), cleaning=result.cleaning_source, actor=actor
-            )
-            result = replace(
-                upload.result, timings={**upload.result.timings, "store_s": time.perf_counter() - clock}
-            )
-            progress("writing", 0.8)
-            staging.write(result)
-            # committed; leaving `files` moves the staged outputs into place
+        recovered = target.recover(_committed(database))
+        with output_stage(target, standby) as staging:
+            with write_session(database) as session:
+                if result.readings.parts is None:  # the readings file needs no invoices: write it meanwhile
+                    staging.start_readings(result)
+                clock = time.perf_counter()
+                upload = store_upload(
+                    session, result, scored_frames(result), cleaning=result.cleaning_source, actor=actor
+                )
+                result = replace(
+                    upload.result, timings={**upload.result.timings, "store_s": time.perf_counter() - clock}
+                )
+                progress("writing", 0.8)
+                staging.write(result)
+                staging.seal(RunLabel(upload.stored.run_id, upload.stored.fingerprint))
+                crash_point("before-commit")
+            crash_point("after-commit")  # stored; leaving `output_stage` installs the files in one step
     except DBAPIError as exc:  # another slem holds the write lock past the lock timeout: say so
         if database_locked(exc):
             raise locked_error(database.url) from None
@@ -217,7 +240,30 @@ def _finish(
     finally:
         database.dispose()
     progress("done", 1.0)
-    return ScoredFile(result, upload.stored.run_id, upload.stored.created, staging.written, upload)
+    stored = upload.stored
+    return ScoredFile(result, stored.run_id, stored.created, staging.written, upload, recovered)
+
+
+def recover_outputs(out: str | Path | OutputTarget, database_url: str | None) -> str:
+    """The sweep :func:`score_file` does before it writes, alone: install the files of a run a kill left
+    committed but not installed in ``out``, remove what else killed runs left there (see
+    :mod:`slem_ml.outputs.targets`). Returns a line saying what it did ("" when nothing)."""
+    target = output_target(out)
+    if database_url is None:
+        return target.recover(None)
+    database = open_database(database_url)
+    try:
+        return target.recover(_committed(database))
+    finally:
+        database.dispose()
+
+
+def _committed(database: Engine) -> Committed:
+    def committed(labels: list[RunLabel]) -> set[RunLabel]:
+        stored = committed_runs(database, [(label.run_id, label.fingerprint) for label in labels])
+        return {label for label in labels if (label.run_id, label.fingerprint) in stored}
+
+    return committed
 
 
 def refuse_unusable(report: ValidationReport) -> None:

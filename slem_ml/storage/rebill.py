@@ -12,6 +12,7 @@ sessions of exactly those (zone, date)s from the store and replaces their rows i
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
@@ -64,6 +65,8 @@ __all__ = [
 
 #: Zone-days recomputed at once: bounds memory (about 1,440 readings a zone-day at one a minute).
 ZONE_DAYS_PER_CHUNK = 2_000
+#: Billing sessions inserted (and read back) at once: bounds memory whatever the number of sessions.
+ROWS_PER_INSERT = 50_000
 _EMPTY_HASH = hashlib.sha256(b"").hexdigest()
 
 
@@ -147,10 +150,7 @@ def bill_fresh(connection: Connection, sessions: pd.DataFrame) -> Rebilled:
     of its zones' days, when nothing was stored around them before (``IngestReport.fresh``): then the
     store's readings of those days are the upload's, and so are their sessions — no need to compute them
     again."""
-    rows = _session_rows(sessions)
-    if rows:
-        connection.execute(insert(cast(Table, BillingSession.__table__)), rows)
-    return Rebilled(frozenset(str(row["invoice_id"]) for row in rows), 0, 0)
+    return Rebilled(frozenset(_insert_sessions(connection, sessions)), 0, 0)
 
 
 def reusable_zones(site: SiteConfig, after: dict[int, tuple[int, int | None, float]]) -> set[int]:
@@ -259,10 +259,7 @@ def _rebill_chunk(
     for at in range(0, len(targets), 400):
         chunk = targets[at : at + 400]
         connection.execute(delete(table).where(tuple_(table.c.zone_id, table.c.date).in_(chunk)))
-    rows = _session_rows(sessions)
-    if rows:
-        connection.execute(insert(table), rows)
-    return before | {str(row["invoice_id"]) for row in rows}, left_out, stuck
+    return before | _insert_sessions(connection, sessions), left_out, stuck
 
 
 def _lit_before(
@@ -332,18 +329,37 @@ def readings_frame(
     )
 
 
-def _session_rows(sessions: pd.DataFrame) -> list[dict[str, object]]:
-    if sessions.empty:
-        return []
-    dates = day_to_date(sessions["day"].to_numpy(dtype=np.int64))
-    ids = [invoice_id_for(c, d) for c, d in zip(sessions["client_id"], dates, strict=True)]
-    out = sessions.drop(columns="day").assign(invoice_id=ids, date=dates)
+def _insert_sessions(connection: Connection, sessions: pd.DataFrame) -> set[str]:
+    """Insert ``sessions`` into ``billing_sessions``, :data:`ROWS_PER_INSERT` rows at a time (bounded
+    memory: a month of a large site has a million sessions); returns their invoice ids."""
+    table = cast(Table, BillingSession.__table__)
+    invoice_ids: set[str] = set()
+    for start in range(0, len(sessions), ROWS_PER_INSERT):
+        rows, ids = _session_rows(sessions.iloc[start : start + ROWS_PER_INSERT])
+        connection.execute(insert(table), rows)
+        invoice_ids |= ids
+    return invoice_ids
+
+
+def _session_rows(sessions: pd.DataFrame) -> tuple[list[dict[str, object]], set[str]]:
+    """Rows of ``sessions`` for ``billing_sessions`` (Python values for the drivers) and their invoices."""
+    days = sessions["day"].to_numpy(dtype=np.int64)
+    clients = sessions["client_id"].astype(str).to_numpy(dtype=object)
+    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)  # since 1970-01
+    # an invoice id per (client, month), not a string built for every session
+    codes, pairs = pd.factorize(pd.MultiIndex.from_arrays([clients, months]))
+    names = [invoice_id_for(c, dt.date(1970 + m // 12, m % 12 + 1, 1)) for c, m in pairs]
     integer = [c for c in SESSION_COLUMNS if c not in ("client_id", "zone_id", "day")]
-    records = out.to_dict("records")
-    for record in records:  # NumPy integers -> Python ints for the drivers
-        for column in integer:
-            record[column] = int(record[column])
-    return records
+    columns: dict[str, list[Any]] = {
+        "client_id": clients.tolist(),
+        "zone_id": sessions["zone_id"].astype(str).tolist(),
+        **{column: sessions[column].to_numpy(dtype=np.int64).tolist() for column in integer},
+        "invoice_id": np.array(names, dtype=object)[codes].tolist(),
+        "date": day_to_date(days),
+    }
+    keys = list(columns)
+    rows = [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    return rows, set(names)
 
 
 def current_invoices(
@@ -362,22 +378,8 @@ def current_invoices(
     comes back **void** (SPEC §8.3): no lines, totals 0, the hash of no lines. One without any stored
     revision and no sessions does not come back.
     """
-    table = cast(Table, BillingSession.__table__)
     ids = sorted(invoice_ids)
-    parts = []
-    for at in range(0, len(ids), 900):
-        query = select(*(table.c[c] for c in (*SESSION_COLUMNS[:2], "date", *SESSION_COLUMNS[3:])))
-        query = query.where(table.c.invoice_id.in_(ids[at : at + 900]))
-        parts.append(
-            pd.DataFrame(
-                connection.execute(query).all(), columns=[*SESSION_COLUMNS[:2], "date", *SESSION_COLUMNS[3:]]
-            )
-        )
-    sessions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(SESSION_COLUMNS))
-    if "date" in sessions.columns:
-        days = pd.to_datetime(sessions["date"]).to_numpy(dtype="datetime64[D]").view(np.int64)
-        sessions = sessions.drop(columns="date").assign(day=days)[list(SESSION_COLUMNS)]
-    lines = lines_from_sessions(sessions, site)
+    lines = lines_from_sessions(_stored_sessions(connection, ids), site)
     if len(lines):
         zones = sorted(set(lines["zone_id"].astype(str)))
         spans = pd.concat(
@@ -390,6 +392,24 @@ def current_invoices(
     if void:
         invoices = pd.concat([invoices, _void_rows(void, site)], ignore_index=True)
     return lines, invoices
+
+
+def _stored_sessions(connection: Connection, ids: list[str]) -> pd.DataFrame:
+    """The stored billing sessions of the invoices ``ids`` (:data:`SESSION_COLUMNS`), read a partition of
+    :data:`ROWS_PER_INSERT` rows at a time into compact columns (never a Python row per session at once)."""
+    table = cast(Table, BillingSession.__table__)
+    names = [*SESSION_COLUMNS[:2], "date", *SESSION_COLUMNS[3:]]
+    parts = []
+    for at in range(0, len(ids), 900):
+        query = select(*(table.c[c] for c in names)).where(table.c.invoice_id.in_(ids[at : at + 900]))
+        with connection.execute(query.execution_options(yield_per=ROWS_PER_INSERT)) as result:
+            for rows in result.partitions():
+                part = pd.DataFrame(rows, columns=names)
+                days = pd.to_datetime(part["date"]).to_numpy(dtype="datetime64[D]").view(np.int64)
+                parts.append(part.drop(columns="date").assign(day=days)[list(SESSION_COLUMNS)])
+    if not parts:
+        return pd.DataFrame(columns=list(SESSION_COLUMNS))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _stored_stuck_on(connection: Connection, zones: list[str]) -> pd.DataFrame:

@@ -6,7 +6,12 @@ failure anywhere leaves nothing behind. For each invoice of the result:
 * no stored revision yet → revision 1 (audit ``invoice.created``);
 * the latest stored revision has the same ``content_hash`` → nothing new, the run points at that revision;
 * a different hash → revision n + 1 beside the earlier ones, and an audit entry ``invoice.revised`` that names
-  the lines added, removed and changed, the old and new total and the old and new hash.
+  the lines added, removed and changed (at most :data:`LISTED_LINES` of each, all counted), the old and new
+  total and the old and new hash.
+
+Memory stays bounded whatever the number of lines of an invoice: lines are inserted
+:data:`LINES_PER_INSERT` at a time, and two revisions are compared by key and digest, the old one's lines read
+in partitions of that size.
 
 Storing the identical run again (same fingerprint, see :mod:`~slem_ml.storage.payload`, while every one of its
 invoices is still the latest revision) writes nothing and returns the stored run with ``created=False``. Once
@@ -22,13 +27,13 @@ retried from the start.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -58,6 +63,10 @@ __all__ = [
 ]
 
 _ATTEMPTS = 4
+#: Invoice lines inserted at once, and compared at once between revisions: bounds memory.
+LINES_PER_INSERT = 50_000
+#: Lines named in a revision's audit entry per kind (added, removed, changed); all are counted.
+LISTED_LINES = 1_000
 #: Line fields compared between revisions; a line is identified by its zone and start.
 _LINE_FIELDS = (
     "date", "end_at", "minutes", "billable_minutes", "energy_kwh", "hours_charge", "energy_charge",
@@ -77,6 +86,7 @@ class StoredRun:
     created: bool  # False: the identical run was already stored, nothing was written
     revisions: dict[str, int]
     new_revisions: tuple[str, ...]
+    fingerprint: str = ""  # the run's ``score_runs.fingerprint``: with ``run_id``, what its files are named
 
 
 def store_result(
@@ -123,7 +133,7 @@ def store_payload(
     same = None if new_readings else _identical_run(session, payload, latest)
     if same is not None:
         revisions = {inv.invoice_id: latest[inv.invoice_id].revision for inv in payload.invoices}
-        return StoredRun(same, False, revisions, ())
+        return StoredRun(same, False, revisions, (), payload.fingerprint)
     now = dt.datetime.now(dt.UTC)
     run = ScoreRun(
         **payload.run, fingerprint=payload.fingerprint, created_at=now, actor=actor, status="complete"
@@ -144,7 +154,7 @@ def store_payload(
     }
     session.add(_audit(now, actor, "run.stored", "score_run", str(run.id), detail))
     session.flush()
-    return StoredRun(run.id, True, revisions, tuple(new))
+    return StoredRun(run.id, True, revisions, tuple(new), payload.fingerprint)
 
 
 def latest_revisions(session: Session, invoice_ids: list[str]) -> dict[str, Invoice]:
@@ -207,8 +217,7 @@ def write_invoices(
         if previous is None:
             action, detail = "invoice.created", _created(invoice, run)
         else:
-            lines = [SimpleNamespace(**line) for line in inv.lines]
-            action, detail = "invoice.revised", _revised(previous, invoice, lines, run)
+            action, detail = "invoice.revised", _revised(session, previous, invoice, inv.lines, run)
             if invoice.lines == 0:  # SPEC §8.3: no overtime left in the month
                 action = "invoice.voided"
         session.add(_audit(run.created_at, actor, action, "invoice", inv.invoice_id, detail))
@@ -217,14 +226,26 @@ def write_invoices(
         revisions[inv.invoice_id] = invoice.revision
         new.append(inv.invoice_id)
     session.flush()
-    # Lines as one bulk INSERT: a month of a large site has tens of thousands of them.
-    rows = [{**line, "invoice_pk": invoice.id} for invoice, inv in created for line in inv.lines]
-    if rows:
-        # Core, not the ORM: no per-object bookkeeping
+    # Lines as bulk INSERTs (Core, not the ORM: no per-object bookkeeping), LINES_PER_INSERT at a time: a
+    # month of a large site has up to a million of them, and memory stays bounded.
+    for rows in _line_rows(created):
         session.connection().execute(insert(cast(Table, InvoiceLine.__table__)), rows)
     if run.id is not None:
         session.add_all(RunInvoice(run_id=run.id, invoice_pk=invoice.id) for invoice in targets)
     return revisions, new
+
+
+def _line_rows(created: list[tuple[Invoice, InvoicePayload]]) -> Iterator[list[Row]]:
+    """The ``invoice_lines`` rows of the new revisions, in lists of at most :data:`LINES_PER_INSERT`."""
+    rows: list[Row] = []
+    for invoice, inv in created:
+        for line in inv.lines:
+            rows.append({**line, "invoice_pk": invoice.id})
+            if len(rows) == LINES_PER_INSERT:
+                yield rows
+                rows = []
+    if rows:
+        yield rows
 
 
 def _write_cleaning(session: Session, run: ScoreRun, cleaning: Iterable[Row]) -> None:
@@ -294,29 +315,63 @@ def _created(invoice: Invoice, run: ScoreRun | RevisionOrigin) -> dict[str, Any]
     }
 
 
+class _Lines(Protocol):
+    """An invoice's new lines: a tuple of rows, or rows made as they are read."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Row]: ...
+    def __getitem__(self, index: int) -> Row: ...
+
+
 def _revised(
-    old: Invoice, new: Invoice, new_lines: list[Any], run: ScoreRun | RevisionOrigin
+    session: Session, old: Invoice, new: Invoice, new_lines: _Lines, run: ScoreRun | RevisionOrigin
 ) -> dict[str, Any]:
-    """What changed between two revisions, line by line, in JSON-ready form."""
+    """What changed between two revisions, line by line, in JSON-ready form.
+
+    Every line is compared — by its key (zone, start) and a digest of its fields, the old revision's lines
+    read :data:`LINES_PER_INSERT` at a time — and counted (``line_counts``); at most
+    :data:`LISTED_LINES` of each kind are named, so that an invoice of a million lines needs neither a
+    million objects nor a giant audit entry."""
     tz = ZoneInfo(new.timezone)
-    before, after = _keyed(old.items), _keyed(new_lines)
-    added = [_line_ref(after[key], tz) for key in after if key not in before]
-    removed = [_line_ref(before[key], tz) for key in before if key not in after]
+    table = cast(Table, InvoiceLine.__table__)
+    fields = [table.c.zone_id, table.c.start_at, *(table.c[name] for name in _LINE_FIELDS)]
+    query = select(table.c.line_no, *fields).where(table.c.invoice_pk == old.id).order_by(table.c.line_no)
+    parts = []
+    with session.connection().execute(query.execution_options(yield_per=LINES_PER_INSERT)) as result:
+        for rows in result.partitions():
+            parts.append(_digests([row[1:] for row in rows], [row[0] for row in rows]))
+    before = pd.concat(parts, ignore_index=True) if parts else _digests([], [])
+    keys = ("zone_id", "start_at", *_LINE_FIELDS)
+    after = _digests([tuple(line[k] for k in keys) for line in new_lines], list(range(len(new_lines))))
+    both = before.merge(
+        after, on=["zone", "start", "n"], how="outer", suffixes=("_old", "_new"), indicator=True
+    )
+    kinds = {
+        "added": both[both["_merge"] == "right_only"].sort_values("at_new"),
+        "removed": both[both["_merge"] == "left_only"].sort_values("at_old"),
+        "changed": both[(both["_merge"] == "both") & (both["digest_old"] != both["digest_new"])].sort_values(
+            "at_new"
+        ),
+    }
+    counts = {kind: len(frame) for kind, frame in kinds.items()}
+    listed = {kind: frame.head(LISTED_LINES) for kind, frame in kinds.items()}
+    wanted = [*listed["removed"]["at_old"].astype(np.int64), *listed["changed"]["at_old"].astype(np.int64)]
+    olds = _old_lines(session, old.id, wanted)
+    added = [_line_ref(new_lines[i], tz) for i in listed["added"]["at_new"].astype(np.int64).tolist()]
+    removed = [_line_ref(olds[i], tz) for i in listed["removed"]["at_old"].astype(np.int64).tolist()]
     changed = []
-    for key in after:
-        if key in before:
-            old_line, new_line = before[key], after[key]
-            diff = {
-                name: {"old": _json(getattr(old_line, name), tz), "new": _json(getattr(new_line, name), tz)}
-                for name in _LINE_FIELDS
-                if getattr(old_line, name) != getattr(new_line, name)
-            }
-            if diff:
-                changed.append(_line_ref(after[key], tz) | {"changes": diff})
-    found = {"added": added, "removed": removed, "changed": changed}
-    parts = [f"{_count(len(lines))} {what}" for what, lines in found.items() if lines]
+    pairs = listed["changed"][["at_old", "at_new"]].astype(np.int64).itertuples(index=False)
+    for at_old, at_new in pairs:
+        old_line, new_line = olds[at_old], new_lines[at_new]
+        diff = {
+            name: {"old": _json(old_line[name], tz), "new": _json(new_line[name], tz)}
+            for name in _LINE_FIELDS
+            if old_line[name] != new_line[name]
+        }
+        changed.append(_line_ref(new_line, tz) | {"changes": diff})
+    parts_text = [f"{_count(count)} {kind}" for kind, count in counts.items() if count]
     summary = (
-        f"revision {old.revision} → {new.revision}: {', '.join(parts) or 'no line differences'}; "
+        f"revision {old.revision} → {new.revision}: {', '.join(parts_text) or 'no line differences'}; "
         f"total {old.total} → {new.total} {new.currency}"
     )
     return {
@@ -330,23 +385,52 @@ def _revised(
         "lines_added": added,
         "lines_removed": removed,
         "lines_changed": changed,
+        "line_counts": counts,  # the lists above name at most LISTED_LINES each
         "run_id": run.id,
         "summary": summary,
     }
 
 
-def _keyed(lines: Iterable[InvoiceLine]) -> dict[tuple[str, dt.datetime, int], InvoiceLine]:
-    out: dict[tuple[str, dt.datetime, int], InvoiceLine] = {}
-    for line in lines:
-        n = 0
-        while (line.zone_id, line.start_at, n) in out:  # two sessions of a zone never share a start
-            n += 1
-        out[(line.zone_id, line.start_at, n)] = line
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _digests(rows: Sequence[Sequence[Any]], at: Sequence[int]) -> pd.DataFrame:
+    """Lines ``(zone_id, start_at, *fields)`` as their key — ``zone``, ``start`` [UTC µs] and ``n``, the
+    line's rank among those of the same zone and start (two sessions of a zone never share a start) — the
+    digest of their fields (Python's hash: equal values, equal digests) and ``at``, their position."""
+    zones, starts, digests = [], [], []
+    for row in rows:
+        zones.append(row[0])
+        starts.append((row[1] - _EPOCH) // _MICROSECOND)
+        digests.append(hash(tuple(row[2:])))
+    frame = pd.DataFrame(
+        {
+            "zone": pd.Series(zones, dtype=object),
+            "start": np.array(starts, dtype=np.int64),
+            "digest": np.array(digests, dtype=np.int64),
+            "at": np.array(at, dtype=np.int64),
+        }
+    )
+    frame["n"] = frame.groupby(["zone", "start"], sort=False).cumcount()
+    return frame
+
+
+def _old_lines(session: Session, invoice_pk: int, line_nos: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The stored lines ``line_nos`` of the revision ``invoice_pk``, by line number, as dicts."""
+    table = cast(Table, InvoiceLine.__table__)
+    out: dict[int, dict[str, Any]] = {}
+    numbers = sorted(set(line_nos))
+    for start in range(0, len(numbers), 900):
+        query = select(table).where(
+            table.c.invoice_pk == invoice_pk, table.c.line_no.in_(numbers[start : start + 900])
+        )
+        out |= {row.line_no: dict(row._mapping) for row in session.connection().execute(query)}
     return out
 
 
-def _line_ref(line: InvoiceLine, tz: ZoneInfo) -> dict[str, Any]:
-    return {"zone_id": line.zone_id, "start": _json(line.start_at, tz), "amount": str(line.amount)}
+def _line_ref(line: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    return {"zone_id": line["zone_id"], "start": _json(line["start_at"], tz), "amount": str(line["amount"])}
 
 
 def _json(value: Any, tz: ZoneInfo) -> Any:

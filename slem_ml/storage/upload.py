@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.orm import Session
 
 from slem_ml.billing.holds import stuck_on_spans
@@ -38,7 +38,7 @@ from slem_ml.storage.service_days import record_client_days, stored_service_peri
 from slem_ml.storage.store import StoredRun, store_payload, with_revisions
 from slem_ml.storage.tables import ScoreRun
 
-__all__ = ["Upload", "store_upload"]
+__all__ = ["Upload", "committed_runs", "store_upload"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,18 @@ def store_upload(
         record_corrections(connection, report, stored.run_id)
     result = replace(result, invoices=with_revisions(result.invoices, stored.revisions))
     return Upload(result, stored, report, rebilled)
+
+
+def committed_runs(engine: Engine, runs: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which of these (run id, fingerprint) pairs are stored: what the sweep at start asks before it
+    installs the files a kill left between a run's commit and their installation."""
+    wanted = set(runs)
+    if not wanted:
+        return set()
+    ids = sorted({run_id for run_id, _ in wanted})
+    with engine.connect() as connection:
+        rows = connection.execute(select(ScoreRun.id, ScoreRun.fingerprint).where(ScoreRun.id.in_(ids)))
+        return {(run_id, fingerprint) for run_id, fingerprint in rows} & wanted
 
 
 def _rebill(connection: Connection, result: ScoringResult, report: IngestReport) -> Rebilled:
