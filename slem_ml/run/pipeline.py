@@ -131,16 +131,16 @@ def score_file(
     if settings.engine == "local" and path.is_file() and input_rows(path) <= rows:
         own = pdf_standby() if standby is None else None  # fpdf2 is imported there meanwhile
         try:
-            result, champion = _score_whole(path, site, models, progress)
-            return finish(result, champion, progress=progress, standby=standby or own)
+            scored = _Scored(*_score_whole(path, site, models, progress))
+            return finish(scored, progress=progress, standby=standby or own)
         finally:
             if own is not None:
                 own.close()
     with target.scratch("batches") as scratch:
-        result, champion = _score_batched(
-            path, site, models, progress, scratch, replace(settings, batch_rows=rows)
+        scored = _Scored(
+            *_score_batched(path, site, models, progress, scratch, replace(settings, batch_rows=rows))
         )
-        return finish(result, champion, progress=progress, standby=None)
+        return finish(scored, progress=progress, standby=None)
 
 
 def _score_whole(
@@ -186,9 +186,23 @@ def _score_batched(
     return result, champion
 
 
+class _Scored:
+    """A scored file handed to :func:`_finish`, which takes it: its caller then holds no reference to the
+    result, so the file's own invoice lines (a million lines are ~1 GB of ``Decimal``s) can be freed
+    before the store rebuilds the invoices (issue 15, item 6)."""
+
+    def __init__(self, result: ScoringResult, champion: Champion) -> None:
+        self.result: ScoringResult | None = result
+        self.champion = champion
+
+    def take(self) -> tuple[ScoringResult, Champion]:
+        result, self.result = self.result, None
+        assert result is not None, "a scored file is taken once"
+        return result, self.champion
+
+
 def _finish(
-    result: ScoringResult,
-    champion: Champion,
+    scored: _Scored,
     *,
     target: OutputTarget,
     database_url: str | None,
@@ -198,6 +212,7 @@ def _finish(
 ) -> ScoredFile:
     """Store the readings and the run (one transaction) and write the outputs: staged and sealed before
     the commit, installed after it (the PDFs by ``standby``, when given)."""
+    result, champion = scored.take()
     refuse_unusable(result.report)  # a file scored in batches is judged once they are merged
     if champion.bundle is None:
         note = Note(
@@ -217,14 +232,17 @@ def _finish(
     database = open_database(database_url)  # creates or upgrades the schema; a bad URL stops here
     try:
         recovered = target.recover(_committed(database))
+        # the store makes the invoices again (storage.upload): the file's own lines are not needed
+        result = replace(result, invoice_lines=result.invoice_lines.iloc[:0].copy())
         with output_stage(target, standby) as staging:
             with write_session(database) as session:
                 if result.readings.parts is None:  # the readings file needs no invoices: write it meanwhile
-                    staging.start_readings(result)
+                    staging.start_readings(replace(result, sessions=None))
                 clock = time.perf_counter()
-                upload = store_upload(
-                    session, result, scored_frames(result), cleaning=result.cleaning_source, actor=actor
-                )
+                frames, cleaning = scored_frames(result), result.cleaning_source
+                given = [result]  # handed over: the upload holds the only reference and frees what it stored
+                del result
+                upload = store_upload(session, given.pop(), frames, cleaning=cleaning, actor=actor)
                 result = replace(
                     upload.result, timings={**upload.result.timings, "store_s": time.perf_counter() - clock}
                 )

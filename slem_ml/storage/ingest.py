@@ -48,6 +48,9 @@ __all__ = ["CLEANING_SOURCES", "IngestReport", "ingest", "record_corrections", "
 #: or nowhere ("none").
 CLEANING_SOURCES = ("given", "inferred", "none")
 _MAX_CLIENT_KEY = np.iinfo(np.int16).max
+#: Blocks packed and inserted at once, in the caller's transaction: a batch of a million zones is never a
+#: million block rows (and their driver parameters) in memory at once.
+BLOCKS_PER_INSERT = 50_000
 
 
 @dataclass(frozen=True)
@@ -424,10 +427,26 @@ def _append_blocks(
     connection: Connection, readings: ReadingArrays, stored: dict[tuple[int, int], Any], now: dt.datetime
 ) -> None:
     """Write the blocks of ``readings`` (in key order), each after what its stored block holds: every
-    reading is later than the stored ones (:func:`_appending`), so packed arrays simply concatenate."""
+    reading is later than the stored ones (:func:`_appending`), so packed arrays simply concatenate;
+    :data:`BLOCKS_PER_INSERT` blocks at a time."""
     if not len(readings):
         return
     starts, ends, days = _block_bounds(readings)
+    for at in range(0, len(starts), BLOCKS_PER_INSERT):
+        part = slice(at, at + BLOCKS_PER_INSERT)
+        _append_chunk(connection, readings, starts[part], ends[part], days[part], stored, now)
+
+
+def _append_chunk(
+    connection: Connection,
+    readings: ReadingArrays,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    days: np.ndarray,
+    stored: dict[tuple[int, int], Any],
+    now: dt.datetime,
+) -> None:
+    """Write the blocks ``readings[starts[i]:ends[i]]`` of UTC days ``days[i]`` (:func:`_append_blocks`)."""
     packed = encode_blocks(readings, starts, ends, days)
     keys = list(zip(readings.zone_key[starts].tolist(), days.tolist(), strict=True))
     replaced = []
@@ -457,15 +476,18 @@ def _write_blocks(
     found: set[tuple[int, int]],
     now: dt.datetime,
 ) -> None:
-    """Rewrite every (zone, UTC day) block that holds a dirty reading, from all its final readings."""
+    """Rewrite every (zone, UTC day) block that holds a dirty reading, from all its final readings;
+    :data:`BLOCKS_PER_INSERT` blocks at a time."""
     if not dirty.any():
         return
     starts, ends, days = _block_bounds(final)
     dirty_block = np.add.reduceat(dirty.astype(np.int64), starts) > 0
     first, after, day_of = starts[dirty_block], ends[dirty_block], days[dirty_block]
-    keys = list(zip(final.zone_key[first].tolist(), day_of.tolist(), strict=True))
-    packed = encode_blocks(final, first, after, day_of)
-    _put_blocks(connection, keys, packed, [key for key in keys if key in found], now)
+    for at in range(0, len(first), BLOCKS_PER_INSERT):
+        part = slice(at, at + BLOCKS_PER_INSERT)
+        keys = list(zip(final.zone_key[first[part]].tolist(), day_of[part].tolist(), strict=True))
+        packed = encode_blocks(final, first[part], after[part], day_of[part])
+        _put_blocks(connection, keys, packed, [key for key in keys if key in found], now)
 
 
 def _put_blocks(

@@ -15,7 +15,7 @@ import json
 import math
 import platform
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -31,10 +31,41 @@ from slem_ml.scoring.result import ScoringResult
 from slem_ml.storage.tables import ALERT_STATUSES
 from slem_ml.storage.types import to_exact_decimal, to_utc
 
-__all__ = ["InvoicePayload", "RunPayload", "cleaning_rows", "invoice_payloads", "prepare"]
+__all__ = ["InvoiceLines", "InvoicePayload", "RunPayload", "cleaning_rows", "invoice_payloads", "prepare"]
 
 Row = dict[str, Any]
 Converter = Callable[[Any], Any]
+
+
+#: Invoice lines converted at once: an invoice of a million lines is never a million dicts at once.
+LINE_CHUNK = 50_000
+
+
+class InvoiceLines:
+    """One invoice's rows for ``invoice_lines`` (``line_no`` from 1), converted from its lines frame
+    :data:`LINE_CHUNK` at a time as they are read. :func:`invoice_payloads` has checked every value, so
+    reading them cannot fail."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __iter__(self) -> Iterator[Row]:
+        for start in range(0, len(self.frame), LINE_CHUNK):
+            yield from self._converted(start, start + LINE_CHUNK)
+
+    def __getitem__(self, index: int) -> Row:
+        index = range(len(self.frame))[index]  # IndexError as a sequence's
+        return self._converted(index, index + 1)[0]
+
+    def _converted(self, start: int, stop: int) -> list[Row]:
+        rows = _rows(self.frame.iloc[start:stop], "invoice_lines", _LINE, _LINE_DEFAULTS)
+        return [
+            {k: v for k, v in row.items() if k not in _LINE_CONTEXT} | {"line_no": n}
+            for n, row in enumerate(rows, start=start + 1)
+        ]
 
 
 @dataclass(frozen=True)
@@ -42,7 +73,7 @@ class InvoicePayload:
     """One invoice: ``row`` for ``invoices`` (no revision yet), ``lines`` for ``invoice_lines``."""
 
     row: Row
-    lines: tuple[Row, ...]
+    lines: InvoiceLines | tuple[Row, ...]
 
     @property
     def invoice_id(self) -> str:
@@ -240,8 +271,11 @@ _LINE_DEFAULTS: Row = {**_DEFAULTS, "status": "billed"}  # results from before h
 _INVOICE_DEFAULTS: Row = {**_DEFAULTS, "held_total": Decimal("0.00")}
 
 
-def _rows(frame: pd.DataFrame, table: str, spec: _Spec, defaults: Row = _DEFAULTS) -> list[Row]:
-    """Checked, converted rows; column by column, so that missing values and instants are found vectorised."""
+def _rows(
+    frame: pd.DataFrame, table: str, spec: _Spec, defaults: Row = _DEFAULTS, first: int = 1
+) -> list[Row]:
+    """Checked, converted rows; column by column, so that missing values and instants are found vectorised.
+    ``first``: the number of the frame's first row, in messages."""
     if frame.empty:
         return []
     missing = [col for col, (_, _, required) in spec.items() if required and col not in frame.columns]
@@ -255,12 +289,12 @@ def _rows(frame: pd.DataFrame, table: str, spec: _Spec, defaults: Row = _DEFAULT
         series = frame[column]
         absent = series.isna().to_numpy()
         if required and absent.any():
-            raise ValueError(f"{table} row {int(np.argmax(absent)) + 1}: {column} is missing")
+            raise ValueError(f"{table} row {int(np.argmax(absent)) + first}: {column} is missing")
         if convert is to_utc and isinstance(series.dtype, pd.DatetimeTZDtype):
             columns[key] = list(series.dt.tz_convert("UTC").dt.to_pydatetime())
             continue
         values: list[Any] = []
-        for number, (value, gone) in enumerate(zip(series.tolist(), absent, strict=True), start=1):
+        for number, (value, gone) in enumerate(zip(series.tolist(), absent, strict=True), start=first):
             if gone:
                 values.append(defaults.get(key))
                 continue
@@ -286,11 +320,17 @@ def cleaning_rows(frame: pd.DataFrame) -> list[Row]:
 def invoice_payloads(
     invoices: pd.DataFrame, lines: pd.DataFrame, timezone: str
 ) -> tuple[InvoicePayload, ...]:
-    """Checked, converted rows of ``invoices`` and their ``lines`` (``ValueError`` when malformed)."""
+    """Checked, converted rows of ``invoices`` and their ``lines`` (``ValueError`` when malformed).
+
+    The lines are checked :data:`LINE_CHUNK` at a time and kept as frames (:class:`InvoiceLines`), not as
+    rows: memory stays bounded whatever the number of lines."""
     heads = _rows(invoices, "invoices", _INVOICE, _INVOICE_DEFAULTS)
-    by_invoice: dict[str, list[Row]] = {}
-    for line in _rows(lines, "invoice_lines", _LINE, _LINE_DEFAULTS):
-        by_invoice.setdefault(line["invoice_id"], []).append(line)
+    sums: dict[str, _LineSums] = {}
+    for start in range(0, len(lines), LINE_CHUNK):
+        part = lines.iloc[start : start + LINE_CHUNK]
+        for line in _rows(part, "invoice_lines", _LINE, _LINE_DEFAULTS, first=start + 1):
+            sums.setdefault(line["invoice_id"], _LineSums()).add(line)
+    positions = lines.groupby(lines["invoice_id"].astype(str), sort=False).indices if len(lines) else {}
     seen: set[str] = set()
     out: list[InvoicePayload] = []
     for head in heads:
@@ -298,39 +338,51 @@ def invoice_payloads(
         if invoice_id in seen:
             raise ValueError(f"invoices: {invoice_id} appears twice")
         seen.add(invoice_id)
-        items = by_invoice.get(invoice_id, [])
-        _check_invoice(head, items)
-        stored = tuple(
-            {k: v for k, v in item.items() if k not in _LINE_CONTEXT} | {"line_no": n}
-            for n, item in enumerate(items, start=1)
-        )
-        out.append(InvoicePayload(head | {"timezone": timezone}, stored))
-    orphans = sorted(set(by_invoice) - seen)
+        sums.get(invoice_id, _LineSums()).check(head)
+        at = positions.get(invoice_id, np.zeros(0, dtype=np.int64))
+        own = lines if len(at) == len(lines) else lines.take(at)
+        out.append(InvoicePayload(head | {"timezone": timezone}, InvoiceLines(own)))
+    orphans = sorted(set(sums) - seen)
     if orphans:
         raise ValueError(f"invoice_lines: lines for {', '.join(orphans)} without an invoice")
     return tuple(out)
 
 
-def _check_invoice(head: Row, items: list[Row]) -> None:
-    """SPEC §3.7, §8.4: an invoice is its lines (its total the billed and released ones, its held_total the
-    held ones); the stored header must agree with them."""
-    invoice_id = head["invoice_id"]
-    if head["lines"] != len(items):
-        raise ValueError(f"invoices: {invoice_id} says {head['lines']} lines, invoice_lines has {len(items)}")
-    billed = [item for item in items if item["status"] in ("billed", "released")]
-    total = sum((item["amount"] for item in billed), Decimal("0.00"))
-    if total != head["total"]:
-        raise ValueError(
-            f"invoices: {invoice_id} total {head['total']} is not the sum of its billed lines {total}"
-        )
-    held = sum((item["amount"] for item in items if item["status"] == "held"), Decimal("0.00"))
-    if held != head["held_total"]:
-        raise ValueError(f"invoices: {invoice_id} held_total {head['held_total']} is not {held}")
-    for item in items:
-        for key in ("client_id", "currency"):
-            if item[key] != head[key]:
+class _LineSums:
+    """What an invoice's header must agree with, summed over its lines (SPEC §3.7, §8.4)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = Decimal("0.00")  # the billed and released lines
+        self.held = Decimal("0.00")
+        self.context: set[tuple[str, Any]] = set()  # (client_id | currency, value)
+
+    def add(self, line: Row) -> None:
+        self.count += 1
+        if line["status"] in ("billed", "released"):
+            self.total += line["amount"]
+        elif line["status"] == "held":
+            self.held += line["amount"]
+        self.context.add(("client_id", line["client_id"]))
+        self.context.add(("currency", line["currency"]))
+
+    def check(self, head: Row) -> None:
+        invoice_id = head["invoice_id"]
+        if head["lines"] != self.count:
+            raise ValueError(
+                f"invoices: {invoice_id} says {head['lines']} lines, invoice_lines has {self.count}"
+            )
+        if self.total != head["total"]:
+            raise ValueError(
+                f"invoices: {invoice_id} total {head['total']} is not the sum of its billed lines "
+                f"{self.total}"
+            )
+        if self.held != head["held_total"]:
+            raise ValueError(f"invoices: {invoice_id} held_total {head['held_total']} is not {self.held}")
+        for key, value in sorted(self.context, key=str):
+            if value != head[key]:
                 raise ValueError(
-                    f"invoice_lines: a line of {invoice_id} has {key} {item[key]}, the invoice {head[key]}"
+                    f"invoice_lines: a line of {invoice_id} has {key} {value}, the invoice {head[key]}"
                 )
 
 

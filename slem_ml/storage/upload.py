@@ -73,6 +73,8 @@ def store_upload(
         store_file_cleaning(connection, result.cleaning_sessions)
     else:
         rebilled = _rebill(connection, result, report)
+    # the file's sessions are stored: released here when the caller handed ``result`` over (slem score)
+    result = replace(result, sessions=None)
     cleaning = month_cleaning(connection, result.site, _months(result))
     wanted = rebilled.invoice_ids | frozenset(str(i) for i in result.invoices["invoice_id"])
     if rebilled.stuck_on is not None:
