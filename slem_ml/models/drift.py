@@ -43,8 +43,6 @@ appending later readings changes neither, nor any earlier decision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -55,41 +53,21 @@ from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import local_day_numbers, wall_to_utc
 from slem_ml.models.alerts import ZonedReadings, render_alerts, zoned_readings
+from slem_ml.models.drift_parts import (
+    KEY,
+    Cusum,
+    Days,
+    Runs,
+    cusum,
+    days_of,
+    noise,
+    recent_max,
+    steady_share,
+)
 
 __all__ = ["DriftDetector"]
 
 _TINY_W = 1e-3  # keeps logs finite where a reading is 0 W
-_KEY = np.int64(1 << 32)  # (zone, local day) sort keys: zone * _KEY + day
-
-
-@dataclass(frozen=True)
-class _Runs:
-    """Completed steady runs in (zone, time) order: zone code, local day, level [log W], known_ms [UTC ms];
-    and of each run's zone-day: day_last_ms [UTC ms] (its last reading so far), day_complete (the zone
-    reports on a later day)."""
-
-    zone: np.ndarray
-    day: np.ndarray
-    level: np.ndarray
-    known_ms: np.ndarray
-    day_last_ms: np.ndarray
-    day_complete: np.ndarray
-
-    @property
-    def key(self) -> np.ndarray:
-        return self.zone * _KEY + self.day
-
-
-@dataclass(frozen=True)
-class _Days:
-    """Zone-days with a completed steady run: zone code, local day, level [log W] (the highest run level),
-    last_ms [UTC ms] (the day's last reading so far), complete (the zone reports on a later day)."""
-
-    zone: np.ndarray
-    day: np.ndarray
-    level: np.ndarray
-    last_ms: np.ndarray
-    complete: np.ndarray
 
 
 class DriftDetector(BaseEstimator):
@@ -102,6 +80,9 @@ class DriftDetector(BaseEstimator):
     step_tolerance : a steady run breaks where the power moves more than this between touching readings
         (natural log; 0.1 ≈ 10 %).
     min_segment_readings : lit readings a steady run needs to count.
+    min_run_minutes : ... and minutes it stands for (its n readings × their mean spacing; 2 readings 15
+        min apart: 30 min): readings a few minutes apart that happen to agree (a legacy export's random
+        draws) are no steady light.
     run_confidence : standard errors taken off a run's mean log power.
     allowance, threshold, floor, cap : of the CUSUM (natural log; 0.01 ≈ 1 %; ``cap`` in thresholds).
     onset_allowance : of the onset CUSUM (natural log per day).
@@ -114,6 +95,15 @@ class DriftDetector(BaseEstimator):
         plus the mean spacing of the ``ceiling_order`` brightest ones.
     baseline_days : complete days a zone needs in fit to be learnt, and days an unseen zone's baseline takes.
     resolve_days : complete days with ``C == 0`` that end an alert.
+    min_steady_share : a zone is learnt in fit, and a day of it judged, only when at least this share of
+        its lit readings (in fit; in the scored readings up to that day) belong to steady runs: 99 % on
+        generated data, 92 % on the CU-BEMS zone, 1 % on the legacy export, whose readings are random draws
+        that agree by chance.
+    min_rise, rise_per_spread : an alert waits until the brightest of the zone's last 7 judged days is
+        above its ceiling by ``min_rise`` (0.015 = 1.5 %) and by ``rise_per_spread`` times the zone's
+        ``spread_``: a CUSUM past its threshold on a rise of 1 % is most often a zone's noisy top (on
+        generated data this halves the false alerts and delays no drift of +1 %/day), and a zone whose
+        brightest days scatter by 12 % (a legacy export's random draws) says nothing with a rise of 3 %.
     min_history_days : complete lit days of a zone the scored readings must hold before its later days
         are judged at all: two days of a new export say nothing about a trend (:meth:`short_history` names the
         zones still short of it).
@@ -125,6 +115,8 @@ class DriftDetector(BaseEstimator):
     ceiling_w_ : pd.Series, the zone's normal full-brightness power per zone id [W] (the CUSUM's
         reference), which an alert's words compare with the brightest of its last 7 days.
     headroom_ : median of log(ceiling / baseline) over the fitted zones.
+    spread_ : pd.Series, per zone id how far its brightest training days lie above the next as many (the
+        anchor's *step*, natural log): how much its top scatters.
     """
 
     def __init__(
@@ -132,6 +124,7 @@ class DriftDetector(BaseEstimator):
         *,
         step_tolerance: float = 0.1,
         min_segment_readings: int = 2,
+        min_run_minutes: float = 30.0,
         run_confidence: float = 1.0,
         allowance: float = 0.0025,
         threshold: float = 0.01,
@@ -146,9 +139,13 @@ class DriftDetector(BaseEstimator):
         baseline_days: int = 7,
         resolve_days: int = 7,
         min_history_days: int = 3,
+        min_rise: float = 0.015,
+        rise_per_spread: float = 0.5,
+        min_steady_share: float = 0.5,
     ) -> None:
         self.step_tolerance = step_tolerance
         self.min_segment_readings = min_segment_readings
+        self.min_run_minutes = min_run_minutes
         self.run_confidence = run_confidence
         self.allowance = allowance
         self.threshold = threshold
@@ -163,21 +160,37 @@ class DriftDetector(BaseEstimator):
         self.baseline_days = baseline_days
         self.resolve_days = resolve_days
         self.min_history_days = min_history_days
+        self.min_rise = min_rise
+        self.rise_per_spread = rise_per_spread
+        self.min_steady_share = min_steady_share
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle; a detector pickled before a parameter existed takes its default."""
+        super().__setstate__(state)
+        for name, default in DriftDetector().get_params().items():
+            self.__dict__.setdefault(name, default)
 
     def fit(self, frame: pd.DataFrame, site: SiteConfig) -> DriftDetector:
         """Learn each zone's median and full-brightness daily level from (preferably fault-free) readings."""
         z = zoned_readings(frame)
         breaks = self._breaks(z, site)
-        self.noise_ = _noise(z, breaks)
-        days = _days(self._runs(z, breaks))
+        self.noise_ = noise(z, breaks)
+        runs = self._runs(z, breaks)
+        days = days_of(runs)
         zone, level = days.zone[days.complete], days.level[days.complete]
         codes, count = np.unique(zone, return_counts=True)
-        learnt = np.isin(zone, codes[count >= max(self.baseline_days, 2)])
-        if not learnt.any():
+        steady = steady_share(z, runs.steady, z.on) >= self.min_steady_share
+        learnt = np.isin(zone, codes[(count >= max(self.baseline_days, 2)) & steady[codes]])
+        if not learnt.any() and len(np.unique(self._breaks(z, site)[0])) < self.baseline_days:
             raise SlemError(
                 f"the drift detector needs {self.baseline_days} days of steady lit readings per zone;"
                 " no zone has that many"
             )
+        if not learnt.any():  # long enough but never steady (a legacy export's random draws): a detector
+            nothing = pd.Series(dtype=float, index=pd.Index([], dtype=object))  # that learnt nothing
+            self.baseline_w_, self.ceiling_w_, self.spread_ = nothing, nothing, nothing  # judges none
+            self.headroom_ = float("nan")
+            return self
         zone, level = zone[learnt], level[learnt]
         order = np.lexsort((level, zone))
         codes, starts, counts = np.unique(zone[order], return_index=True, return_counts=True)
@@ -198,6 +211,7 @@ class DriftDetector(BaseEstimator):
         names = pd.Index(z.names[codes], dtype=object)
         self.baseline_w_ = pd.Series(np.exp(median), index=names)
         self.ceiling_w_ = pd.Series(np.exp(ceiling), index=names)
+        self.spread_ = pd.Series(step, index=names)
         self.headroom_ = float(np.median(ceiling - median))
         return self
 
@@ -207,15 +221,20 @@ class DriftDetector(BaseEstimator):
 
     def short_history(self, z: ZonedReadings, site: SiteConfig) -> tuple[str, ...]:
         """The zones of ``z`` with fewer than ``min_history_days`` complete lit days: not judged."""
-        days = _days(self._runs(z, self._breaks(z, site)))
+        days = days_of(self._runs(z, self._breaks(z, site)))
         counts = np.bincount(days.zone[days.complete], minlength=len(z.names))
         present = np.unique(z.zone)
         short = present[counts[present] < self.min_history()]
         return tuple(sorted(str(name) for name in z.names[short]))
 
+    def _settings(self) -> Cusum:
+        return Cusum(
+            self.allowance, self.threshold, self.floor, self.cap, self.onset_allowance, self.resolve_days
+        )
+
     def min_history(self) -> int:
-        """``min_history_days`` (3 for a bundle pickled before it existed)."""
-        return int(getattr(self, "min_history_days", 3))
+        """``min_history_days``."""
+        return int(self.min_history_days)
 
     # --- the daily level ----------------------------------------------------------------------------
 
@@ -232,37 +251,44 @@ class DriftDetector(BaseEstimator):
         )  # fmt: skip
         return day, log_p, new
 
-    def _runs(self, z: ZonedReadings, breaks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> _Runs:
+    def _runs(self, z: ZonedReadings, breaks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Runs:
         """The completed steady runs (a run is complete when a reading of its zone follows it)."""
         n = len(z.t)
         if n == 0:
             empty = np.zeros(0, dtype=np.int64)
-            return _Runs(empty, empty, np.zeros(0), empty, empty, np.zeros(0, dtype=bool))
+            return Runs(empty, empty, np.zeros(0), empty, empty, np.zeros(0, dtype=bool), np.zeros(0, bool))
         day, log_p, new = breaks
         run = np.cumsum(new) - 1
         firsts = np.flatnonzero(new)
         lasts = np.append(firsts[1:], n) - 1
         count = np.bincount(run).astype(float)
         level = np.bincount(run, weights=log_p) / count - self.run_confidence * self.noise_ / np.sqrt(count)
+        # n readings × their mean spacing (a run's last reading before a night would otherwise stand for
+        # the whole night; 2 readings 15 min apart: 30 min)
+        span = (z.t[lasts] - z.t[firsts]) * count / np.maximum(count - 1, 1)
         keep = z.on[firsts] & (count >= self.min_segment_readings) & z.same_next[lasts]
+        keep &= span >= self.min_run_minutes * S.MS_PER_MINUTE
+        steady = keep[run] & z.on
         firsts, lasts = firsts[keep], lasts[keep]
-        reading_key = z.zone * _KEY + day  # sorted: readings are in (zone, time) order
+        reading_key = z.zone * KEY + day  # sorted: readings are in (zone, time) order
         day_last = np.searchsorted(reading_key, reading_key[firsts], side="right") - 1
-        return _Runs(
+        return Runs(
             zone=z.zone[firsts],
             day=day[firsts],
             level=level[keep],
             known_ms=z.t[lasts + 1],
             day_last_ms=z.t[day_last],
             day_complete=z.same_next[day_last],
+            steady=steady,
         )
 
     # --- the alerts ---------------------------------------------------------------------------------
 
     def _episodes(self, z: ZonedReadings, site: SiteConfig) -> pd.DataFrame:
         check_is_fitted(self, "ceiling_w_")
-        runs = self._runs(z, self._breaks(z, site))
-        days = _days(runs)
+        breaks = self._breaks(z, site)
+        runs = self._runs(z, breaks)
+        days = days_of(runs)
         if len(days.zone) == 0:
             return pd.DataFrame()
         zones, zi = np.unique(days.zone, return_inverse=True)
@@ -279,6 +305,8 @@ class DriftDetector(BaseEstimator):
         ceiling = np.where(own, base + self.headroom_, ceiling)
         judged = ~warm & (~own | (n_warm >= self.baseline_days))[zi]
         judged &= rank >= self.min_history()  # too little history: not judged (SPEC §8.5)
+        # nor while the zone's light has not been steady so far (seen in fit or not, whatever the champion)
+        judged &= _steady_so_far(z, breaks[0], runs.steady, days) >= self.min_steady_share
         shape = (len(zones), len(day_numbers))
         level = np.full(shape, np.nan)
         level[zi[judged], di[judged]] = days.level[judged]
@@ -286,7 +314,14 @@ class DriftDetector(BaseEstimator):
         complete[zi, di] = days.complete
         zone_last = np.zeros(len(zones), dtype=np.int64)  # each zone's last day with readings (a column)
         np.maximum.at(zone_last, zi, di)
-        raised, ended = self._cusum(level - ceiling[:, None], level - base[:, None], complete)
+        over = level - ceiling[:, None]
+        learnt = getattr(self, "spread_", pd.Series(dtype=float))  # none in a detector pickled before it
+        spread = learnt.reindex(z.names[zones]).to_numpy(dtype=float)
+        spread = np.where(np.isnan(spread), np.median(learnt) if len(learnt) else 0.0, spread)
+        gate = np.maximum(np.log1p(self.min_rise), self.rise_per_spread * spread)  # per zone [log]
+        raised, ended = cusum(
+            self._settings(), over, level - base[:, None], complete, recent_max(over, 7) - gate[:, None]
+        )
         if not raised:
             return pd.DataFrame()
         last_ms = np.zeros(shape, dtype=np.int64)
@@ -299,10 +334,13 @@ class DriftDetector(BaseEstimator):
         records = []
         for (row, j, onset, before), start_ms in zip(raised, first_ms.view(np.int64).tolist(), strict=True):
             # one pass per alert, never per reading: the first run of the day that lifts C past the threshold
-            key = zones[row] * _KEY + day_numbers[j]
+            key = zones[row] * KEY + day_numbers[j]
             lo, hi = np.searchsorted(run_keys, key, side="left"), np.searchsorted(run_keys, key, side="right")
             x = runs.level[lo:hi] - ceiling[row]
+            earlier = over[row, :j][~np.isnan(over[row, :j])][-6:]  # with day j, the last 7 judged days
+            brightest = np.maximum.accumulate(np.concatenate((earlier, x)))[len(earlier) :]
             lifts = before + (np.maximum(x, -self.floor) - self.allowance) > self.threshold
+            lifts &= brightest >= gate[row]
             detected_ms = int(runs.known_ms[lo:hi][np.argmax(lifts) if lifts.any() else np.argmax(x)])
             end = ended.get((row, j))
             upto = int(zone_last[row]) if end is None else end  # the zone's own days: batch-independent
@@ -327,75 +365,15 @@ class DriftDetector(BaseEstimator):
             )
         return pd.DataFrame(records)
 
-    def _cusum(
-        self, over_ceiling: np.ndarray, over_base: np.ndarray, complete: np.ndarray
-    ) -> tuple[list[tuple[int, int, int, float]], dict[tuple[int, int], int]]:
-        """Alerts raised as (zone row, day column, onset column, C before that day) and, per raised alert,
-        its last day column with a positive CUSUM once it has ended.
 
-        The recursion runs over days, vectorised over zones: a clipped CUSUM has no closed form, and there
-        are only as many iterations as days. Only complete days change what later days see.
-        """
-        Z, D = over_ceiling.shape
-        limit = self.cap * self.threshold
-        c = np.zeros(Z)
-        onset_c = np.zeros(Z)
-        active = np.zeros(Z, dtype=bool)
-        quiet = np.zeros(Z, dtype=np.int64)
-        last_zero = np.full(Z, -1)
-        first_judged = np.full(Z, -1)
-        last_positive = np.full(Z, -1)
-        since = np.full(Z, -1)  # day column at which the open alert was raised
-        raised: list[tuple[int, int, int, float]] = []
-        ended: dict[tuple[int, int], int] = {}
-        for j in range(D):
-            x = over_ceiling[:, j]
-            judged = ~np.isnan(x)
-            full = judged & complete[:, j]
-            before = c
-            c = np.where(
-                judged,
-                np.clip(c + (np.maximum(np.nan_to_num(x), -self.floor) - self.allowance), 0.0, limit),
-                c,
-            )
-            new = ~active & (c > self.threshold)
-            for row in np.flatnonzero(new):
-                onset = last_zero[row] + 1 if last_zero[row] >= 0 else first_judged[row]
-                raised.append((int(row), j, int(j if onset < 0 else min(onset, j)), float(before[row])))
-            since = np.where(new, j, since)
-            active |= new
-            onset_c = np.where(
-                full,
-                np.maximum(onset_c + np.nan_to_num(over_base[:, j]) - self.onset_allowance, 0.0),
-                onset_c,
-            )
-            last_zero = np.where(full & (onset_c == 0.0), j, last_zero)
-            first_judged = np.where((first_judged < 0) & full, j, first_judged)
-            last_positive = np.where(full & (c > 0.0), j, last_positive)
-            quiet = np.where(full, np.where(c > 0.0, 0, quiet + 1), np.where(new, 0, quiet))
-            done = active & (quiet >= self.resolve_days)
-            for row in np.flatnonzero(done):
-                ended[(int(row), int(since[row]))] = int(last_positive[row])
-            active &= ~done
-        return raised, ended
-
-
-def _noise(z: ZonedReadings, breaks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> float:
-    """Pooled standard deviation of log power between the readings of lit runs (natural log)."""
-    _, log_p, new = breaks
-    if len(log_p) == 0:
-        return 0.0
-    run = np.cumsum(new) - 1
-    count = np.bincount(run, weights=z.on.astype(float))
-    mean = np.bincount(run, weights=np.where(z.on, log_p, 0.0)) / np.maximum(count, 1)
-    squares = np.bincount(run, weights=np.where(z.on, (log_p - mean[run]) ** 2, 0.0))
-    pairs = count >= 2
-    return float(np.sqrt(squares[pairs].sum() / max((count[pairs] - 1).sum(), 1)))
-
-
-def _days(runs: _Runs) -> _Days:
-    """The daily levels of the runs' zone-days."""
-    days, first, inverse = np.unique(runs.key, return_index=True, return_inverse=True)
-    level = np.full(len(days), -np.inf)
-    np.maximum.at(level, inverse, runs.level)
-    return _Days(runs.zone[first], runs.day[first], level, runs.day_last_ms[first], runs.day_complete[first])
+def _steady_so_far(z: ZonedReadings, day: np.ndarray, steady: np.ndarray, days: Days) -> np.ndarray:
+    """Per zone-day of ``days``: the share of the zone's lit readings up to the end of that day (in ``z``)
+    that belong to steady runs. Causal: later readings change no earlier day's share."""
+    lit = np.cumsum(z.on)
+    held = np.cumsum(steady & z.on)
+    start = z.first  # each reading's zone's first position
+    before_lit = np.where(start > 0, lit[np.maximum(start - 1, 0)], 0)
+    before_held = np.where(start > 0, held[np.maximum(start - 1, 0)], 0)
+    key = z.zone * KEY + day  # sorted: readings are in (zone, time) order
+    last = np.searchsorted(key, days.zone * KEY + days.day, side="right") - 1
+    return (held[last] - before_held[last]) / np.maximum(lit[last] - before_lit[last], 1)
