@@ -25,7 +25,11 @@ from slem_ml.app.workspace import AppConfig
 from slem_ml.atomic import atomic_path
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
+from slem_ml.outputs.csvsafe import write_csv
+from slem_ml.outputs.formatting import format_invoice_lines
+from slem_ml.outputs.invoice_content import LINES_SUFFIX
 from slem_ml.outputs.invoice_render import invoice_file_name, render_invoice_html, render_invoice_pdf
+from slem_ml.outputs.invoice_summary import PRINTED_LINES
 from slem_ml.storage import invoice_history, open_database
 from slem_ml.storage.decisions import decide_line
 from slem_ml.storage.months import month_bounds_ms
@@ -183,7 +187,8 @@ def invoice_file(
     kind: str = "pdf",
     period: str | None = None,
 ) -> Path:
-    """The printable invoice (``pdf`` or ``html``) as it stands in the store, if the user may see it."""
+    """The printable invoice (``pdf`` or ``html``) as it stands in the store, if the user may see it;
+    ``lines``: every line of it as CSV (``INV-….lines.csv``, what a summarised invoice's print refers to)."""
     return _printed(config, require(view_of(config, username, period)), invoice_id, kind)
 
 
@@ -197,7 +202,8 @@ def _printed(config: AppConfig, view: RunView, invoice_id: str | None, kind: str
     version = f"{invoice_id}-r{int(row['revision'])}-{str(row['content_hash'])[:16]}"
     folder = config.runs_dir / "printed" / invoice_file_name(version, "")
     draft = month_state(str(row["period"]), view.site.site.timezone, dt.datetime.now(dt.UTC)) == DRAFT
-    path = folder / invoice_file_name(f"{invoice_id}-draft" if draft else invoice_id, f".{kind}")
+    suffix = LINES_SUFFIX if kind == "lines" else f".{kind}"
+    path = folder / invoice_file_name(f"{invoice_id}-draft" if draft else invoice_id, suffix)
     if not path.exists():
         engine = open_database(config.database_url)
         try:
@@ -205,6 +211,11 @@ def _printed(config: AppConfig, view: RunView, invoice_id: str | None, kind: str
                 service = stored_service_periods(connection, [invoice_id]).get(invoice_id)
         finally:
             engine.dispose()
+        if kind == "lines":
+            own = view.lines[view.lines["invoice_id"] == invoice_id]
+            with atomic_path(path) as staging:
+                write_csv(own, staging, formatter=lambda part: format_invoice_lines(part, view.site))
+            return path
         if kind == "pdf":
             content = render_invoice_pdf(row, view.lines, view.site, service=service)
         else:
@@ -212,6 +223,12 @@ def _printed(config: AppConfig, view: RunView, invoice_id: str | None, kind: str
         with atomic_path(path) as staging:
             staging.write_bytes(content)
     return path
+
+
+def summarised(view: RunView, invoice_id: str) -> bool:
+    """Whether the invoice prints as a summary by zone and day (more than
+    :data:`~slem_ml.outputs.invoice_summary.PRINTED_LINES` lines): its lines then go out as CSV beside it."""
+    return int((view.lines["invoice_id"] == invoice_id).sum()) > PRINTED_LINES
 
 
 def invoices_shown(invoices: pd.DataFrame, timezone: str, now: dt.datetime, currency: str) -> pd.DataFrame:
@@ -230,8 +247,10 @@ def invoices_zip(config: AppConfig, username: str | None, period: str | None = N
     view = require(view_of(config, username, period))
     if view.invoices.empty:
         raise SlemError(f"no invoices in {view.period} to download")
-    # every PDF from the one read of the month above
-    pdfs = [_printed(config, view, str(i), "pdf") for i in view.invoices["invoice_id"]]
+    # every PDF from the one read of the month above, and the lines of those printed as a summary
+    ids = [str(i) for i in view.invoices["invoice_id"]]
+    pdfs = [_printed(config, view, i, "pdf") for i in ids]
+    pdfs += [_printed(config, view, i, "lines") for i in ids if summarised(view, i)]
     # named by what it holds: the invoices' folders name their revision and content
     key = hashlib.sha256("\n".join(p.parent.name for p in pdfs).encode()).hexdigest()[:16]
     who = view.user.client_id or "all"
