@@ -7,8 +7,10 @@ then applied to everything after that cut:
 
 * forecaster — the fixed model forecasts every hour of the test period from features that look back at
   least a week (so every hour is a ≤ 7-day-ahead forecast made with observed history), against
-  seasonal-naive and the 4-week hour-of-week median: median per-zone WAPE, pooled WAPE, building-total
-  CV(RMSE) and NMBE, 80 % interval coverage, Brier;
+  seasonal-naive, the 4-week hour-of-week median and the level-scaled 12-week hour-of-week profile
+  (issue 16), and its own LightGBM model before the profile is mixed in: median per-zone WAPE, pooled
+  WAPE, building-total CV(RMSE) and NMBE, 80 % interval coverage (all, lit and dark hours), Brier of the
+  on-probability (the expected occupancy) with and without its calibration, and its reliability table;
 * spikes — scored readings flagged ``is_anomaly`` vs the spike labels (one per spiked reading);
 * drift — a drift label is found when a drift alert of its zone is detected after its onset; delay =
   ``detected_at − onset``;
@@ -17,7 +19,8 @@ then applied to everything after that cut:
 * cleaning inference — the session classifier on the test period with the flag hidden, session and
   reading F1 against the true flags.
 
-Run: ``.venv/bin/python benchmarks/eval_models.py [--zones 200 --days 120 --seed 1 --drift-share 0.03]``.
+Run: ``.venv/bin/python benchmarks/eval_models.py [--zones 200 --days 120 --seed 1 --drift-share 0.03]``;
+``--faults-after 0`` puts faults in the training period too (as ``slem generate`` does by default).
 Prints a Markdown table (pasted into docs/benchmarks.md).
 """
 
@@ -36,7 +39,7 @@ from slem_ml.generator.generate import FaultRates, GeneratorConfig, default_site
 from slem_ml.io import schema as S
 from slem_ml.io.reader import validate_frame
 from slem_ml.models.features import add_features, seasonal_baselines, zone_hours
-from slem_ml.models.metrics import brier, coverage, cv_rmse, nmbe, per_group_wape, wape
+from slem_ml.models.metrics import brier, coverage, cv_rmse, nmbe, per_group_wape, reliability, wape
 from slem_ml.models.session_classifier import cleaning_match_scores
 from slem_ml.models.training import train_models
 from slem_ml.scoring.score import score
@@ -51,13 +54,21 @@ def main() -> None:
     parser.add_argument(
         "--drift-rate", type=float, default=None, help="every drift rises this much a day (0.01: +1 %%/day)"
     )
+    parser.add_argument(
+        "--faults-after", type=float, default=0.6, help="faults only after this share of the days (0: all)"
+    )
     args = parser.parse_args()
     site = default_site()
     clock = time.perf_counter()
     drift = (0.005, 0.02) if args.drift_rate is None else (args.drift_rate, args.drift_rate)
     rates = FaultRates(drift_zone_share=args.drift_share, drift_per_day=drift)
     config = GeneratorConfig(
-        days=args.days, zones=args.zones, step_minutes=15, seed=args.seed, faults_after=0.6, fault_rates=rates
+        days=args.days,
+        zones=args.zones,
+        step_minutes=15,
+        seed=args.seed,
+        faults_after=args.faults_after,
+        fault_rates=rates,
     )
     data = generate(config)
     raw = data.readings
@@ -102,24 +113,38 @@ def _forecaster(readings, site, bundle, cut) -> list[tuple[str, str, str]]:
             predicted.drop(columns=[S.ZONE_ID, "hour_start"]),
          seasonal_baselines(test, hours)], axis=1,
     )  # fmt: skip
-    zone = {c: per_group_wape(table, S.ZONE_ID, S.POWER_W, c).median()
-            for c in (S.EXPECTED_POWER_W, "seasonal_naive_w", "how_median_4w_w")}  # fmt: skip
+    methods = (S.EXPECTED_POWER_W, "model_w", "profile_w", "seasonal_naive_w", "how_median_4w_w")
+    zone = {c: per_group_wape(table, S.ZONE_ID, S.POWER_W, c).median() for c in methods}
     totals = table.groupby([S.BUILDING, "hour_start"], observed=True)[[S.POWER_W, S.EXPECTED_POWER_W]].sum()
     y = table[S.POWER_W].to_numpy()
+    lit = table["lit"].to_numpy(dtype=bool)
     gain = 1 - zone[S.EXPECTED_POWER_W] / zone["seasonal_naive_w"]
+    band = [coverage(y[m], table["lower_w"].to_numpy()[m], table["upper_w"].to_numpy()[m])
+            for m in (np.ones(len(y), dtype=bool), lit, ~lit)]  # fmt: skip
+    weights = bundle.forecaster.profile_weights_
+    mixes = pd.Series(list(weights.values())).value_counts().to_dict()
+    table_p = reliability(table["p_on"].to_numpy(), lit.astype(float))
+    bins = "; ".join(f"{r.bin_low:.1f}–{r.bin_high:.1f}: {r.hours:,} h, {r.mean_p:.2f} → {r.observed:.2f}"
+                     for r in table_p.itertuples(index=False))  # fmt: skip
     return [
-        ("forecaster median per-zone WAPE", f"{zone[S.EXPECTED_POWER_W]:.3f}", ""),
+        ("forecaster median per-zone WAPE", f"{zone[S.EXPECTED_POWER_W]:.3f}", "≤ profile"),
+        ("… its LightGBM model alone", f"{zone['model_w']:.3f}", ""),
+        ("level-scaled 12-week hour-of-week profile median per-zone WAPE", f"{zone['profile_w']:.3f}", ""),
         ("seasonal-naive median per-zone WAPE", f"{zone['seasonal_naive_w']:.3f}", ""),
         ("4-week hour-of-week median per-zone WAPE", f"{zone['how_median_4w_w']:.3f}", "forecaster lower"),
         ("forecaster WAPE reduction vs seasonal-naive", f"{gain:.0%}", "≥ 25 %"),
-        ("pooled WAPE: forecaster / seasonal-naive / 4-week", " / ".join(
-            f"{wape(y, table[c].to_numpy()):.3f}"
-            for c in (S.EXPECTED_POWER_W, "seasonal_naive_w", "how_median_4w_w")), ""),
+        ("pooled WAPE: forecaster / LightGBM / profile / seasonal-naive / 4-week", " / ".join(
+            f"{wape(y, table[c].to_numpy()):.3f}" for c in methods), ""),
+        ("profile weight per zone (0 model, 0.5 mix, 1 profile)",
+         ", ".join(f"{w:g}: {n}" for w, n in sorted(mixes.items())), ""),
         ("building totals hourly CV(RMSE)",
          f"{cv_rmse(totals[S.POWER_W], totals[S.EXPECTED_POWER_W]):.3f}", "≤ 0.30"),
         ("building totals NMBE", f"{nmbe(totals[S.POWER_W], totals[S.EXPECTED_POWER_W]):+.3f}", "|·| ≤ 0.10"),
-        ("80 % interval coverage", f"{coverage(y, table['lower_w'], table['upper_w']):.3f}", "0.75–0.85"),
-        ("Brier score of p_on", f"{brier(table['lit'].to_numpy(dtype=float), table['p_on']):.3f}", ""),
+        ("80 % interval coverage all / lit / dark", " / ".join(f"{c:.3f}" for c in band), "0.75–0.85 each"),
+        ("Brier score of p_on (expected occupancy): calibrated / classifier",
+         f"{brier(lit.astype(float), table['p_on']):.4f} / {brier(lit.astype(float), table['p_on_raw']):.4f}",
+         ""),
+        ("reliability of p_on (bin: hours, mean p_on → share lit)", bins, ""),
     ]  # fmt: skip
 
 

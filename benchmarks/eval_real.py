@@ -13,18 +13,24 @@ Each series becomes canonical slem readings (tz-aware timestamps, ``zone_id``, `
 power [W] = the research's hourly energy [Wh]).
 
 Protocol: test = the last 8 weeks before ``end`` (the end of the last complete hour), 8 weekly origins
-``end − 8 w … end − 1 w``; at each origin a ``ZoneForecaster()`` (default parameters, global strategy) is
-fitted on every hour before the origin and forecasts the next 168 hours. One extra origin ``end − 9 w``
-is fitted only to calibrate: each test origin's interval margin (CQR) is learnt from the out-of-sample
-forecasts of all earlier origins. Baselines: seasonal-naive and the 4-week hour-of-week median
-(:func:`slem_ml.models.features.seasonal_baselines`), plus the all-zero forecast for reference.
+``end − 8 w … end − 1 w``; at each origin the forecaster is trained as ``slem train`` trains it (default
+parameters, global strategy): a backtest on the hours before the origin (8 weeks for one zone,
+:func:`slem_ml.models.backtest.backtest_days_for`), then a fit on every hour before the origin with what that
+backtest taught — the zone's weight of the level-scaled hour-of-week profile in the point forecast, the
+on-probability's calibration, the interval's margins per state
+(:func:`~slem_ml.models.backtest.fit_backtested`) — and it forecasts the next 168 hours. Nothing is tuned
+on the test weeks. Baselines: seasonal-naive, the 4-week hour-of-week median and the level-scaled 12-week
+profile (``profile_w``, :mod:`slem_ml.models.profile`), plus the all-zero forecast for reference;
+"LightGBM alone" is the forecaster's own model before the profile is mixed in.
 
 Measures, pooled over the 8 × 168 test hours: WAPE, CV(RMSE), NMBE, daily WAPE (sums per local day), the
-80 % interval coverage (overall, lit and dark hours; also without the conformal margin), the mean interval
-width, and the Brier score of ``p_on`` against ``lit`` (reference: the 4-week same-hour-of-week lit
-frequency).
+80 % interval coverage (overall, lit and dark hours; also without the margins), the mean interval width,
+and the Brier score of ``p_on`` against ``lit`` (calibrated, and the classifier's own; reference: the 4-week
+same-hour-of-week lit frequency), with its reliability table (10 bins).
 
-Run: ``.venv/bin/python benchmarks/eval_real.py [--data ../shared/data/real] [--only cubems|uci]``.
+Run: ``.venv/bin/python benchmarks/eval_real.py [--data ../shared/data/real] [--only cubems|uci]
+[--weeks-before 8]`` (the last option tests the 8 weeks before the test weeks instead: the validation weeks
+on which, with generated data of other seeds, the settings of issue 16 were chosen).
 Prints Markdown (pasted into docs/benchmarks.md). Fits run one after the other (LightGBM with 2 threads):
 never run two of these at once on a 2-core machine.
 """
@@ -47,15 +53,14 @@ from slem_ml.billing.coverage import compute_coverage
 from slem_ml.config.site import SiteConfig, parse_site
 from slem_ml.io import schema as S
 from slem_ml.io.reader import validate_frame
+from slem_ml.models.backtest import backtest, backtest_days_for, fit_backtested
 from slem_ml.models.features import HOUR_MS, LIT, add_features, lagged, seasonal_baselines, zone_hours
-from slem_ml.models.forecaster import ZoneForecaster
-from slem_ml.models.metrics import brier, coverage, cv_rmse, nmbe, wape
+from slem_ml.models.metrics import brier, coverage, cv_rmse, nmbe, reliability, wape
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "real"
 WEEK_MS = 168 * HOUR_MS
 TEST_WEEKS = 8
-CAL_WEEKS = 1  # extra earlier origins, fitted only to calibrate the first test origin's interval
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,8 @@ DATASETS = (
 #: Point forecasts compared: label → column of the pooled test frame.
 METHODS = {
     "forecaster": S.EXPECTED_POWER_W,
+    "LightGBM alone": "model_w",
+    "level-scaled 12-week profile": "profile_w",
     "seasonal-naive": "seasonal_naive_w",
     "4-week hour-of-week median": "how_median_4w_w",
     "zero forecast": "zero_w",
@@ -119,6 +126,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of the real datasets")
     parser.add_argument("--only", choices=[d.key for d in DATASETS], help="evaluate one dataset only")
+    parser.add_argument(
+        "--weeks-before",
+        type=int,
+        default=0,
+        help="test the 8 weeks that end this many weeks before the data's end (8: the validation weeks)",
+    )
     args = parser.parse_args()
     chosen = [d for d in DATASETS if args.only in (None, d.key)]
     missing = [str(args.data / d.path) for d in chosen if not (args.data / d.path).is_file()]
@@ -129,7 +142,7 @@ def main() -> None:
         )
     clock = time.perf_counter()
     load = os.getloadavg()[0]
-    results = [evaluate(d, args.data) for d in chosen]
+    results = [evaluate(d, args.data, args.weeks_before) for d in chosen]
     total = time.perf_counter() - clock
 
     print()
@@ -145,6 +158,20 @@ def main() -> None:
     for result in results:
         for note in result["notes"]:
             print(f"* {note}")
+    print()
+    print("Reliability of p_on on the test weeks (hours, mean p_on → share lit, per bin):")
+    print()
+    print("| dataset | " + " | ".join(f"{b / 10:.1f}–{(b + 1) / 10:.1f}" for b in range(10)) + " |")
+    print("|---|" + "---:|" * 10)
+    for result in results:
+        table = result["reliability"].set_index("bin_low")
+        cells = []
+        for b in range(10):
+            row = table.loc[b / 10] if b / 10 in table.index else None
+            cells.append(
+                "–" if row is None else f"{int(row['hours'])}: {row['mean_p']:.2f} → {row['observed']:.2f}"
+            )
+        print(f"| {result['label']} | " + " | ".join(cells) + " |")
     print()
     parts = ", ".join(f"{r['label']} {r['seconds']:.0f} s" for r in results)
     print(
@@ -173,17 +200,18 @@ def readings_of(dataset: Dataset, data: Path, site: SiteConfig) -> tuple[pd.Data
     return frame, int((~keep).sum())
 
 
-def test_origins(hours: pd.DataFrame, step_minutes: int) -> tuple[int, list[int]]:
-    """``end`` [UTC ms] (end of the last complete hour) and the origins, the calibration-only ones first."""
+def test_origins(hours: pd.DataFrame, step_minutes: int, weeks_before: int = 0) -> tuple[int, list[int]]:
+    """``end`` [UTC ms] of the tested weeks (the end of the last complete hour, ``weeks_before`` weeks
+    earlier) and the test origins, earliest first."""
     complete = hours.loc[hours["readings"] == 60 // step_minutes, "hour_ms"]
-    end = int(complete.max()) + HOUR_MS
-    return end, [end - k * WEEK_MS for k in range(TEST_WEEKS + CAL_WEEKS, 0, -1)]
+    end = int(complete.max()) + HOUR_MS - weeks_before * WEEK_MS
+    return end, [end - k * WEEK_MS for k in range(TEST_WEEKS, 0, -1)]
 
 
 # --- evaluation ------------------------------------------------------------------------------------
 
 
-def evaluate(dataset: Dataset, data: Path) -> dict[str, Any]:
+def evaluate(dataset: Dataset, data: Path, weeks_before: int = 0) -> dict[str, Any]:
     """Run the protocol on one dataset; Markdown table rows and notes."""
     clock = time.perf_counter()
     site = parse_site(dataset.site, source=f"{dataset.key} site")
@@ -192,37 +220,35 @@ def evaluate(dataset: Dataset, data: Path) -> dict[str, Any]:
     report = readings.report
     hours = add_features(zone_hours(readings.frame, compute_coverage(readings.frame, site).is_on), site)
     hour_ms = hours["hour_ms"].to_numpy(dtype=np.int64)
-    end, origins = test_origins(hours, dataset.step_minutes)
+    end, origins = test_origins(hours, dataset.step_minutes, weeks_before)
     tz = site.site.timezone
 
-    pool: list[pd.DataFrame] = []  # out-of-sample forecasts of every origin so far (calibration set)
     weeks: list[pd.DataFrame] = []
-    margins: list[float] = []
+    margins: list[str] = []
+    chosen: list[str] = []
     fit_seconds = 0.0
     for i, origin in enumerate(origins):
         train = hours[hour_ms < origin]
         test = hours[(hour_ms >= origin) & (hour_ms < origin + WEEK_MS) & hours[S.POWER_W].notna()]
         t = time.perf_counter()
-        model = ZoneForecaster().fit(train)
+        result = backtest(train, {"strategy": "global"}, days=backtest_days_for(train))[0]
+        model = fit_backtested(train, {"strategy": "global"}, result)
         fit_seconds += time.perf_counter() - t
-        raw = model.predict(test)  # margin 0
-        if i >= CAL_WEEKS:
-            calib = pd.concat(pool, ignore_index=True)
-            model.calibrate(calib, calib[S.POWER_W].to_numpy())
-            margins.append(model.margin_ * max(model.zone_scale_w_[dataset.zone_id], 1.0))  # [W]
-            predicted = model.predict(test)
-            week = pd.concat(
-                [
-                    test[[S.ZONE_ID, "hour_ms", "hour_start", S.POWER_W, LIT]],
-                    predicted.drop(columns=[S.ZONE_ID, "hour_start"]),
-                    raw[["lower_w", "upper_w"]].add_suffix("_margin0"),
-                    seasonal_baselines(test, hours),
-                ],
-                axis=1,
-            )
-            week["origin"] = i - CAL_WEEKS
-            weeks.append(week)
-        pool.append(pd.concat([test[[S.POWER_W]], raw], axis=1))
+        scale = max(model.zone_scale_w_[dataset.zone_id], 1.0)
+        margins.append("/".join(f"{lo * scale:.3g},{hi * scale:.3g}" for lo, hi in
+                                (model.margins_["lit"], model.margins_["dark"])))  # fmt: skip
+        chosen.append(f"{model.profile_weights_.get(dataset.zone_id, model.profile_default_):g}")
+        predicted = model.predict(test)
+        week = pd.concat(
+            [
+                test[[S.ZONE_ID, "hour_ms", "hour_start", S.POWER_W, LIT]],
+                predicted.drop(columns=[S.ZONE_ID, "hour_start"]),
+                seasonal_baselines(test, hours),
+            ],
+            axis=1,
+        )
+        week["origin"] = i
+        weeks.append(week)
     table = pd.concat(weeks, ignore_index=True)
     table["zero_w"] = 0.0
     table["lit_freq_4w"] = _lit_frequency(table, hours)
@@ -244,14 +270,17 @@ def evaluate(dataset: Dataset, data: Path) -> dict[str, Any]:
         ]
         if name == "forecaster":
             cells.append(" / ".join(f"{_coverage(table, m, '_w'):.3f}" for m in (None, True, False)))
-            cells.append(f"{brier(lit.astype(float), table['p_on'].to_numpy()):.3f}")
+            calibrated = brier(lit.astype(float), table["p_on"].to_numpy())
+            cells.append(
+                f"{calibrated:.3f} (classifier {brier(lit.astype(float), table['p_on_raw'].to_numpy()):.3f})"
+            )
         elif name == "4-week hour-of-week median":
             cells += ["–", f"{brier(lit.astype(float), table['lit_freq_4w'].to_numpy()):.3f} (lit frequency)"]
         else:
             cells += ["–", "–"]
         rows.append("| " + " | ".join(cells) + " |")
 
-    local_origins = [pd.Timestamp(o, unit="ms", tz="UTC").tz_convert(tz) for o in origins[CAL_WEEKS:]]
+    local_origins = [pd.Timestamp(o, unit="ms", tz="UTC").tz_convert(tz) for o in origins]
     first_day = local_origins[0].date()
     last_day = (pd.Timestamp(end - HOUR_MS, unit="ms", tz="UTC").tz_convert(tz)).date()
     holidays = sorted(site.site.holidays_between(first_day, last_day))
@@ -270,18 +299,21 @@ def evaluate(dataset: Dataset, data: Path) -> dict[str, Any]:
         f"{(y == 0).mean():.0%} zero; "
         f"public holidays in the test: {', '.join(f'{d:%m-%d}' for d in holidays) or 'none'}.",
         f"{dataset.label}: forecaster WAPE per test week "
-        f"{', '.join(f'{v:.3f}' for v in per_week.to_numpy())}; CQR margins per test origin [W] "
-        f"{', '.join(f'{m:.3g}' for m in margins)}; coverage without the margin "
-        + " / ".join(f"{_coverage(table, m, '_w_margin0'):.3f}" for m in (None, True, False))
+        f"{', '.join(f'{v:.3f}' for v in per_week.to_numpy())}; profile weight per test origin "
+        f"{', '.join(chosen)}; margins per test origin (lower,upper [W] predicted lit / predicted dark) "
+        f"{'; '.join(margins)}; coverage without the margins "
+        + " / ".join(f"{_coverage(table, m, '_raw_w'):.3f}" for m in (None, True, False))
         + f" (all / lit / dark); mean interval width {width:.2f} × mean y; "
         f"mean p_on {table['p_on'].mean():.3f} vs lit share {lit.mean():.3f}; "
-        f"{len(origins)} fits {fit_seconds:.0f} s, dataset total {seconds:.0f} s.",
+        f"{len(origins)} trainings (backtest and fit) {fit_seconds:.0f} s, dataset total {seconds:.0f} s.",
     ]
-    return {"label": dataset.label, "rows": rows, "notes": notes, "seconds": seconds}
+    table_p = reliability(table["p_on"].to_numpy(), lit.astype(float))
+    return {"label": dataset.label, "rows": rows, "notes": notes, "seconds": seconds, "reliability": table_p}
 
 
 def _coverage(table: pd.DataFrame, lit: bool | None, suffix: str) -> float:
-    """Interval coverage over all hours (``lit`` None), lit hours or dark hours."""
+    """Interval coverage over all hours (``lit`` None), lit hours or dark hours; ``suffix`` "_w" (the band)
+    or "_raw_w" (without the margins)."""
     rows = table if lit is None else table[table[LIT].to_numpy(dtype=bool) == lit]
     y = rows[S.POWER_W].to_numpy()
     return coverage(y, rows[f"lower{suffix}"].to_numpy(), rows[f"upper{suffix}"].to_numpy())

@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from slem_ml.app import invoicing
+from slem_ml.app import invoicing, service
 from slem_ml.app.ui import Handlers
 from slem_ml.app.workspace import AppConfig
 from slem_ml.config import SAMPLE_CONTRACTS
@@ -196,6 +196,23 @@ def test_forecast_of_a_zone_and_a_building(uploaded: Handlers) -> None:
     assert chart.layout.title.text.startswith(f"Building {building}: next 7 days")
 
 
+def test_occupancy_forecast_of_a_zone_and_a_building(uploaded: Handlers, config: AppConfig) -> None:
+    """The Forecast tab's expected occupancy (issue 16): a zone's chance of use per hour [%] with its peak
+    hours, a building's share of its zones in use with the zones expected."""
+    board = uploaded.load(request("mgr"))
+    chart, peaks = service.occupancy_for(config, "mgr", board.zones[0])
+    line = next(t for t in chart.data if t.name == "expected occupancy")
+    assert len(line.y) == 7 * 24 and min(line.y) >= 0 and max(line.y) <= 100
+    assert list(peaks.columns) == ["Zone", "Rank", "Hour", "Expected occupancy [%]"] and len(peaks) == 3
+    assert float(peaks["Expected occupancy [%]"].iloc[0]) == pytest.approx(max(line.y), abs=0.5)
+    building = board.buildings[0]
+    chart, peaks = service.occupancy_for(config, "mgr", f"building:{building}")
+    assert set(peaks["Building"]) == {building} and "Zones in use expected" in peaks
+    assert chart.layout.yaxis.title.text == "Expected occupancy [%]"
+    with pytest.raises(SlemError, match="no zone"):
+        service.occupancy_for(config, "mgr", "Nowhere-F1-Z1")
+
+
 def test_lines_filters(uploaded: Handlers) -> None:
     board = uploaded.load(request("mgr"))
     invoice = board.invoice_ids[0]
@@ -213,6 +230,12 @@ def test_printable_invoice_and_revisions(uploaded: Handlers) -> None:
     invoice = uploaded.load(request("mgr")).invoice_ids[0]
     pdf = invoicing.invoice_file(uploaded.config, "mgr", invoice)
     assert pdf.name == f"{invoice}.pdf" and pdf.read_bytes().startswith(b"%PDF")
+    # every line of it as CSV beside the print (what a long invoice's summary points to)
+    lines = invoicing.invoice_file(uploaded.config, "mgr", invoice, "lines")
+    rows = pd.read_csv(lines, dtype=str)
+    shown = uploaded.lines(invoice, None, False, request("mgr"))
+    assert lines.name == f"{invoice}.lines.csv" and set(rows["invoice_id"]) == {invoice}
+    assert len(rows) == len(shown) > 0
     revisions = uploaded.revisions(invoice, request("mgr"))
     assert list(revisions["Revision"]) == [1]
     assert revisions["Content hash"].str.fullmatch(r"[0-9a-f]{16}…").all()  # the one view with hashes

@@ -57,6 +57,11 @@ def test_train_exports_the_champion_and_logs_it_in_the_local_store(workspace: Pa
     manifest = json.loads((workspace / "models" / "manifest.json").read_text())
     assert manifest["registered_version"] == "1" and len(manifest["data_fingerprint"]) == 64
     assert {"model_wape", "seasonal_naive_wape", "brier", "coverage"} <= set(manifest["metrics"])
+    # what the backtest taught the forecaster (issue 16), recorded with it
+    assert {"coverage_lit", "coverage_dark", "profile_wape", "brier_raw"} <= set(manifest["metrics"])
+    assert manifest["profile_weight_default"] == 0.5
+    assert set(manifest["profile_weights"].values()) <= {0.0, 1.0}  # the zones that leave the mix
+    assert set(manifest["interval_margins"]) == {"lit", "dark"}
     assert (workspace / "mlflow.db").exists() and any((workspace / "mlruns").iterdir())
 
 
@@ -83,6 +88,20 @@ def test_forecast_writes_every_zone_and_hour_after_the_input(workspace: Path) ->
         assert 0.0 <= float(r["p_on"]) <= 1.0
     assert (workspace / "fc" / "peak_hours_zones.csv").exists()
     assert (workspace / "fc" / "peak_hours_buildings.csv").exists()
+    # the expected occupancy: the on-probability per zone and hour, and its peak hours
+    occupancy = pd.read_csv(workspace / "fc" / "occupancy.csv")
+    assert list(occupancy.columns) == ["zone_id", "building", "floor", "timestamp", "expected_occupancy"]
+    assert len(occupancy) == 6 * 48 and occupancy["expected_occupancy"].between(0, 1).all()
+    p_on = {(r["zone_id"], r["timestamp"]): float(r["p_on"]) for r in rows}
+    assert [p_on[(z, t)] for z, t in zip(occupancy["zone_id"], occupancy["timestamp"], strict=True)] == (
+        occupancy["expected_occupancy"].tolist()
+    )
+    buildings = pd.read_csv(workspace / "fc" / "occupancy_buildings.csv")
+    assert buildings["expected_occupied_zones"].le(buildings["zones"]).all()
+    peaks = pd.read_csv(workspace / "fc" / "peak_occupancy_zones.csv")
+    assert peaks.groupby("zone_id")["rank"].apply(list).tolist() == [[1, 2, 3]] * 6
+    assert (workspace / "fc" / "peak_occupancy_buildings.csv").exists()
+    assert "peak occupancy" in done.stdout
     assert (workspace / "fc" / "forecast.png").stat().st_size > 1000
 
 

@@ -22,7 +22,14 @@ from slem_ml.io import schema as S
 from slem_ml.io.reader import validate_frame
 from slem_ml.io.readings import Readings
 from slem_ml.models.features import add_features, zone_hours
-from slem_ml.models.forecast import FORECAST_COLUMNS, ForecastResult, forecast, peak_hours
+from slem_ml.models.forecast import (
+    FORECAST_COLUMNS,
+    ForecastResult,
+    building_occupancy,
+    forecast,
+    occupancy_peaks,
+    peak_hours,
+)
 from slem_ml.models.forecaster import ZoneForecaster
 
 SITE = default_site()
@@ -256,3 +263,70 @@ def test_zone_peaks_are_the_top_hours_of_the_horizon_with_their_columns() -> Non
     assert list(zones.columns) == [S.ZONE_ID, "rank", S.TIMESTAMP, S.EXPECTED_POWER_W]
     assert [t.hour for t in zones[S.TIMESTAMP]] == [14, 14, 14]
     assert [t.day for t in zones[S.TIMESTAMP]] == [12, 11, 10]
+
+
+# --- expected occupancy (issue 16) ------------------------------------------------------------------------
+
+
+def test_occupancy_peaks_are_the_likeliest_hours_of_each_zone_and_building(fortnight: ForecastResult) -> None:
+    table = fortnight.forecasts
+    zones, buildings = fortnight.zone_occupancy_peaks, fortnight.building_occupancy_peaks
+    assert list(zones.columns) == [S.ZONE_ID, "rank", S.TIMESTAMP, "expected_occupancy"]
+    assert list(buildings.columns) == [
+        S.BUILDING, "rank", S.TIMESTAMP, "expected_occupancy", "expected_occupied_zones",
+    ]  # fmt: skip
+    assert (
+        zones["expected_occupancy"].between(0, 1).all()
+        and buildings["expected_occupancy"].between(0, 1).all()
+    )
+    assert zones.groupby(S.ZONE_ID)["rank"].apply(list).tolist() == [[1, 2, 3]] * 4
+    first = zones[zones["rank"] == 1].set_index(S.ZONE_ID)["expected_occupancy"]
+    assert first.to_dict() == table.groupby(S.ZONE_ID)["p_on"].max().round(2).to_dict()
+    per_hour = table.groupby([S.BUILDING, S.TIMESTAMP])["p_on"].sum().groupby(level=0).max().round(2)
+    assert buildings[buildings["rank"] == 1].set_index(S.BUILDING)["expected_occupied_zones"].to_dict() == (
+        per_hour.to_dict()
+    )
+    assert table["p_on"].between(0, 1).all()
+
+
+def test_building_occupancy_by_hand() -> None:
+    """HQ has two zones: at 12 h 0.9 and 0.5 → 1.4 zones in use expected, 70 %; at 13 h 0.2 and 0.1 →
+    0.3, 15 %. Lab's one zone at 12 h: 0.25."""
+    table = pd.DataFrame(
+        {
+            S.ZONE_ID: ["HQ-F1-Z1", "HQ-F1-Z2", "HQ-F1-Z1", "HQ-F1-Z2", "Lab-F1-Z1"],
+            S.BUILDING: ["HQ", "HQ", "HQ", "HQ", "Lab"],
+            S.TIMESTAMP: [HOURS[0], HOURS[0], HOURS[1], HOURS[1], HOURS[0]],
+            "p_on": [0.9, 0.5, 0.2, 0.1, 0.25],
+        }
+    )
+    per_hour = building_occupancy(table)
+    assert per_hour.to_dict("list") == {
+        S.BUILDING: ["HQ", "HQ", "Lab"],
+        S.TIMESTAMP: [HOURS[0], HOURS[1], HOURS[0]],
+        "zones": [2, 2, 1],
+        "expected_occupied_zones": pytest.approx([1.4, 0.3, 0.25]),
+        "expected_occupancy": pytest.approx([0.7, 0.15, 0.25]),
+    }
+    zones, buildings = occupancy_peaks(table, top=2)
+    assert zones[[S.ZONE_ID, "rank", S.TIMESTAMP, "expected_occupancy"]].values.tolist() == [
+        ["HQ-F1-Z1", 1, HOURS[0], 0.9], ["HQ-F1-Z1", 2, HOURS[1], 0.2],
+        ["HQ-F1-Z2", 1, HOURS[0], 0.5], ["HQ-F1-Z2", 2, HOURS[1], 0.1],
+        ["Lab-F1-Z1", 1, HOURS[0], 0.25],
+    ]  # fmt: skip
+    assert buildings.values.tolist() == [
+        ["HQ", 1, HOURS[0], 0.7, 1.4], ["HQ", 2, HOURS[1], 0.15, 0.3], ["Lab", 1, HOURS[0], 0.25, 0.25],
+    ]  # fmt: skip
+
+
+def test_equally_likely_hours_to_the_percent_tie_to_the_earlier() -> None:
+    table = pd.DataFrame(
+        {
+            S.ZONE_ID: "HQ-F1-Z1",
+            S.BUILDING: "HQ",
+            S.TIMESTAMP: HOURS,
+            "p_on": [0.981, 0.984, 0.979, 0.5],  # 0.98, 0.98, 0.98, 0.5 to the percent
+        }
+    )
+    zones, _ = occupancy_peaks(table)
+    assert zones[S.TIMESTAMP].tolist() == HOURS[:3]

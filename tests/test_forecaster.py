@@ -12,7 +12,7 @@ import pytest
 from slem_ml.billing.coverage import compute_coverage
 from slem_ml.generator.generate import GeneratorConfig, default_site, generate
 from slem_ml.io.reader import validate_frame
-from slem_ml.models.backtest import backtest, choose_strategy, fold_origins
+from slem_ml.models.backtest import backtest, backtest_days_for, choose_strategy, fit_backtested, fold_origins
 from slem_ml.models.features import add_features, zone_hours
 from slem_ml.models.forecaster import ZoneForecaster
 
@@ -95,3 +95,44 @@ def test_backtest_beats_seasonal_naive_and_compares_strategies(hours: pd.DataFra
     origins = fold_origins(hours)
     first_fold = results[1].forecasts[results[1].forecasts["fold"] == 0]
     assert first_fold["hour_start"].min() >= pd.Timestamp(origins[0], unit="ms", tz="UTC")
+
+
+def test_backtest_learns_for_each_fold_from_the_other_and_reports_both_states(hours: pd.DataFrame):
+    """Issue 16: the forecasts carry the model's and the profile's points and the classifier's own p_on; the
+    metrics the coverage of lit and dark hours and the Brier score with and without calibration."""
+    result = backtest(hours, {"n_estimators": 40})[0]
+    f = result.forecasts
+    assert {"model_w", "profile_w", "p_on_raw", "lower_raw_w", "upper_raw_w"} <= set(f.columns)
+    m = result.metrics
+    for key in ("coverage_lit", "coverage_dark", "brier_raw", "profile_wape", "lightgbm_wape"):
+        assert 0.0 <= m[key] <= 1.5, key
+    assert m["on_calibrated"] in (0.0, 1.0)
+    if m["on_calibrated"] == 0.0:
+        assert (f["p_on"] == f["p_on_raw"]).all()
+    # each fold's point is its zone's mix of model and profile, as its model learnt it from the other fold
+    mix = np.where(f["profile_w"].isna(), f["model_w"], (f["model_w"] + f["profile_w"]) / 2)
+    chosen = np.isclose(f["expected_power_w"], f["model_w"]) | np.isclose(
+        f["expected_power_w"], f["profile_w"]
+    )
+    assert (np.isclose(f["expected_power_w"], mix) | chosen).all()
+    model = fit_backtested(hours, {"n_estimators": 40}, result)
+    assert set(model.margins_) == {"lit", "dark"} and set(model.profile_weights_) == set(hours["zone_id"])
+
+
+def test_backtest_length_grows_for_a_site_of_few_zones():
+    """5,000 zone-hours at least: 1 zone → 30 weeks wanted, 8 at most, and the first fold keeps 21 days
+    of history; 100 zones → the 2 weeks every backtest has."""
+
+    def frame(zones: int, days: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "zone_id": np.repeat([f"Z{i}" for i in range(zones)], days),
+                "local_day": np.tile(np.arange(days), zones),
+            }
+        )
+
+    assert backtest_days_for(frame(1, 400)) == 56
+    assert backtest_days_for(frame(1, 63)) == 42  # (63 − 21) / 7 = 6 weeks
+    assert backtest_days_for(frame(1, 30)) == 14
+    assert backtest_days_for(frame(10, 400)) == 21  # 5,000 / 1,680 → 3 weeks
+    assert backtest_days_for(frame(100, 400)) == 14

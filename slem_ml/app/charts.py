@@ -22,6 +22,7 @@ __all__ = [
     "PALETTE",
     "USES",
     "forecast_chart",
+    "occupancy_chart",
     "overtime_by_client",
     "profile_heatmap",
     "zone_power_chart",
@@ -268,4 +269,30 @@ def forecast_chart(table: pd.DataFrame, title: str) -> go.Figure:
         hovertemplate="%{x}: %{y:,.2f} kWh (mean %{customdata:,.0f} W)<extra></extra>",
     )  # fmt: skip
     fig.update_yaxes(title_text="Energy per hour [kWh]")
+    return fig
+
+
+def occupancy_chart(table: pd.DataFrame, peaks: pd.DataFrame, title: str) -> go.Figure:
+    """Expected occupancy per hour [%] (``timestamp, expected_occupancy`` [0..1]; a building's also
+    ``expected_occupied_zones``), its peak hours (``peaks``: ``timestamp, expected_occupancy``) marked."""
+    if table.empty:
+        return _empty(title)
+    share = table["expected_occupancy"].to_numpy(dtype=float) * 100.0
+    fig = go.Figure(layout={**_LAYOUT, "title": title, "height": 320})
+    zones = None
+    if "expected_occupied_zones" in table:
+        zones = table["expected_occupied_zones"].to_numpy(dtype=float)
+    fig.add_scatter(
+        x=table["timestamp"].dt.tz_localize(None), y=share, name="expected occupancy", mode="lines",
+        line={"color": "seagreen", "shape": "hv"}, fill="tozeroy", fillcolor="rgba(46,139,87,0.15)",
+        customdata=zones, hovertemplate="%{x}: %{y:.0f} %"
+        + (" (%{customdata:.1f} zones in use)" if zones is not None else "") + "<extra></extra>",
+    )  # fmt: skip
+    if len(peaks):
+        fig.add_scatter(
+            x=peaks["timestamp"].dt.tz_localize(None),
+            y=peaks["expected_occupancy"].to_numpy(dtype=float) * 100, mode="markers",
+            name="peak occupancy hours", marker={"symbol": "triangle-down", "size": 10, "color": "black"},
+        )  # fmt: skip
+    fig.update_yaxes(title_text="Expected occupancy [%]", range=[0, 105])
     return fig

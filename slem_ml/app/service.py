@@ -30,6 +30,7 @@ from slem_ml.app.workspace import upload as score_upload
 from slem_ml.atomic import atomic_path
 from slem_ml.errors import SlemError
 from slem_ml.io import schema as S
+from slem_ml.models.forecast import building_occupancy, occupancy_peaks
 from slem_ml.models.registry import training_runs
 from slem_ml.outputs.validation_text import validation_markdown
 from slem_ml.outputs.writer import OUTPUT_FILES
@@ -45,6 +46,7 @@ __all__ = [
     "dashboard",
     "forecast_for",
     "models_overview",
+    "occupancy_for",
     "retrain",
     "run_file",
     "upload",
@@ -237,6 +239,34 @@ def forecast_for(
     return charts.forecast_chart(part, title), _peaks_shown(peaks, S.ZONE_ID)
 
 
+def occupancy_for(
+    config: AppConfig, username: str | None, target: str | None, days: int = 7
+) -> tuple[go.Figure, pd.DataFrame]:
+    """The expected occupancy of a zone or a building (``"building:HQ"``) over the next ``days`` and its
+    peak occupancy hours. A zone's is the forecaster's on-probability per hour (the chance it is in use);
+    a building's the share of its zones (those the user may see) expected in use."""
+    view = require(view_of(config, username))
+    models = champion_bundle(config)
+    if models is None:
+        raise SlemError("no trained models: a data scientist can train them on the Models tab")
+    table = analysis.forecast_view(view, models, days=days).forecasts
+    if target and target.startswith("building:"):
+        part = table[table[S.BUILDING] == target.split(":", 1)[1]]
+        peaks = occupancy_peaks(part)[1]
+        per_hour = building_occupancy(part)
+        zones = int(per_hour["zones"].max()) if len(per_hour) else 0
+        what = f"share of its {zones} zones in use"
+        title = f"{scope_words(target)}: expected occupancy, next {days} days ({what})"
+        return charts.occupancy_chart(per_hour, peaks, title), _occupancy_shown(peaks, S.BUILDING)
+    zone = target or (view.zones[0] if view.zones else "")
+    if zone not in view.zones:
+        raise SlemError(f"no zone {zone!r} in this run")
+    part = table[table[S.ZONE_ID] == zone].assign(expected_occupancy=lambda t: t["p_on"])
+    peaks = occupancy_peaks(part)[0]
+    title = f"Zone {zone}: expected occupancy, next {days} days (the chance it is in use)"
+    return charts.occupancy_chart(part, peaks, title), _occupancy_shown(peaks, S.ZONE_ID)
+
+
 def models_overview(config: AppConfig, username: str | None) -> tuple[str, pd.DataFrame]:
     """The champion's figures (markdown) and the latest training runs in the MLflow store."""
 
@@ -300,6 +330,17 @@ _UPLOAD_SHOWN = ("run", "uploaded (UTC)", "by", "file", "readings in", "added", 
 def _total(forecasts: pd.DataFrame) -> str:
     """The forecast's energy over its hours [kWh]: each hour's mean power [W] × 1 h / 1000."""
     return kwh_text([forecasts["expected_power_w"].astype(float).sum() / 1000.0])[0]
+
+
+def _occupancy_shown(peaks: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Peak occupancy hours for people: the chance of use [%] (and a building's zones expected in use)."""
+    out = for_people(peaks, (key, "rank", "timestamp"))
+    chance = peaks["expected_occupancy"].to_numpy(dtype=float)
+    out["Expected occupancy [%]"] = [f"{v * 100:.0f}" for v in chance]
+    if "expected_occupied_zones" in peaks:
+        zones = peaks["expected_occupied_zones"].to_numpy(dtype=float)
+        out["Zones in use expected"] = [f"{v:,.1f}" for v in zones]
+    return out
 
 
 def _peaks_shown(peaks: pd.DataFrame, key: str) -> pd.DataFrame:

@@ -171,6 +171,11 @@ def build_app(config: AppConfig, downloads: Downloads | None = None) -> gr.Block
                 peaks = gr.Dataframe(
                     label="Peak hours", interactive=False, headers=["Rank", "Hour", "Expected energy [kWh]"]
                 )
+                occupancy_chart = gr.Plot(label="Expected occupancy, next 7 days")
+                occupancy_peaks = gr.Dataframe(
+                    label="Peak occupancy hours", interactive=False,
+                    headers=["Rank", "Hour", "Expected occupancy [%]"],
+                )  # fmt: skip
             with gr.Tab("Models", id="models") as models_tab:
                 champion = gr.Markdown()
                 runs = gr.Dataframe(label="Training runs (MLflow)", interactive=False)
@@ -236,9 +241,10 @@ def build_app(config: AppConfig, downloads: Downloads | None = None) -> gr.Block
             return gr.Dropdown(choices=h.zone_choices(invoice_id, request, month), value=None)
 
         def on_pdf(invoice_id: str | None, month: str | None, request: gr.Request) -> str:
-            return offered(
+            return offered(  # the PDF, and every line as CSV (what a long invoice's summary refers to)
                 request, "Printable invoice",
                 lambda user: invoicing.invoice_file(config, user, invoice_id, period=month),
+                lambda user: invoicing.invoice_file(config, user, invoice_id, "lines", month),
             )  # fmt: skip
 
         def on_zip(month: str | None, request: gr.Request) -> str:
@@ -255,8 +261,9 @@ def build_app(config: AppConfig, downloads: Downloads | None = None) -> gr.Block
 
         def on_forecast(choice: str | None, request: gr.Request) -> list[Any]:
             if not choice:
-                return [gr.update()] * 2
-            return list(h.forecast(choice, request))
+                return [gr.update()] * 4
+            power = list(h.forecast(choice, request))  # computes the forecast; occupancy reuses it
+            return [*power, *service.occupancy_for(config, h.user(request), choice)]
 
         def on_models(request: gr.Request) -> list[Any]:
             return list(h.models(request))
@@ -334,8 +341,9 @@ def build_app(config: AppConfig, downloads: Downloads | None = None) -> gr.Block
             outputs=[zone_chart, zone_alerts, zone_history, zone_status, maintenance_status],
         )  # fmt: skip
         target.change(
-            guarded(on_forecast, 2), inputs=target, outputs=[forecast_chart, peaks, forecast_status]
-        )
+            guarded(on_forecast, 4), inputs=target,
+            outputs=[forecast_chart, peaks, occupancy_chart, occupancy_peaks, forecast_status],
+        )  # fmt: skip
         retrain_button.click(on_retrain, outputs=retrain_out).then(
             guarded(on_models, 2), outputs=[champion, runs, models_status]
         )

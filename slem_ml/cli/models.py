@@ -87,10 +87,12 @@ def train(
     m = run.backtest.metrics
     typer.echo(f"slem train — {report.source}: {report.rows_valid:,} readings")
     typer.echo(f"  strategy: {run.strategy_reason}")
+    days = 7 * max(1, round(run.backtest.forecasts["hour_start"].dt.floor("D").nunique() / 7))
     typer.echo(
-        f"  backtest (last 14 days): WAPE {m['model_wape']:.3f} vs seasonal-naive "
-        f"{m['seasonal_naive_wape']:.3f} and 4-week profile {m['how_median_4w_wape']:.3f}; "
-        f"80 % interval coverage {m['coverage']:.2f}; Brier {m['brier']:.3f}"
+        f"  backtest (last {days} days): WAPE {m['model_wape']:.3f} vs seasonal-naive "
+        f"{m['seasonal_naive_wape']:.3f}, 4-week median {m['how_median_4w_wape']:.3f} and 12-week profile "
+        f"{m['profile_wape']:.3f}; 80 % interval coverage {m['coverage']:.2f} (lit hours "
+        f"{m['coverage_lit']:.2f}, dark {m['coverage_dark']:.2f}); Brier {m['brier']:.3f}"
     )
     typer.echo(
         f"  building totals: CV(RMSE) {m['building_model_cv_rmse']:.3f}, NMBE {m['building_model_nmbe']:+.3f}"
@@ -108,12 +110,13 @@ def train(
 def forecast(
     readings: Annotated[Path, typer.Argument(help="CSV or Parquet file of recent readings.")],
     contracts: Annotated[Path, typer.Option(help="Site configuration.")],
-    out: Annotated[Path, typer.Option(help="Directory for forecasts.csv and the peak hours.")],
+    out: Annotated[Path, typer.Option(help="Directory for forecasts.csv, occupancy.csv and the peak hours.")],
     days: Annotated[int, typer.Option(min=1, max=366, help="Days to forecast after the last reading.")] = 7,
     tracking_uri: TrackingUri = None,
     models_dir: ModelsDir = Path(DEFAULT_MODELS_DIR),
 ) -> None:
-    """Hourly forecasts per zone after the end of the readings, with the peak hours per zone and building."""
+    """Hourly forecasts per zone after the end of the readings, with the peak hours per zone and building
+    and the expected occupancy (the on-probability) per zone-hour with its peak hours."""
     # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
     from slem_ml.config.site import load_site
     from slem_ml.io.reader import read_readings
@@ -140,6 +143,12 @@ def forecast(
     )
     for row in result.building_peaks[result.building_peaks["rank"] == 1].itertuples(index=False):
         typer.echo(f"  peak {row.building}: {row.timestamp.isoformat()} at {row.expected_power_w:,.0f} W")
+    busiest = result.building_occupancy_peaks
+    for row in busiest[busiest["rank"] == 1].itertuples(index=False):
+        typer.echo(
+            f"  peak occupancy {row.building}: {row.timestamp.isoformat()}, "
+            f"{row.expected_occupied_zones:,.1f} zones in use expected ({row.expected_occupancy:.0%})"
+        )
     if result.unknown_zones:
         typer.echo(
             f"  note: {len(result.unknown_zones)} zone(s) new to the models, forecast from floor and building"

@@ -11,7 +11,8 @@ Features (:data:`FEATURES`): zone, floor and building (categorical); local hour,
 off-day (weekend or holiday), off-day a week earlier, inside the client's contracted window; lags of the
 target one day and one week back; the median of the same hour on the last four days of the same day type
 (working or off) as of eight days earlier; the median of the same hour of the week over the last four weeks;
-the zone's mean power over the week that ended eight days earlier.
+the zone's mean power over the week that ended eight days earlier; the level-scaled 12-week hour-of-week
+profile (:data:`PROFILE_COLUMNS`, :mod:`slem_ml.models.profile`).
 
 Every lag and rolling statistic used by the forecaster (:data:`FORECAST_FEATURES`) looks back at least a
 week (168 h), so a forecast up to a week ahead only uses what was known at its origin. ``lag_24h_w`` is
@@ -31,12 +32,14 @@ from slem_ml.billing.coverage import in_contract_at
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import local_day_numbers, ms_to_local
+from slem_ml.models.profile import hour_of_week_profile
 
 __all__ = [
     "CATEGORICAL",
     "FEATURES",
     "FORECAST_FEATURES",
     "HOUR_MS",
+    "PROFILE_COLUMNS",
     "add_features",
     "future_hours",
     "lagged",
@@ -53,6 +56,8 @@ _EPOCH = np.datetime64("1970-01-01", "D")
 _LOOKBACK_DAYS = 8
 
 HOUR_START = "hour_start"  # UTC hour, tz-aware
+#: The level-scaled 12-week hour-of-week profile (:mod:`slem_ml.models.profile`): median, ratio, product.
+PROFILE_COLUMNS: tuple[str, ...] = ("how_median_12w_w", "level_ratio", "profile_w")
 LIT = "lit"
 CATEGORICAL: tuple[str, ...] = (S.ZONE_ID, S.FLOOR, S.BUILDING)
 #: Everything :func:`add_features` computes.
@@ -70,9 +75,13 @@ FEATURES: tuple[str, ...] = (
     "same_type_median_w",
     "how_median_4w_w",
     "week_mean_lag_7d_w",
+    *PROFILE_COLUMNS,
 )
-#: What the forecasters use: nothing from inside a one-week horizon.
-FORECAST_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f != "lag_24h_w")
+#: What the forecasters use: nothing from inside a one-week horizon, and of the profile its product alone
+#: (its median and ratio as features too were no better on the backtests of issue 16).
+FORECAST_FEATURES: tuple[str, ...] = tuple(
+    f for f in FEATURES if f not in ("lag_24h_w", "how_median_12w_w", "level_ratio")
+)
 
 
 def zone_hours(frame: pd.DataFrame, is_on: np.ndarray) -> pd.DataFrame:
@@ -164,6 +173,9 @@ def add_features(
     out["same_type_median_w"] = _same_type_median(out, daily)
     out["how_median_4w_w"] = seasonal_baselines(out, history)["how_median_4w_w"].to_numpy()
     out["week_mean_lag_7d_w"] = _week_mean(out, daily)
+    profile = hour_of_week_profile(out, daily, holiday_days)
+    for column in PROFILE_COLUMNS:
+        out[column] = profile[column].to_numpy()
     for column in CATEGORICAL:
         out[column] = out[column].astype(str)
     return out
@@ -197,7 +209,8 @@ def lagged(rows: pd.DataFrame, past: pd.DataFrame, column: str, lag_ms: int) -> 
 
 
 def _daily_history(history: pd.DataFrame, site: SiteConfig, holiday_days: np.ndarray) -> pd.DataFrame:
-    """Per zone, local date and local hour: mean power; with the date's type (off day or not)."""
+    """Per zone, local date and local hour: mean power and the first UTC hour [ms]; with the date's type
+    (off day or not)."""
     hour_ms = history["hour_ms"].to_numpy(dtype=np.int64)
     tz = site.site.timezone
     day = local_day_numbers(hour_ms.view("datetime64[ms]"), tz)
@@ -208,9 +221,14 @@ def _daily_history(history: pd.DataFrame, site: SiteConfig, holiday_days: np.nda
             "local_day": day,
             "local_hour": wall.hour.to_numpy(dtype=np.int16),
             S.POWER_W: history[S.POWER_W].to_numpy(dtype=float),
+            "hour_ms": hour_ms,
         }
     )
-    frame = frame.groupby([S.ZONE_ID, "local_day", "local_hour"], sort=True).mean().reset_index()
+    frame = (
+        frame.groupby([S.ZONE_ID, "local_day", "local_hour"], sort=True)
+        .agg(power_w=(S.POWER_W, "mean"), hour_ms=("hour_ms", "min"))
+        .reset_index()
+    )
     frame["off"] = np.isin(frame["local_day"], holiday_days) | ((frame["local_day"] + 3) % 7 >= 5)
     return frame
 

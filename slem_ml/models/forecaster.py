@@ -5,9 +5,17 @@ Four LightGBM models over the hourly features of :mod:`slem_ml.models.features`:
 * the point forecast, trained with the L1 objective: it forecasts the conditional *median*, i.e. "lit at
   this level" or "dark", where an L2 model forecasts the mean of a lit/dark mixture that matches neither
   (docs/models-research.md: WAPE 0.197 → 0.160 on the CU-BEMS zone);
-* two quantile models (``(1 − coverage) / 2`` and ``(1 + coverage) / 2``) for the interval, widened by a
-  conformal margin learnt on out-of-sample forecasts (CQR): :meth:`ZoneForecaster.calibrate`;
-* a classifier for the probability that the lights are on for most of the hour.
+* two quantile models (``(1 − coverage) / 2`` and ``(1 + coverage) / 2``) for the interval, widened by
+  margins learnt on out-of-sample forecasts per predicted state, so that it holds ``coverage`` of the lit
+  hours and of the dark hours (CQR): :meth:`ZoneForecaster.calibrate`;
+* a classifier for the probability that the lights are on for most of the hour (the zone's expected
+  occupancy), calibrated on out-of-sample hours when that lowers their Brier score
+  (:meth:`ZoneForecaster.calibrate_on`).
+
+The point forecast a zone gets mixes the model with the level-scaled 12-week hour-of-week profile
+(:mod:`slem_ml.models.profile`, also one of the model's features): half and half, or either alone where the
+backtest showed it clearly better for that zone (:meth:`ZoneForecaster.choose_profile`).
+:meth:`ZoneForecaster.learn_from_backtest` learns all three from the backtest.
 
 ``strategy="global"`` fits one model across zones (zone, floor and building are categorical features);
 ``strategy="per_zone"`` adds a point model per zone with at least ``per_zone_min_days`` days of history
@@ -26,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from slem_ml.io import schema as S
+from slem_ml.models.calibration import DEFAULT_PROFILE_WEIGHT, isotonic_map, profile_weights, state_margins
 from slem_ml.models.cores import cores
 from slem_ml.models.features import CATEGORICAL, FORECAST_FEATURES, LIT
 
@@ -128,6 +137,10 @@ class ZoneForecaster:
         self.zone_scale_w_ = rows.groupby(S.ZONE_ID, observed=True)[S.POWER_W].mean().astype(float).to_dict()
         self.scale_w_ = float(np.nanmean(y))
         self.margin_ = 0.0
+        self.margins_: dict[str, tuple[float, float]] = {}
+        self.on_map_: tuple[np.ndarray, np.ndarray] | None = None
+        self.profile_weights_: dict[str, float] = {}
+        self.profile_default_ = DEFAULT_PROFILE_WEIGHT
         self.zone_models_: dict[str, Any] = {}
         if self.strategy == "per_zone":
             self._fit_per_zone(rows, X, y)
@@ -170,23 +183,49 @@ class ZoneForecaster:
             futures = {name: pool.submit(model.fit, X, y) for name, (model, X, y) in jobs.items()}
             return {name: future.result() for name, future in futures.items()}
 
-    def calibrate(self, forecasts: pd.DataFrame, actual_w: np.ndarray) -> ZoneForecaster:
-        """Learn the conformal margin from out-of-sample forecasts (CQR, normalised per zone).
+    def calibrate(
+        self, forecasts: pd.DataFrame, actual_w: np.ndarray, actual_lit: np.ndarray | None = None
+    ) -> ZoneForecaster:
+        """Learn the interval's margins from out-of-sample forecasts (CQR per state, normalised per zone).
 
-        ``forecasts`` are rows of :meth:`predict` *without* margin for hours the model was not fitted on,
-        ``actual_w`` the observed mean power [W] of those hours. The margin is the ``coverage`` quantile of
-        ``max(lower − y, y − upper) / zone scale``.
+        ``forecasts`` are rows of :meth:`predict` for hours the model was not fitted on, ``actual_w`` the
+        observed mean power [W] of those hours and ``actual_lit`` whether they were lit (default: treated
+        as one state). For hours predicted lit and hours predicted dark, a lower and an upper margin are
+        chosen so that the band holds ``coverage`` of the lit hours and of the dark hours
+        (:func:`slem_ml.models.calibration.state_margins`). ``margin_`` is the widest of them.
         """
         y = np.asarray(actual_w, dtype=float)
-        keep = ~np.isnan(y)
-        scale = self._scales(forecasts[S.ZONE_ID])[keep]
-        lower = forecasts["lower_raw_w"].to_numpy(dtype=float)[keep]
-        upper = forecasts["upper_raw_w"].to_numpy(dtype=float)[keep]
-        conformity = np.maximum(lower - y[keep], y[keep] - upper) / scale
-        if conformity.size:
-            level = min(1.0, np.ceil((conformity.size + 1) * self.coverage) / conformity.size)
-            self.margin_ = float(np.quantile(conformity, level))
+        lit = np.ones(len(y), dtype=bool) if actual_lit is None else np.asarray(actual_lit, dtype=bool)
+        frame = forecasts[[S.ZONE_ID, "lower_raw_w", "upper_raw_w"]].assign(**{S.POWER_W: y, LIT: lit})
+        p_on = self.on_probability(forecasts["p_on_raw"].to_numpy(dtype=float))
+        self.margins_ = state_margins(frame, self._scales(forecasts[S.ZONE_ID]), p_on, self.coverage)
+        self.margin_ = float(max(max(pair) for pair in self.margins_.values()))
         return self
+
+    def calibrate_on(self, p_on_raw: np.ndarray, actual_lit: np.ndarray) -> ZoneForecaster:
+        """Calibrate the on-probability on out-of-sample hours: an isotonic map from the classifier's
+        probability to the lit frequency observed (:func:`slem_ml.models.calibration.isotonic_map`)."""
+        self.on_map_ = isotonic_map(p_on_raw, actual_lit)
+        return self
+
+    def choose_profile(self, forecasts: pd.DataFrame, actual_w: np.ndarray) -> ZoneForecaster:
+        """Learn each zone's weight of the level-scaled hour-of-week profile (``profile_w``) against the
+        model (``model_w``) from these out-of-sample hours (``profile_weights_``: 0, 0.5 or 1;
+        :func:`slem_ml.models.calibration.profile_weights`). Zones not among them take the default mix."""
+        frame = forecasts[[S.ZONE_ID, "model_w", "profile_w"]].assign(**{S.POWER_W: actual_w})
+        self.profile_weights_ = profile_weights(frame, model="model_w", profile="profile_w")
+        self.profile_default_ = DEFAULT_PROFILE_WEIGHT
+        return self
+
+    def learn_from_backtest(self, forecasts: pd.DataFrame, *, calibrate_on: bool) -> ZoneForecaster:
+        """All three of :meth:`choose_profile`, :meth:`calibrate_on` (when ``calibrate_on``) and
+        :meth:`calibrate` from backtest forecasts (their ``power_w`` and ``lit`` are the actuals)."""
+        y = forecasts[S.POWER_W].to_numpy(dtype=float)
+        lit = forecasts[LIT].to_numpy(dtype=bool)
+        self.choose_profile(forecasts, y)
+        if calibrate_on:
+            self.calibrate_on(forecasts["p_on_raw"].to_numpy(dtype=float), lit)
+        return self.calibrate(forecasts, y, lit)
 
     # --- prediction --------------------------------------------------------------------------------
 
@@ -197,7 +236,8 @@ class ZoneForecaster:
     def predict_point(self, hours: pd.DataFrame) -> np.ndarray:
         """Expected power [W] alone, per row (what scoring needs: a quarter of :meth:`predict`'s work)."""
         zone = hours[S.ZONE_ID].astype(str).to_numpy()
-        return np.clip(self._point(self._matrix(hours), zone, self.zone_models_), 0.0, None)
+        point = self._point(self._matrix(hours), zone, self.zone_models_)
+        return self._chosen_point(np.clip(point, 0.0, None), zone, self._profile_of(hours))
 
     def predict_global(self, hours: pd.DataFrame) -> pd.DataFrame:
         """As :meth:`predict`, with the global point model for every zone (to compare strategies)."""
@@ -206,13 +246,14 @@ class ZoneForecaster:
     def _predict(self, hours: pd.DataFrame, zone_models: dict[str, Any]) -> pd.DataFrame:
         """Forecasts for hourly feature rows, in the same order.
 
-        Columns: ``zone_id``, ``hour_start``, ``expected_power_w`` [W], ``p_on`` [0..1], ``lower_w``,
-        ``upper_w`` [W] (interval with the conformal margin), ``lower_raw_w``/``upper_raw_w`` (without),
-        ``known_zone`` (the zone was in the training data).
+        Columns: ``zone_id``, ``hour_start``, ``expected_power_w`` [W] (each zone's mix of the model's and
+        the profile's), ``p_on`` [0..1] (calibrated), ``lower_w``, ``upper_w`` [W]
+        (interval with the margins), ``lower_raw_w``/``upper_raw_w`` (without), ``known_zone`` (the zone was
+        in the training data), ``model_w`` (the model's point [W]), ``profile_w`` [W] and ``p_on_raw`` (the
+        classifier's probability).
         """
         X = self._matrix(hours)
         zone = hours[S.ZONE_ID].astype(str).to_numpy()
-        point = self._point(X, zone, zone_models)
         lower = self.lower_.predict(X, num_threads=_PREDICT_THREADS)
         upper = self.upper_.predict(X, num_threads=_PREDICT_THREADS)
         lower, upper = np.minimum(lower, upper), np.maximum(lower, upper)
@@ -220,22 +261,75 @@ class ZoneForecaster:
             p_on = np.full(len(hours), self.on_constant_)
         else:
             p_on = np.asarray(self.on_.predict_proba(X, num_threads=_PREDICT_THREADS))[:, 1]
-        margin = self.margin_ * self._scales(hours[S.ZONE_ID])
-        point = np.clip(point, 0.0, None)
-        return pd.DataFrame(
+        raw = pd.DataFrame(
             {
                 S.ZONE_ID: zone,
                 "hour_start": hours["hour_start"].to_numpy(),
-                S.EXPECTED_POWER_W: point,
-                "p_on": p_on,
-                "lower_w": np.clip(np.minimum(lower - margin, point), 0.0, None),
-                "upper_w": np.maximum(upper + margin, point),
+                "model_w": np.clip(self._point(X, zone, zone_models), 0.0, None),
+                "profile_w": self._profile_of(hours),
+                "p_on_raw": p_on,
                 "lower_raw_w": np.clip(lower, 0.0, None),
                 "upper_raw_w": upper,
                 "known_zone": np.isin(zone, self.categories_[S.ZONE_ID]),
             },
             index=hours.index,
         )
+        return self.finish(raw)
+
+    def finish(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """``expected_power_w``, ``p_on``, ``lower_w`` and ``upper_w`` of forecasts from their raw columns
+        (``model_w``, ``profile_w``, ``p_on_raw``, ``lower_raw_w``, ``upper_raw_w``) with what this model
+        learnt from out-of-sample hours: each zone's weight of the profile, the on-probability's
+        calibration and the margins per predicted state. A new frame, columns in :meth:`predict`'s order."""
+        zone = raw[S.ZONE_ID].astype(str).to_numpy()
+        point = self._chosen_point(
+            raw["model_w"].to_numpy(dtype=float), zone, raw["profile_w"].to_numpy(dtype=float)
+        )
+        p_on = self.on_probability(raw["p_on_raw"].to_numpy(dtype=float))
+        margins = getattr(self, "margins_", None) or {"lit": (self.margin_,) * 2, "dark": (self.margin_,) * 2}
+        lit = p_on >= 0.5
+        scale = self._scales(raw[S.ZONE_ID])
+        low_margin = np.where(lit, margins["lit"][0], margins["dark"][0]) * scale
+        high_margin = np.where(lit, margins["lit"][1], margins["dark"][1]) * scale
+        lower = raw["lower_raw_w"].to_numpy(dtype=float)
+        upper = raw["upper_raw_w"].to_numpy(dtype=float)
+        out = pd.DataFrame(
+            {
+                S.ZONE_ID: zone,
+                "hour_start": raw["hour_start"].to_numpy(),
+                S.EXPECTED_POWER_W: point,
+                "p_on": p_on,
+                "lower_w": np.clip(np.minimum(lower - low_margin, point), 0.0, None),
+                "upper_w": np.maximum(upper + high_margin, point),
+            },
+            index=raw.index,
+        )
+        rest = ["lower_raw_w", "upper_raw_w", "known_zone", "model_w", "profile_w", "p_on_raw"]
+        return pd.concat([out, raw[rest]], axis=1)
+
+    def _profile_of(self, hours: pd.DataFrame) -> np.ndarray:
+        """The rows' level-scaled hour-of-week profile [W] (NaN where the rows do not carry it)."""
+        if "profile_w" not in hours:
+            return np.full(len(hours), np.nan)
+        return hours["profile_w"].to_numpy(dtype=float)
+
+    def _chosen_point(self, model_w: np.ndarray, zone: np.ndarray, profile_w: np.ndarray) -> np.ndarray:
+        """The point forecast [W]: each zone's mix of the profile and the model (``profile_weights_``, else
+        ``profile_default_``), the model's alone where the profile is unknown. A forecaster pickled before
+        issue 16 has neither and forecasts with its model, as it was backtested."""
+        default = float(getattr(self, "profile_default_", 0.0))
+        chosen = getattr(self, "profile_weights_", {})
+        weight = pd.Series(zone).map(chosen).fillna(default).to_numpy(dtype=float) if chosen else default
+        weight = np.where(np.isnan(profile_w), 0.0, weight)
+        return weight * np.clip(np.nan_to_num(profile_w), 0.0, None) + (1.0 - weight) * model_w
+
+    def on_probability(self, p_on_raw: np.ndarray) -> np.ndarray:
+        """The calibrated on-probability of the classifier's ``p_on_raw`` (unchanged where no calibration
+        was learnt)."""
+        knots = getattr(self, "on_map_", None)
+        if knots is None:
+            return p_on_raw
+        return np.interp(p_on_raw, knots[0], knots[1])
 
     def _point(self, X: pd.DataFrame, zone: np.ndarray, zone_models: dict[str, Any]) -> np.ndarray:
         """The point model's forecast [W], by the zone's own model where it has one."""

@@ -10,7 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["brier", "coverage", "cv_rmse", "forecast_metrics", "mae", "nmbe", "per_group_wape", "wape"]
+__all__ = [
+    "brier",
+    "coverage",
+    "cv_rmse",
+    "forecast_metrics",
+    "mae",
+    "nmbe",
+    "per_group_wape",
+    "reliability",
+    "wape",
+]
 
 
 def _pair(actual: np.ndarray, forecast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,3 +87,31 @@ def per_group_wape(frame: pd.DataFrame, group: str, actual: str, forecast: str) 
     parts = pd.DataFrame({group: frame[group], "err": err, "y": frame[actual]}).dropna()
     sums = parts.groupby(group, observed=True)[["err", "y"]].sum()
     return (sums["err"] / sums["y"].where(sums["y"] > 0)).rename("wape")
+
+
+def reliability(probability: np.ndarray, outcome: np.ndarray, *, bins: int = 10) -> pd.DataFrame:
+    """The reliability (calibration) table of probabilities against 0/1 outcomes.
+
+    Equal-width bins of the probability, ``[0, 0.1)`` … ``[0.9, 1]``: ``bin_low``, ``bin_high``, ``hours``
+    (count), ``mean_p`` (mean forecast probability) and ``observed`` (share of outcomes that were 1); empty
+    bins are left out. A reliable forecast has ``observed ≈ mean_p`` in every bin.
+    """
+    p = np.asarray(probability, dtype=float)
+    o = np.asarray(outcome, dtype=float)
+    keep = ~np.isnan(p) & ~np.isnan(o)
+    p, o = p[keep], o[keep]
+    which = np.clip((p * bins).astype(np.int64), 0, bins - 1)
+    hours = np.bincount(which, minlength=bins)
+    sum_p = np.bincount(which, weights=p, minlength=bins)
+    sum_o = np.bincount(which, weights=o, minlength=bins)
+    used = hours > 0
+    edges = np.arange(bins + 1) / bins
+    return pd.DataFrame(
+        {
+            "bin_low": edges[:-1][used],
+            "bin_high": edges[1:][used],
+            "hours": hours[used],
+            "mean_p": sum_p[used] / hours[used],
+            "observed": sum_o[used] / hours[used],
+        }
+    )

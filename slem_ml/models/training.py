@@ -1,9 +1,11 @@
 """Fit every model of SPEC §5 on validated readings: the library half of ``slem train`` (no MLflow here).
 
-:func:`train_models` backtests the forecaster strategies over the last 14 days, keeps the better one (and
-says why), refits it on all the data with the interval margin learnt from the backtest's out-of-sample
-forecasts, then fits the spike and drift detectors and — when the data carries the cleaning flag — the
-session classifier. Tracking and the registry are :mod:`slem_ml.models.tracking`'s job.
+:func:`train_models` backtests the forecaster strategies over the last 14 days (more for a site of a few
+zones), keeps the better one (and says why), refits it on all the data with what the backtest's
+out-of-sample forecasts taught (each zone's mix of model and hour-of-week profile, the on-probability's
+calibration, the interval's margins per state), then fits the spike and drift detectors and — when the
+data carries the cleaning flag — the session classifier. Tracking and the registry are
+:mod:`slem_ml.models.tracking`'s job.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.readings import Readings
 from slem_ml.models.anomaly import SpikeDetector
-from slem_ml.models.backtest import BacktestResult, backtest, choose_strategy
+from slem_ml.models.backtest import (
+    BacktestResult,
+    backtest,
+    backtest_days_for,
+    choose_strategy,
+    fit_backtested,
+)
 from slem_ml.models.bundle import SCHEMA_VERSION, ModelBundle
 from slem_ml.models.drift import DriftDetector
 from slem_ml.models.features import FORECAST_FEATURES, add_features, zone_hours
@@ -35,10 +43,12 @@ __all__ = ["TrainingConfig", "TrainingRun", "data_fingerprint", "train_models"]
 @dataclass(frozen=True)
 class TrainingConfig:
     """How to train. ``strategies`` are backtested (``per_zone`` only when some zone has
-    ``per_zone_min_days`` of history); ``forecaster`` overrides :class:`ZoneForecaster` defaults."""
+    ``per_zone_min_days`` of history) over ``backtest_days`` (default: 14, more for a site of a few zones,
+    :func:`~slem_ml.models.backtest.backtest_days_for`); ``forecaster`` overrides :class:`ZoneForecaster`
+    defaults."""
 
     strategies: tuple[str, ...] = ("global", "per_zone")
-    backtest_days: int = 14
+    backtest_days: int | None = None
     min_days: int = 21  # [days] below this there is too little history to backtest a week-ahead model
     forecaster: dict[str, Any] = field(default_factory=dict)
     random_state: int = 0
@@ -100,7 +110,8 @@ def train_models(
     strategy = (
         "per_zone" if "per_zone" in config.strategies and (zone_days >= per_zone_days).any() else "global"
     )
-    candidates = backtest(hours, params | {"strategy": strategy}, days=config.backtest_days)
+    backtest_days = config.backtest_days or backtest_days_for(hours)
+    candidates = backtest(hours, params | {"strategy": strategy}, days=backtest_days)
     chosen, reason = choose_strategy(candidates)
     if strategy == "global" and "per_zone" in config.strategies:
         reason += f"; per_zone not tried: no zone has {per_zone_days} days of history"
@@ -108,8 +119,7 @@ def train_models(
 
     clock = time.perf_counter()
     progress("forecaster", 0.6)
-    forecaster = ZoneForecaster(**(params | {"strategy": chosen.strategy})).fit(hours)
-    forecaster.calibrate(chosen.forecasts, chosen.forecasts[S.POWER_W].to_numpy())
+    forecaster = fit_backtested(hours, params, chosen)
     timings["forecaster_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -120,7 +130,7 @@ def train_models(
     session_metrics: dict[str, float] = {}
     if readings.has_cleaning_flag:
         try:
-            session_metrics = _holdout_session_scores(readings.frame, site, config.backtest_days)
+            session_metrics = _holdout_session_scores(readings.frame, site, config.backtest_days or 14)
             sessions, sessions_note = SessionClassifier().fit(readings.frame, site), "fitted"
         except ValueError as exc:  # e.g. only cleaning or only tenant sessions: nothing to tell apart
             sessions_note = f"not fitted: {exc}"
@@ -135,6 +145,12 @@ def train_models(
         "strategy_reason": reason,
         "forecaster_params": forecaster.get_params(),
         "interval_margin": forecaster.margin_,
+        "interval_margins": {k: list(v) for k, v in forecaster.margins_.items()},
+        "on_probability_calibrated": forecaster.on_map_ is not None,
+        "profile_weight_default": forecaster.profile_default_,
+        "profile_weights": {  # the zones that do not take the default mix
+            z: w for z, w in forecaster.profile_weights_.items() if w != forecaster.profile_default_
+        },
         "data_fingerprint": data_fingerprint(readings),
         "input_sha256": readings.report.input_sha256,
         "trained_from": None if first is None else first.isoformat(),

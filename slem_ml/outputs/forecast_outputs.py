@@ -1,4 +1,5 @@
-"""Writing ``slem forecast`` results (SPEC §6): forecasts.csv, the peak-hour tables and a chart."""
+"""Writing ``slem forecast`` results (SPEC §6): forecasts.csv, the peak-hour tables, the expected occupancy
+(issue 16) and a chart."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 from slem_ml.atomic import staged_folder
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
-from slem_ml.models.forecast import FORECAST_COLUMNS, ForecastResult
+from slem_ml.models.forecast import FORECAST_COLUMNS, OCCUPANCY, ForecastResult, building_occupancy
 from slem_ml.outputs.csvsafe import write_csv
 from slem_ml.outputs.formatting import iso_text
 
@@ -20,8 +21,14 @@ FORECAST_FILES = {
     "forecasts": "forecasts.csv",
     "zone_peaks": "peak_hours_zones.csv",
     "building_peaks": "peak_hours_buildings.csv",
+    "occupancy": "occupancy.csv",  # expected occupancy per zone and hour
+    "building_occupancy": "occupancy_buildings.csv",  # per building and hour: zones in use expected
+    "zone_occupancy_peaks": "peak_occupancy_zones.csv",
+    "building_occupancy_peaks": "peak_occupancy_buildings.csv",
     "chart": "forecast.png",
 }
+#: Columns of occupancy.csv.
+OCCUPANCY_COLUMNS = (S.ZONE_ID, S.BUILDING, S.FLOOR, S.TIMESTAMP, OCCUPANCY)
 
 
 def _text(frame: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
@@ -30,8 +37,11 @@ def _text(frame: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:
     for column in (S.EXPECTED_POWER_W, "lower_w", "upper_w"):
         if column in out:
             out[column] = out[column].astype(float).round(1)
-    if "p_on" in out:
-        out["p_on"] = out["p_on"].astype(float).round(3)
+    for column in ("p_on", OCCUPANCY):
+        if column in out:
+            out[column] = out[column].astype(float).round(3)
+    if "expected_occupied_zones" in out:
+        out["expected_occupied_zones"] = out["expected_occupied_zones"].astype(float).round(2)
     return out
 
 
@@ -45,6 +55,13 @@ def write_forecast(result: ForecastResult, out_dir: str | Path, site: SiteConfig
         )
         write_csv(_text(result.zone_peaks, site), staging / FORECAST_FILES["zone_peaks"])
         write_csv(_text(result.building_peaks, site), staging / FORECAST_FILES["building_peaks"])
+        occupancy = result.forecasts.assign(**{OCCUPANCY: result.forecasts["p_on"]})[list(OCCUPANCY_COLUMNS)]
+        write_csv(_text(occupancy, site), staging / FORECAST_FILES["occupancy"])
+        write_csv(
+            _text(building_occupancy(result.forecasts), site), staging / FORECAST_FILES["building_occupancy"]
+        )
+        for key in ("zone_occupancy_peaks", "building_occupancy_peaks"):
+            write_csv(_text(getattr(result, key), site), staging / FORECAST_FILES[key])
         _chart(result, site).savefig(staging / FORECAST_FILES["chart"], dpi=110, bbox_inches="tight")
         written = {}
         for key, name in FORECAST_FILES.items():
