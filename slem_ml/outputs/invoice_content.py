@@ -53,7 +53,6 @@ SUPPLIER_TITLE = "slem — supplementary lighting invoice"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
 #: The file beside a summarised printable invoice that holds all its lines: ``INV-….lines.csv``.
 LINES_SUFFIX = ".lines.csv"
-# Letters that Unicode does not decompose into a base letter plus accent.
 
 
 def invoice_view(
