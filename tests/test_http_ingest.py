@@ -29,8 +29,11 @@ SITE = parse_site(
 )
 
 
+START = time.time() - 3600  # one instant for the whole module: a test's posts must not straddle a minute
+
+
 def reading(minute: int, **extra: Any) -> dict[str, Any]:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(time.time() - 3600 + 60 * minute))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(START + 60 * minute))
     return {"timestamp": stamp, "zone_id": "HQ-F1-Z1", "power_w": 40.0, **extra}
 
 
