@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from sqlalchemy import JSON, Connection, Engine, create_engine, func, insert, inspect, select, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import DBAPIError
 
 from slem_ml.errors import SlemError
 from slem_ml.progress import Progress, no_progress
 from slem_ml.storage.backup import arrow_schema, chunk_rows, slem_tables
-from slem_ml.storage.database import StorageError, write_session
+from slem_ml.storage.database import StorageError, parse_url, shown_url, write_session
 
 __all__ = ["RestoreError", "check_table_files", "load_tables", "occupied_tables"]
 
@@ -61,7 +60,7 @@ def occupied_tables(url: str) -> list[str]:
     StorageError
         When the URL is malformed or the database cannot be reached.
     """
-    parsed = _parse(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database or ""
         if path in ("", ":memory:") or not Path(path).exists() or Path(path).stat().st_size == 0:
@@ -79,7 +78,7 @@ def occupied_tables(url: str) -> list[str]:
     except DBAPIError as exc:
         lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
         reason = lines[0] if lines else type(exc).__name__
-        raise StorageError(f"cannot open database {_safe(parsed)}: {reason}") from None
+        raise StorageError(f"cannot open database {shown_url(parsed)}: {reason}") from None
     finally:
         engine.dispose()
 
@@ -172,21 +171,3 @@ def _reset_sequences(connection: Connection) -> None:
             ),
             {"table": table.name, "column": column.name},
         )
-
-
-def _parse(url: str) -> URL:
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise StorageError(f"database URL {url!r} is not a URL") from None
-    if parsed.drivername in ("postgres", "postgresql"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise StorageError(
-            f"database URL {_safe(parsed)}: only sqlite:/// and postgresql+psycopg:// are supported"
-        )
-    return parsed
-
-
-def _safe(url: URL) -> str:
-    return url.render_as_string(hide_password=True)

@@ -59,6 +59,8 @@ __all__ = [
     "database_locked",
     "locked_error",
     "open_database",
+    "parse_url",
+    "shown_url",
     "write_session",
 ]
 
@@ -108,7 +110,7 @@ def open_database(url: str = DEFAULT_URL) -> Engine:
         When the URL is malformed or not SQLite/PostgreSQL, the database cannot be reached, slem's tables
         cannot be created in it, or its schema was written by a newer slem.
     """
-    parsed = _parse_url(url)
+    parsed = parse_url(url)
     engine = _create_engine(parsed)
     try:
         _check_reachable(engine)
@@ -121,7 +123,7 @@ def open_database(url: str = DEFAULT_URL) -> Engine:
             raise locked_error(parsed) from None
         # permissions, no schema to create in, a read-only file: the user's to fix, so one line
         raise StorageError(
-            f"cannot create or upgrade slem's schema in {_safe(parsed)}: {_reason(exc)}"
+            f"cannot create or upgrade slem's schema in {shown_url(parsed)}: {_reason(exc)}"
         ) from exc
     except BaseException:
         engine.dispose()
@@ -140,7 +142,7 @@ def database_locked(exc: BaseException) -> bool:
 
 def locked_error(url: URL) -> StorageError:
     """The one-line refusal for a database that stayed locked (:data:`LOCKED`), naming it."""
-    return StorageError(f"{_safe(url)}: {LOCKED}")
+    return StorageError(f"{shown_url(url)}: {LOCKED}")
 
 
 @contextmanager
@@ -168,7 +170,9 @@ def alembic_config(*, url: str | None = None, connection: Connection | None = No
 # --- internals --------------------------------------------------------------------------------------
 
 
-def _parse_url(url: str) -> URL:
+def parse_url(url: str) -> URL:
+    """``url`` parsed, ``postgresql://`` read as psycopg 3; :class:`StorageError` for a malformed URL or
+    a database other than SQLite and PostgreSQL."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -179,7 +183,7 @@ def _parse_url(url: str) -> URL:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise StorageError(
-            f"database URL {_safe(parsed)}: only sqlite:/// and postgresql+psycopg:// are supported"
+            f"database URL {shown_url(parsed)}: only sqlite:/// and postgresql+psycopg:// are supported"
         )
     return parsed
 
@@ -192,7 +196,7 @@ def _sqlite_timeout_s(url: URL) -> float:
         return float(given if isinstance(given, str) else _SQLITE_BUSY_TIMEOUT_S)
     except ValueError:
         raise StorageError(
-            f"database URL {_safe(url)}: timeout={given!r} is not a number of seconds"
+            f"database URL {shown_url(url)}: timeout={given!r} is not a number of seconds"
         ) from None
 
 
@@ -245,7 +249,7 @@ def _use_wal(engine: Engine) -> None:
                 raise locked_error(engine.url) from None
             if not database_locked(exc):
                 raise StorageError(
-                    f"cannot create or upgrade slem's schema in {_safe(engine.url)}: {exc}"
+                    f"cannot create or upgrade slem's schema in {shown_url(engine.url)}: {exc}"
                 ) from None
         finally:
             raw.close()
@@ -257,7 +261,7 @@ def _check_reachable(engine: Engine) -> None:
         with engine.connect():
             pass
     except OperationalError as exc:
-        raise StorageError(f"cannot open database {_safe(engine.url)}: {_reason(exc)}") from None
+        raise StorageError(f"cannot open database {shown_url(engine.url)}: {_reason(exc)}") from None
 
 
 #: The newest migration in slem_ml/storage/migrations/versions; a test checks it is Alembic's head.
@@ -291,7 +295,7 @@ def _upgrade(engine: Engine) -> None:
         unknown = [rev for rev in context.get_current_heads() if rev not in known]
         if unknown:
             raise StorageError(
-                f"database {_safe(engine.url)} has schema revision {', '.join(unknown)}, which this "
+                f"database {shown_url(engine.url)} has schema revision {', '.join(unknown)}, which this "
                 "version of slem does not know: it was written by a newer slem; upgrade slem"
             )
         command.upgrade(config, "head")
@@ -302,5 +306,6 @@ def _reason(exc: DBAPIError) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _safe(url: URL) -> str:
+def shown_url(url: URL) -> str:
+    """``url`` as text for messages, its password hidden."""
     return url.render_as_string(hide_password=True)
