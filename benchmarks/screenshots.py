@@ -118,14 +118,14 @@ def show_tab(page: Any, tab: str, zone: str, alert: str, invoice: str) -> None:
         expect(panel.get_by_text(re.compile(r"^As of "))).to_be_visible()
         settled(page, 2)
     elif tab == "Upload":
-        expect(panel.get_by_role("row", name=re.compile(r"^invoices\.csv"))).to_be_visible()
+        expect(panel.get_by_role("link", name="invoices.csv", exact=True)).to_be_visible()
         settled(page)
     elif tab == "Billing":
         choose(page, "Invoice", invoice)
         expect(panel.get_by_role("grid", name="Invoice lines").get_by_role("gridcell").first).to_be_visible()
         settled(page)
         page.get_by_role("button", name="Printable invoice (PDF)").click()
-        expect(panel.get_by_role("row", name=re.compile(rf"^{invoice}\.pdf"))).to_be_visible()
+        expect(panel.get_by_role("link", name=f"{invoice}.pdf", exact=True)).to_be_visible()
         page.get_by_role("button", name="Revision history").click()
         revisions = panel.get_by_role("grid", name="Revisions of the invoice")
         expect(revisions.get_by_role("gridcell").first).to_be_visible()
@@ -166,8 +166,8 @@ def show_tab(page: Any, tab: str, zone: str, alert: str, invoice: str) -> None:
         expect(frame.get_by_role("heading", name=re.compile("^Energy report — Whole site"))).to_be_visible()
         page.get_by_label("PDF", exact=True).check()
         page.get_by_role("button", name="Download").click()
-        offered = page.locator(".block").filter(has_text="Report file")
-        expect(offered.get_by_role("row", name=re.compile(r"^slem-report-\S+\.pdf"))).to_be_visible()
+        offered = page.locator(".slem-downloads").filter(has_text="Report file")
+        expect(offered.get_by_role("link", name=re.compile(r"^slem-report-\S+\.pdf$"))).to_be_visible()
         settled(page)
 
 
@@ -180,7 +180,7 @@ def snap(page: Any, path: Path) -> Path:
 
 def report_pdf(page: Any, out: Path) -> Path:
     """Save the report file the Reports tab offers (its PDF, see :func:`show_tab`) into ``out``."""
-    link = page.locator(".block").filter(has_text="Report file").get_by_role("link")
+    link = page.locator(".slem-downloads").filter(has_text="Report file").get_by_role("link")
     with page.expect_download() as done:
         link.click()
     path = out / done.value.suggested_filename
