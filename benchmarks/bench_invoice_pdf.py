@@ -1,10 +1,14 @@
-"""PDF invoices: time per line for invoices of 100, 1,000 and 5,000 lines (``slem_ml.outputs.invoice_pdf``).
+"""Printable invoices: time for invoices of 100, 1,000, 5,000 and 10,000 lines, HTML and PDF
+(``slem_ml.outputs.invoice_render``, ``slem_ml.outputs.invoice_pdf``).
 
-Run from the repository root: ``.venv/bin/python benchmarks/bench_invoice_pdf.py [--lines N …] [--repeat R]``.
+Run from the repository root:
+``.venv/bin/python benchmarks/bench_invoice_pdf.py [--lines N …] [--repeat R] [--limit L|none]``.
 The lines are synthetic but shaped like the engine's: evening sessions in 40 zones over a month, times to
 the millisecond, 2 % of them spike-adjusted. Prints a markdown table (best of R runs each): the view
-(``invoice_view``, shared with the HTML), the PDF drawn from it, and both per line. The one-off cost of
-importing fpdf2 in a fresh process is printed first: ``slem score`` pays it once, not per invoice.
+(``invoice_view``, shared by both renderings), the HTML page and the PDF drawn from it, and view + PDF per
+line. ``--limit`` is the printed-lines limit (default ``none``: every line printed, the worst case; with
+``2000``, slem's default, a longer invoice prints as a summary). The one-off cost of importing fpdf2 in a
+fresh process is printed first: ``slem score`` pays it once, not per invoice.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import argparse
 import datetime as dt
 import hashlib
 import re
+import shutil
 import sys
+import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -69,6 +75,7 @@ def synthetic_invoice(lines: int, site: SiteConfig, seed: int = 7) -> tuple[dict
             "original_energy_kwh": [
                 (k * 4).quantize(MICRO) if a else k for k, a in zip(kwh, adjusted, strict=True)
             ],
+            "status": "billed",
         }
     )[list(schema.INVOICE_LINE_COLUMNS)]
     frame = frame.sort_values(["date", "zone_id", "start"], kind="stable", ignore_index=True)
@@ -100,35 +107,45 @@ def best(repeat: int, call: object) -> tuple[float, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lines", type=int, nargs="+", default=[100, 1_000, 5_000])
+    parser.add_argument("--lines", type=int, nargs="+", default=[100, 1_000, 5_000, 10_000])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best one counts")
+    parser.add_argument("--limit", default="none", help="printed lines above which a summary prints")
     args = parser.parse_args()
+    limit = None if args.limit == "none" else int(args.limit)
 
     t0 = time.perf_counter()
     import fpdf  # noqa: F401  # the one-off cost, before the invoice modules import it
 
     import_s = time.perf_counter() - t0
     from slem_ml.outputs.invoice_pdf import render_view_pdf
-    from slem_ml.outputs.invoice_render import invoice_view
+    from slem_ml.outputs.invoice_render import _write_html, invoice_view
 
     site = load_site(CONTRACTS)
     issued = dt.date(2025, 11, 3)
-    print(f"<!-- importing fpdf2: {import_s * 1000:.0f} ms, once per process -->")
-    print("| lines | pages | view [ms] | PDF [ms] | view + PDF [ms] | per line [ms] | PDF size [kB] |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    page = Path(tempfile.mkdtemp(prefix="bench-invoice-")) / "invoice.html"
+    print(f"<!-- importing fpdf2: {import_s * 1000:.0f} ms, once per process; limit {args.limit} -->")
+    print(
+        "| lines | pages | view [ms] | HTML [ms] | PDF [ms] | view + PDF [ms] | per line [ms] | HTML [kB] "
+        "| PDF [kB] |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for count in args.lines:
         row, frame = synthetic_invoice(count, site)
         view_s, view = best(
-            args.repeat, lambda row=row, frame=frame: invoice_view(row, frame, site, issued=issued)
+            args.repeat,
+            lambda row=row, frame=frame: invoice_view(row, frame, site, issued=issued, limit=limit),
         )
+        html_s, _ = best(args.repeat, lambda view=view: _write_html(view, page))  # as slem score writes it
         pdf_s, pdf = best(args.repeat, lambda view=view: render_view_pdf(view))
         assert isinstance(pdf, bytes)
         pages = len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf))
         total = view_s + pdf_s
         print(
-            f"| {count:,} | {pages} | {view_s * 1000:.1f} | {pdf_s * 1000:.1f} | {total * 1000:.1f} "
-            f"| {total * 1000 / count:.3f} | {len(pdf) / 1000:.0f} |"
+            f"| {count:,} | {pages} | {view_s * 1000:.1f} | {html_s * 1000:.1f} | {pdf_s * 1000:.1f} "
+            f"| {total * 1000:.1f} | {total * 1000 / count:.3f} | {page.stat().st_size / 1000:.0f} "
+            f"| {len(pdf) / 1000:.0f} |"
         )
+    shutil.rmtree(page.parent)
     return 0
 
 

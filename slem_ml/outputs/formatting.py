@@ -7,16 +7,19 @@ the printable invoices and the forecast files.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema
 from slem_ml.io.localtime import iso_local
+from slem_ml.outputs.text_columns import date_array, iso_array
 
 __all__ = [
     "aware_instants",
@@ -33,6 +36,7 @@ __all__ = [
 ]
 
 _ALERT_TIMES = ("detected_at", "first_seen", "last_seen")
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 def iso_text(values: pd.Series, timezone: str) -> pd.Series:
@@ -44,6 +48,10 @@ def iso_text(values: pd.Series, timezone: str) -> pd.Series:
     """
     local = aware_instants(values).dt.tz_convert(timezone)
     present = local.notna().to_numpy(dtype=bool)
+    if present.all():  # no missing instants: the whole column as bytes at once
+        fast = iso_array(pd.DatetimeIndex(local))
+        if fast is not None:
+            return pd.Series(fast, index=values.index, dtype="str")
     text = np.full(len(local), "", dtype=object)
     if present.any():
         text[present] = iso_local(pd.DatetimeIndex(local[present]))
@@ -54,7 +62,14 @@ def date_text(values: pd.Series, timezone: str) -> pd.Series:
     """Dates as ``YYYY-MM-DD``; ``datetime.date`` values, or instants taken at their date in ``timezone``."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         values = values.dt.tz_convert(timezone)
-    elif not pd.api.types.is_datetime64_dtype(values.dtype):
+    elif pd.api.types.infer_dtype(values, skipna=False) == "date":  # datetime.date, none missing
+        ordinals = np.fromiter(
+            map(dt.date.toordinal, values.to_numpy(dtype=object)), dtype=np.int64, count=len(values)
+        )
+        fast = date_array((ordinals - _EPOCH_ORDINAL).astype("datetime64[D]"))  # NumPy's own: 1 µs a date
+        if fast is not None:
+            return pd.Series(fast, index=values.index, dtype="str")
+    if not pd.api.types.is_datetime64_any_dtype(values.dtype):
         values = pd.to_datetime(values, format="ISO8601")
     return values.dt.strftime("%Y-%m-%d").fillna("").astype(str)
 
@@ -64,9 +79,32 @@ def decimal_text(values: pd.Series) -> pd.Series:
 
     Money must arrive as ``Decimal``: a float here would be a billing bug, so it raises ``TypeError``.
     """
-    # Decimals are Python objects: formatting them is one call per cell whatever the API. These tables hold a
-    # line per session, not per reading, so this is not a hot path.
+    if len(values) and pd.api.types.infer_dtype(values, skipna=True) == "decimal":  # one C-level pass
+        return _decimals_text(values)
     return values.map(_decimal_cell, na_action="ignore").fillna("").astype(str)
+
+
+def _decimals_text(values: pd.Series) -> pd.Series:
+    """:func:`decimal_text` of a column of Decimals (and missing values): ``str()`` of each, called from C
+    (``map``, ~0.07 µs a cell; ``format(…, "f")`` costs twice that), then ``format(…, "f")`` for the few that
+    ``str()`` writes with an exponent (``Decimal("0E-7")`` → ``0E-7``, ``Decimal("1E+2")`` → ``1E+2``),
+    found with one search of the joined text. Without an ``E``, ``str()`` writes the plain notation, which
+    is what ``"f"`` writes. ``Decimal("NaN")`` counts as missing, as pandas has it."""
+    cells = values.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(cells, skipna=False) == "decimal":  # nothing missing but perhaps a NaN
+        text = np.fromiter(map(str, cells), dtype=object, count=len(cells))
+        joined = "".join(text)
+        if "E" not in joined and "N" not in joined:  # the common case: plain numbers, no NaN
+            return pd.Series(pa.array(text, type=pa.large_string()), index=values.index, dtype="str")
+    present = ~values.isna().to_numpy(dtype=bool)
+    shown = cells[present]
+    text = np.fromiter(map(str, shown), dtype=object, count=len(shown))
+    if "E" in "".join(text):
+        exponent = np.flatnonzero(["E" in cell for cell in text])
+        text[exponent] = [format(value, "f") for value in shown[exponent]]
+    out = np.full(len(cells), "", dtype=object)
+    out[present] = text
+    return pd.Series(out, index=values.index, dtype="str")
 
 
 def minutes_text(values: pd.Series) -> pd.Series:
@@ -193,7 +231,7 @@ def _columns(frame: pd.DataFrame, columns: Iterable[str], what: str, timezone: s
     if missing:
         raise ValueError(f"{what}: missing column(s) {', '.join(missing)}")
     extra = [c for c in frame.columns if c not in columns]
-    out = frame.loc[:, [*columns, *extra]].copy()
+    out = frame.loc[:, [*columns, *extra]]  # copy-on-write: a column is copied only if it is changed
     for column in extra:
         out[column] = _generic_text(out[column], timezone)
     return out

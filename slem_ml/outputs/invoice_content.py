@@ -274,6 +274,7 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _SECOND_NS = 10**9
 _MINUTE_NS = 60 * _SECOND_NS
 _DAY_NS = 1440 * _MINUTE_NS
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _HHMM = tuple(f"{minute // 60:02d}:{minute % 60:02d}" for minute in range(1440))
 
 
@@ -303,7 +304,8 @@ def _line_views(lines: dict[str, list[Any]]) -> list[dict[str, Any]]:
     parts.
     """
     days = lines["date"]
-    day_ns = np.array(days, dtype="datetime64[D]").astype("datetime64[ns]").astype(np.int64)
+    ordinals = np.fromiter(map(dt.date.toordinal, days), dtype=np.int64, count=len(days))  # NumPy's: 2 µs
+    day_ns = (ordinals - _EPOCH_ORDINAL) * _DAY_NS
     adjusted = lines["adjusted"]
     original = [
         number_text(value) if flag and value is not None else ""

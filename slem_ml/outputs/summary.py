@@ -75,7 +75,7 @@ def _clients(result: ScoringResult) -> dict[str, dict[str, Any]]:
     invoices, lines = result.invoices, result.invoice_lines
     invoice_clients = _column(invoices, "client_id").astype(str)
     line_clients = _column(lines, "client_id").astype(str)
-    ids = set(invoice_clients) | set(line_clients)
+    ids = set(invoice_clients.unique()) | set(line_clients.unique())
     out: dict[str, dict[str, Any]] = {}
     for client_id in sorted(ids):
         contract = result.site.clients.get(client_id)
@@ -125,7 +125,9 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 
 def _sum(values: Iterable[Any]) -> str:
     """Exact sum of Decimals as text; a sum of nothing is ``"0"``."""
-    total = sum((Decimal(v) for v in values if not pd.isna(v)), _ZERO)
+    column = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    present = column[column.notna().to_numpy(dtype=bool)].tolist()  # one vectorised test, not one a cell
+    total = sum(map(Decimal, present), _ZERO)
     return format(total, "f")
 
 

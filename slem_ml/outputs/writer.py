@@ -49,7 +49,7 @@ from slem_ml.outputs.formatting import (
     format_invoices,
     format_quarantine,
 )
-from slem_ml.outputs.invoice_render import start_invoice_files, start_invoice_files_of
+from slem_ml.outputs.invoice_render import collector_paused, start_invoice_files, start_invoice_files_of
 from slem_ml.outputs.summary import build_summary
 from slem_ml.outputs.targets import OutputFolder, OutputTarget, RunLabel
 from slem_ml.scoring.result import ScoringResult
@@ -199,9 +199,14 @@ def write_invoice_files(
 ) -> list[str]:
     """Write ``invoices.csv``, ``invoice_lines.csv`` and ``invoices/…`` (HTML and PDF) straight into
     ``folder`` (a staging folder: nothing here is atomic); returns the printable invoices' relative paths."""
-    finish = start_invoice_files_of(invoices, lines, site, folder, service_periods=service_periods)
-    write_csv(  # a chunk at a time: one invoice may have a million lines
-        lines, folder / OUTPUT_FILES["invoice_lines"], formatter=lambda part: format_invoice_lines(part, site)
+    finish = start_invoice_files_of(
+        invoices, lines, site, folder, service_periods=service_periods, write_lines=False
+    )
+    write_csv(  # a chunk at a time: one invoice may have a million lines; summarised invoices' too
+        lines,
+        folder / OUTPUT_FILES["invoice_lines"],
+        formatter=lambda part: format_invoice_lines(part, site),
+        parts=finish.lines_files,
     )
     write_csv(format_invoices(invoices, site), folder / OUTPUT_FILES["invoices"])
     return [p.relative_to(folder).as_posix() for p in finish()]
@@ -269,14 +274,21 @@ def _write_readings_file(result: ScoringResult, folder: Path) -> None:
 
 
 def _write_all(result: ScoringResult, folder: Path, standby: forked.Standby | None) -> list[str]:
+    with collector_paused():  # ~1 s of full collections over the scoring run's objects otherwise
+        return _write_files(result, folder, standby)
+
+
+def _write_files(result: ScoringResult, folder: Path, standby: forked.Standby | None) -> list[str]:
 
     site = result.site
-    finish_invoices = start_invoice_files(result, folder, standby=standby)  # PDFs now, on the other core
+    # PDFs now, on the other core; the summarised invoices' lines files below, with invoice_lines.csv
+    finish_invoices = start_invoice_files(result, folder, standby=standby, write_lines=False)
     # formatted a chunk of rows at a time: a month may have a million lines (bounded memory, issue 15)
     write_csv(
         result.invoice_lines,
         folder / OUTPUT_FILES["invoice_lines"],
         formatter=lambda part: format_invoice_lines(part, site),
+        parts=finish_invoices.lines_files,
     )
     write_csv(format_invoices(result.invoices, site), folder / OUTPUT_FILES["invoices"])
     write_csv(
