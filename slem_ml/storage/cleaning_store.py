@@ -17,14 +17,15 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, delete, insert, select
+from sqlalchemy import Connection, Table, delete, select
 
 from slem_ml.billing.cleaning import SESSION_ORDER
 from slem_ml.billing.invoices import month_span
 from slem_ml.config.site import SiteConfig
 from slem_ml.io import schema as S
 from slem_ml.io.localtime import utc_ms
-from slem_ml.storage.payload import cleaning_rows
+from slem_ml.storage.bulk import columns_of, dates, decimals, fetched, insert_columns, instants
+from slem_ml.storage.payload import cleaning_stored
 from slem_ml.storage.tables import StoreCleaningSession
 
 __all__ = ["CLEANING_CONTEXT_MS", "month_cleaning", "replace_cleaning", "store_file_cleaning"]
@@ -36,9 +37,9 @@ CLEANING_CONTEXT_MS = 12 * 3_600_000
 
 def store_file_cleaning(connection: Connection, sessions: pd.DataFrame) -> None:
     """Store an upload's own cleaning sessions (nothing was stored around its readings)."""
-    rows = cleaning_rows(sessions)
-    if rows:
-        connection.execute(insert(cast(Table, StoreCleaningSession.__table__)), rows)
+    columns = cleaning_stored(sessions)  # checked as cleaning_rows, in the store's form
+    if columns:
+        insert_columns(connection, cast(Table, StoreCleaningSession.__table__), columns)
 
 
 def replace_cleaning(
@@ -72,40 +73,43 @@ def month_cleaning(connection: Connection, site: SiteConfig, months: Iterable[st
     """The stored cleaning sessions dated in ``months`` (YYYY-MM), as :func:`cleaning_sessions` gives them
     (``cleaning_sessions.csv`` columns plus ``client_id``; times in the site timezone)."""
     table = cast(Table, StoreCleaningSession.__table__)
+    names = [c.key for c in table.c if c.key != "id"]
     parts: list[Any] = []
     for month in sorted(set(months)):
         first, after = month_span(month)
-        query = select(table).where(table.c.date >= first, table.c.date < after)
-        parts += connection.execute(query).all()
+        query = select(*(table.c[n] for n in names)).where(table.c.date >= first, table.c.date < after)
+        for rows in fetched(connection, query, 100_000):  # the driver's values, converted per column
+            parts += rows
     columns = [*S.CLEANING_COLUMNS, S.CLIENT_ID]
     tz = site.site.timezone
     if not parts:  # typed as a full frame's: callers use .dt on the times and mask by the flags
         dtypes = {"start": f"datetime64[ns, {tz}]", "end": f"datetime64[ns, {tz}]", "flagged": bool}
         dtypes |= {"inferred": bool, "minutes": float, "excess_minutes": float}
         return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, object)) for c in columns})
+    raw = columns_of(parts, names)
     frame = pd.DataFrame(
         {
-            S.ZONE_ID: [r.zone_id for r in parts],
-            S.BUILDING: [r.building for r in parts],
-            S.FLOOR: [r.floor for r in parts],
-            "date": [r.date for r in parts],
-            "start": pd.to_datetime([r.start_at for r in parts], utc=True).tz_convert(tz),
-            "end": pd.to_datetime([r.end_at for r in parts], utc=True).tz_convert(tz),
-            "minutes": [_minutes(r.minutes) for r in parts],
-            "flagged": [bool(r.flagged) for r in parts],
-            "excess_minutes": [_minutes(r.excess_minutes) for r in parts],
-            "wasted_kwh": [r.wasted_kwh for r in parts],
-            "savings": [r.savings for r in parts],
-            "inferred": [bool(r.inferred) for r in parts],
-            S.CLIENT_ID: [r.client_id for r in parts],
+            S.ZONE_ID: np.array(raw["zone_id"], dtype=object),
+            S.BUILDING: np.array(raw["building"], dtype=object),
+            S.FLOOR: np.array(raw["floor"], dtype=object),
+            "date": dates(raw["date"]),
+            "start": instants(raw["start_at"]).tz_convert(tz),
+            "end": instants(raw["end_at"]).tz_convert(tz),
+            "minutes": _minutes(np.array(raw["minutes"], dtype=np.float64)),
+            "flagged": np.array(raw["flagged"], dtype=bool),
+            "excess_minutes": _minutes(np.array(raw["excess_minutes"], dtype=np.float64)),
+            "wasted_kwh": decimals(raw["wasted_kwh"], 6),
+            "savings": decimals(raw["savings"], 2),
+            "inferred": np.array(raw["inferred"], dtype=bool),
+            S.CLIENT_ID: np.array(raw["client_id"], dtype=object),
         }
     )
     return frame.sort_values(SESSION_ORDER, kind="stable").reset_index(drop=True)[columns]
 
 
-def _minutes(value: float) -> Decimal:
-    """Minutes as scoring gives them (Decimal, 3 places) from the stored float."""
-    return Decimal(f"{value:.3f}")
+def _minutes(values: np.ndarray) -> list[Decimal]:
+    """Minutes as scoring gives them (Decimal, 3 places) from the stored floats."""
+    return list(map(Decimal, np.char.mod("%.3f", values).tolist()))
 
 
 def _utc(ms: int) -> dt.datetime:

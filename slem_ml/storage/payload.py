@@ -9,16 +9,14 @@ lines — so that a bad result never reaches the database, and the message says 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import math
 import platform
-import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from decimal import Decimal
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -26,19 +24,29 @@ import sqlalchemy
 
 from slem_ml import __version__
 from slem_ml.io import schema as S
-from slem_ml.io.schema import LINE_STATUSES
 from slem_ml.scoring.result import ScoringResult
-from slem_ml.storage.tables import ALERT_STATUSES
-from slem_ml.storage.types import to_exact_decimal, to_utc
+from slem_ml.storage import columns as C
+from slem_ml.storage.columns import Spec, cents, checked_columns
+from slem_ml.storage.types import to_utc
 
-__all__ = ["InvoiceLines", "InvoicePayload", "RunPayload", "cleaning_rows", "invoice_payloads", "prepare"]
+__all__ = [
+    "ColumnRows",
+    "InvoiceLines",
+    "InvoicePayload",
+    "RunPayload",
+    "cleaning_stored",
+    "invoice_payloads",
+    "prepare",
+]
 
 Row = dict[str, Any]
-Converter = Callable[[Any], Any]
 
 
 #: Invoice lines converted at once: an invoice of a million lines is never a million dicts at once.
 LINE_CHUNK = 50_000
+#: Up to this many lines in all, the stored columns made while checking are kept for the insert (about
+#: 1 kB a line); more are converted again, :data:`LINE_CHUNK` at a time, as they are inserted.
+KEPT_LINES = 100_000
 
 
 class InvoiceLines:
@@ -46,8 +54,9 @@ class InvoiceLines:
     :data:`LINE_CHUNK` at a time as they are read. :func:`invoice_payloads` has checked every value, so
     reading them cannot fail."""
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame, kept: dict[str, list[Any]] | None = None) -> None:
         self.frame = frame
+        self.kept = kept  # the stored columns, when invoice_payloads kept them
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -59,6 +68,19 @@ class InvoiceLines:
     def __getitem__(self, index: int) -> Row:
         index = range(len(self.frame))[index]  # IndexError as a sequence's
         return self._converted(index, index + 1)[0]
+
+    def stored(self) -> Iterator[dict[str, list[Any]]]:
+        """The lines as stored columns (:func:`~slem_ml.storage.columns.checked_columns`, ``line_no`` from 1),
+        :data:`LINE_CHUNK` at a time, for :func:`~slem_ml.storage.bulk.insert_columns`."""
+        for start in range(0, len(self.frame), LINE_CHUNK):
+            stop = min(start + LINE_CHUNK, len(self.frame))
+            if self.kept is not None:
+                out = {key: column[start:stop] for key, column in self.kept.items()}
+            else:
+                part = self.frame.iloc[start:stop]
+                columns = checked_columns(part, "invoice_lines", _LINE, _LINE_DEFAULTS, start + 1, rows=False)
+                out = {key: stored for key, (_, stored) in columns.items() if key not in _LINE_CONTEXT}
+            yield out | {"line_no": list(range(start + 1, stop + 1))}
 
     def _converted(self, start: int, stop: int) -> list[Row]:
         rows = _rows(self.frame.iloc[start:stop], "invoice_lines", _LINE, _LINE_DEFAULTS)
@@ -90,9 +112,11 @@ class RunPayload:
 
     run: Row
     invoices: tuple[InvoicePayload, ...]
-    cleaning: tuple[Row, ...]
+    cleaning: Sequence[Row]  # rows made as they are read (:class:`ColumnRows`)
     alerts: tuple[Row, ...]
     fingerprint: str
+    #: ``cleaning`` as stored columns (:func:`~slem_ml.storage.columns.checked_columns`), for a bulk insert
+    cleaning_stored: Mapping[str, list[Any]] | None = None
 
 
 def prepare(result: ScoringResult) -> RunPayload:
@@ -100,8 +124,10 @@ def prepare(result: ScoringResult) -> RunPayload:
     timezone = result.site.site.timezone
     currency = result.site.site.currency
     invoices = invoice_payloads(result.invoices, result.invoice_lines, timezone)
-    cleaning = tuple(_rows(result.cleaning_sessions, "cleaning_sessions", _CLEANING))
-    alerts = tuple(_rows(result.alerts, "alerts", _ALERT))
+    cleaning_columns = _columns(result.cleaning_sessions, "cleaning_sessions", _CLEANING)
+    cleaning = ColumnRows(cleaning_columns)
+    alert_columns = _columns(result.alerts, "alerts", _ALERT)
+    alerts = tuple(_as_rows(alert_columns))
     report = result.report
     run: Row = {
         "input_sha256": report.input_sha256,
@@ -117,97 +143,17 @@ def prepare(result: ScoringResult) -> RunPayload:
         "timings": {str(k): _json_float(v) for k, v in result.timings.items()},
         "versions": _versions(result.model_versions),
     }
-    fingerprint = _fingerprint(run, invoices, cleaning, alerts)
-    return RunPayload(run, invoices, cleaning, alerts, fingerprint)
+    fingerprint = _fingerprint(
+        run, invoices, _canonical_rows(cleaning_columns), _canonical_rows(alert_columns)
+    )
+    stored = {key: column for key, (_, column) in cleaning_columns.items()}
+    return RunPayload(run, invoices, cleaning, alerts, fingerprint, stored)
 
 
-# --- converters ---------------------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str:
-    text = str(value).strip()
-    if not text:
-        raise ValueError("is empty")
-    return text
-
-
-def _money(value: Any) -> Decimal:
-    return to_exact_decimal(value, 14, 2)
-
-
-def _quantity(value: Any) -> Decimal:
-    return to_exact_decimal(value, 18, 6)
-
-
-def _hours(value: Any) -> Decimal:
-    # Billable hours are billable_minutes / 60, a display figure: 1/6 h would never be exact.
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise TypeError(f"expected a Decimal, got {type(value).__name__} {value!r}")
-    return to_exact_decimal(Decimal(value).quantize(Decimal("0.000001"), ROUND_HALF_UP), 18, 6)
-
-
-def _date(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value))
-
-
-def _minutes(value: Any) -> float:
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{value!r} is not a duration in minutes")
-    return number
-
-
-def _score(value: Any) -> float:
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{value!r} is not a finite score")
-    return number
-
-
-def _whole(value: Any) -> int:
-    if isinstance(value, bool) or float(value) != int(value):
-        raise ValueError(f"{value!r} is not a whole number")
-    return int(value)
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str) or value not in (True, False):
-        raise ValueError(f"{value!r} is not true/false")
-    return bool(value)
-
-
-def _period(value: Any) -> str:
-    text = str(value)
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
-        raise ValueError(f"{value!r} is not a period YYYY-MM")
-    return text
-
-
-def _sha256(value: Any) -> str:
-    text = str(value)
-    if not re.fullmatch(r"[0-9a-f]{64}", text):
-        raise ValueError(f"{value!r} is not a sha256 hex digest")
-    return text
-
-
-def _status(value: Any) -> str:
-    if value not in ALERT_STATUSES:
-        raise ValueError(f"{value!r} is not one of {', '.join(ALERT_STATUSES)}")
-    return str(value)
-
-
-def _line_status(value: Any) -> str:
-    if value not in LINE_STATUSES:
-        raise ValueError(f"{value!r} is not one of {', '.join(LINE_STATUSES)}")
-    return str(value)
-
-
-# frame column -> (row key, converter, required)
-_Spec = Mapping[str, tuple[str, Converter, bool]]
+_Spec = Spec
+_text, _money, _quantity, _hours, _date = C.text, C.money, C.quantity, C.hours, C.date
+_minutes, _score, _whole, _flag, _period = C.minutes, C.score, C.whole, C.flag, C.period
+_sha256, _status, _line_status = C.sha256, C.alert_status, C.line_status
 
 _INVOICE: _Spec = {
     "invoice_id": ("invoice_id", _text, True),
@@ -274,47 +220,56 @@ _INVOICE_DEFAULTS: Row = {**_DEFAULTS, "held_total": Decimal("0.00")}
 def _rows(
     frame: pd.DataFrame, table: str, spec: _Spec, defaults: Row = _DEFAULTS, first: int = 1
 ) -> list[Row]:
-    """Checked, converted rows; column by column, so that missing values and instants are found vectorised.
-    ``first``: the number of the frame's first row, in messages."""
-    if frame.empty:
-        return []
-    missing = [col for col, (_, _, required) in spec.items() if required and col not in frame.columns]
-    if missing:
-        raise ValueError(f"{table}: missing column(s) {', '.join(missing)}")
-    columns: dict[str, list[Any]] = {}
-    for column, (key, convert, required) in spec.items():
-        if column not in frame.columns:
-            columns[key] = [defaults.get(key)] * len(frame)
-            continue
-        series = frame[column]
-        absent = series.isna().to_numpy()
-        if required and absent.any():
-            raise ValueError(f"{table} row {int(np.argmax(absent)) + first}: {column} is missing")
-        if convert is to_utc and isinstance(series.dtype, pd.DatetimeTZDtype):
-            columns[key] = list(series.dt.tz_convert("UTC").dt.to_pydatetime())
-            continue
-        values: list[Any] = []
-        for number, (value, gone) in enumerate(zip(series.tolist(), absent, strict=True), start=first):
-            if gone:
-                values.append(defaults.get(key))
-                continue
-            try:
-                values.append(convert(value))
-            except (TypeError, ValueError, ArithmeticError) as exc:
-                raise ValueError(f"{table} row {number}: {column}: {exc}") from None
-        columns[key] = values
+    """Checked, converted rows (:func:`~slem_ml.storage.columns.checked_columns`). ``first``: the number of
+    the frame's first row, in messages."""
+    return _as_rows(_columns(frame, table, spec, defaults, first))
+
+
+def _columns(
+    frame: pd.DataFrame, table: str, spec: _Spec, defaults: Row = _DEFAULTS, first: int = 1
+) -> dict[str, C.Column]:
+    """:func:`~slem_ml.storage.columns.checked_columns`, none for an empty frame."""
+    return {} if frame.empty else checked_columns(frame, table, spec, defaults, first)
+
+
+class ColumnRows(Sequence[Row]):
+    """Checked columns (:func:`~slem_ml.storage.columns.checked_columns`) read as rows, each made when it is
+    read: storing a run needs only their count and stored form."""
+
+    def __init__(self, columns: Mapping[str, C.Column]) -> None:
+        self.columns = columns
+        self.length = len(next(iter(columns.values()))[0]) if columns else 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Row]: ...
+    def __getitem__(self, index: int | slice) -> Row | list[Row]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(self.length)[index]]
+        index = range(self.length)[index]  # IndexError as a sequence's
+        return {key: values[index] for key, (values, _) in self.columns.items()}
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(_as_rows(self.columns))
+
+
+def _as_rows(columns: Mapping[str, C.Column]) -> list[Row]:
     keys = list(columns)
-    return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    values = (v for v, _ in columns.values())
+    return [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-def cleaning_rows(frame: pd.DataFrame) -> list[Row]:
-    """Checked, converted rows of a cleaning sessions frame (``ValueError`` when malformed), with
-    ``client_id`` when the frame has it."""
-    rows = _rows(frame, "cleaning_sessions", _CLEANING)
-    if S.CLIENT_ID in frame.columns and rows:
-        for row, client in zip(rows, frame[S.CLIENT_ID].astype(str).tolist(), strict=True):
-            row[S.CLIENT_ID] = client
-    return rows
+def cleaning_stored(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """A cleaning sessions frame checked (``ValueError`` when malformed) into stored columns for
+    :func:`~slem_ml.storage.bulk.insert_columns`, with ``client_id`` when the frame has it."""
+    out = {key: column for key, (_, column) in _columns(frame, "cleaning_sessions", _CLEANING).items()}
+    if S.CLIENT_ID in frame.columns and out:
+        out[S.CLIENT_ID] = frame[S.CLIENT_ID].astype(str).tolist()
+    return out
 
 
 def invoice_payloads(
@@ -322,17 +277,22 @@ def invoice_payloads(
 ) -> tuple[InvoicePayload, ...]:
     """Checked, converted rows of ``invoices`` and their ``lines`` (``ValueError`` when malformed).
 
-    The lines are checked :data:`LINE_CHUNK` at a time and kept as frames (:class:`InvoiceLines`), not as
-    rows: memory stays bounded whatever the number of lines."""
+    The lines are checked :data:`LINE_CHUNK` at a time, vectorised, and kept as frames
+    (:class:`InvoiceLines`), not as rows: memory stays bounded whatever the number of lines."""
     heads = _rows(invoices, "invoices", _INVOICE, _INVOICE_DEFAULTS)
     sums: dict[str, _LineSums] = {}
+    kept: dict[str, list[Any]] | None = {} if len(lines) <= KEPT_LINES else None
     for start in range(0, len(lines), LINE_CHUNK):
         part = lines.iloc[start : start + LINE_CHUNK]
-        for line in _rows(part, "invoice_lines", _LINE, _LINE_DEFAULTS, first=start + 1):
-            sums.setdefault(line["invoice_id"], _LineSums()).add(line)
+        checked = checked_columns(part, "invoice_lines", _LINE, _LINE_DEFAULTS, first=start + 1, rows=False)
+        _LineSums.add(sums, checked)
+        for key, (_, stored) in checked.items():
+            if kept is not None and key not in _LINE_CONTEXT:
+                kept.setdefault(key, []).extend(stored)
     positions = lines.groupby(lines["invoice_id"].astype(str), sort=False).indices if len(lines) else {}
     seen: set[str] = set()
     out: list[InvoicePayload] = []
+    arrays: dict[str, np.ndarray] | None = None
     for head in heads:
         invoice_id = head["invoice_id"]
         if invoice_id in seen:
@@ -340,12 +300,24 @@ def invoice_payloads(
         seen.add(invoice_id)
         sums.get(invoice_id, _LineSums()).check(head)
         at = positions.get(invoice_id, np.zeros(0, dtype=np.int64))
-        own = lines if len(at) == len(lines) else lines.take(at)
-        out.append(InvoicePayload(head | {"timezone": timezone}, InvoiceLines(own)))
+        whole = len(at) == len(lines)
+        own = lines if whole else lines.take(at)
+        arrays = arrays if arrays is not None or whole else _arrays(kept)
+        mine = kept if whole or not kept else {k: v[at].tolist() for k, v in (arrays or {}).items()}
+        out.append(InvoicePayload(head | {"timezone": timezone}, InvoiceLines(own, mine)))
     orphans = sorted(set(sums) - seen)
     if orphans:
         raise ValueError(f"invoice_lines: lines for {', '.join(orphans)} without an invoice")
     return tuple(out)
+
+
+def _arrays(kept: dict[str, list[Any]] | None) -> dict[str, np.ndarray]:
+    """Kept stored columns as object arrays, to take each invoice's lines from."""
+    arrays = {}
+    for key, values in (kept or {}).items():
+        arrays[key] = np.empty(len(values), dtype=object)
+        arrays[key][:] = values
+    return arrays
 
 
 class _LineSums:
@@ -353,32 +325,51 @@ class _LineSums:
 
     def __init__(self) -> None:
         self.count = 0
-        self.total = Decimal("0.00")  # the billed and released lines
-        self.held = Decimal("0.00")
+        self.total = 0  # [cent] the billed and released lines
+        self.held = 0  # [cent]
         self.context: set[tuple[str, Any]] = set()  # (client_id | currency, value)
 
-    def add(self, line: Row) -> None:
-        self.count += 1
-        if line["status"] in ("billed", "released"):
-            self.total += line["amount"]
-        elif line["status"] == "held":
-            self.held += line["amount"]
-        self.context.add(("client_id", line["client_id"]))
-        self.context.add(("currency", line["currency"]))
+    @staticmethod
+    def add(sums: dict[str, _LineSums], columns: dict[str, C.Column]) -> None:
+        """Add checked lines (:func:`~slem_ml.storage.columns.checked_columns`) to their invoices' sums."""
+        if not columns or not len(columns["invoice_id"][0]):
+            return
+        status = pd.Series(columns["status"][0], dtype=object)
+        amount = cents(columns["amount"][1])  # < 10**14 each: a chunk's sum fits in int64
+        frame = pd.DataFrame(
+            {
+                "invoice_id": columns["invoice_id"][0],
+                "total": np.where(status.isin(("billed", "released")).to_numpy(), amount, 0),
+                "held": np.where((status == "held").to_numpy(), amount, 0),
+                "client_id": columns["client_id"][0],
+                "currency": columns["currency"][0],
+            }
+        )
+        grouped = frame.groupby("invoice_id", sort=False)
+        agg = grouped[["total", "held"]].sum().join(grouped.size().rename("count"))
+        for invoice_id, total, held, count in agg.itertuples():
+            line = sums.setdefault(invoice_id, _LineSums())
+            line.count += int(count)
+            line.total += int(total)
+            line.held += int(held)
+        for key in ("client_id", "currency"):
+            pairs = frame[["invoice_id", key]].drop_duplicates()
+            for invoice_id, value in pairs.itertuples(index=False):
+                sums[invoice_id].context.add((key, value))
 
     def check(self, head: Row) -> None:
         invoice_id = head["invoice_id"]
+        total, held = Decimal(self.total).scaleb(-2), Decimal(self.held).scaleb(-2)
         if head["lines"] != self.count:
             raise ValueError(
                 f"invoices: {invoice_id} says {head['lines']} lines, invoice_lines has {self.count}"
             )
-        if self.total != head["total"]:
+        if total != head["total"]:
             raise ValueError(
-                f"invoices: {invoice_id} total {head['total']} is not the sum of its billed lines "
-                f"{self.total}"
+                f"invoices: {invoice_id} total {head['total']} is not the sum of its billed lines {total}"
             )
-        if self.held != head["held_total"]:
-            raise ValueError(f"invoices: {invoice_id} held_total {head['held_total']} is not {self.held}")
+        if held != head["held_total"]:
+            raise ValueError(f"invoices: {invoice_id} held_total {head['held_total']} is not {held}")
         for key, value in sorted(self.context, key=str):
             if value != head[key]:
                 raise ValueError(
@@ -406,8 +397,13 @@ def _canonical(row: Row) -> str:
     return json.dumps(row, sort_keys=True, default=str)
 
 
+def _canonical_rows(columns: Mapping[str, C.Column]) -> list[str]:
+    """:func:`_canonical` of each row of checked ``columns``, made a column at a time."""
+    return C.json_rows({key: values for key, (values, _) in columns.items()})
+
+
 def _fingerprint(
-    run: Row, invoices: tuple[InvoicePayload, ...], cleaning: tuple[Row, ...], alerts: tuple[Row, ...]
+    run: Row, invoices: tuple[InvoicePayload, ...], cleaning: list[str], alerts: list[str]
 ) -> str:
     """What makes two runs "the identical run": same input, same counts, same outputs (in any row order).
 
@@ -418,7 +414,7 @@ def _fingerprint(
     content = {
         "run": [run[key] for key in keys],
         "invoices": sorted([inv.invoice_id, inv.content_hash] for inv in invoices),
-        "cleaning": sorted(_canonical(row) for row in cleaning),
-        "alerts": sorted(_canonical(row) for row in alerts),
+        "cleaning": sorted(cleaning),  # _canonical of each row
+        "alerts": sorted(alerts),
     }
     return hashlib.sha256(_canonical(content).encode()).hexdigest()

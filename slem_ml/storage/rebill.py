@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, delete, insert, select, tuple_
+from sqlalchemy import Connection, Table, delete, select, tuple_
 
 from slem_ml.billing.cleaning import cleaning_sessions
 from slem_ml.billing.coverage import classified_readings, compute_coverage
@@ -40,6 +40,7 @@ from slem_ml.io import schema as S
 from slem_ml.io.localtime import day_to_date, local_day_numbers, wall_to_utc
 from slem_ml.models.alerts import empty_alerts, stuck_on_alerts
 from slem_ml.storage.blocks import MS_PER_DAY, ReadingArrays, decode, fetch, is_cleaning, power_before
+from slem_ml.storage.bulk import columns_of, fetched, insert_columns, stored_dates
 from slem_ml.storage.cleaning_store import CLEANING_CONTEXT_MS, replace_cleaning
 from slem_ml.storage.tables import (
     Alert,
@@ -331,18 +332,19 @@ def readings_frame(
 
 def _insert_sessions(connection: Connection, sessions: pd.DataFrame) -> set[str]:
     """Insert ``sessions`` into ``billing_sessions``, :data:`ROWS_PER_INSERT` rows at a time (bounded
-    memory: a month of a large site has a million sessions); returns their invoice ids."""
+    memory: a month of a large site has a million sessions), in bulk
+    (:func:`~slem_ml.storage.bulk.insert_columns`); returns their invoice ids."""
     table = cast(Table, BillingSession.__table__)
     invoice_ids: set[str] = set()
     for start in range(0, len(sessions), ROWS_PER_INSERT):
-        rows, ids = _session_rows(sessions.iloc[start : start + ROWS_PER_INSERT])
-        connection.execute(insert(table), rows)
+        columns, ids = _session_columns(sessions.iloc[start : start + ROWS_PER_INSERT])
+        insert_columns(connection, table, columns)
         invoice_ids |= ids
     return invoice_ids
 
 
-def _session_rows(sessions: pd.DataFrame) -> tuple[list[dict[str, object]], set[str]]:
-    """Rows of ``sessions`` for ``billing_sessions`` (Python values for the drivers) and their invoices."""
+def _session_columns(sessions: pd.DataFrame) -> tuple[dict[str, list[Any]], set[str]]:
+    """``sessions`` as stored columns of ``billing_sessions`` (dates as ``YYYY-MM-DD``) and their invoices."""
     days = sessions["day"].to_numpy(dtype=np.int64)
     clients = sessions["client_id"].astype(str).to_numpy(dtype=object)
     months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)  # since 1970-01
@@ -355,11 +357,9 @@ def _session_rows(sessions: pd.DataFrame) -> tuple[list[dict[str, object]], set[
         "zone_id": sessions["zone_id"].astype(str).tolist(),
         **{column: sessions[column].to_numpy(dtype=np.int64).tolist() for column in integer},
         "invoice_id": np.array(names, dtype=object)[codes].tolist(),
-        "date": day_to_date(days),
+        "date": stored_dates(days),
     }
-    keys = list(columns)
-    rows = [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
-    return rows, set(names)
+    return columns, set(names)
 
 
 def current_invoices(
@@ -395,18 +395,20 @@ def current_invoices(
 
 
 def _stored_sessions(connection: Connection, ids: list[str]) -> pd.DataFrame:
-    """The stored billing sessions of the invoices ``ids`` (:data:`SESSION_COLUMNS`), read a partition of
-    :data:`ROWS_PER_INSERT` rows at a time into compact columns (never a Python row per session at once)."""
+    """The stored billing sessions of the invoices ``ids`` (:data:`SESSION_COLUMNS`; the ids as Python
+    strings), read a partition of :data:`ROWS_PER_INSERT` rows at a time into compact columns."""
     table = cast(Table, BillingSession.__table__)
     names = [*SESSION_COLUMNS[:2], "date", *SESSION_COLUMNS[3:]]
     parts = []
     for at in range(0, len(ids), 900):
         query = select(*(table.c[c] for c in names)).where(table.c.invoice_id.in_(ids[at : at + 900]))
-        with connection.execute(query.execution_options(yield_per=ROWS_PER_INSERT)) as result:
-            for rows in result.partitions():
-                part = pd.DataFrame(rows, columns=names)
-                days = pd.to_datetime(part["date"]).to_numpy(dtype="datetime64[D]").view(np.int64)
-                parts.append(part.drop(columns="date").assign(day=days)[list(SESSION_COLUMNS)])
+        for rows in fetched(connection, query, ROWS_PER_INSERT):  # the driver's values, per column
+            raw = columns_of(rows, names)
+            frame: dict[str, Any] = {c: np.array(raw[c], dtype=np.int64) for c in SESSION_COLUMNS[3:]}
+            for c in ("client_id", "zone_id"):  # object: no conversion to Arrow strings
+                frame[c] = pd.Series(raw[c], dtype=object)
+            days = np.array(raw["date"], dtype="datetime64[D]").view(np.int64)  # text or date, as fetched
+            parts.append(pd.DataFrame(frame | {"day": days}, copy=False)[list(SESSION_COLUMNS)])
     if not parts:
         return pd.DataFrame(columns=list(SESSION_COLUMNS))
     return pd.concat(parts, ignore_index=True)

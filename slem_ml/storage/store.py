@@ -40,8 +40,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from slem_ml.scoring.result import ScoringResult
+from slem_ml.storage.bulk import insert_columns
 from slem_ml.storage.database import write_session
-from slem_ml.storage.payload import InvoicePayload, Row, RunPayload, prepare
+from slem_ml.storage.payload import InvoiceLines, InvoicePayload, Row, RunPayload, prepare
 from slem_ml.storage.tables import (
     Alert,
     AuditEntry,
@@ -141,7 +142,7 @@ def store_payload(
     session.add(run)
     session.flush()
     revisions, new = write_invoices(session, run, payload.invoices, latest, actor)
-    _write_cleaning(session, run, payload.cleaning)
+    _write_cleaning(session, run, payload.cleaning_stored)
     _write_alerts(session, run, payload.alerts, actor)
     detail = {
         "source": run.source,
@@ -226,10 +227,16 @@ def write_invoices(
         revisions[inv.invoice_id] = invoice.revision
         new.append(inv.invoice_id)
     session.flush()
-    # Lines as bulk INSERTs (Core, not the ORM: no per-object bookkeeping), LINES_PER_INSERT at a time: a
-    # month of a large site has up to a million of them, and memory stays bounded.
-    for rows in _line_rows(created):
-        session.connection().execute(insert(cast(Table, InvoiceLine.__table__)), rows)
+    # Lines in bulk (no ORM objects), LINES_PER_INSERT at a time at most: a month of a large site has up
+    # to a million of them, and memory stays bounded. Checked frames go as stored columns through the
+    # driver (bulk.insert_columns); lines given as rows through SQLAlchemy's typed insert.
+    table = cast(Table, InvoiceLine.__table__)
+    for invoice, inv in created:
+        for columns in inv.lines.stored() if isinstance(inv.lines, InvoiceLines) else ():
+            pk = [invoice.id] * len(columns["line_no"])
+            insert_columns(session.connection(), table, columns | {"invoice_pk": pk})
+    for rows in _line_rows([(i, inv) for i, inv in created if not isinstance(inv.lines, InvoiceLines)]):
+        session.connection().execute(insert(table), rows)
     if run.id is not None:
         session.add_all(RunInvoice(run_id=run.id, invoice_pk=invoice.id) for invoice in targets)
     return revisions, new
@@ -248,10 +255,13 @@ def _line_rows(created: list[tuple[Invoice, InvoicePayload]]) -> Iterator[list[R
         yield rows
 
 
-def _write_cleaning(session: Session, run: ScoreRun, cleaning: Iterable[Row]) -> None:
-    rows = [{**row, "run_id": run.id} for row in cleaning]
-    if rows:  # a bulk INSERT (executemany): a month of a large site has tens of thousands of sessions
-        session.connection().execute(insert(cast(Table, CleaningSession.__table__)), rows)
+def _write_cleaning(session: Session, run: ScoreRun, stored: Mapping[str, list[Any]] | None) -> None:
+    """Insert the run's cleaning sessions, stored columns (``RunPayload.cleaning_stored``), in bulk: a month
+    of a large site has tens of thousands."""
+    if stored:
+        count = len(next(iter(stored.values())))
+        table = cast(Table, CleaningSession.__table__)
+        insert_columns(session.connection(), table, {**stored, "run_id": [run.id] * count})
 
 
 def _write_alerts(session: Session, run: ScoreRun, alerts: tuple[Row, ...], actor: str) -> None:
