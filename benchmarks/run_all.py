@@ -14,6 +14,7 @@ SCRIPTS = [
     ["bench_oracle.py", "--synthetic"],
     ["bench_generate.py"],
     ["bench_invoice_pdf.py"],
+    ["bench_legacy.py"],  # slem beside the legacy system's own script, on its own data (issue 16)
 ]
 
 

@@ -236,21 +236,22 @@ def canonical_lines_text(lines: pd.DataFrame) -> np.ndarray:
     §3.8). A line not simply billed (held, released, waived: SPEC §8.4) ends with ``,`` and its status, so a
     decision changes the hash (a new revision) while the hashes of ordinary invoices stay what they were.
     """
-    text = pd.Series("", index=lines.index, dtype=object)
-    columns = [c for c in S.INVOICE_LINE_COLUMNS if c not in ("invoice_id", "status")]
-    for i, column in enumerate(columns):
+    cells: list[list[str]] = []  # each column's text, made vectorised; one join per line below
+    for column in (c for c in S.INVOICE_LINE_COLUMNS if c not in ("invoice_id", "status")):
         values = lines[column]
         if column in ("start", "end"):
-            cell = pd.Series(iso_local(pd.DatetimeIndex(values)), index=lines.index)
+            cells.append(iso_local(pd.DatetimeIndex(values)).tolist())
         elif column == "adjusted":
-            cell = pd.Series(np.where(values.to_numpy(dtype=bool), "true", "false"), index=lines.index)
+            cells.append(np.where(values.to_numpy(dtype=bool), "true", "false").tolist())
         else:
-            cell = values.astype(str).astype(object)
-        text = text + ("," if i else "") + cell
-    if "status" in lines.columns:
-        status = lines["status"].astype(object)
-        text = text.where(status == "billed", text + "," + status.astype(str))
-    return (text + "\n").to_numpy(dtype=object)
+            cells.append(values.astype(str).tolist())
+    if "status" in lines.columns:  # "" for a billed line, ",<status>" for the others
+        status = lines["status"].astype(str).to_numpy(dtype=object)
+        cells.append(np.where(status == "billed", "", "," + status).tolist())
+        texts = [",".join(row[:-1]) + row[-1] + "\n" for row in zip(*cells, strict=True)]
+    else:
+        texts = [",".join(row) + "\n" for row in zip(*cells, strict=True)]
+    return np.array(texts, dtype=object)
 
 
 def build_invoices(lines: pd.DataFrame, site: SiteConfig) -> pd.DataFrame:

@@ -236,7 +236,7 @@ class ZoneForecaster:
     def predict_point(self, hours: pd.DataFrame) -> np.ndarray:
         """Expected power [W] alone, per row (what scoring needs: a quarter of :meth:`predict`'s work)."""
         zone = hours[S.ZONE_ID].astype(str).to_numpy()
-        point = self._point(self._matrix(hours), zone, self.zone_models_)
+        point = self._point(_numeric(self._matrix(hours)), zone, self.zone_models_)
         return self._chosen_point(np.clip(point, 0.0, None), zone, self._profile_of(hours))
 
     def predict_global(self, hours: pd.DataFrame) -> pd.DataFrame:
@@ -252,15 +252,12 @@ class ZoneForecaster:
         in the training data), ``model_w`` (the model's point [W]), ``profile_w`` [W] and ``p_on_raw`` (the
         classifier's probability).
         """
-        X = self._matrix(hours)
+        X = _numeric(self._matrix(hours))
         zone = hours[S.ZONE_ID].astype(str).to_numpy()
-        lower = self.lower_.predict(X, num_threads=_PREDICT_THREADS)
-        upper = self.upper_.predict(X, num_threads=_PREDICT_THREADS)
+        lower, upper = _predicted(self.lower_, X), _predicted(self.upper_, X)
         lower, upper = np.minimum(lower, upper), np.maximum(lower, upper)
-        if self.on_ is None:
-            p_on = np.full(len(hours), self.on_constant_)
-        else:
-            p_on = np.asarray(self.on_.predict_proba(X, num_threads=_PREDICT_THREADS))[:, 1]
+        # a binary classifier's booster gives the probability of the positive class (predict_proba's [:, 1])
+        p_on = np.full(len(hours), self.on_constant_) if self.on_ is None else _predicted(self.on_, X)
         raw = pd.DataFrame(
             {
                 S.ZONE_ID: zone,
@@ -331,14 +328,19 @@ class ZoneForecaster:
             return p_on_raw
         return np.interp(p_on_raw, knots[0], knots[1])
 
-    def _point(self, X: pd.DataFrame, zone: np.ndarray, zone_models: dict[str, Any]) -> np.ndarray:
-        """The point model's forecast [W], by the zone's own model where it has one."""
-        point = np.asarray(self.point_.predict(X, num_threads=_PREDICT_THREADS), dtype=float)
+    def _point(self, X: np.ndarray, zone: np.ndarray, zone_models: dict[str, Any]) -> np.ndarray:
+        """The point model's forecast [W] of the :func:`_numeric` rows ``X``, by the zone's own model where
+        it has one."""
+        point = np.empty(len(X))
+        shared = np.ones(len(X), dtype=bool)  # rows of zones without a model of their own
         if zone_models:
             for zone_id, rows in pd.Series(zone).groupby(zone, sort=False).indices.items():
                 model = zone_models.get(str(zone_id))
                 if model is not None:
-                    point[rows] = model.predict(X.iloc[rows])
+                    point[rows] = _predicted(model, X[rows], threads=1)
+                    shared[rows] = False
+        if shared.any():
+            point[shared] = _predicted(self.point_, X[shared])
         return point
 
     def _scales(self, zone: pd.Series) -> np.ndarray:
@@ -364,3 +366,30 @@ class ZoneForecaster:
         booster = self.point_.booster_
         gain = booster.feature_importance(importance_type="gain")
         return pd.Series(gain, index=booster.feature_name()).sort_values(ascending=False)
+
+
+def _numeric(X: pd.DataFrame) -> np.ndarray:
+    """``X`` (:meth:`ZoneForecaster._matrix`) as LightGBM turns a frame into numbers before predicting:
+    categoricals as their codes (missing: NaN), every column in one dtype (``np.result_type`` of the
+    columns and float32, as ``lightgbm.basic._data_from_pandas``). Predicting on it gives the frame's
+    results without converting the frame again for each model (67 models for 66 zones: 0.3 s)."""
+    columns = {
+        name: (
+            np.where(values.cat.codes.to_numpy() < 0, np.nan, values.cat.codes.to_numpy())
+            if isinstance(values.dtype, pd.CategoricalDtype)
+            else values.to_numpy()
+        )
+        for name, values in X.items()
+    }
+    dtype = np.result_type(*(c.dtype for c in columns.values()), np.float32)
+    matrix = np.empty((len(X), len(columns)), dtype=dtype)
+    for i, values in enumerate(columns.values()):
+        matrix[:, i] = values
+    return matrix
+
+
+def _predicted(model: Any, X: np.ndarray, threads: int = _PREDICT_THREADS) -> np.ndarray:
+    """A fitted LightGBM model's prediction of :func:`_numeric` rows, from its booster (the scikit-learn
+    wrapper's checks and conversions are for frames): a regressor's value, a binary classifier's
+    probability of the positive class."""
+    return np.asarray(model.booster_.predict(X, num_threads=threads), dtype=float)
