@@ -117,25 +117,28 @@ def score(
     """Put the readings into the store, bill the months they touch from everything stored, find cleaning
     waste, raise maintenance alerts, write every output and store the run (SPEC §7, §8.7)."""
     # lazy: the command's own imports keep `slem --help` fast (no pandas, pyarrow or SQLAlchemy)
-    from slem_ml.config.site import load_site
     from slem_ml.models.registry import find_champion
     from slem_ml.outputs.invoice_render import pdf_standby
-    from slem_ml.outputs.writer import check_writable
-    from slem_ml.run.pipeline import RunSettings, score_file
-    from slem_ml.storage import database_url
 
-    settings = RunSettings(engine=engine.value, scheduler=scheduler, batch_rows=batch_rows)
-    check_writable(out)
-    url = None if (db or "").strip().lower() == "none" else database_url(db)
-    progress = ProgressLine()
-    progress("config", 0.0)
-    site = load_site(contracts)
     # The child that will write the PDFs imports fpdf2 now, on the other core (a fork before any thread).
     standby = pdf_standby()
-    # Loading the models is mostly importing LightGBM and scikit-learn (about 1 s): do it while the
-    # file is read and validated, which spends most of its time outside the GIL (pyarrow, NumPy).
+    # Loading the models is mostly importing LightGBM and scikit-learn and parsing the boosters (1-2 s):
+    # start it first, beside the command's own imports, the site configuration and reading the file
+    # (pyarrow, NumPy and LightGBM's parser run outside the GIL).
     loader = _Background(find_champion, tracking_uri, models_dir, required=False)
     try:
+        # lazy: as above
+        from slem_ml.config.site import load_site
+        from slem_ml.outputs.writer import check_writable
+        from slem_ml.run.pipeline import RunSettings, score_file
+        from slem_ml.storage import database_url
+
+        settings = RunSettings(engine=engine.value, scheduler=scheduler, batch_rows=batch_rows)
+        check_writable(out)
+        url = None if (db or "").strip().lower() == "none" else database_url(db)
+        progress = ProgressLine()
+        progress("config", 0.0)
+        site = load_site(contracts)
         done = score_file(
             readings, site, out=out, database_url=url, models=loader.result, settings=settings,
             progress=progress, standby=standby,
