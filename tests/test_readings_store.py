@@ -731,15 +731,15 @@ def test_blocks_inserted_a_few_at_a_time_are_those_inserted_at_once(
 ) -> None:
     """Issue 15 item 6: ingest inserts blocks in chunks (bounded memory); a first upload, later readings
     appended to stored blocks and a correction store the same rows whatever the chunk."""
-    from slem_ml.storage import ingest as ingest_module
+    from slem_ml.storage import block_writes
 
     zones = [f"HQ-F1-Z{i}" for i in range(5)]
     first = pd.concat([evening(("18:30", 40.0), ("19:00", 41.0), zone=z) for z in zones], ignore_index=True)
     later = pd.concat([evening(("23:45", 12.5), ("00:30", 40.0), zone=z) for z in zones], ignore_index=True)
     fixed = evening(("19:00", 30.0), zone=zones[0])  # a correction of a stored reading
     stored = []
-    for chunk in (2, ingest_module.BLOCKS_PER_INSERT):
-        monkeypatch.setattr(ingest_module, "BLOCKS_PER_INSERT", chunk)
+    for chunk in (2, block_writes.BLOCKS_PER_INSERT):
+        monkeypatch.setattr(block_writes, "BLOCKS_PER_INSERT", chunk)
         engine = open_database(f"sqlite:///{tmp_path / f'chunk-{chunk}.db'}")
         try:
             for frame in (first, later, fixed):

@@ -42,7 +42,6 @@ from slem_ml.live.detectors import (
 )
 from slem_ml.models.alerts import DROPOUT_HOURS, alert_ids, render_alerts
 from slem_ml.models.features import add_features, future_hours, zone_hours
-from slem_ml.storage.ingest import zone_keys
 from slem_ml.storage.live_state import (
     add_power,
     apply_alerts,
@@ -57,6 +56,7 @@ from slem_ml.storage.live_state import (
     write_bands,
     zone_ids,
 )
+from slem_ml.storage.store_keys import zone_keys
 
 __all__ = ["HISTORY_DAYS", "Daily", "LiveWatch", "expected_bands", "run_detectors"]
 

@@ -23,9 +23,10 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, delete, insert, select, tuple_
+from sqlalchemy import Connection, Table, insert, select
 
 from slem_ml.io import schema as S
+from slem_ml.storage.block_writes import append_blocks, block_bounds, write_blocks
 from slem_ml.storage.blocks import (
     CLEANING_INFERRED,
     CLEANING_NO,
@@ -34,23 +35,19 @@ from slem_ml.storage.blocks import (
     MS_PER_DAY,
     ReadingArrays,
     decode,
-    encode_blocks,
     fetch,
     is_cleaning,
     key_of,
     last_instant,
 )
+from slem_ml.storage.store_keys import client_keys, names_of, zone_keys
 from slem_ml.storage.tables import ReadingBlock, ReadingCorrection, StoreClient, StoreZone
 
-__all__ = ["CLEANING_SOURCES", "IngestReport", "ingest", "record_corrections", "zone_keys"]
+__all__ = ["CLEANING_SOURCES", "IngestReport", "ingest", "record_corrections"]
 
 #: Where a batch's cleaning flags come from: the input ("given"), the session classifier ("inferred"),
 #: or nowhere ("none").
 CLEANING_SOURCES = ("given", "inferred", "none")
-_MAX_CLIENT_KEY = np.iinfo(np.int16).max
-#: Blocks packed and inserted at once, in the caller's transaction: a batch of a million zones is never a
-#: million block rows (and their driver parameters) in memory at once.
-BLOCKS_PER_INSERT = 50_000
 
 
 @dataclass(frozen=True)
@@ -127,13 +124,13 @@ def ingest(
     if appending.all():  # the common case: new days, or later readings of stored ones
         fresh = not stored and not _any_blocks(connection, [(z, a - 2, b + 2) for z, a, b in ranges])
         after = {} if fresh else _after_stored(connection, batch, stored, ranges)
-        _append_blocks(connection, batch, stored, now)
+        append_blocks(connection, batch, stored, now)
         return IngestReport(
             added=len(batch), unchanged=0, corrected=0, superseded=superseded,
             changed_zone_key=batch.zone_key, changed_t_ms=batch.t_ms, fresh=fresh, after=after,
         )  # fmt: skip
     later, rest = batch.take(appending), batch.take(~appending)
-    _append_blocks(connection, later, stored, now)
+    append_blocks(connection, later, stored, now)
     merged = _merge(connection, rest, lines[~appending], stored, source, actor, now)
     return merged + IngestReport(
         added=len(later), unchanged=0, corrected=0, superseded=superseded,
@@ -192,7 +189,7 @@ def _merge(
     # a key is dirty when any of its rows is (one entry per key, as in `final`)
     key_id = np.cumsum(~same) - 1
     dirty_key = np.bincount(key_id, weights=dirty, minlength=len(final)) > 0
-    _write_blocks(connection, final, dirty_key, set(mine), now)
+    write_blocks(connection, final, dirty_key, set(mine), now)
     corrections = _corrections(connection, both, prev, corrected, line, source, actor, now)
     return IngestReport(
         added=int(added.sum()),
@@ -264,19 +261,10 @@ def _zones_with_blocks_after(connection: Connection, ranges: list[tuple[int, int
     return found
 
 
-def _block_bounds(readings: ReadingArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Where each (zone, UTC day) block of ``readings`` (in key order) starts and ends, and its day."""
-    day = readings.t_ms // MS_PER_DAY
-    starts = np.flatnonzero(
-        np.r_[True, (readings.zone_key[1:] != readings.zone_key[:-1]) | (day[1:] != day[:-1])]
-    )
-    return starts, np.r_[starts[1:], len(readings)], day[starts]
-
-
 def _appending(batch: ReadingArrays, stored: dict[tuple[int, int], Any]) -> np.ndarray:
     """Per reading of the batch: whether its block is new or holds only earlier readings (so the reading
     is added by appending, with nothing to compare)."""
-    starts, ends, days = _block_bounds(batch)
+    starts, ends, days = block_bounds(batch)
     zones, firsts = batch.zone_key[starts].tolist(), batch.t_ms[starts].tolist()
     ok = [
         (row := stored.get((zone, day))) is None or first > last_instant(day, row)
@@ -309,7 +297,7 @@ def _batch(connection: Connection, frame: pd.DataFrame, cleaning: str) -> tuple[
     zone_lookup[used] = [zone_key_of[name] for name in names]
 
     clients = frame[S.CLIENT_ID].astype("category")
-    client_key_of = _client_keys(connection, [str(c) for c in clients.cat.categories])
+    client_key_of = client_keys(connection, [str(c) for c in clients.cat.categories])
     client_lookup = np.array([client_key_of[str(c)] for c in clients.cat.categories], np.int64)
 
     flag = frame[S.CLEANING_STAFF].to_numpy(dtype=bool) if S.CLEANING_STAFF in frame.columns else None
@@ -381,134 +369,6 @@ def _day_ranges(batch: ReadingArrays) -> list[tuple[int, int, int]]:
     return list(zip(batch.zone_key[starts].tolist(), first.tolist(), last.tolist(), strict=True))
 
 
-def zone_keys(connection: Connection, places: dict[str, tuple[str, str]]) -> dict[str, int]:
-    """The store key of each zone id, adding the zones not stored yet with their (building, floor)."""
-    table = cast(Table, StoreZone.__table__)
-    known = _lookup(connection, table, table.c.zone_id, list(places))
-    missing = [z for z in places if z not in known]
-    if missing:
-        connection.execute(
-            insert(table),
-            [{"zone_id": z, "building": places[z][0][:64], "floor": places[z][1][:32]} for z in missing],
-        )
-        known.update(_lookup(connection, table, table.c.zone_id, missing))
-    return known
-
-
-def _client_keys(connection: Connection, client_ids: list[str]) -> dict[str, int]:
-    table = cast(Table, StoreClient.__table__)
-    known = _lookup(connection, table, table.c.client_id, client_ids)
-    missing = [c for c in client_ids if c not in known]
-    if missing:
-        connection.execute(insert(table), [{"client_id": c} for c in missing])
-        known.update(_lookup(connection, table, table.c.client_id, missing))
-    if known and max(known.values()) > _MAX_CLIENT_KEY:
-        raise ValueError(f"the readings store holds at most {_MAX_CLIENT_KEY} clients")
-    return known
-
-
-def _lookup(connection: Connection, table: Table, column: Any, names: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for at in range(0, len(names), 900):
-        chunk = names[at : at + 900]
-        out.update(
-            {
-                name: key
-                for key, name in connection.execute(select(table.c.id, column).where(column.in_(chunk)))
-            }
-        )
-    return out
-
-
-# --- writing ------------------------------------------------------------------------------------------
-
-
-def _append_blocks(
-    connection: Connection, readings: ReadingArrays, stored: dict[tuple[int, int], Any], now: dt.datetime
-) -> None:
-    """Write the blocks of ``readings`` (in key order), each after what its stored block holds: every
-    reading is later than the stored ones (:func:`_appending`), so packed arrays simply concatenate;
-    :data:`BLOCKS_PER_INSERT` blocks at a time."""
-    if not len(readings):
-        return
-    starts, ends, days = _block_bounds(readings)
-    for at in range(0, len(starts), BLOCKS_PER_INSERT):
-        part = slice(at, at + BLOCKS_PER_INSERT)
-        _append_chunk(connection, readings, starts[part], ends[part], days[part], stored, now)
-
-
-def _append_chunk(
-    connection: Connection,
-    readings: ReadingArrays,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    days: np.ndarray,
-    stored: dict[tuple[int, int], Any],
-    now: dt.datetime,
-) -> None:
-    """Write the blocks ``readings[starts[i]:ends[i]]`` of UTC days ``days[i]`` (:func:`_append_blocks`)."""
-    packed = encode_blocks(readings, starts, ends, days)
-    keys = list(zip(readings.zone_key[starts].tolist(), days.tolist(), strict=True))
-    replaced = []
-    for key, block in zip(keys, packed, strict=True):
-        old = stored.get(key)
-        if old is None:
-            continue
-        replaced.append(key)
-        n = cast(int, block["n"])
-        for name in ("ts", "power", "client", "cleaning"):
-            block[name] = old._mapping[name] + block[name]
-        billed = cast(bytes | None, block["billed"])
-        if old.billed is not None or billed is not None:
-            block["billed"] = (old.billed or _nan_bytes(old.n)) + (billed or _nan_bytes(n))
-        block["n"] = old.n + n
-    _put_blocks(connection, keys, packed, replaced, now)
-
-
-def _nan_bytes(n: int) -> bytes:
-    return np.full(n, np.nan, "<f8").tobytes()
-
-
-def _write_blocks(
-    connection: Connection,
-    final: ReadingArrays,
-    dirty: np.ndarray,
-    found: set[tuple[int, int]],
-    now: dt.datetime,
-) -> None:
-    """Rewrite every (zone, UTC day) block that holds a dirty reading, from all its final readings;
-    :data:`BLOCKS_PER_INSERT` blocks at a time."""
-    if not dirty.any():
-        return
-    starts, ends, days = _block_bounds(final)
-    dirty_block = np.add.reduceat(dirty.astype(np.int64), starts) > 0
-    first, after, day_of = starts[dirty_block], ends[dirty_block], days[dirty_block]
-    for at in range(0, len(first), BLOCKS_PER_INSERT):
-        part = slice(at, at + BLOCKS_PER_INSERT)
-        keys = list(zip(final.zone_key[first[part]].tolist(), day_of[part].tolist(), strict=True))
-        packed = encode_blocks(final, first[part], after[part], day_of[part])
-        _put_blocks(connection, keys, packed, [key for key in keys if key in found], now)
-
-
-def _put_blocks(
-    connection: Connection,
-    keys: list[tuple[int, int]],
-    packed: list[dict[str, object]],
-    replaced: list[tuple[int, int]],
-    now: dt.datetime,
-) -> None:
-    """Store packed blocks under their ``(zone_key, utc_day)`` keys, replacing the stored ``replaced``."""
-    table = cast(Table, ReadingBlock.__table__)
-    for at in range(0, len(replaced), 400):
-        chunk = replaced[at : at + 400]
-        connection.execute(delete(table).where(tuple_(table.c.zone_key, table.c.utc_day).in_(chunk)))
-    rows = [
-        {"zone_key": zone, "utc_day": day, **block, "updated_at": now}
-        for (zone, day), block in zip(keys, packed, strict=True)
-    ]
-    connection.execute(insert(table), rows)
-
-
 def _corrections(
     connection: Connection,
     both: ReadingArrays,
@@ -523,9 +383,9 @@ def _corrections(
     if not len(rows):
         return ()
     before = prev[rows]
-    zone_names = _names(connection, StoreZone, "zone_id", both.zone_key[rows])
-    old_clients = _names(connection, StoreClient, "client_id", both.client_key[before])
-    new_clients = _names(connection, StoreClient, "client_id", both.client_key[rows])
+    zone_names = names_of(connection, StoreZone, "zone_id", both.zone_key[rows])
+    old_clients = names_of(connection, StoreClient, "client_id", both.client_key[before])
+    new_clients = names_of(connection, StoreClient, "client_id", both.client_key[rows])
     stamps = pd.to_datetime(both.t_ms[rows], unit="ms", utc=True).to_pydatetime()
 
     def flag(code: int) -> bool | None:
@@ -549,14 +409,3 @@ def _corrections(
         for i, (r, b) in enumerate(zip(rows.tolist(), before.tolist(), strict=True))
     ]
     return tuple(records)
-
-
-def _names(connection: Connection, model: type[Any], column: str, keys: np.ndarray) -> list[str]:
-    table = cast(Table, model.__table__)
-    wanted = np.unique(keys).tolist()
-    by_key: dict[int, str] = {}
-    for at in range(0, len(wanted), 900):
-        chunk = wanted[at : at + 900]
-        query = select(table.c.id, table.c[column]).where(table.c.id.in_(chunk))
-        by_key.update({key: name for key, name in connection.execute(query)})
-    return [by_key[k] for k in keys.tolist()]
