@@ -215,6 +215,38 @@ def test_the_second_half_of_a_month_keeps_the_first_halfs_lines(engine: Engine) 
     assert (invoice["lines"], str(invoice["total"]), invoice["revision"]) == (2, "7.50", 2)
 
 
+def test_a_fresh_upload_alone_in_its_invoices_keeps_the_files_billing_which_is_the_stores(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing stored around it and no other upload's sessions in its invoices: the upload's own lines and
+    invoices stand, as the store would make them again (issue 16: not billed twice). With another zone's
+    session already in the invoice (a second upload of the month), the store makes them."""
+    first = pd.concat(
+        [evening(("18:00", 40.0), ("18:30", 0.0)), evening(("19:00", 30.0), ("19:40", 0.0), zone="HQ-F1-Z2")],
+        ignore_index=True,
+    )
+    rebuilt: list[set[str]] = []  # the invoices the store made again, per call
+
+    def spy(connection: Any, site: Any, ids: Any, **kwargs: Any) -> Any:
+        rebuilt.append(set(ids))
+        return current_invoices(connection, site, ids, **kwargs)
+
+    monkeypatch.setattr("slem_ml.storage.upload.current_invoices", spy)
+    done = upload(engine, first)
+    assert rebuilt == []
+    with engine.connect() as connection:
+        ids = set(connection.execute(select(BillingSession.invoice_id)).scalars())
+        lines, invoices = current_invoices(connection, SITE, ids)
+    pd.testing.assert_frame_equal(done.result.invoice_lines, lines, check_dtype=False)
+    mine = done.result.invoices.drop(columns="revision").reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, invoices.drop(columns="revision"), check_dtype=False)
+    assert (len(lines), str(invoices.iloc[0]["total"])) == (2, "7.50")  # a 15-minute block each, 3.75 EUR
+    later = upload(engine, evening(("20:00", 40.0), ("20:15", 0.0), zone="HQ-F1-Z3"))  # fresh, not alone
+    assert rebuilt == [{"INV-C001-202502"}]
+    invoice = later.result.invoices.iloc[0]
+    assert (invoice["lines"], str(invoice["total"]), invoice["revision"]) == (3, "11.25", 2)
+
+
 def test_a_reading_just_after_midnight_rebills_the_evening_before(engine: Engine) -> None:
     """A late reading bounds the coverage of the previous day's last reading (SPEC §3.1)."""
     upload(engine, evening(("23:50", 40.0)))  # covers 23:50-00:05, cut at midnight: 10 min on the 10th

@@ -189,7 +189,8 @@ def _score_batched(
 class _Scored:
     """A scored file handed to :func:`_finish`, which takes it: its caller then holds no reference to the
     result, so the file's own invoice lines (a million lines are ~1 GB of ``Decimal``s) can be freed
-    before the store rebuilds the invoices (issue 15, item 6)."""
+    when the store rebuilds the invoices (issue 15, item 6; :func:`~slem_ml.storage.upload.store_upload`
+    keeps them when they are the store's)."""
 
     def __init__(self, result: ScoringResult, champion: Champion) -> None:
         self.result: ScoringResult | None = result
@@ -232,12 +233,11 @@ def _finish(
     database = open_database(database_url)  # creates or upgrades the schema; a bad URL stops here
     try:
         recovered = target.recover(_committed(database))
-        # the store makes the invoices again (storage.upload): the file's own lines are not needed
-        result = replace(result, invoice_lines=result.invoice_lines.iloc[:0].copy())
         with output_stage(target, standby) as staging:
             with write_session(database) as session:
                 if result.readings.parts is None:  # the readings file needs no invoices: write it meanwhile
-                    staging.start_readings(replace(result, sessions=None))
+                    lines = result.invoice_lines.iloc[:0]  # not the file's lines: the store may free them
+                    staging.start_readings(replace(result, sessions=None, invoice_lines=lines))
                 clock = time.perf_counter()
                 frames, cleaning = scored_frames(result), result.cleaning_source
                 given = [result]  # handed over: the upload holds the only reference and frees what it stored

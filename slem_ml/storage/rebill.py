@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, delete, select, tuple_
+from sqlalchemy import Connection, Table, delete, func, select, tuple_
 
 from slem_ml.billing.cleaning import cleaning_sessions
 from slem_ml.billing.coverage import classified_readings, compute_coverage
@@ -60,6 +60,7 @@ __all__ = [
     "rebill",
     "rebill_days",
     "reusable_zones",
+    "stored_sessions",
     "touched_days",
     "zone_names",
 ]
@@ -392,6 +393,16 @@ def current_invoices(
     if void:
         invoices = pd.concat([invoices, _void_rows(void, site)], ignore_index=True)
     return lines, invoices
+
+
+def stored_sessions(connection: Connection, invoice_ids: frozenset[str] | set[str]) -> int:
+    """How many billing sessions the store holds for the invoices ``invoice_ids``."""
+    table = cast(Table, BillingSession.__table__)
+    ids, count = sorted(invoice_ids), 0
+    for at in range(0, len(ids), 900):
+        query = select(func.count()).select_from(table).where(table.c.invoice_id.in_(ids[at : at + 900]))
+        count += int(connection.execute(query).scalar_one())
+    return count
 
 
 def _stored_sessions(connection: Connection, ids: list[str]) -> pd.DataFrame:

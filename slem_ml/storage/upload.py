@@ -6,7 +6,9 @@ database: ingest every reading (:mod:`~slem_ml.storage.ingest`), recompute the b
 date)s that changed (:mod:`~slem_ml.storage.rebill`), and store the run with the invoices as the store now
 makes them (:mod:`~slem_ml.storage.store`: revisions, voids, audit). The result it returns carries those
 invoices, with their stored revisions, in place of the file's own: the output folder shows the months as
-they stand.
+they stand. When the upload is fresh (nothing stored around its days) and its invoices hold only its own
+sessions, the store would make them again exactly as scoring did: the file's own lines and invoices stand,
+and the billing is not done twice.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from slem_ml.storage.rebill import (
     current_invoices,
     rebill,
     reusable_zones,
+    stored_sessions,
     zone_names,
 )
 from slem_ml.storage.service_days import record_client_days, stored_service_periods
@@ -68,9 +71,12 @@ def store_upload(
     for frame in frames:
         report = report + ingest(connection, frame, cleaning=cleaning, source=source, actor=actor)
         record_client_days(connection, frame, result.site.site.timezone)
-    if report.fresh and result.sessions is not None:  # nothing stored around: the file's billing is it
+    fresh = report.fresh and result.sessions is not None
+    if fresh:  # nothing stored around: the file's billing is it
+        assert result.sessions is not None
         rebilled = bill_fresh(connection, result.sessions)
         store_file_cleaning(connection, result.cleaning_sessions)
+        fresh = stored_sessions(connection, rebilled.invoice_ids) == len(result.sessions)
     else:
         rebilled = _rebill(connection, result, report)
     # the file's sessions are stored: released here when the caller handed ``result`` over (slem score)
@@ -84,8 +90,15 @@ def store_upload(
         kept = [result.alerts[~mine], rebilled.stuck_on] if len(rebilled.stuck_on) else [result.alerts[~mine]]
         alerts = pd.concat(kept, ignore_index=True)
         result = replace(result, alerts=alerts.sort_values(ALERT_ORDER, kind="stable", ignore_index=True))
-    own_stuck_on = stuck_on_spans(result.alerts)  # stored with the run below, needed for holds now
-    lines, invoices = current_invoices(connection, result.site, wanted, stuck_on=own_stuck_on)
+    if fresh and len(result.invoice_lines) and wanted == frozenset(map(str, result.invoices["invoice_id"])):
+        # Its invoices hold only its own sessions (no other upload's, no decision, no stored stuck-on
+        # alert around its days): the store would make them again as the file did (score: the same
+        # sessions, lines, holds and invoices), so the file's stand.
+        lines, invoices = result.invoice_lines, result.invoices
+    else:
+        result = replace(result, invoice_lines=result.invoice_lines.iloc[:0])  # freed before rebuilding
+        own_stuck_on = stuck_on_spans(result.alerts)  # stored with the run below, needed for holds now
+        lines, invoices = current_invoices(connection, result.site, wanted, stuck_on=own_stuck_on)
     periods = stored_service_periods(connection, invoices["invoice_id"].astype(str))
     result = replace(
         result, invoice_lines=lines, invoices=invoices, service_periods=periods, cleaning_sessions=cleaning
