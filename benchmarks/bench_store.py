@@ -800,7 +800,8 @@ def helper_recompute(url: str, contracts: str, period: str) -> None:
     from slem_ml.io.localtime import wall_to_utc
     from slem_ml.storage import open_database
     from slem_ml.storage.database import write_session
-    from slem_ml.storage.rebill import current_invoices, rebill
+    from slem_ml.storage.rebill import rebill
+    from slem_ml.storage.stored_invoices import current_invoices
     from slem_ml.storage.tables import ReadingBlock, StoreZone
 
     class Undo(Exception):

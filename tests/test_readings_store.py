@@ -31,7 +31,7 @@ from slem_ml.storage import open_database
 from slem_ml.storage.cleaning_store import month_cleaning
 from slem_ml.storage.database import write_session
 from slem_ml.storage.ingest import ingest
-from slem_ml.storage.rebill import current_invoices
+from slem_ml.storage.stored_invoices import current_invoices
 from slem_ml.storage.tables import (
     AuditEntry,
     BillingSession,

@@ -1,11 +1,11 @@
 """A month billed from live readings becomes final once it is over (SPEC §9 "draft until the month is over").
 
 While a month runs its invoices are drafts, built from the stored billing sessions whenever they are shown
-(:func:`slem_ml.storage.rebill.current_invoices`); nothing stores them. :func:`close_month` stores the
-invoices of a month that has ended as revisions — a new revision only where the stored billing differs from
-the latest stored one — with an ``invoice.created`` / ``invoice.revised`` audit entry, as an upload's run
-would. The ingest worker calls it once a day for the month before the current one, so a late reading of
-that month, re-billed after the month closed, gives a further revision the next day.
+(:func:`~slem_ml.storage.stored_invoices.current_invoices`); nothing stores them. :func:`close_month`
+stores the invoices of a month that has ended as revisions — a new revision only where the stored billing
+differs from the latest stored one — with an ``invoice.created`` / ``invoice.revised`` audit entry, as an
+upload's run would. The ingest worker calls it once a day for the month before the current one, so a late
+reading of that month, re-billed after the month closed, gives a further revision the next day.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from slem_ml.billing.invoices import month_span
 from slem_ml.config.site import SiteConfig
 from slem_ml.storage.payload import invoice_payloads
-from slem_ml.storage.rebill import current_invoices
 from slem_ml.storage.store import RevisionOrigin, latest_revisions, write_invoices
+from slem_ml.storage.stored_invoices import current_invoices
 from slem_ml.storage.tables import BillingSession, Invoice
 
 __all__ = ["close_month", "previous_month"]

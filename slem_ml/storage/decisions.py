@@ -1,8 +1,8 @@
 """A person's decision on an invoice line (SPEC §8.4): hold, release or waive, with a note.
 
 :func:`decide_line` records the decision (``line_decisions``), rebuilds the invoice from the store with it
-(:func:`slem_ml.storage.rebill.current_invoices`) and stores the result as a new revision with an audit
-entry — in one transaction, under slem's write lock. Deciding what already stands changes nothing.
+(:func:`~slem_ml.storage.stored_invoices.current_invoices`) and stores the result as a new revision with
+an audit entry — in one transaction, under slem's write lock. Deciding what already stands changes nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from slem_ml.errors import SlemError
 from slem_ml.io.localtime import utc_ms
 from slem_ml.storage.database import write_session
 from slem_ml.storage.payload import invoice_payloads
-from slem_ml.storage.rebill import current_invoices
 from slem_ml.storage.store import RevisionOrigin, latest_revisions, write_invoices
+from slem_ml.storage.stored_invoices import current_invoices
 from slem_ml.storage.tables import AuditEntry, LineDecision
 
 __all__ = ["DecisionError", "LineDecided", "decide_line"]

@@ -1,8 +1,8 @@
 """A month's invoices as they stand in the store (SPEC §8.7): ``slem invoices export`` and ``list``.
 
 The invoices of a period are built from the billing sessions the store holds now
-(:func:`slem_ml.storage.rebill.current_invoices`), numbered with their latest stored revision; an invoice
-whose month has no overtime left shows as its void revision.
+(:func:`~slem_ml.storage.stored_invoices.current_invoices`), numbered with their latest stored revision;
+an invoice whose month has no overtime left shows as its void revision.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from sqlalchemy import Engine, func, select
 from slem_ml.billing.invoices import month_span
 from slem_ml.config.site import SiteConfig
 from slem_ml.errors import SlemError
-from slem_ml.storage.rebill import current_invoices
 from slem_ml.storage.service_days import stored_service_periods
 from slem_ml.storage.store import with_revisions
+from slem_ml.storage.stored_invoices import current_invoices
 from slem_ml.storage.tables import BillingSession, Invoice
 
 __all__ = ["InvoiceSummary", "latest_invoices", "parse_period", "period_invoices"]

@@ -28,17 +28,10 @@ from slem_ml.scoring.result import ScoringResult
 from slem_ml.storage.cleaning_store import month_cleaning, store_file_cleaning
 from slem_ml.storage.ingest import IngestReport, ingest, record_corrections
 from slem_ml.storage.payload import prepare
-from slem_ml.storage.rebill import (
-    Rebilled,
-    bill_fresh,
-    current_invoices,
-    rebill,
-    reusable_zones,
-    stored_sessions,
-    zone_names,
-)
+from slem_ml.storage.rebill import Rebilled, bill_fresh, rebill, reusable_zones, zone_names
 from slem_ml.storage.service_days import record_client_days, stored_service_periods
 from slem_ml.storage.store import StoredRun, store_payload, with_revisions
+from slem_ml.storage.stored_invoices import current_invoices, stored_sessions
 from slem_ml.storage.tables import ScoreRun
 
 __all__ = ["Upload", "committed_runs", "store_upload"]
