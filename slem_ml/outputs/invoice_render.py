@@ -237,8 +237,7 @@ def start_invoice_files_of(
     """
     folder = Path(out_dir) / "invoices"
     folder.mkdir(parents=True, exist_ok=True)
-    write = _InvoiceFiles(invoices, lines, site, folder, issued, service_periods or {}, limit)
-    write.write_lines = write_lines
+    write = _InvoiceFiles(invoices, lines, site, folder, issued, service_periods or {}, limit, write_lines)
     batches = write.batches()
     first = write.views(batches[0])
     work = functools.partial(_write_pdfs, first, folder)
@@ -291,10 +290,11 @@ class _InvoiceFiles:
         issued: dt.date | None,
         periods: Mapping[str, tuple[dt.date, dt.date]],
         limit: int | None,
+        write_lines: bool,
     ) -> None:
         self.lines, self.site, self.folder = lines, site, folder
         self.issued, self.periods, self.limit = issued, periods, limit
-        self.write_lines = True
+        self.write_lines = write_lines  # False: the caller writes the lines files (lines_files)
         self.rows = invoices.to_dict("records")
         # each invoice's line positions, no copies (a void revision has none: SPEC §8.3)
         self.positions: dict[str, np.ndarray] = {

@@ -279,7 +279,6 @@ def _write_all(result: ScoringResult, folder: Path, standby: forked.Standby | No
 
 
 def _write_files(result: ScoringResult, folder: Path, standby: forked.Standby | None) -> list[str]:
-
     site = result.site
     # PDFs now, on the other core; the summarised invoices' lines files below, with invoice_lines.csv
     finish_invoices = start_invoice_files(result, folder, standby=standby, write_lines=False)
